@@ -1,0 +1,246 @@
+"""A client of RabbitMQ's management HTTP API, cheap on brokers with thousands of queues.
+
+Every call has a timeout, and every failure becomes a `ManagementError`
+subclass whose message is one line a person can act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from amqp_lab.broker.errors import (
+    ManagementBadResponse,
+    ManagementError,
+    ManagementForbidden,
+    ManagementNotFound,
+    ManagementServerError,
+    ManagementTimeout,
+    ManagementTlsError,
+    ManagementUnauthorized,
+    ManagementUnreachable,
+)
+from amqp_lab.broker.models import (
+    Binding,
+    Channel,
+    ClientConnection,
+    Consumer,
+    Exchange,
+    Overview,
+    QueuePage,
+    QueueStats,
+    Vhost,
+    expect_list,
+    expect_object,
+    number,
+)
+from amqp_lab.broker.tls import tls_context
+from amqp_lab.config import Settings
+from amqp_lab.masking import mask_text
+
+MAX_PAGE_SIZE = 500  # RabbitMQ refuses larger pages
+# A page of 500 queues is well under 1 MB; anything far beyond is not an API answer.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+Record = TypeVar("Record")
+
+
+class ManagementClient:
+    """Async client for one broker's management API. Use as an async context manager."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._secrets = settings.secrets()
+        verify: ssl.SSLContext | bool = True
+        if settings.management_base.startswith("https"):
+            verify = tls_context(settings.tls)
+        self._client = httpx.AsyncClient(
+            base_url=settings.management_base,
+            auth=settings.management_credentials,
+            timeout=httpx.Timeout(settings.timeout),
+            verify=verify,
+            transport=transport,
+            headers={"accept": "application/json"},
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> ManagementClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- the calls ---------------------------------------------------------
+
+    async def overview(self) -> Overview:
+        return Overview.parse(await self.get_json("api/overview"))
+
+    async def vhosts(self) -> list[Vhost]:
+        return self._records(await self.get_json("api/vhosts", columns="name,messages"), Vhost.parse, "vhosts")
+
+    async def queue_page(
+        self,
+        vhost: str | None = None,
+        page: int = 1,
+        page_size: int = MAX_PAGE_SIZE,
+        name: str | None = None,
+    ) -> QueuePage:
+        """One page of queues with only the columns the lab shows.
+
+        `name` filters on the server by a regular expression over queue names.
+        """
+        params: dict[str, Any] = {
+            "page": page,
+            "page_size": min(max(page_size, 1), MAX_PAGE_SIZE),
+            "columns": QueueStats.COLUMNS,
+        }
+        if name:
+            params["name"] = name
+            params["use_regex"] = "true"
+        data = expect_object(await self.get_json(_scoped("api/queues", vhost), **params), "a queue page")
+        what = "queue page"
+        return QueuePage(
+            items=tuple(self._records(data.get("items"), QueueStats.parse, "queues")),
+            page=int(number(data, "page", what)),
+            page_count=int(number(data, "page_count", what)),
+            total_count=int(number(data, "total_count", what)),
+            filtered_count=int(number(data, "filtered_count", what)),
+        )
+
+    async def queues(
+        self, vhost: str | None = None, name: str | None = None, limit: int = 5000
+    ) -> tuple[list[QueueStats], int]:
+        """Queues page by page, up to `limit`; also returns how many match in all."""
+        found: list[QueueStats] = []
+        page = 1
+        while True:
+            result = await self.queue_page(vhost, page=page, name=name)
+            found.extend(result.items)
+            if page >= result.page_count or len(found) >= limit or not result.items:
+                return found[:limit], result.filtered_count
+            page += 1
+
+    async def exchanges(self, vhost: str | None = None) -> list[Exchange]:
+        return self._records(await self.get_json(_scoped("api/exchanges", vhost)), Exchange.parse, "exchanges")
+
+    async def bindings(self, vhost: str | None = None) -> list[Binding]:
+        return self._records(await self.get_json(_scoped("api/bindings", vhost)), Binding.parse, "bindings")
+
+    async def consumers(self, vhost: str | None = None) -> list[Consumer]:
+        return self._records(await self.get_json(_scoped("api/consumers", vhost)), Consumer.parse, "consumers")
+
+    async def connections(self) -> list[ClientConnection]:
+        return self._records(await self.get_json("api/connections"), ClientConnection.parse, "connections")
+
+    async def channels(self) -> list[Channel]:
+        return self._records(await self.get_json("api/channels"), Channel.parse, "channels")
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _records(self, data: Any, parse: Callable[[Any], Record], what: str) -> list[Record]:
+        return [parse(item) for item in expect_list(data, what)]
+
+    async def get_json(self, path: str, **params: Any) -> Any:
+        """GET a path under the API and decode its JSON, mapping every failure to a typed error."""
+        where = self.settings.management_display
+        try:
+            # One deadline for the whole answer: a server that drips bytes slowly
+            # never trips httpx's per-read timeout.
+            async with asyncio.timeout(self.settings.timeout):
+                body = await self._fetch(path, params)
+        except ManagementError:
+            raise
+        except (httpx.TimeoutException, TimeoutError):
+            raise ManagementTimeout(
+                f"management API at {where} did not answer within {self.settings.timeout:g} s "
+                "(overloaded broker, or a firewall? raise --timeout)"
+            ) from None
+        except httpx.ConnectError as exc:
+            raise self._connect_error(exc) from None
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            raise ManagementBadResponse(
+                f"{where} does not speak HTTP: is --management-url the management port (15672), "
+                "not the AMQP port (5672)?"
+            ) from None
+        except httpx.HTTPError as exc:
+            message = mask_text(str(exc) or type(exc).__name__, self._secrets)
+            raise ManagementUnreachable(f"management API at {where} failed: {message}") from None
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ManagementBadResponse(
+                f"{where} answered {path} with something that is not JSON: "
+                "is --management-url the RabbitMQ management port (15672)?"
+            ) from None
+
+    async def _fetch(self, path: str, params: dict[str, Any]) -> bytes:
+        async with self._client.stream("GET", path, params=params or None) as response:
+            self._check_status(response, path)
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise ManagementBadResponse(
+                        f"management API at {self.settings.management_display} sent more than "
+                        f"{MAX_RESPONSE_BYTES >> 20} MB for {path}: not a management API answer"
+                    )
+            return bytes(body)
+
+    def _check_status(self, response: httpx.Response, path: str) -> None:
+        where = self.settings.management_display
+        status = response.status_code
+        user = self.settings.management_credentials[0]
+        if status < 300:
+            return
+        if status == 401:
+            raise ManagementUnauthorized(
+                f"management API at {where} refused user {user!r} (401): check the user name and password"
+            )
+        if status == 403:
+            raise ManagementForbidden(
+                f"user {user!r} may not use the management API at {where} (403): "
+                "give the user the 'monitoring' or 'management' tag"
+            )
+        if status == 404:
+            raise ManagementNotFound(
+                f"{where} has no {path} (404): is the management plugin enabled "
+                "(rabbitmq-plugins enable rabbitmq_management) and the URL its root?"
+            )
+        if status >= 500:
+            raise ManagementServerError(
+                f"management API at {where} failed with HTTP {status} on {path}: see the broker's log"
+            )
+        raise ManagementBadResponse(f"management API at {where} answered {path} with HTTP {status}")
+
+    def _connect_error(self, exc: httpx.ConnectError) -> ManagementError:
+        where = self.settings.management_display
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and not isinstance(cause, ssl.SSLError | OSError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ManagementTlsError(
+                f"TLS certificate of {where} not trusted ({cause.verify_message}): give --ca-file, "
+                "or --no-verify to skip the check"
+            )
+        if isinstance(cause, ssl.SSLError):
+            return ManagementTlsError(
+                f"TLS handshake with {where} failed ({cause.reason}): "
+                "does that port speak https? (http://...:15672 is plain)"
+            )
+        return ManagementUnreachable(
+            f"nothing answers at {where}: is the management plugin enabled, "
+            "and is the port right (15672 by default)? Set --management-url"
+        )
+
+
+def _scoped(path: str, vhost: str | None) -> str:
+    return path if vhost is None else f"{path}/{quote(vhost, safe='')}"

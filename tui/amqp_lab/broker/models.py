@@ -1,0 +1,301 @@
+"""What the management API tells about a broker, as small immutable records.
+
+Parsing is strict about shape (a list where a list belongs, numbers where
+numbers belong) and lenient about absence: brokers of different versions and
+statistics modes leave fields out, and a missing figure is zero or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from amqp_lab.broker.errors import ManagementBadResponse
+
+
+def expect_object(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ManagementBadResponse(f"management API sent {type(data).__name__} for {what}, expected an object")
+    return data
+
+
+def expect_list(data: Any, what: str) -> list[Mapping[str, Any]]:
+    if not isinstance(data, list) or not all(isinstance(item, Mapping) for item in data):
+        raise ManagementBadResponse(f"management API sent a malformed list for {what}")
+    return data
+
+
+def _path(data: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = data
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def number(data: Mapping[str, Any], dotted: str, what: str) -> float:
+    value = _path(data, dotted)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManagementBadResponse(f"management API sent {value!r} for {what} {dotted}, expected a number")
+    return float(value)
+
+
+def text(data: Mapping[str, Any], key: str, what: str, default: str = "") -> str:
+    value = data.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ManagementBadResponse(f"management API sent {value!r} for {what} {key}, expected text")
+    return value
+
+
+@dataclass(frozen=True)
+class MessageRates:
+    """Messages per second, as the broker's statistics last reported them."""
+
+    publish: float = 0.0
+    deliver: float = 0.0
+    ack: float = 0.0
+    confirm: float = 0.0
+    redeliver: float = 0.0
+    returned: float = 0.0
+
+    @classmethod
+    def parse(cls, stats: Any, what: str) -> MessageRates:
+        stats = stats if isinstance(stats, Mapping) else {}
+        return cls(
+            publish=number(stats, "publish_details.rate", what),
+            deliver=number(stats, "deliver_get_details.rate", what),
+            ack=number(stats, "ack_details.rate", what),
+            confirm=number(stats, "confirm_details.rate", what),
+            redeliver=number(stats, "redeliver_details.rate", what),
+            returned=number(stats, "return_unroutable_details.rate", what),
+        )
+
+
+@dataclass(frozen=True)
+class Overview:
+    product: str
+    version: str
+    erlang_version: str
+    management_version: str
+    node: str
+    cluster_name: str
+    rates_mode: str
+    connections: int
+    channels: int
+    exchanges: int
+    queues: int
+    consumers: int
+    messages: int
+    messages_ready: int
+    messages_unacked: int
+    rates: MessageRates
+
+    @classmethod
+    def parse(cls, data: Any) -> Overview:
+        data = expect_object(data, "the overview")
+        what = "overview"
+        totals = expect_object(data.get("object_totals") or {}, "object_totals")
+        queued = expect_object(data.get("queue_totals") or {}, "queue_totals")
+        return cls(
+            product=text(data, "product_name", what, "RabbitMQ"),
+            version=text(data, "rabbitmq_version", what, "unknown"),
+            erlang_version=text(data, "erlang_version", what, "unknown"),
+            management_version=text(data, "management_version", what, "unknown"),
+            node=text(data, "node", what),
+            cluster_name=text(data, "cluster_name", what),
+            rates_mode=text(data, "rates_mode", what, "basic"),
+            connections=int(number(totals, "connections", what)),
+            channels=int(number(totals, "channels", what)),
+            exchanges=int(number(totals, "exchanges", what)),
+            queues=int(number(totals, "queues", what)),
+            consumers=int(number(totals, "consumers", what)),
+            messages=int(number(queued, "messages", what)),
+            messages_ready=int(number(queued, "messages_ready", what)),
+            messages_unacked=int(number(queued, "messages_unacknowledged", what)),
+            rates=MessageRates.parse(data.get("message_stats"), what),
+        )
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    vhost: str
+    type: str
+    state: str
+    ready: int
+    unacked: int
+    consumers: int
+    rates: MessageRates
+
+    @property
+    def key(self) -> str:
+        """Unique across vhosts; used as the row key in tables."""
+        return f"{self.vhost}\x00{self.name}"
+
+    # The columns= list that fetches exactly what parse() reads.
+    COLUMNS = (
+        "name,vhost,type,state,messages_ready,messages_unacknowledged,consumers,"
+        "message_stats.publish_details.rate,message_stats.deliver_get_details.rate,"
+        "message_stats.ack_details.rate,message_stats.redeliver_details.rate"
+    )
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> QueueStats:
+        what = "queue"
+        return cls(
+            name=text(data, "name", what),
+            vhost=text(data, "vhost", what, "/"),
+            type=text(data, "type", what, "classic"),
+            state=text(data, "state", what, "running"),
+            ready=int(number(data, "messages_ready", what)),
+            unacked=int(number(data, "messages_unacknowledged", what)),
+            consumers=int(number(data, "consumers", what)),
+            rates=MessageRates.parse(data.get("message_stats"), what),
+        )
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: tuple[QueueStats, ...]
+    page: int
+    page_count: int
+    total_count: int
+    filtered_count: int
+
+
+@dataclass(frozen=True)
+class Vhost:
+    name: str
+    messages: int
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Vhost:
+        return cls(name=text(data, "name", "vhost"), messages=int(number(data, "messages", "vhost")))
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    vhost: str
+    type: str
+    durable: bool
+    auto_delete: bool
+    internal: bool
+    publish_in: float
+    publish_out: float
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Exchange:
+        what = "exchange"
+        return cls(
+            name=text(data, "name", what),
+            vhost=text(data, "vhost", what, "/"),
+            type=text(data, "type", what),
+            durable=bool(data.get("durable")),
+            auto_delete=bool(data.get("auto_delete")),
+            internal=bool(data.get("internal")),
+            publish_in=number(data, "message_stats.publish_in_details.rate", what),
+            publish_out=number(data, "message_stats.publish_out_details.rate", what),
+        )
+
+
+@dataclass(frozen=True)
+class Binding:
+    source: str
+    vhost: str
+    destination: str
+    destination_type: str
+    routing_key: str
+    arguments: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Binding:
+        what = "binding"
+        arguments = data.get("arguments") or {}
+        return cls(
+            source=text(data, "source", what),
+            vhost=text(data, "vhost", what, "/"),
+            destination=text(data, "destination", what),
+            destination_type=text(data, "destination_type", what),
+            routing_key=text(data, "routing_key", what),
+            arguments=expect_object(arguments, "binding arguments"),
+        )
+
+
+@dataclass(frozen=True)
+class Consumer:
+    queue: str
+    vhost: str
+    consumer_tag: str
+    channel: str
+    prefetch: int
+    ack_required: bool
+    active: bool
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Consumer:
+        what = "consumer"
+        queue = expect_object(data.get("queue") or {}, "consumer queue")
+        channel = expect_object(data.get("channel_details") or {}, "consumer channel")
+        return cls(
+            queue=text(queue, "name", what),
+            vhost=text(queue, "vhost", what, "/"),
+            consumer_tag=text(data, "consumer_tag", what),
+            channel=text(channel, "name", what),
+            prefetch=int(number(data, "prefetch_count", what)),
+            ack_required=bool(data.get("ack_required")),
+            active=bool(data.get("active", True)),
+        )
+
+
+@dataclass(frozen=True)
+class ClientConnection:
+    name: str
+    vhost: str
+    user: str
+    peer: str
+    state: str
+    channels: int
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> ClientConnection:
+        what = "connection"
+        return cls(
+            name=text(data, "name", what),
+            vhost=text(data, "vhost", what, "/"),
+            user=text(data, "user", what),
+            peer=f"{text(data, 'peer_host', what)}:{int(number(data, 'peer_port', what))}",
+            state=text(data, "state", what),
+            channels=int(number(data, "channels", what)),
+        )
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    vhost: str
+    connection: str
+    prefetch: int
+    unacked: int
+    consumers: int
+    confirm: bool
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Channel:
+        what = "channel"
+        connection = expect_object(data.get("connection_details") or {}, "channel connection")
+        return cls(
+            name=text(data, "name", what),
+            vhost=text(data, "vhost", what, "/"),
+            connection=text(connection, "name", what),
+            prefetch=int(number(data, "prefetch_count", what)),
+            unacked=int(number(data, "messages_unacknowledged", what)),
+            consumers=int(number(data, "consumer_count", what)),
+            confirm=bool(data.get("confirm")),
+        )

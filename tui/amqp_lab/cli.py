@@ -1,0 +1,207 @@
+"""The amqp-lab command: the terminal lab, and `check` to see what can be reached."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from amqp_lab import __version__
+from amqp_lab.config import DEFAULT_AMQP_URL, ENV, ENV_CONFIG, ENV_PROFILE, Settings, SettingsError, resolve
+from amqp_lab.masking import mask_text
+
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # AMQP works, the management API does not
+EXIT_FAILED = 2  # bad input, or the broker cannot be reached
+
+DESCRIPTION = """\
+An interactive terminal lab for AMQP 0-9-1 routing topologies on RabbitMQ.
+
+Run without a command to open the lab: a live overview of the broker's queues,
+totals and message rates. Start with `amqp-lab check` to see what it can reach.
+"""
+
+EPILOG = f"""\
+commands:
+  (none)      open the lab in the terminal
+  check       connect once, print what could be reached, exit 0 (all), 1 (AMQP only) or 2 (nothing)
+
+examples:
+  amqp-lab check
+  amqp-lab --url amqp://user:pass@rabbit.example:5672/ --read-only
+  amqp-lab --url amqps://user:pass@node1:5671/ --url amqps://user:pass@node2:5671/ --ca-file ca.pem
+  amqp-lab --profile staging
+
+settings come from flags, then the environment, then the config file, then defaults:
+  {ENV["amqp_urls"]:<26} AMQP URL; several nodes of a cluster separated by commas
+  {ENV["management_url"]:<26} management API URL (default: AMQP host, port 15672, same user)
+  {ENV["vhost"]:<26} virtual host (default: the URL's path, else /)
+  {ENV["ca_file"]:<26} CA bundle for amqps:// and https://
+  {ENV["cert_file"]:<26} client certificate;  {ENV["key_file"]}: its key
+  {ENV["verify"]:<26} false to skip TLS certificate checks
+  {ENV["read_only"]:<26} true: never change anything on the broker
+  {ENV["refresh"]:<26} seconds between statistics refreshes
+  {ENV["timeout"]:<26} seconds to wait for the broker
+  {ENV_PROFILE:<26} profile to use from the config file
+  {ENV_CONFIG:<26} config file (default: the user's config dir, amqp-lab/config.toml)
+
+config file (TOML):
+  amqp_url = "amqp://guest:guest@localhost:5672/"
+  default_profile = "local"
+  [profiles.staging]
+  amqp_url = ["amqps://me:secret@node1:5671/", "amqps://me:secret@node2:5671/"]
+  read_only = true
+
+default broker: {DEFAULT_AMQP_URL}
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    connection = argparse.ArgumentParser(add_help=False)
+    group = connection.add_argument_group("connection")
+    # SUPPRESS keeps unset flags out of the namespace, so lower layers can fill them in.
+    quiet = argparse.SUPPRESS
+    group.add_argument(
+        "--url",
+        dest="amqp_url",
+        action="append",
+        metavar="URL",
+        default=quiet,
+        help="AMQP URL, amqp:// or amqps://; repeat for the nodes of a cluster, tried in order",
+    )
+    group.add_argument("--management-url", metavar="URL", default=quiet, help="management API URL, http(s)://")
+    group.add_argument("--vhost", metavar="NAME", default=quiet, help="virtual host")
+    group.add_argument("--profile", metavar="NAME", default=quiet, help="named profile from the config file")
+    group.add_argument("--config", metavar="FILE", default=quiet, help="config file to read")
+    group.add_argument("--ca-file", metavar="FILE", default=quiet, help="CA bundle to verify the broker with")
+    group.add_argument("--cert-file", metavar="FILE", default=quiet, help="client certificate (PEM)")
+    group.add_argument("--key-file", metavar="FILE", default=quiet, help="client key (PEM)")
+    group.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        default=quiet,
+        help="do not verify the broker's TLS certificate (unsafe)",
+    )
+    group.add_argument(
+        "--read-only", action="store_true", default=quiet, help="never change anything on the broker"
+    )
+    group.add_argument("--refresh", metavar="SECONDS", default=quiet, help="statistics refresh (default 5)")
+    group.add_argument("--timeout", metavar="SECONDS", default=quiet, help="broker answer timeout (default 5)")
+    group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
+
+    parser = argparse.ArgumentParser(
+        prog="amqp-lab",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[connection],
+    )
+    parser.add_argument("--version", action="version", version=f"amqp-lab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="")
+    commands.add_parser(
+        "check",
+        parents=[connection],
+        help="print what could be reached and exit",
+        description="Connect once over AMQP and to the management API, print what was reached, "
+        "and exit 0 (all reached), 1 (AMQP only) or 2 (AMQP not reached, or bad settings).",
+    )
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    values: dict[str, Any] = vars(args)
+    flags = {k: values.get(k) for k in ("amqp_url", "management_url", "vhost", "ca_file", "cert_file",
+                                        "key_file", "verify", "read_only", "refresh", "timeout")}
+    return resolve(flags, config_file=values.get("config"), profile=values.get("profile"))
+
+
+class _MaskingFilter(logging.Filter):
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask_text(record.getMessage(), self.secrets)
+        record.args = None
+        return True
+
+
+def setup_logging(log_file: str | None, settings: Settings | None) -> None:
+    """Libraries log to stderr by default, which would tear the TUI: log to a file or nowhere."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    if not log_file:
+        root.addHandler(logging.NullHandler())
+        return
+    handler = logging.FileHandler(Path(log_file).expanduser(), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_MaskingFilter(settings.secrets() if settings else ()))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+
+
+def check(settings: Settings, console: Console) -> int:
+    from amqp_lab.broker.probe import probe
+
+    result = asyncio.run(probe(settings))
+    ok, bad = Text("ok    ", style="bold green"), Text("FAILED", style="bold red")
+    if result.amqp_ok and result.endpoint is not None:
+        line = Text.assemble("AMQP        ", ok, "  ", result.endpoint.display(), f"  vhost {settings.vhost}")
+    else:
+        line = Text.assemble("AMQP        ", bad, "  ", str(result.amqp_error))
+    console.print(line, soft_wrap=True)
+    if result.overview is not None:
+        o = result.overview
+        console.print(
+            Text.assemble("management  ", ok, "  ", settings.management_display), soft_wrap=True
+        )
+        where = f"node {o.node}" + (f", cluster {o.cluster_name}" if o.cluster_name else "")
+        console.print(
+            Text(f"broker      {o.product} {o.version} on Erlang {o.erlang_version}, {where}; "
+                 f"{o.queues} queues, {o.connections} connections"),
+            soft_wrap=True,
+        )
+    else:
+        console.print(Text.assemble("management  ", bad, "  ", str(result.management_error)), soft_wrap=True)
+        if result.amqp_ok:
+            console.print("            the lab works without it, but shows no queue list, totals or rates")
+    if settings.read_only:
+        console.print("read-only   on: amqp-lab will change nothing on this broker")
+    if not result.amqp_ok:
+        return EXIT_FAILED
+    return EXIT_OK if result.management_ok else EXIT_PARTIAL
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    console = Console(highlight=False)
+    error_console = Console(stderr=True, highlight=False)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or argparse's own usage error (exit 2)
+        return int(exc.code or 0)
+    settings: Settings | None = None
+    try:
+        settings = settings_from(args)
+    except SettingsError as exc:
+        error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    setup_logging(getattr(args, "log_file", None), settings)
+    try:
+        if args.command == "check":
+            return check(settings, console)
+        from amqp_lab.ui.app import make_app
+
+        make_app(settings).run()
+        return EXIT_OK
+    except SettingsError as exc:
+        error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,349 @@
+"""Connection settings, from flags > environment > config file > defaults.
+
+Every way of telling amqp-lab where the broker is ends up here, as one
+validated, immutable `Settings`.  Bad input raises `SettingsError` whose
+message names what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import platformdirs
+
+from amqp_lab.masking import mask_url
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+DEFAULT_MANAGEMENT_PORT = 15672
+DEFAULT_MANAGEMENT_TLS_PORT = 15671
+DEFAULT_REFRESH = 5.0  # RabbitMQ's default collect_statistics_interval
+DEFAULT_TIMEOUT = 5.0
+
+# Environment variables, documented in `amqp-lab --help` and the README.
+ENV = {
+    "amqp_urls": "AMQP_URL",
+    "management_url": "AMQP_LAB_MANAGEMENT_URL",
+    "vhost": "AMQP_LAB_VHOST",
+    "ca_file": "AMQP_LAB_CA_FILE",
+    "cert_file": "AMQP_LAB_CERT_FILE",
+    "key_file": "AMQP_LAB_KEY_FILE",
+    "verify": "AMQP_LAB_TLS_VERIFY",
+    "read_only": "AMQP_LAB_READ_ONLY",
+    "refresh": "AMQP_LAB_REFRESH",
+    "timeout": "AMQP_LAB_TIMEOUT",
+}
+ENV_PROFILE = "AMQP_LAB_PROFILE"
+ENV_CONFIG = "AMQP_LAB_CONFIG"
+
+# Keys a config file (top level or a [profiles.NAME] table) may hold.
+FILE_KEYS = {
+    "amqp_url",
+    "management_url",
+    "vhost",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "verify",
+    "read_only",
+    "refresh",
+    "timeout",
+}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One AMQP node to connect to."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    vhost_in_url: str | None
+    query: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "amqps"
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def display(self) -> str:
+        """The endpoint as a URL with the password masked."""
+        return mask_url(f"{self.scheme}://{quote(self.username)}:x@{self.address}/")
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the broker is and how to talk to it; immutable and validated."""
+
+    endpoints: tuple[Endpoint, ...]
+    management_url: str
+    vhost: str
+    tls: TlsOptions = TlsOptions()
+    read_only: bool = False
+    refresh: float = DEFAULT_REFRESH
+    timeout: float = DEFAULT_TIMEOUT
+    profile: str | None = None
+
+    @property
+    def primary(self) -> Endpoint:
+        return self.endpoints[0]
+
+    @property
+    def management_display(self) -> str:
+        return mask_url(self.management_url)
+
+    @property
+    def management_credentials(self) -> tuple[str, str]:
+        parts = urlsplit(self.management_url)
+        if parts.username is not None:
+            return unquote(parts.username), unquote(parts.password or "")
+        return self.primary.username, self.primary.password
+
+    @property
+    def management_base(self) -> str:
+        """The management URL without credentials, ending in /."""
+        parts = urlsplit(self.management_url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        path = parts.path if parts.path.endswith("/") else parts.path + "/"
+        return f"{parts.scheme}://{host}{port}{path}"
+
+    def secrets(self) -> tuple[str, ...]:
+        """Passwords to scrub from any text shown or logged.
+
+        A password equal to its user name (guest:guest) is public already,
+        and scrubbing it would hide the user name from error messages.
+        """
+        pairs = [(e.username, e.password) for e in self.endpoints]
+        pairs.append(self.management_credentials)
+        return tuple(sorted({p for u, p in pairs if p and p != u}, key=len, reverse=True))
+
+
+def config_path(flag: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if flag:
+        return Path(flag).expanduser()
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser()
+    return platformdirs.user_config_path("amqp-lab") / "config.toml"
+
+
+def load_config_file(path: Path, explicit: bool) -> dict[str, Any]:
+    """The parsed config file; a missing default file is an empty config."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise SettingsError(f"config file {path} does not exist") from None
+        return {}
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SettingsError(f"config file {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    _check_keys(data, path, allow={"profiles", "default_profile"})
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise SettingsError(f"config file {path}: 'profiles' must be a table of [profiles.NAME] tables")
+    for name, profile in profiles.items():
+        if not isinstance(profile, dict):
+            raise SettingsError(f"config file {path}: [profiles.{name}] must be a table")
+        _check_keys(profile, path, where=f"[profiles.{name}]")
+    return data
+
+
+def _check_keys(table: Mapping[str, Any], path: Path, allow: set[str] = frozenset(), where: str = "") -> None:
+    unknown = sorted(set(table) - FILE_KEYS - allow)
+    if unknown:
+        known = ", ".join(sorted(FILE_KEYS))
+        place = f" {where}" if where else ""
+        raise SettingsError(f"config file {path}{place}: unknown key {unknown[0]!r} (known: {known})")
+
+
+def resolve(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+    profile: str | None = None,
+) -> Settings:
+    """Settings from flags > environment > config file (profile, then top level) > defaults.
+
+    `flags` holds only what the user gave on the command line (None = not given),
+    under the same names as the config file keys ("amqp_url" may be a list).
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    explicit_file = bool(config_file or env.get(ENV_CONFIG))
+    path = config_path(config_file, env)
+    data = load_config_file(path, explicit_file)
+
+    profile = profile or env.get(ENV_PROFILE) or data.get("default_profile")
+    file_values = {k: v for k, v in data.items() if k in FILE_KEYS}
+    if profile:
+        profiles = data.get("profiles", {})
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise SettingsError(f"no profile {profile!r} in {path} (profiles: {known})")
+        file_values.update(profiles[profile])
+
+    env_values = {key: env[name] for key, name in ENV.items() if env.get(name)}
+    if "amqp_urls" in env_values:
+        env_values["amqp_url"] = [u.strip() for u in env_values.pop("amqp_urls").split(",") if u.strip()]
+
+    merged: dict[str, Any] = {}
+    for layer in (file_values, env_values, flags):
+        merged.update(layer)
+    return build(merged, profile)
+
+
+def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
+    """Validated Settings from raw values (strings from the environment or typed from TOML)."""
+    urls = values.get("amqp_url", DEFAULT_AMQP_URL)
+    if isinstance(urls, str):
+        urls = [u.strip() for u in urls.split(",") if u.strip()]
+    if not isinstance(urls, list | tuple) or not urls or not all(isinstance(u, str) for u in urls):
+        raise SettingsError("amqp_url must be a URL or a list of URLs, e.g. amqp://guest:guest@localhost:5672/")
+    endpoints = tuple(parse_amqp_url(u) for u in urls)
+
+    vhost = values.get("vhost")
+    if vhost is None:
+        vhost = endpoints[0].vhost_in_url or "/"
+    if not isinstance(vhost, str) or not vhost:
+        raise SettingsError("vhost must be a non-empty name, e.g. / or staging")
+
+    tls = TlsOptions(
+        ca_file=_existing_file(values.get("ca_file"), "CA file"),
+        cert_file=_existing_file(values.get("cert_file"), "client certificate"),
+        key_file=_existing_file(values.get("key_file"), "client key"),
+        verify=_boolean(values.get("verify", True), "verify"),
+    )
+    if tls.key_file and not tls.cert_file:
+        raise SettingsError("a client key needs its certificate too: add --cert-file")
+
+    management_url = values.get("management_url") or derive_management_url(endpoints[0])
+    if not isinstance(management_url, str):
+        raise SettingsError("management_url must be a URL, e.g. http://localhost:15672/")
+    check_management_url(management_url)
+
+    return Settings(
+        endpoints=endpoints,
+        management_url=management_url,
+        vhost=vhost,
+        tls=tls,
+        read_only=_boolean(values.get("read_only", False), "read_only"),
+        refresh=_positive(values.get("refresh", DEFAULT_REFRESH), "refresh", upper=3600),
+        timeout=_positive(values.get("timeout", DEFAULT_TIMEOUT), "timeout", upper=600),
+        profile=profile,
+    )
+
+
+def parse_amqp_url(url: str) -> Endpoint:
+    shown = mask_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"malformed AMQP URL {shown}: the port must be a number from 1 to 65535") from None
+    if parts.scheme not in ("amqp", "amqps"):
+        scheme = parts.scheme or "(none)"
+        hint = " (that is the management API: give it as --management-url)" if scheme.startswith("http") else ""
+        raise SettingsError(
+            f"unknown scheme {scheme!r} in AMQP URL {shown}: use amqp://host:5672/ or amqps://host:5671/{hint}"
+        )
+    if not parts.hostname:
+        raise SettingsError(f"malformed AMQP URL {shown}: no host, e.g. amqp://guest:guest@localhost:5672/")
+    if port == 0:
+        raise SettingsError(f"malformed AMQP URL {shown}: port 0 is not a port")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return Endpoint(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port or (5671 if parts.scheme == "amqps" else 5672),
+        username=unquote(parts.username) if parts.username is not None else "guest",
+        password=unquote(parts.password) if parts.password is not None else "guest",
+        vhost_in_url=unquote(path) if path else None,
+        query=tuple(parse_qsl(parts.query)),
+    )
+
+
+def derive_management_url(endpoint: Endpoint) -> str:
+    """The management API on the AMQP host: port 15672, or https on 15671 for amqps."""
+    scheme, port = ("https", DEFAULT_MANAGEMENT_TLS_PORT) if endpoint.tls else ("http", DEFAULT_MANAGEMENT_PORT)
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    user = quote(endpoint.username, safe="")
+    password = quote(endpoint.password, safe="")
+    return f"{scheme}://{user}:{password}@{host}:{port}/"
+
+
+def check_management_url(url: str) -> None:
+    shown = mask_url(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        raise SettingsError(f"malformed management URL {shown}: the port must be a number") from None
+    if parts.scheme not in ("http", "https"):
+        raise SettingsError(
+            f"unknown scheme {parts.scheme or '(none)'!r} in management URL {shown}: "
+            "use http://host:15672/ or https://host:15671/"
+        )
+    if not parts.hostname:
+        raise SettingsError(f"malformed management URL {shown}: no host")
+
+
+def _existing_file(value: Any, what: str) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{what} {path} does not exist or is not a file")
+    return path
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _positive(value: Any, name: str, upper: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 < number <= upper:
+        raise SettingsError(f"{name} must be more than 0 and at most {upper:g} seconds, not {value!r}")
+    return number
