@@ -40,6 +40,7 @@ class PrivateNode:
     amqp_port: int
     management_port: int
     dist_port: int
+    epmd_port: int
 
     @property
     def amqp_url(self) -> str:
@@ -60,6 +61,9 @@ class PrivateNode:
             "RABBITMQ_LOG_BASE": str(base / "log"),
             "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
+            # A private epmd, so nothing is shared with (or left running for) other nodes.
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
@@ -110,6 +114,7 @@ def start(base_dir: Path, name: str = "amqplab-test@localhost") -> PrivateNode:
         amqp_port=free_port(),
         management_port=free_port(),
         dist_port=free_port(),
+        epmd_port=free_port(),
     )
     (base_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
     (base_dir / "rabbitmq.conf").write_text(
@@ -145,6 +150,7 @@ def start(base_dir: Path, name: str = "amqplab-test@localhost") -> PrivateNode:
 
 def stop(node: PrivateNode) -> None:
     node.ctl("stop", timeout=120)
+    subprocess.run(["epmd", "-kill"], env=node.env(), capture_output=True, timeout=30, check=False)
 
 
 def load(base_dir: Path) -> PrivateNode:
@@ -165,7 +171,7 @@ def main() -> int:
         else:
             stop(load(args.dir))
             shutil.rmtree(args.dir, ignore_errors=True)
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+    except (RuntimeError, OSError, TypeError, ValueError, subprocess.SubprocessError) as exc:
         print(f"rabbitmq_node: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -81,9 +81,10 @@ class Endpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def display(self) -> str:
+    def display(self, with_vhost: bool = False) -> str:
         """The endpoint as a URL with the password masked."""
-        return mask_url(f"{self.scheme}://{quote(self.username)}:x@{self.address}/")
+        path = quote(self.vhost_in_url, safe="") if with_vhost and self.vhost_in_url else ""
+        return mask_url(f"{self.scheme}://{quote(self.username, safe='')}:x@{self.address}/{path}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Settings:
     """Where the broker is and how to talk to it; immutable and validated."""
 
     endpoints: tuple[Endpoint, ...]
-    management_url: str
+    management_url: str = field(repr=False)  # may hold a password
     vhost: str
     tls: TlsOptions = TlsOptions()
     read_only: bool = False
@@ -132,6 +133,18 @@ class Settings:
         port = f":{parts.port}" if parts.port else ""
         path = parts.path if parts.path.endswith("/") else parts.path + "/"
         return f"{parts.scheme}://{host}{port}{path}"
+
+    def secret_for(self, username: str, address: str) -> str | None:
+        """The password in use for this user at this address (or for this user anywhere)."""
+        candidates = [(e.username, e.address, e.password) for e in self.endpoints]
+        management = urlsplit(self.management_url)
+        user, password = self.management_credentials
+        candidates.append((user, f"{management.hostname}:{management.port}", password))
+        for wanted_address in (address, None):
+            for cand_user, cand_address, cand_password in candidates:
+                if cand_user == username and wanted_address in (None, cand_address):
+                    return cand_password
+        return None
 
     def secrets(self) -> tuple[str, ...]:
         """Passwords to scrub from any text shown or logged.

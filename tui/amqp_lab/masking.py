@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "****"
 
@@ -37,3 +38,25 @@ def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             masked = masked.replace(secret, MASK)
     return masked
+
+
+def unmask_url(url: str, secret_for: Callable[[str, str], str | None]) -> str:
+    """Undo mask_url where the user left **** in place: put the known password back.
+
+    `secret_for(username, "host:port")` finds the password; a URL with no
+    mask, or one whose password is unknown, comes back unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    if parts.password != MASK or parts.hostname is None:
+        return url
+    username = unquote(parts.username or "")
+    password = secret_for(username, f"{parts.hostname}:{port}")
+    if password is None:
+        return url
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}" + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -32,7 +32,7 @@ from amqp_lab.broker.errors import (
     AmqpVhostNotAllowed,
 )
 from amqp_lab.broker.tls import tls_context
-from amqp_lab.config import Endpoint, Settings
+from amqp_lab.config import Endpoint, Settings, SettingsError
 from amqp_lab.masking import mask_text
 
 
@@ -53,6 +53,7 @@ class ConnectionStatus:
     reason: str | None = None  # why it is not connected, one line
     attempt: int = 0  # reconnect attempts since the connection was lost
     since: float = 0.0  # time.monotonic() of the transition
+    down_since: float | None = None  # while reconnecting: when the connection was lost
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def describe_failure(exc: BaseException, settings: Settings, endpoint: Endpoint)
     shown = endpoint.display()
     detail = mask_text(str(exc), settings.secrets())
     cause = exc.args[0] if isinstance(exc, aiormq.exceptions.AMQPConnectionError) and exc.args else None
+    if isinstance(exc, SettingsError):  # the TLS files could not be loaded
+        return AmqpTlsError(str(exc))
     if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError):
         return AmqpAccessRefused(
             f"{shown} refused user {endpoint.username!r} (ACCESS_REFUSED): check the user name and password"
@@ -138,6 +141,7 @@ class ConnectionManager:
         self._connection: AbstractConnection | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._down_since: float | None = None
         self.status = ConnectionStatus(ConnectionState.CLOSED, settings.primary.display(), since=time.monotonic())
 
     @property
@@ -148,7 +152,8 @@ class ConnectionManager:
         self._listeners.append(listener)
 
     def _set(self, state: ConnectionState, endpoint: str, reason: str | None = None, attempt: int = 0) -> None:
-        self.status = ConnectionStatus(state, endpoint, reason, attempt, time.monotonic())
+        down_since = self._down_since if state is ConnectionState.RECONNECTING else None
+        self.status = ConnectionStatus(state, endpoint, reason, attempt, time.monotonic(), down_since)
         for listener in list(self._listeners):
             listener(self.status)
 
@@ -186,6 +191,7 @@ class ConnectionManager:
         if self._closing:
             return
         self._connection = None
+        self._down_since = time.monotonic()
         reason = mask_text(str(exc), self.settings.secrets()) if exc else "the broker closed the connection"
         self._set(ConnectionState.RECONNECTING, self.status.endpoint, f"connection lost: {reason}", attempt=0)
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())

@@ -1,0 +1,1 @@
+"""The Textual front end: it renders snapshots and never touches a message."""

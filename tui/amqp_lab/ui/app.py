@@ -1,0 +1,169 @@
+"""The Textual app: owns the broker connections and their workers; screens only render."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionState, ConnectionStatus
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
+from amqp_lab.config import Settings, SettingsError
+from amqp_lab.masking import mask_text
+from amqp_lab.ui.screens.connection import ConnectionScreen
+from amqp_lab.ui.screens.help import HelpScreen
+from amqp_lab.ui.screens.overview import OverviewScreen
+from amqp_lab.ui.text import printable
+from amqp_lab.ui.themes import THEMES
+
+
+class AmqpLabApp(App[None]):
+    TITLE = "amqp-lab"
+    CSS_PATH = "styles/app.tcss"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("c", "edit_connection", "Connection"),
+        Binding("r", "reconnect", "Reconnect"),
+        Binding("t", "toggle_theme", "Theme"),
+    ]
+
+    settings: reactive[Settings] = reactive(None, init=False, always_update=True)  # type: ignore[arg-type]
+    snapshot: reactive[BrokerSnapshot | None] = reactive(None, init=False)
+    amqp_status: reactive[ConnectionStatus | None] = reactive(None, init=False)
+
+    def __init__(self, settings: Settings, backoff: Backoff = Backoff(), theme: str = "lab-dark") -> None:
+        super().__init__()
+        for lab_theme in THEMES:
+            self.register_theme(lab_theme)
+        self.theme = theme
+        self.backoff = backoff
+        self.manager: ConnectionManager | None = None
+        self.poller: ManagementPoller | None = None
+        self._client: ManagementClient | None = None
+        self._queue_filter = ""
+        self.set_reactive(AmqpLabApp.settings, settings)
+
+    def get_default_screen(self) -> Screen[None]:
+        return OverviewScreen()
+
+    async def on_mount(self) -> None:
+        self.settings = self.settings  # let the screens see the first settings
+        self._start()
+
+    async def on_unmount(self) -> None:
+        await self._stop()
+
+    # -- connections ---------------------------------------------------------
+
+    def _start(self) -> None:
+        """Open both connections for the current settings, each in its own worker."""
+        self.manager = ConnectionManager(self.settings, self.backoff)
+        self.manager.add_listener(self._on_amqp_status)
+        self.run_worker(self.manager.connect(), name="amqp", group="amqp", exclusive=True)
+        try:
+            self._client = ManagementClient(self.settings)
+        except SettingsError as exc:  # TLS files that do not load
+            self.notify(printable(str(exc)), title="Management API not started", severity="error")
+            return
+        self.poller = ManagementPoller(self._client, self.settings.refresh, self._on_snapshot)
+        self.poller.name_filter = self._queue_filter
+        self.run_worker(self.poller.run(), name="management", group="management", exclusive=True)
+
+    async def _stop(self) -> None:
+        self.workers.cancel_group(self, "management")
+        self.workers.cancel_group(self, "amqp")
+        if self.manager is not None:
+            await self.manager.close()
+        if self._client is not None:
+            await self._client.aclose()
+        self.manager = self.poller = self._client = None
+
+    async def switch_settings(self, settings: Settings) -> None:
+        await self._stop()
+        self.snapshot = None
+        self.amqp_status = None
+        self.settings = settings
+        self._start()
+
+    def _on_amqp_status(self, status: ConnectionStatus) -> None:
+        previous = self.amqp_status
+        self.amqp_status = status
+        # One toast per transition, not per reconnect attempt.
+        if previous is not None and previous.state is status.state:
+            return
+        if status.state is ConnectionState.CONNECTED and previous is not None:
+            self.notify(f"AMQP connected to {status.endpoint}", title="Connected")
+        elif status.state is ConnectionState.RECONNECTING:
+            self.notify(printable(status.reason or ""), title="Connection lost", severity="warning")
+        elif status.state is ConnectionState.FAILED:
+            self.notify(
+                printable(status.reason or "") + "\nPress r to retry or c to edit the connection.",
+                title="Cannot connect",
+                severity="error",
+                timeout=10,
+            )
+
+    def _on_snapshot(self, snapshot: BrokerSnapshot) -> None:
+        previous = self.snapshot
+        self.snapshot = snapshot
+        was_ok = previous.ok if previous is not None else True
+        if was_ok and not snapshot.ok:
+            self.notify(printable(str(snapshot.error)), title="Management API unreachable", severity="warning")
+        elif not was_ok and snapshot.ok:
+            self.notify("Statistics are back.", title="Management API reachable")
+
+    def set_queue_filter(self, text: str) -> None:
+        self._queue_filter = text
+        if self.poller is not None:
+            self.poller.name_filter = text
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's crash is turned into a notification, never a traceback."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            message = mask_text(f"{type(error).__name__}: {error}", self.settings.secrets())
+            self.notify(printable(message), title=f"{event.worker.name} stopped", severity="error", timeout=15)
+
+    # -- actions -------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_edit_connection(self) -> None:
+        async def apply(settings: Settings | None) -> None:
+            if settings is not None:
+                await self.switch_settings(settings)
+
+        self.push_screen(ConnectionScreen(self.settings), apply)
+
+    async def action_reconnect(self) -> None:
+        if self.poller is not None:
+            self.poller.refresh_now()
+        if self.manager is not None and self.manager.status.state is not ConnectionState.CONNECTED:
+            self.run_worker(self.manager.retry(), name="amqp", group="amqp", exclusive=True)
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "lab-light" if self.theme == "lab-dark" else "lab-dark"
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Connection", "Edit or switch the broker connection", self.action_edit_connection)
+        yield SystemCommand("Reconnect", "Reconnect now and refresh the statistics", self.action_reconnect)
+        yield SystemCommand("Toggle theme", "Switch between the dark and the light theme", self.action_toggle_theme)
+        yield SystemCommand("Help", "What the lab shows and which key does what", self.action_help)
+        if isinstance(screen, OverviewScreen):
+            yield SystemCommand("Filter queues", "Show only queues whose name contains a text", screen.action_filter)
+            yield SystemCommand("Sort queues", "Sort by the next column", screen.action_sort)
+            yield SystemCommand("Flip sort order", "Ascending or descending", screen.action_reverse)
+
+
+def make_app(settings: Settings, backoff: Backoff = Backoff(), theme: str = "lab-dark") -> AmqpLabApp:
+    """The one way the CLI, the tests and the screenshot script build the app."""
+    return AmqpLabApp(settings, backoff=backoff, theme=theme)

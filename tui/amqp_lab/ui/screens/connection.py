@@ -1,0 +1,90 @@
+"""Edit or switch the connection without restarting the lab."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from amqp_lab.config import Settings, SettingsError, build
+from amqp_lab.masking import unmask_url
+from amqp_lab.ui.text import inert
+
+
+class ConnectionScreen(ModalScreen[Settings | None]):
+    """A form over Settings; dismisses with the new, validated Settings or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "connect", "Connect")]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        s = self.settings
+        # Passwords show as ****; a URL left with **** keeps the password it had.
+        urls = ", ".join(e.display(with_vhost=True) for e in s.endpoints)
+        with VerticalScroll(id="connection-form"):
+            yield Static("Connection", classes="title")
+            yield Label("AMQP URL (several nodes of a cluster: separate with commas)")
+            yield Input(urls, id="amqp-url")
+            yield Label("Management API URL (empty: the AMQP host on port 15672, same user)")
+            yield Input(s.management_display, id="management-url")
+            yield Label("Virtual host")
+            yield Input(s.vhost, id="vhost")
+            yield Label("CA file, client certificate, client key (for amqps:// and https://)")
+            yield Input(str(s.tls.ca_file or ""), id="ca-file", placeholder="CA bundle (PEM)")
+            yield Input(str(s.tls.cert_file or ""), id="cert-file", placeholder="client certificate (PEM)")
+            yield Input(str(s.tls.key_file or ""), id="key-file", placeholder="client key (PEM)")
+            with Horizontal(classes="switches"):
+                yield Checkbox("Verify TLS certificates", s.tls.verify, id="verify")
+                yield Checkbox("Read-only", s.read_only, id="read-only")
+            yield Static(id="form-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Connect", variant="primary", id="connect")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#form-error").display = False
+
+    def _value(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value.strip()
+
+    def collect(self) -> Settings:
+        """The form's Settings; SettingsError names the field to fix."""
+        return build(
+            {
+                "amqp_url": ",".join(
+                    unmask_url(url, self.settings.secret_for) for url in self._value("amqp-url").split(",")
+                ),
+                "management_url": unmask_url(self._value("management-url"), self.settings.secret_for)
+                or None,
+                "vhost": self._value("vhost") or None,
+                "ca_file": self._value("ca-file"),
+                "cert_file": self._value("cert-file"),
+                "key_file": self._value("key-file"),
+                "verify": self.query_one("#verify", Checkbox).value,
+                "read_only": self.query_one("#read-only", Checkbox).value,
+                "refresh": self.settings.refresh,
+                "timeout": self.settings.timeout,
+            },
+            self.settings.profile,
+        )
+
+    @on(Button.Pressed, "#connect")
+    def action_connect(self) -> None:
+        try:
+            settings = self.collect()
+        except SettingsError as exc:
+            error = self.query_one("#form-error", Static)
+            error.update(inert(str(exc)))
+            error.display = True
+            return
+        self.dismiss(settings)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

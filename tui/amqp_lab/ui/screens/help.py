@@ -1,0 +1,56 @@
+"""The help screen on `?`: what the lab shows and which key does what."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# amqp-lab
+
+A live view of a RabbitMQ broker: totals, message rates and every queue's
+depth, refreshed at the broker's statistics interval.
+
+## Keys
+
+| key | what it does |
+|---|---|
+| `/` | filter queues by name (Enter keeps the filter, Esc clears it) |
+| `s` | sort by the next column (or click a column header) |
+| `o` | flip the sort order |
+| `r` | reconnect now and refresh the statistics |
+| `c` | edit or switch the connection |
+| `t` | switch between the dark and the light theme |
+| `ctrl+p` | command palette: every action by name |
+| `?` | this help |
+| `q` | quit |
+
+## The top bar
+
+The broker's URL (password masked), its version, and two badges:
+**AMQP** (connecting, connected, reconnecting with the time elapsed, failed
+with the reason) and **management** (the HTTP API that supplies the queue list,
+totals and rates). Without the management API the lab still works over AMQP
+and says what is missing. **READ-ONLY** means the lab changes nothing on the
+broker.
+
+## The numbers
+
+*Ready* messages wait for a consumer; *unacked* ones were delivered and not yet
+acknowledged. Rates are messages per second as the broker last measured them:
+RabbitMQ refreshes its statistics every 5 s unless `collect_statistics_interval`
+says otherwise, so asking more often shows the same numbers.
+
+Press Esc or `?` to close.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)

@@ -1,0 +1,37 @@
+"""Two themes with strong contrast, chosen to read on a washed-out projector."""
+
+from __future__ import annotations
+
+from textual.theme import Theme
+
+LAB_DARK = Theme(
+    name="lab-dark",
+    primary="#4FC3F7",
+    secondary="#FFB74D",
+    accent="#FFD54F",
+    foreground="#F5F5F5",
+    background="#101418",
+    surface="#1A2027",
+    panel="#24303A",
+    success="#66BB6A",
+    warning="#FFA726",
+    error="#EF5350",
+    dark=True,
+)
+
+LAB_LIGHT = Theme(
+    name="lab-light",
+    primary="#0D47A1",
+    secondary="#8D4B00",
+    accent="#6A1B9A",
+    foreground="#0A0A0A",
+    background="#FFFFFF",
+    surface="#F1F3F5",
+    panel="#DDE3EA",
+    success="#1B5E20",
+    warning="#8A4B00",
+    error="#B71C1C",
+    dark=False,
+)
+
+THEMES = (LAB_DARK, LAB_LIGHT)

@@ -1,0 +1,114 @@
+"""The queue table: rows keyed by queue and updated in place, sortable by any column."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
+
+from amqp_lab.broker.models import QueueStats
+from amqp_lab.ui.text import inert, rate
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    value: Callable[[QueueStats], Any]  # what sorting compares
+    cell: Callable[[QueueStats], Text]  # what the table shows
+    numeric: bool = False
+
+
+def _number(get: Callable[[QueueStats], float], show: Callable[[float], str] = str) -> Callable[..., Text]:
+    return lambda q: Text(show(get(q)), justify="right")
+
+
+COLUMNS = (
+    Column("name", "Name", lambda q: q.name, lambda q: inert(q.name)),
+    Column("vhost", "Vhost", lambda q: q.vhost, lambda q: inert(q.vhost)),
+    Column("type", "Type", lambda q: q.type, lambda q: inert(q.type)),
+    Column("ready", "Ready", lambda q: q.ready, _number(lambda q: q.ready, lambda n: f"{n:,}"), True),
+    Column("unacked", "Unacked", lambda q: q.unacked, _number(lambda q: q.unacked, lambda n: f"{n:,}"), True),
+    Column("consumers", "Consumers", lambda q: q.consumers, _number(lambda q: q.consumers), True),
+    Column("publish", "Publish/s", lambda q: q.rates.publish, _number(lambda q: q.rates.publish, rate), True),
+    Column("deliver", "Deliver/s", lambda q: q.rates.deliver, _number(lambda q: q.rates.deliver, rate), True),
+    Column("ack", "Ack/s", lambda q: q.rates.ack, _number(lambda q: q.rates.ack, rate), True),
+)
+BY_KEY = {column.key: column for column in COLUMNS}
+
+
+class QueueTable(DataTable[Text]):
+    """Shows QueueStats rows; `show()` applies a new set with the fewest changes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.sort_key = "name"
+        self.sort_reverse = False
+        self._shown: dict[str, QueueStats] = {}
+
+    def on_mount(self) -> None:
+        for column in COLUMNS:
+            self.add_column(self._label(column), key=column.key)
+
+    def _label(self, column: Column) -> Text:
+        arrow = (" ▼" if self.sort_reverse else " ▲") if column.key == self.sort_key else ""
+        return Text(column.label + arrow, justify="right" if column.numeric else "left")
+
+    def show(self, queues: Iterable[QueueStats]) -> None:
+        """Add, update and remove rows by key; never clear and refill."""
+        wanted = {q.key: q for q in queues}
+        for key in [k for k in self._shown if k not in wanted]:
+            self.remove_row(key)
+            del self._shown[key]
+        changed = False
+        for key, queue in wanted.items():
+            before = self._shown.get(key)
+            if before is None:
+                self.add_row(*(c.cell(queue) for c in COLUMNS), key=key)
+                changed = True
+            elif before != queue:
+                for column in COLUMNS:
+                    if column.value(before) != column.value(queue):
+                        self.update_cell(key, column.key, column.cell(queue))
+                        changed = changed or column.key == self.sort_key
+            self._shown[key] = queue
+        if changed:
+            self._sort()
+
+    def sort_by(self, key: str, reverse: bool | None = None) -> None:
+        """Sort by a column; choosing the current one again flips the order."""
+        if reverse is None:
+            reverse = not self.sort_reverse if key == self.sort_key else BY_KEY[key].numeric
+        self.sort_key, self.sort_reverse = key, reverse
+        for column in COLUMNS:
+            self.columns[ColumnKey(column.key)].label = self._label(column)
+        self._sort()
+
+    def next_sort(self) -> None:
+        keys = [c.key for c in COLUMNS]
+        self.sort_by(keys[(keys.index(self.sort_key) + 1) % len(keys)])
+
+    def _sort(self) -> None:
+        column = BY_KEY[self.sort_key]
+        # DataTable hands the key function cells, not row keys: find each row's
+        # queue again by the name and vhost it shows.
+        by_cells = {(inert(q.name).plain, inert(q.vhost).plain): q for q in self._shown.values()}
+
+        def order(cells: tuple[Text, Text]) -> tuple[Any, str, str]:
+            queue = by_cells[(cells[0].plain, cells[1].plain)]
+            # Ties fall back to the name, so equal rows never swap places between refreshes.
+            return column.value(queue), queue.name, queue.vhost
+
+        self.sort("name", "vhost", key=order, reverse=self.sort_reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(str(event.column_key.value))
+
+    @property
+    def shown(self) -> dict[str, QueueStats]:
+        return dict(self._shown)

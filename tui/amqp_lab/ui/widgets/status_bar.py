@@ -1,0 +1,83 @@
+"""The top bar: which broker, which version, and the state of both connections."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
+from amqp_lab.broker.poller import BrokerSnapshot
+from amqp_lab.config import Settings
+from amqp_lab.ui.text import inert
+
+BADGE_CLASSES = {
+    ConnectionState.CONNECTED: "-ok",
+    ConnectionState.CONNECTING: "-busy",
+    ConnectionState.RECONNECTING: "-busy",
+    ConnectionState.FAILED: "-bad",
+    ConnectionState.CLOSED: "-bad",
+}
+
+
+class StatusBar(Horizontal):
+    settings: reactive[Settings | None] = reactive(None, init=False)
+    amqp: reactive[ConnectionStatus | None] = reactive(None, init=False)
+    snapshot: reactive[BrokerSnapshot | None] = reactive(None, init=False)
+
+    def compose(self) -> ComposeResult:
+        yield Static("amqp-lab", id="brand")
+        yield Static(id="broker")
+        yield Static(id="amqp-badge", classes="badge")
+        yield Static(id="management-badge", classes="badge")
+        yield Static("READ-ONLY", id="read-only-badge", classes="badge -warn")
+
+    def on_mount(self) -> None:
+        # Reconnecting shows the time elapsed; one cheap tick a second keeps it current.
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.amqp is not None and self.amqp.state is ConnectionState.RECONNECTING:
+            self._show_amqp()
+
+    def watch_settings(self) -> None:
+        self._show_broker()
+        self.query_one("#read-only-badge").display = bool(self.settings and self.settings.read_only)
+
+    def watch_snapshot(self) -> None:
+        self._show_broker()
+        badge = self.query_one("#management-badge", Static)
+        snapshot = self.snapshot
+        badge.set_classes("badge " + ("-ok" if snapshot and snapshot.ok else "-bad"))
+        badge.update("management ● ok" if snapshot and snapshot.ok else "management ● unreachable")
+
+    def watch_amqp(self) -> None:
+        self._show_amqp()
+
+    def _show_broker(self) -> None:
+        if self.settings is None:
+            return
+        line = Text.assemble(inert(self.settings.primary.display()), f"  vhost {self.settings.vhost}")
+        overview = self.snapshot.overview if self.snapshot else None
+        if overview is not None:
+            line.append(f"  {overview.product} {overview.version}", style="bold")
+        if self.settings.profile:
+            line.append(f"  profile {self.settings.profile}")
+        self.query_one("#broker", Static).update(line)
+
+    def _show_amqp(self) -> None:
+        status = self.amqp
+        if status is None:
+            return
+        badge = self.query_one("#amqp-badge", Static)
+        badge.set_classes("badge " + BADGE_CLASSES[status.state])
+        label = f"AMQP ● {status.state.value}"
+        if status.down_since is not None:
+            label += f" {time.monotonic() - status.down_since:.0f}s"
+            if status.attempt:
+                label += f" (try {status.attempt})"
+        badge.update(label)
