@@ -210,9 +210,9 @@ class ManagementClient:
                 f"user {user!r} may not use the management API at {where} (403): "
                 "give the user the 'monitoring' or 'management' tag"
             )
-        if status == 404:
+        if status in (404, 406):  # RabbitMQ answers 406 for paths outside the API that only have HTML
             raise ManagementNotFound(
-                f"{where} has no {path} (404): is the management plugin enabled "
+                f"{where} has no {path} ({status}): is the management plugin enabled "
                 "(rabbitmq-plugins enable rabbitmq_management) and the URL its root?"
             )
         if status >= 500:

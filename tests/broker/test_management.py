@@ -1,0 +1,96 @@
+"""The management client against a real RabbitMQ node."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+
+from amqp_lab.broker import errors
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.config import Settings
+from tests.conftest import settings_for, wait_for
+
+SEEDED = 60
+
+
+@pytest.fixture
+async def seeded(rabbit) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """SEEDED queues named <prefix>-NN, one message in each of the even ones; deleted afterwards."""
+    prefix = f"seed-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(rabbit.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for n in range(SEEDED):
+            queue = await channel.declare_queue(f"{prefix}-{n:02d}", durable=True)
+            if n % 2 == 0:
+                await channel.default_exchange.publish(aio_pika.Message(b"x"), routing_key=queue.name)
+        yield prefix
+        for n in range(SEEDED):
+            await channel.queue_delete(f"{prefix}-{n:02d}")
+
+
+async def test_overview_reports_the_broker(settings: Settings) -> None:
+    async with ManagementClient(settings) as client:
+        overview = await client.overview()
+    assert overview.product == "RabbitMQ"
+    assert overview.version.split(".")[0] in ("3", "4")
+    assert overview.node.startswith("amqplab-test-")
+    assert overview.exchanges >= 7  # the default exchange and the amq.* ones
+
+
+async def test_queue_listing_pages_through_every_seeded_queue(settings: Settings, seeded: str) -> None:
+    async with ManagementClient(settings) as client:
+
+        async def all_listed() -> bool:
+            page = await client.queue_page("/", page=1, page_size=25, name=seeded)
+            return page.filtered_count == SEEDED
+
+        await wait_for(all_listed, what="the seeded queues in the management API")
+        pages = [await client.queue_page("/", page=p, page_size=25, name=seeded) for p in (1, 2, 3)]
+        assert [len(p.items) for p in pages] == [25, 25, 10]
+        assert pages[0].page_count == 3
+        names = sorted(q.name for p in pages for q in p.items)
+        assert names == [f"{seeded}-{n:02d}" for n in range(SEEDED)]
+
+        async def depths_counted() -> bool:
+            queues, _ = await client.queues("/", name=seeded)
+            return sum(q.ready for q in queues) == SEEDED // 2
+
+        await wait_for(depths_counted, what="ready counts of the seeded queues")
+        queues, matching = await client.queues("/", name=seeded, limit=40)
+        assert (len(queues), matching) == (40, SEEDED)
+
+
+async def test_lists_of_each_object_kind(settings: Settings, seeded: str) -> None:
+    async with ManagementClient(settings) as client:
+        assert "/" in [v.name for v in await client.vhosts()]
+        assert "amq.topic" in [e.name for e in await client.exchanges("/")]
+        bindings = await client.bindings("/")
+        assert any(b.destination == f"{seeded}-00" and b.source == "" for b in bindings)
+        assert isinstance(await client.connections(), list)
+        assert isinstance(await client.channels(), list)
+        assert isinstance(await client.consumers("/"), list)
+
+
+async def test_wrong_password_is_a_401_naming_the_user(rabbit) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(rabbit, management_url=rabbit.management_url.replace("//", "//guest:wrong@"))
+    async with ManagementClient(settings) as client:
+        with pytest.raises(errors.ManagementUnauthorized, match=r"refused user 'guest' \(401\)"):
+            await client.overview()
+
+
+async def test_amqp_port_given_as_management_url_is_named(rabbit) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(rabbit, management_url=f"http://127.0.0.1:{rabbit.amqp_port}/")
+    async with ManagementClient(settings) as client:
+        with pytest.raises(errors.ManagementError, match=r"15672"):
+            await client.overview()
+
+
+async def test_a_url_that_is_not_the_api_root_is_named(rabbit) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_for(rabbit, management_url=rabbit.management_url + "rabbit/")
+    async with ManagementClient(settings) as client:
+        with pytest.raises(errors.ManagementNotFound, match=r"has no api/overview .*the URL its root"):
+            await client.overview()
