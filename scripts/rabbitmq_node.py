@@ -125,9 +125,7 @@ def start(base_dir: Path, name: str = "amqplab-test@localhost") -> PrivateNode:
         "collect_statistics_interval = 1000\n"
     )
     # Keeps the node's distribution listener on loopback as well.
-    (base_dir / "advanced.config").write_text(
-        "[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n"
-    )
+    (base_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")
     subprocess.run(
         [str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"],
         env=node.env(),

@@ -11,11 +11,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from amqp_lab.config import Settings, build
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import rabbitmq_node  # noqa: E402
+import rabbitmq_node
 
 
 def pytest_report_header() -> str:

@@ -6,8 +6,8 @@ import asyncio
 import re
 
 import pytest
-
 from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionState, ConnectionStatus
+
 from tests.conftest import settings_for, wait_for
 
 FAST = Backoff(initial=0.2, cap=1.0)

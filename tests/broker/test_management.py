@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
-
 from amqp_lab.broker import errors
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
+
 from tests.conftest import settings_for, wait_for
 
 SEEDED = 60

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from amqp_lab.config import SettingsError, resolve
 
 NO_FILE = {"AMQP_LAB_CONFIG": os.devnull}  # an empty config file
@@ -128,10 +127,10 @@ def test_bad_config_files_are_reported_with_their_path(tmp_path: Path, text: str
 def test_non_utf8_config_file_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_bytes(b'amqp_url = "\xff"\n')
-    with pytest.raises(SettingsError, match="is not UTF-8 text"):
+    with pytest.raises(SettingsError, match=r"is not UTF-8 text"):
         resolve(env={"AMQP_LAB_CONFIG": str(path)})
 
 
 def test_missing_explicit_config_file_is_an_error() -> None:
-    with pytest.raises(SettingsError, match="config file /nonexistent/amqp-lab.toml does not exist"):
+    with pytest.raises(SettingsError, match=r"config file /nonexistent/amqp-lab\.toml does not exist"):
         resolve(config_file="/nonexistent/amqp-lab.toml", env={})

@@ -11,7 +11,6 @@ import json
 
 import httpx
 import pytest
-
 from amqp_lab.broker import errors
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import build

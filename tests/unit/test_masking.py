@@ -22,9 +22,7 @@ def test_malformed_url_is_masked_too() -> None:
 
 
 def test_every_display_of_settings_is_masked() -> None:
-    settings = build(
-        {"amqp_url": ["amqp://alice:s3cret@n1:5672/", "amqp://alice:s3cret@n2:5672/"]}
-    )
+    settings = build({"amqp_url": ["amqp://alice:s3cret@n1:5672/", "amqp://alice:s3cret@n2:5672/"]})
     shown = [e.display() for e in settings.endpoints] + [settings.management_display, repr(settings)]
     assert all("s3cret" not in text for text in shown)
     assert settings.secrets() == ("s3cret",)

@@ -88,9 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=quiet,
         help="do not verify the broker's TLS certificate (unsafe)",
     )
-    group.add_argument(
-        "--read-only", action="store_true", default=quiet, help="never change anything on the broker"
-    )
+    group.add_argument("--read-only", action="store_true", default=quiet, help="never change anything on the broker")
     group.add_argument("--refresh", metavar="SECONDS", default=quiet, help="statistics refresh (default 5)")
     group.add_argument("--timeout", metavar="SECONDS", default=quiet, help="broker answer timeout (default 5)")
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
@@ -116,8 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     values: dict[str, Any] = vars(args)
-    flags = {k: values.get(k) for k in ("amqp_url", "management_url", "vhost", "ca_file", "cert_file",
-                                        "key_file", "verify", "read_only", "refresh", "timeout")}
+    flags = {
+        k: values.get(k)
+        for k in (
+            "amqp_url",
+            "management_url",
+            "vhost",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "verify",
+            "read_only",
+            "refresh",
+            "timeout",
+        )
+    }
     return resolve(flags, config_file=values.get("config"), profile=values.get("profile"))
 
 
@@ -158,13 +169,13 @@ def check(settings: Settings, console: Console) -> int:
     console.print(line, soft_wrap=True)
     if result.overview is not None:
         o = result.overview
-        console.print(
-            Text.assemble("management  ", ok, "  ", settings.management_display), soft_wrap=True
-        )
+        console.print(Text.assemble("management  ", ok, "  ", settings.management_display), soft_wrap=True)
         where = f"node {o.node}" + (f", cluster {o.cluster_name}" if o.cluster_name else "")
         console.print(
-            Text(f"broker      {o.product} {o.version} on Erlang {o.erlang_version}, {where}; "
-                 f"{o.queues} queues, {o.connections} connections"),
+            Text(
+                f"broker      {o.product} {o.version} on Erlang {o.erlang_version}, {where}; "
+                f"{o.queues} queues, {o.connections} connections"
+            ),
             soft_wrap=True,
         )
     else:

@@ -107,9 +107,7 @@ def describe_failure(exc: BaseException, settings: Settings, endpoint: Endpoint)
             f"{endpoint.username!r} has no permission there; check --vhost"
         )
     if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in detail:
-        return AmqpTlsError(
-            f"TLS certificate of {shown} not trusted: give --ca-file, or --no-verify to skip the check"
-        )
+        return AmqpTlsError(f"TLS certificate of {shown} not trusted: give --ca-file, or --no-verify to skip the check")
     if isinstance(exc, ssl.SSLError) or "[SSL" in detail:
         return AmqpTlsError(
             f"TLS handshake with {shown} failed: does that port speak TLS? "

@@ -78,6 +78,24 @@ class MessageRates:
 
 
 @dataclass(frozen=True)
+class MessageTotals:
+    """Messages counted since the object was created; rates are derived from their changes."""
+
+    publish: float = 0.0
+    deliver: float = 0.0
+    ack: float = 0.0
+
+    @classmethod
+    def parse(cls, stats: Any, what: str) -> MessageTotals:
+        stats = stats if isinstance(stats, Mapping) else {}
+        return cls(
+            publish=number(stats, "publish", what),
+            deliver=number(stats, "deliver_get", what),
+            ack=number(stats, "ack", what),
+        )
+
+
+@dataclass(frozen=True)
 class Overview:
     product: str
     version: str
@@ -132,6 +150,7 @@ class QueueStats:
     unacked: int
     consumers: int
     rates: MessageRates
+    totals: MessageTotals = MessageTotals()
 
     @property
     def key(self) -> str:
@@ -142,7 +161,8 @@ class QueueStats:
     COLUMNS = (
         "name,vhost,type,state,messages_ready,messages_unacknowledged,consumers,"
         "message_stats.publish_details.rate,message_stats.deliver_get_details.rate,"
-        "message_stats.ack_details.rate,message_stats.redeliver_details.rate"
+        "message_stats.ack_details.rate,message_stats.redeliver_details.rate,"
+        "message_stats.publish,message_stats.deliver_get,message_stats.ack"
     )
 
     @classmethod
@@ -157,6 +177,7 @@ class QueueStats:
             unacked=int(number(data, "messages_unacknowledged", what)),
             consumers=int(number(data, "consumers", what)),
             rates=MessageRates.parse(data.get("message_stats"), what),
+            totals=MessageTotals.parse(data.get("message_stats"), what),
         )
 
 

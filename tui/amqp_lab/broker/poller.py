@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from amqp_lab.broker.errors import ManagementError
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Overview, QueueStats
+from amqp_lab.broker.rates import QueueRates
 
 # Rows the overview shows at most; past it, the filter narrows on the broker.
 QUEUE_LIMIT = 2000
@@ -53,6 +54,7 @@ class ManagementPoller:
         self._name_filter = ""
         self._wake = asyncio.Event()
         self.last: BrokerSnapshot | None = None
+        self._rates = QueueRates()
 
     @property
     def name_filter(self) -> str:
@@ -84,7 +86,9 @@ class ManagementPoller:
                 error=exc,
                 taken_at=time.monotonic(),
             )
-        return BrokerSnapshot(overview, tuple(queues), matching, name_filter, None, time.monotonic())
+        now = time.monotonic()
+        steady = self._rates.apply(queues, now)
+        return BrokerSnapshot(overview, tuple(steady), matching, name_filter, None, now)
 
     async def run(self) -> None:
         while True:

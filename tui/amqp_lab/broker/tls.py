@@ -12,9 +12,7 @@ def tls_context(options: TlsOptions) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(cafile=str(options.ca_file) if options.ca_file else None)
         if options.cert_file:
-            context.load_cert_chain(
-                str(options.cert_file), str(options.key_file) if options.key_file else None
-            )
+            context.load_cert_chain(str(options.cert_file), str(options.key_file) if options.key_file else None)
     except ssl.SSLError as exc:
         raise SettingsError(f"cannot load the TLS files: {exc.reason or exc}") from None
     if not options.verify:

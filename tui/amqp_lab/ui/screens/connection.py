@@ -30,15 +30,17 @@ class ConnectionScreen(ModalScreen[Settings | None]):
         with VerticalScroll(id="connection-form"):
             yield Static("Connection", classes="title")
             yield Label("AMQP URL (several nodes of a cluster: separate with commas)")
-            yield Input(urls, id="amqp-url")
+            yield Input(urls, id="amqp-url", compact=True)
             yield Label("Management API URL (empty: the AMQP host on port 15672, same user)")
-            yield Input(s.management_display, id="management-url")
+            yield Input(s.management_display, id="management-url", compact=True)
             yield Label("Virtual host")
-            yield Input(s.vhost, id="vhost")
+            yield Input(s.vhost, id="vhost", compact=True)
             yield Label("CA file, client certificate, client key (for amqps:// and https://)")
-            yield Input(str(s.tls.ca_file or ""), id="ca-file", placeholder="CA bundle (PEM)")
-            yield Input(str(s.tls.cert_file or ""), id="cert-file", placeholder="client certificate (PEM)")
-            yield Input(str(s.tls.key_file or ""), id="key-file", placeholder="client key (PEM)")
+            yield Input(str(s.tls.ca_file or ""), id="ca-file", placeholder="CA bundle (PEM)", compact=True)
+            yield Input(
+                str(s.tls.cert_file or ""), id="cert-file", placeholder="client certificate (PEM)", compact=True
+            )
+            yield Input(str(s.tls.key_file or ""), id="key-file", placeholder="client key (PEM)", compact=True)
             with Horizontal(classes="switches"):
                 yield Checkbox("Verify TLS certificates", s.tls.verify, id="verify")
                 yield Checkbox("Read-only", s.read_only, id="read-only")
@@ -46,6 +48,7 @@ class ConnectionScreen(ModalScreen[Settings | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Connect", variant="primary", id="connect")
                 yield Button("Cancel", id="cancel")
+            yield Static("ctrl+s connect · Esc cancel · Tab next field · **** keeps the password", classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#form-error").display = False
@@ -60,8 +63,7 @@ class ConnectionScreen(ModalScreen[Settings | None]):
                 "amqp_url": ",".join(
                     unmask_url(url, self.settings.secret_for) for url in self._value("amqp-url").split(",")
                 ),
-                "management_url": unmask_url(self._value("management-url"), self.settings.secret_for)
-                or None,
+                "management_url": unmask_url(self._value("management-url"), self.settings.secret_for) or None,
                 "vhost": self._value("vhost") or None,
                 "ca_file": self._value("ca-file"),
                 "cert_file": self._value("cert-file"),

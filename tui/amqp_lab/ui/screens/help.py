@@ -12,7 +12,8 @@ HELP = """\
 # amqp-lab
 
 A live view of a RabbitMQ broker: totals, message rates and every queue's
-depth, refreshed at the broker's statistics interval.
+depth, asked of the management API every `--refresh` seconds (5 by default,
+RabbitMQ's own statistics interval).
 
 ## Keys
 

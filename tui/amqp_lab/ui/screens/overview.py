@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,7 +26,7 @@ TOTALS = (
     ("messages_ready", "Ready"),
     ("messages_unacked", "Unacked"),
 )
-RATES = (("publish", "Publish"), ("deliver", "Deliver"), ("ack", "Ack"))
+RATES = (("publish", "Publish/s"), ("deliver", "Deliver/s"), ("ack", "Ack/s"))
 
 
 class OverviewScreen(Screen[None]):
@@ -40,9 +41,9 @@ class OverviewScreen(Screen[None]):
         yield StatusBar(id="status")
         with Horizontal(id="totals"):
             for key, label in TOTALS:
-                yield Static(label, id=f"total-{key}", classes="card")
+                yield Static(f"{label}\n–", id=f"total-{key}", classes="card")
             for key, label in RATES:
-                yield Static(label, id=f"rate-{key}", classes="card -rate")
+                yield Static(f"{label}\n–", id=f"rate-{key}", classes="card -rate")
         yield Static(id="notice")
         yield Input(placeholder="filter queues by name (Enter keeps it, Esc clears)", id="filter")
         yield QueueTable(id="queues")
@@ -84,7 +85,7 @@ class OverviewScreen(Screen[None]):
                 self.query_one(f"#total-{key}", Static).update(f"{label}\n[b]{value:,}[/b]")
             for key, label in RATES:
                 value = getattr(overview.rates, key)
-                self.query_one(f"#rate-{key}", Static).update(f"{label}\n[b]{rate(value)}/s[/b]")
+                self.query_one(f"#rate-{key}", Static).update(f"{label}\n[b]{rate(value)}[/b]")
 
     def _show_notice(self) -> None:
         """One line that says what is missing, or what the table shows."""
@@ -103,7 +104,7 @@ class OverviewScreen(Screen[None]):
             )
         notice.set_class(bool(problems), "-problem")
         if problems:
-            notice.update(inert("\n".join(problems)))
+            notice.update(Text("\n").join(inert(problem) for problem in problems))
             return
         if snapshot is None:
             notice.update("Asking the management API…")

@@ -55,7 +55,8 @@ class QueueTable(DataTable[Text]):
             self.add_column(self._label(column), key=column.key)
 
     def _label(self, column: Column) -> Text:
-        arrow = (" ▼" if self.sort_reverse else " ▲") if column.key == self.sort_key else ""
+        # Every label keeps room for the arrow: DataTable sizes columns once, by their first label.
+        arrow = (" ▼" if self.sort_reverse else " ▲") if column.key == self.sort_key else "  "
         return Text(column.label + arrow, justify="right" if column.numeric else "left")
 
     def show(self, queues: Iterable[QueueStats]) -> None:

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Regenerate screenshots/*.svg from the real app against a private RabbitMQ node.
+
+    python3 scripts/screenshots.py
+
+Starts its own node, declares a small shop's queues, keeps traffic flowing
+through them while it takes the pictures, then stops the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aio_pika
+import rabbitmq_node
+from amqp_lab.broker.connection import ConnectionState
+from amqp_lab.config import build
+from amqp_lab.ui.app import AmqpLabApp, make_app
+
+OUT = Path(__file__).resolve().parents[1] / "screenshots"
+SIZE = (140, 40)
+QUEUES = {  # name: messages waiting before traffic starts
+    "orders.created": 1200,
+    "orders.paid": 340,
+    "emails.outbound": 75,
+    "invoices.pdf": 12,
+    "audit.log": 5000,
+    "search.reindex": 0,
+}
+
+
+async def traffic(url: str, stop: asyncio.Event) -> None:
+    """Publish into every queue and consume from two, so rates show."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for name, backlog in QUEUES.items():
+            await channel.declare_queue(name, durable=True)
+            for _ in range(backlog):
+                await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=name)
+        for name in ("orders.paid", "search.reindex"):
+            queue = await channel.get_queue(name)
+            await queue.consume(lambda message: message.ack(), no_ack=False)
+        while not stop.is_set():
+            for name in ("orders.created", "orders.paid", "search.reindex"):
+                await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.02)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not show live data in time")
+        await asyncio.sleep(0.1)
+
+
+def live(app: AmqpLabApp) -> bool:
+    """Connected, with every queue listed and rates flowing."""
+    snapshot = app.snapshot
+    return (
+        app.amqp_status is not None
+        and app.amqp_status.state is ConnectionState.CONNECTED
+        and snapshot is not None
+        and snapshot.overview is not None
+        and snapshot.overview.rates.publish > 0
+        and len(snapshot.queues) == len(QUEUES)
+        and any(q.rates.publish > 0 for q in snapshot.queues)
+    )
+
+
+async def shoot_theme(app: AmqpLabApp, suffix: str, every_screen: bool) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: live(app))
+        await pilot.press("s", "s", "s")  # sort by ready, largest first
+        app.clear_notifications()
+        await pilot.pause()
+        app.save_screenshot(str(OUT / f"overview{suffix}.svg"))
+        if not every_screen:
+            return
+        await pilot.press("slash", *"orders")
+        await until(lambda: app.snapshot is not None and app.snapshot.name_filter == "orders")
+        await pilot.pause(0.5)
+        app.save_screenshot(str(OUT / "filter.svg"))
+        await pilot.press("escape", "question_mark")
+        await pilot.pause(0.5)
+        app.save_screenshot(str(OUT / "help.svg"))
+        await pilot.press("escape", "c")
+        await pilot.pause(0.5)
+        app.save_screenshot(str(OUT / "connection.svg"))
+
+
+async def shoot(node: rabbitmq_node.PrivateNode) -> None:
+    stop = asyncio.Event()
+    producer = asyncio.create_task(traffic(node.amqp_url, stop))
+    settings = build({"amqp_url": node.amqp_url, "management_url": node.management_url, "refresh": 1})
+    try:
+        await shoot_theme(make_app(settings), "", every_screen=True)
+        await shoot_theme(make_app(settings, theme="lab-light"), "-light", every_screen=False)
+    finally:
+        stop.set()
+        await producer
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    node = rabbitmq_node.start(Path(tempfile.mkdtemp(prefix="amqp-lab-shots-")), "amqplab-shots@localhost")
+    try:
+        asyncio.run(shoot(node))
+    finally:
+        rabbitmq_node.stop(node)
+    print("wrote", ", ".join(sorted(p.name for p in OUT.glob("*.svg"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

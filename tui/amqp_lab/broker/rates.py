@@ -1,0 +1,72 @@
+"""Per-queue message rates that hold steady between the broker's statistics updates.
+
+RabbitMQ refreshes a queue's counters in steps (every 5 s on 3.10, whatever
+collect_statistics_interval says), and the rate it reports is taken over the
+last second: right after a step it is correct, a moment later it reads 0.
+Polled at any other moment, busy queues would flicker between a rate and 0.
+This tracker derives each rate from the counters' last two steps instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from amqp_lab.broker.models import MessageRates, MessageTotals, QueueStats
+
+# A queue whose counters have not moved for this many of its update periods is idle.
+IDLE_PERIODS = 2.5
+
+
+@dataclass(frozen=True)
+class _Step:
+    totals: MessageTotals
+    at: float  # when the counters were first seen at these values
+    anchored: bool  # `at` is when the step happened (not merely when polling began)
+    period: float | None = None  # time since the step before, once two anchored steps were seen
+    rates: MessageRates | None = None  # derived from the last two steps
+
+
+class QueueRates:
+    def __init__(self) -> None:
+        self._steps: dict[str, _Step] = {}
+
+    def apply(self, queues: Iterable[QueueStats], now: float) -> list[QueueStats]:
+        """The queues with steady rates; forgets queues that are gone."""
+        result = []
+        steps: dict[str, _Step] = {}
+        for queue in queues:
+            step = self._next(self._steps.get(queue.key), queue.totals, now)
+            steps[queue.key] = step
+            result.append(replace(queue, rates=self._rates(step, queue.rates, now)))
+        self._steps = steps
+        return result
+
+    @staticmethod
+    def _next(step: _Step | None, totals: MessageTotals, now: float) -> _Step:
+        if step is None:
+            return _Step(totals, now, anchored=False)
+        if totals == step.totals:
+            return step
+        if not step.anchored:
+            return _Step(totals, now, anchored=True)
+        period = now - step.at
+        return _Step(
+            totals,
+            now,
+            anchored=True,
+            period=period,
+            rates=MessageRates(
+                publish=max(totals.publish - step.totals.publish, 0) / period,
+                deliver=max(totals.deliver - step.totals.deliver, 0) / period,
+                ack=max(totals.ack - step.totals.ack, 0) / period,
+            ),
+        )
+
+    @staticmethod
+    def _rates(step: _Step, reported: MessageRates, now: float) -> MessageRates:
+        if step.rates is None or step.period is None:
+            return reported
+        if now - step.at > IDLE_PERIODS * step.period:
+            return MessageRates()
+        return replace(reported, publish=step.rates.publish, deliver=step.rates.deliver, ack=step.rates.ack)
