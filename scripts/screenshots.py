@@ -82,6 +82,7 @@ async def shoot_theme(app: AmqpLabApp, suffix: str, every_screen: bool) -> None:
         await pilot.press("s", "s", "s")  # sort by ready, largest first
         app.clear_notifications()
         await pilot.pause()
+        await until(lambda: live(app))
         app.save_screenshot(str(OUT / f"overview{suffix}.svg"))
         if not every_screen:
             return

@@ -28,7 +28,9 @@ def test_rate_holds_between_steps_instead_of_dropping_to_zero() -> None:
     tracker = QueueRates()
     # The broker updates every 5 s; 50 messages a second; polled every second.
     assert publish_rate(tracker, 1000, at=0.0, reported=50.0) == 50.0  # nothing derived yet: the broker's
-    assert publish_rate(tracker, 1250, at=3.0) == 0.0  # first step anchors the timing
+    # The first step only anchors the timing; the broker's last report holds meanwhile.
+    assert publish_rate(tracker, 1000, at=1.0) == 50.0
+    assert publish_rate(tracker, 1250, at=3.0) == 50.0
     seen = [publish_rate(tracker, 1500, at=8.0)] + [publish_rate(tracker, 1500, at=t) for t in (9.0, 10.0, 12.0)]
     assert seen == [50.0, 50.0, 50.0, 50.0]
 

@@ -25,6 +25,7 @@ class _Step:
     anchored: bool  # `at` is when the step happened (not merely when polling began)
     period: float | None = None  # time since the step before, once two anchored steps were seen
     rates: MessageRates | None = None  # derived from the last two steps
+    held: MessageRates | None = None  # until then: the broker's last non-zero report
 
 
 class QueueRates:
@@ -37,6 +38,8 @@ class QueueRates:
         steps: dict[str, _Step] = {}
         for queue in queues:
             step = self._next(self._steps.get(queue.key), queue.totals, now)
+            if step.rates is None and queue.rates != MessageRates():
+                step = replace(step, held=queue.rates)
             steps[queue.key] = step
             result.append(replace(queue, rates=self._rates(step, queue.rates, now)))
         self._steps = steps
@@ -49,7 +52,7 @@ class QueueRates:
         if totals == step.totals:
             return step
         if not step.anchored:
-            return _Step(totals, now, anchored=True)
+            return _Step(totals, now, anchored=True, held=step.held)
         period = now - step.at
         return _Step(
             totals,
@@ -66,7 +69,7 @@ class QueueRates:
     @staticmethod
     def _rates(step: _Step, reported: MessageRates, now: float) -> MessageRates:
         if step.rates is None or step.period is None:
-            return reported
+            return reported if step.held is None else step.held
         if now - step.at > IDLE_PERIODS * step.period:
             return MessageRates()
         return replace(reported, publish=step.rates.publish, deliver=step.rates.deliver, ack=step.rates.ack)
