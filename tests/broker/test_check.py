@@ -29,3 +29,13 @@ def test_check_with_wrong_credentials_exits_2(rabbit) -> None:  # type: ignore[n
     assert result.returncode == 2
     assert "ACCESS_REFUSED" in result.stdout
     assert "letmein" not in result.stdout + result.stderr
+
+
+def test_the_debug_log_never_holds_the_password(rabbit, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "lab.log"
+    url = f"amqp://guest:letmein-2@127.0.0.1:{rabbit.amqp_port}/,amqp://guest:letmein-2@127.0.0.1:1/"
+    result = amqp_lab("check", "--management-url", rabbit.management_url, "--log-file", str(log), env={"AMQP_URL": url})
+    assert result.returncode == 2
+    text = log.read_text()
+    assert "127.0.0.1:1" in text  # the log did record the failed connects
+    assert "letmein-2" not in text + result.stdout + result.stderr

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from amqp_lab.broker.models import MessageRates, MessageTotals, QueueStats
-from amqp_lab.broker.rates import QueueRates
+from amqp_lab.broker.models import MessageRates, MessageTotals
+from amqp_lab.broker.rates import SteadyRates
 
 
-def queue(published: int, reported: float = 0.0) -> QueueStats:
-    return QueueStats(
-        name="orders",
-        vhost="/",
-        type="classic",
-        state="running",
-        ready=0,
-        unacked=0,
-        consumers=0,
-        rates=MessageRates(publish=reported),
-        totals=MessageTotals(publish=published),
-    )
-
-
-def publish_rate(tracker: QueueRates, published: int, at: float, reported: float = 0.0) -> float:
-    return tracker.apply([queue(published, reported)], at)[0].rates.publish
+def publish_rate(tracker: SteadyRates, published: int, at: float, reported: float = 0.0) -> float:
+    return tracker.steady("orders", MessageTotals(publish=published), MessageRates(publish=reported), at).publish
 
 
 def test_rate_holds_between_steps_instead_of_dropping_to_zero() -> None:
-    tracker = QueueRates()
+    tracker = SteadyRates()
     # The broker updates every 5 s; 50 messages a second; polled every second.
     assert publish_rate(tracker, 1000, at=0.0, reported=50.0) == 50.0  # nothing derived yet: the broker's
     # The first step only anchors the timing; the broker's last report holds meanwhile.
@@ -36,7 +22,7 @@ def test_rate_holds_between_steps_instead_of_dropping_to_zero() -> None:
 
 
 def test_an_idle_queue_falls_to_zero_after_a_few_missed_steps() -> None:
-    tracker = QueueRates()
+    tracker = SteadyRates()
     for published, at in ((0, 0.0), (100, 2.0), (200, 7.0)):
         publish_rate(tracker, published, at)
     assert publish_rate(tracker, 200, at=15.0) == 20.0
@@ -44,7 +30,8 @@ def test_an_idle_queue_falls_to_zero_after_a_few_missed_steps() -> None:
 
 
 def test_queues_that_disappear_are_forgotten() -> None:
-    tracker = QueueRates()
-    tracker.apply([queue(1)], 0.0)
-    tracker.apply([], 1.0)
-    assert publish_rate(tracker, 5, at=2.0, reported=7.0) == 7.0
+    tracker = SteadyRates()
+    for published, at in ((0, 0.0), (100, 2.0), (200, 7.0)):
+        publish_rate(tracker, published, at)
+    tracker.keep_only([])
+    assert publish_rate(tracker, 300, at=8.0, reported=7.0) == 7.0

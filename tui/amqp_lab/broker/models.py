@@ -113,6 +113,7 @@ class Overview:
     messages_ready: int
     messages_unacked: int
     rates: MessageRates
+    totals: MessageTotals = MessageTotals()
 
     @classmethod
     def parse(cls, data: Any) -> Overview:
@@ -137,6 +138,7 @@ class Overview:
             messages_ready=int(number(queued, "messages_ready", what)),
             messages_unacked=int(number(queued, "messages_unacknowledged", what)),
             rates=MessageRates.parse(data.get("message_stats"), what),
+            totals=MessageTotals.parse(data.get("message_stats"), what),
         )
 
 

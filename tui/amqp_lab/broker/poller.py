@@ -12,15 +12,16 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from amqp_lab.broker.errors import ManagementError
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Overview, QueueStats
-from amqp_lab.broker.rates import QueueRates
+from amqp_lab.broker.rates import SteadyRates
 
 # Rows the overview shows at most; past it, the filter narrows on the broker.
 QUEUE_LIMIT = 2000
+OVERVIEW_KEY = ""  # queue keys always hold a NUL between vhost and name
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class ManagementPoller:
         self._name_filter = ""
         self._wake = asyncio.Event()
         self.last: BrokerSnapshot | None = None
-        self._rates = QueueRates()
+        self._rates = SteadyRates()
 
     @property
     def name_filter(self) -> str:
@@ -87,8 +88,11 @@ class ManagementPoller:
                 taken_at=time.monotonic(),
             )
         now = time.monotonic()
-        steady = self._rates.apply(queues, now)
-        return BrokerSnapshot(overview, tuple(steady), matching, name_filter, None, now)
+        rates = self._rates
+        overview = replace(overview, rates=rates.steady(OVERVIEW_KEY, overview.totals, overview.rates, now))
+        steady = tuple(replace(q, rates=rates.steady(q.key, q.totals, q.rates, now)) for q in queues)
+        rates.keep_only([OVERVIEW_KEY, *(q.key for q in steady)])
+        return BrokerSnapshot(overview, steady, matching, name_filter, None, now)
 
     async def run(self) -> None:
         while True:

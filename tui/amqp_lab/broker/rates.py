@@ -1,6 +1,6 @@
-"""Per-queue message rates that hold steady between the broker's statistics updates.
+"""Message rates that hold steady between the broker's statistics updates.
 
-RabbitMQ refreshes a queue's counters in steps (every 5 s on 3.10, whatever
+RabbitMQ refreshes its message counters in steps (every 5 s on 3.10, whatever
 collect_statistics_interval says), and the rate it reports is taken over the
 last second: right after a step it is correct, a moment later it reads 0.
 Polled at any other moment, busy queues would flicker between a rate and 0.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from amqp_lab.broker.models import MessageRates, MessageTotals, QueueStats
+from amqp_lab.broker.models import MessageRates, MessageTotals
 
 # A queue whose counters have not moved for this many of its update periods is idle.
 IDLE_PERIODS = 2.5
@@ -28,22 +28,23 @@ class _Step:
     held: MessageRates | None = None  # until then: the broker's last non-zero report
 
 
-class QueueRates:
+class SteadyRates:
+    """Steady rates for any number of objects (queues, the whole broker), each under its own key."""
+
     def __init__(self) -> None:
         self._steps: dict[str, _Step] = {}
 
-    def apply(self, queues: Iterable[QueueStats], now: float) -> list[QueueStats]:
-        """The queues with steady rates; forgets queues that are gone."""
-        result = []
-        steps: dict[str, _Step] = {}
-        for queue in queues:
-            step = self._next(self._steps.get(queue.key), queue.totals, now)
-            if step.rates is None and queue.rates != MessageRates():
-                step = replace(step, held=queue.rates)
-            steps[queue.key] = step
-            result.append(replace(queue, rates=self._rates(step, queue.rates, now)))
-        self._steps = steps
-        return result
+    def steady(self, key: str, totals: MessageTotals, reported: MessageRates, now: float) -> MessageRates:
+        step = self._next(self._steps.get(key), totals, now)
+        if step.rates is None and reported != MessageRates():
+            step = replace(step, held=reported)
+        self._steps[key] = step
+        return self._rates(step, reported, now)
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        """Forget objects that are gone."""
+        wanted = set(keys)
+        self._steps = {k: v for k, v in self._steps.items() if k in wanted}
 
     @staticmethod
     def _next(step: _Step | None, totals: MessageTotals, now: float) -> _Step:
