@@ -12,7 +12,16 @@ from rich.console import Console
 from rich.text import Text
 
 from amqp_lab import __version__
-from amqp_lab.config import DEFAULT_AMQP_URL, ENV, ENV_CONFIG, ENV_PROFILE, Settings, SettingsError, resolve
+from amqp_lab.config import (
+    DEFAULT_AMQP_URL,
+    ENV,
+    ENV_CONFIG,
+    ENV_PROFILE,
+    FILE_KEYS,
+    Settings,
+    SettingsError,
+    resolve,
+)
 from amqp_lab.masking import mask_text
 
 EXIT_OK = 0
@@ -114,21 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     values: dict[str, Any] = vars(args)
-    flags = {
-        k: values.get(k)
-        for k in (
-            "amqp_url",
-            "management_url",
-            "vhost",
-            "ca_file",
-            "cert_file",
-            "key_file",
-            "verify",
-            "read_only",
-            "refresh",
-            "timeout",
-        )
-    }
+    flags = {key: values.get(key) for key in FILE_KEYS}
     return resolve(flags, config_file=values.get("config"), profile=values.get("profile"))
 
 
