@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
 """Start and stop a private RabbitMQ node that never touches the standard ports.
 
-The node gets its own name, data folder, free loopback ports, the management
-plugin and a 1 s statistics interval, so the test suite, the benchmarks and
-the screenshot script can each run one beside any broker the machine already
-has.
+The node gets its own name, data folder, free loopback ports, a private epmd,
+the management plugin and a 1 s statistics interval, so the test suite, the
+benchmarks and the screenshot script can each run one beside any broker the
+machine already has.
 
-    python3 scripts/rabbitmq_node.py start --dir /tmp/lab-node   # prints the URLs
+Two versions:
+  3.10  Debian 12's rabbitmq-server, installed on this machine
+  4.0   Debian 13's rabbitmq-server (Erlang 27), in a chroot made with
+        debootstrap and cached in /var/cache/amqp-lab/rabbitmq-4.0
+        (AMQP_LAB_RABBITMQ4_ROOT elsewhere); built on first use
+
+    python3 scripts/rabbitmq_node.py start --dir /tmp/lab-node [--version 4.0]
     python3 scripts/rabbitmq_node.py stop --dir /tmp/lab-node
+    python3 scripts/rabbitmq_node.py build-chroot
 
 `start` prints shell lines (AMQP_URL=..., AMQP_LAB_MANAGEMENT_URL=...) that
-`eval` can take.  Works as root through Debian's rabbitmq-server: the server
-script under /usr/lib/rabbitmq/bin skips the su wrapper.
+`eval` can take.  Runs as root: the server script under /usr/lib/rabbitmq/bin
+skips Debian's su wrapper.
 """
 
 from __future__ import annotations
@@ -23,20 +30,26 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 STATE_FILE = "node.json"
+VERSIONS = ("3.10", "4.0")
+CHROOT = Path(os.environ.get("AMQP_LAB_RABBITMQ4_ROOT", "/var/cache/amqp-lab/rabbitmq-4.0"))
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
 @dataclass(frozen=True)
 class PrivateNode:
     """Where a running private node lives and how to reach it."""
 
+    version: str
     name: str
-    base_dir: str
+    root: str  # "/" or the chroot the node runs in
+    base_dir: str  # the node's folder, as seen from inside `root`
     amqp_port: int
     management_port: int
     dist_port: int
@@ -50,11 +63,17 @@ class PrivateNode:
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}/"
 
+    @property
+    def host_dir(self) -> Path:
+        """The node's folder as seen from this machine."""
+        return Path(self.root) / self.base_dir.lstrip("/")
+
     def env(self) -> dict[str, str]:
         """The environment every rabbitmq command for this node needs."""
         base = Path(self.base_dir)
         return {
-            **os.environ,
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
             "HOME": str(base),
             "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
@@ -69,15 +88,14 @@ class PrivateNode:
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
         }
 
-    def ctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        prefix = [] if self.root == "/" else ["chroot", self.root]
         return subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args],
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+            [*prefix, *command], env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
         )
+
+    def ctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run(str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args, timeout=timeout)
 
     def stop_app(self) -> None:
         """Stop the broker inside the node: clients lose it as in an outage."""
@@ -88,8 +106,52 @@ class PrivateNode:
         _checked(self.ctl("await_startup"), "await_startup")
 
 
-def installed() -> bool:
-    return (RABBITMQ_BIN / "rabbitmq-server").exists()
+def root_for(version: str) -> Path:
+    if version not in VERSIONS:
+        raise RuntimeError(f"unknown RabbitMQ version {version!r}: choose one of {', '.join(VERSIONS)}")
+    return Path("/") if version == "3.10" else CHROOT
+
+
+def installed(version: str = "3.10") -> bool:
+    return (root_for(version) / RABBITMQ_BIN.relative_to("/") / "rabbitmq-server").exists()
+
+
+def can_build_chroot() -> bool:
+    return shutil.which("debootstrap") is not None and os.geteuid() == 0
+
+
+def build_chroot(root: Path = CHROOT) -> Path:
+    """Debian 13 with rabbitmq-server in `root`, built once (about 370 MB, a minute or two)."""
+    if (root / RABBITMQ_BIN.relative_to("/") / "rabbitmq-server").exists():
+        return root
+    if not can_build_chroot():
+        raise RuntimeError("building the RabbitMQ 4.0 chroot needs root and debootstrap (apt-get install debootstrap)")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=root.name + ".partial-", dir=root.parent))
+    result = subprocess.run(
+        ["debootstrap", "--variant=minbase", "--include=rabbitmq-server", "trixie", str(partial), DEBIAN_MIRROR],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RuntimeError(f"debootstrap failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    partial.rename(root)  # only a complete chroot ever has the final name
+    return root
+
+
+def _mount_proc(root: Path) -> None:
+    proc = root / "proc"
+    if root == Path("/") or os.path.ismount(proc):
+        return
+    subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True, capture_output=True, timeout=30)
+
+
+def _unmount_proc(root: Path) -> None:
+    if root != Path("/") and os.path.ismount(root / "proc"):
+        subprocess.run(["umount", "--lazy", str(root / "proc")], check=False, capture_output=True, timeout=30)
 
 
 def free_port() -> int:
@@ -103,21 +165,34 @@ def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
         raise RuntimeError(f"rabbitmqctl {what} failed: {result.stdout}{result.stderr}".strip())
 
 
-def start(base_dir: Path, name: str = "amqplab-test@localhost") -> PrivateNode:
-    """Boot a node under base_dir and wait until it accepts connections."""
-    if not installed():
+def start(name: str = "amqplab-test@localhost", version: str = "3.10", base_dir: Path | None = None) -> PrivateNode:
+    """Boot a node and wait until it accepts connections.
+
+    `base_dir` (3.10 only) picks the node's folder; a chroot node always lives
+    in a fresh folder under the chroot's /tmp.
+    """
+    root = build_chroot() if version == "4.0" else root_for(version)
+    if not installed(version):
         raise RuntimeError("rabbitmq-server is not installed (apt-get install -y rabbitmq-server)")
-    base_dir.mkdir(parents=True, exist_ok=True)
+    if root == Path("/"):
+        host_dir = (base_dir or Path(tempfile.mkdtemp(prefix="amqp-lab-node-"))).resolve()
+        inside = str(host_dir)
+    else:
+        host_dir = Path(tempfile.mkdtemp(prefix="amqp-lab-node-", dir=root / "tmp"))
+        inside = "/" + str(host_dir.relative_to(root))
+    host_dir.mkdir(parents=True, exist_ok=True)
     node = PrivateNode(
+        version=version,
         name=name,
-        base_dir=str(base_dir.resolve()),
+        root=str(root),
+        base_dir=inside,
         amqp_port=free_port(),
         management_port=free_port(),
         dist_port=free_port(),
         epmd_port=free_port(),
     )
-    (base_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
-    (base_dir / "rabbitmq.conf").write_text(
+    (host_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
+    (host_dir / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
         f"management.tcp.port = {node.management_port}\n"
         "management.tcp.ip = 127.0.0.1\n"
@@ -125,14 +200,11 @@ def start(base_dir: Path, name: str = "amqplab-test@localhost") -> PrivateNode:
         "collect_statistics_interval = 1000\n"
     )
     # Keeps the node's distribution listener on loopback as well.
-    (base_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")
-    subprocess.run(
-        [str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"],
-        env=node.env(),
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    (host_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")
+    _mount_proc(root)
+    started = node.run(str(RABBITMQ_BIN / "rabbitmq-server"), "-detached", timeout=60)
+    if started.returncode != 0:
+        raise RuntimeError(f"rabbitmq-server {version} did not start: {started.stderr.strip()}")
     deadline = time.monotonic() + 120
     while True:
         result = node.ctl("await_startup", timeout=120)
@@ -142,13 +214,19 @@ def start(base_dir: Path, name: str = "amqplab-test@localhost") -> PrivateNode:
             stop(node)
             raise RuntimeError(f"node {name} did not start: {result.stderr.strip()}")
         time.sleep(0.5)  # the node's pid file may not exist yet
-    (base_dir / STATE_FILE).write_text(json.dumps(asdict(node)))
+    (host_dir / STATE_FILE).write_text(json.dumps(asdict(node)))
     return node
 
 
 def stop(node: PrivateNode) -> None:
+    """Stop the node and its epmd, and remove its folder."""
     node.ctl("stop", timeout=120)
-    subprocess.run(["epmd", "-kill"], env=node.env(), capture_output=True, timeout=30, check=False)
+    # epmd refuses -kill while the node is still registered, for a moment after stop.
+    deadline = time.monotonic() + 30
+    while "not allowed" in node.run("epmd", "-kill", timeout=30).stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    shutil.rmtree(node.host_dir, ignore_errors=True)
+    _unmount_proc(Path(node.root))
 
 
 def load(base_dir: Path) -> PrivateNode:
@@ -157,18 +235,23 @@ def load(base_dir: Path) -> PrivateNode:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("--dir", type=Path, required=True, help="folder for the node's data, logs and state")
+    parser.add_argument("action", choices=["start", "stop", "build-chroot"])
+    parser.add_argument("--dir", type=Path, help="folder for the node's data, logs and state (3.10)")
+    parser.add_argument("--version", choices=VERSIONS, default="3.10", help="RabbitMQ version (default: %(default)s)")
     parser.add_argument("--name", default="amqplab@localhost", help="Erlang node name (default: %(default)s)")
     args = parser.parse_args()
     try:
-        if args.action == "start":
-            node = start(args.dir, args.name)
+        if args.action == "build-chroot":
+            print(build_chroot())
+        elif args.action == "start":
+            node = start(args.name, args.version, args.dir)
             print(f"AMQP_URL={node.amqp_url}")
             print(f"AMQP_LAB_MANAGEMENT_URL={node.management_url}")
+            print(f"# stop with: {sys.argv[0]} stop --dir {node.host_dir}")
         else:
+            if args.dir is None:
+                parser.error("stop needs --dir, the folder start printed")
             stop(load(args.dir))
-            shutil.rmtree(args.dir, ignore_errors=True)
     except (RuntimeError, OSError, TypeError, ValueError, subprocess.SubprocessError) as exc:
         print(f"rabbitmq_node: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +111,7 @@ async def shoot(node: rabbitmq_node.PrivateNode) -> None:
 
 def main() -> int:
     OUT.mkdir(exist_ok=True)
-    node = rabbitmq_node.start(Path(tempfile.mkdtemp(prefix="amqp-lab-shots-")), "amqplab-shots@localhost")
+    node = rabbitmq_node.start("amqplab-shots@localhost")
     try:
         asyncio.run(shoot(node))
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -17,22 +16,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rabbitmq_node
 
 
-def pytest_report_header() -> str:
-    if rabbitmq_node.installed():
-        return "broker tests: a private RabbitMQ node from /usr/lib/rabbitmq/bin"
-    return "broker tests: SKIPPED, rabbitmq-server is not installed (apt-get install -y rabbitmq-server)"
+def _unavailable(version: str) -> str | None:
+    """Why a RabbitMQ version cannot run here, or None when it can."""
+    if rabbitmq_node.installed(version):
+        return None
+    if version == "3.10":
+        return "rabbitmq-server is not installed: apt-get install -y rabbitmq-server"
+    if rabbitmq_node.can_build_chroot():
+        return None  # built on first use, about a minute
+    return f"no RabbitMQ 4.0 chroot at {rabbitmq_node.CHROOT} and no debootstrap to build it"
 
 
-@pytest.fixture(scope="session")
-def rabbit() -> Iterator[rabbitmq_node.PrivateNode]:
-    """A private node (own name, folder, ports, epmd) started once and stopped at the end."""
-    if not rabbitmq_node.installed():
-        reason = "rabbitmq-server is not installed: apt-get install -y rabbitmq-server"
+def pytest_report_header() -> list[str]:
+    lines = []
+    for version in rabbitmq_node.VERSIONS:
+        reason = _unavailable(version)
+        lines.append(f"RabbitMQ {version}: " + (f"SKIPPED, {reason}" if reason else "a private node"))
+    return lines
+
+
+@pytest.fixture(scope="session", params=rabbitmq_node.VERSIONS, ids=lambda v: f"rabbitmq-{v}")
+def rabbit(request: pytest.FixtureRequest) -> Iterator[rabbitmq_node.PrivateNode]:
+    """A private node of each RabbitMQ version (own name, folder, ports, epmd), stopped at the end."""
+    version: str = request.param
+    reason = _unavailable(version)
+    if reason is not None:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the broker tests, but {reason}")
-        pytest.skip(f"BROKER TESTS SKIPPED: {reason}")
-    base = Path(tempfile.mkdtemp(prefix="amqp-lab-node-"))
-    node = rabbitmq_node.start(base, name=f"amqplab-test-{os.getpid()}@localhost")
+            pytest.fail(f"CI must run the broker tests on RabbitMQ {version}, but {reason}")
+        pytest.skip(f"BROKER TESTS SKIPPED on RabbitMQ {version}: {reason}")
+    name = f"amqplab-test-{version.replace('.', '')}-{os.getpid()}@localhost"
+    node = rabbitmq_node.start(name, version)
     try:
         yield node
     finally:

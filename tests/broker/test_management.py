@@ -39,6 +39,9 @@ async def test_overview_reports_the_broker(settings: Settings) -> None:
     assert overview.version.split(".")[0] in ("3", "4")
     assert overview.node.startswith("amqplab-test-")
     assert overview.exchanges >= 7  # the default exchange and the amq.* ones
+    # Only RabbitMQ 4.x names a default queue type; 3.x declares classic queues.
+    expected = "classic" if overview.version.startswith("4.") else None
+    assert overview.default_queue_type == expected
 
 
 async def test_queue_listing_pages_through_every_seeded_queue(settings: Settings, seeded: str) -> None:

@@ -153,9 +153,12 @@ async def test_a_broker_outage_shows_reconnecting_then_connected(rabbit) -> None
         try:
             await asyncio.to_thread(rabbit.stop_app)
             await wait_for(lambda: "reconnecting" in str(badge.render()), what="reconnecting badge")
-            notice = str(app.screen.query_one("#notice", Static).render())
-            assert f"nothing listens at 127.0.0.1:{rabbit.amqp_port}" in notice
-            assert "reconnecting" in notice
+            notice = app.screen.query_one("#notice", Static)
+            await wait_for(
+                lambda: f"nothing listens at 127.0.0.1:{rabbit.amqp_port}" in str(notice.render()),
+                what="the failed reconnect named in the notice",
+            )
+            assert "reconnecting" in str(notice.render())
         finally:
             await asyncio.to_thread(rabbit.start_app)
         await wait_for(lambda: "● connected" in str(badge.render()), what="connected badge again")

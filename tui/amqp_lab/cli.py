@@ -166,6 +166,8 @@ def check(settings: Settings, console: Console) -> int:
         o = result.overview
         console.print(Text.assemble("management  ", ok, "  ", settings.management_display), soft_wrap=True)
         where = f"node {o.node}" + (f", cluster {o.cluster_name}" if o.cluster_name else "")
+        if o.default_queue_type:
+            where += f", default queue type {o.default_queue_type}"
         console.print(
             Text(
                 f"broker      {o.product} {o.version} on Erlang {o.erlang_version}, {where}; "

@@ -167,9 +167,9 @@ class ManagementClient:
         except httpx.ConnectError as exc:
             raise self._connect_error(exc) from None
         except (httpx.ReadError, httpx.RemoteProtocolError):
-            raise ManagementBadResponse(
-                f"{where} does not speak HTTP: is --management-url the management port (15672), "
-                "not the AMQP port (5672)?"
+            raise ManagementUnreachable(
+                f"{where} closed the connection without an answer: a broker restarting, or not the "
+                "management port (15672; AMQP is 5672)?"
             ) from None
         except httpx.HTTPError as exc:
             message = mask_text(str(exc) or type(exc).__name__, self._secrets)

@@ -104,6 +104,7 @@ class Overview:
     node: str
     cluster_name: str
     rates_mode: str
+    default_queue_type: str | None  # RabbitMQ 4.x says; 3.x has none (classic)
     connections: int
     channels: int
     exchanges: int
@@ -129,6 +130,7 @@ class Overview:
             node=text(data, "node", what),
             cluster_name=text(data, "cluster_name", what),
             rates_mode=text(data, "rates_mode", what, "basic"),
+            default_queue_type=text(data, "default_queue_type", what) or None,
             connections=int(number(totals, "connections", what)),
             channels=int(number(totals, "channels", what)),
             exchanges=int(number(totals, "exchanges", what)),
