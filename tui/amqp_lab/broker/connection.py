@@ -52,7 +52,6 @@ class ConnectionStatus:
     endpoint: str  # masked URL of the node tried or connected
     reason: str | None = None  # why it is not connected, one line
     attempt: int = 0  # reconnect attempts since the connection was lost
-    since: float = 0.0  # time.monotonic() of the transition
     down_since: float | None = None  # while reconnecting: when the connection was lost
 
 
@@ -140,7 +139,7 @@ class ConnectionManager:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closing = False
         self._down_since: float | None = None
-        self.status = ConnectionStatus(ConnectionState.CLOSED, settings.primary.display(), since=time.monotonic())
+        self.status = ConnectionStatus(ConnectionState.CLOSED, settings.primary.display())
 
     @property
     def connection(self) -> AbstractConnection | None:
@@ -151,7 +150,7 @@ class ConnectionManager:
 
     def _set(self, state: ConnectionState, endpoint: str, reason: str | None = None, attempt: int = 0) -> None:
         down_since = self._down_since if state is ConnectionState.RECONNECTING else None
-        self.status = ConnectionStatus(state, endpoint, reason, attempt, time.monotonic(), down_since)
+        self.status = ConnectionStatus(state, endpoint, reason, attempt, down_since)
         for listener in list(self._listeners):
             listener(self.status)
 

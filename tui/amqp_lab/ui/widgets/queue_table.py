@@ -109,7 +109,3 @@ class QueueTable(DataTable[Text]):
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()
         self.sort_by(str(event.column_key.value))
-
-    @property
-    def shown(self) -> dict[str, QueueStats]:
-        return dict(self._shown)
