@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import platformdirs
 
-from amqp_lab.masking import mask_url
+from amqp_lab.masking import mask_url, url_host
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_MANAGEMENT_PORT = 15672
@@ -78,8 +78,7 @@ class Endpoint:
 
     @property
     def address(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return url_host(self.host, self.port)
 
     def display(self, with_vhost: bool = False) -> str:
         """The endpoint as a URL with the password masked."""
@@ -127,19 +126,15 @@ class Settings:
     def management_base(self) -> str:
         """The management URL without credentials, ending in /."""
         parts = urlsplit(self.management_url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
         path = parts.path if parts.path.endswith("/") else parts.path + "/"
-        return f"{parts.scheme}://{host}{port}{path}"
+        return f"{parts.scheme}://{url_host(parts.hostname or '', parts.port)}{path}"
 
     def secret_for(self, username: str, address: str) -> str | None:
         """The password in use for this user at this address (or for this user anywhere)."""
         candidates = [(e.username, e.address, e.password) for e in self.endpoints]
         management = urlsplit(self.management_url)
         user, password = self.management_credentials
-        candidates.append((user, f"{management.hostname}:{management.port}", password))
+        candidates.append((user, url_host(management.hostname or "", management.port), password))
         for wanted_address in (address, None):
             for cand_user, cand_address, cand_password in candidates:
                 if cand_user == username and wanted_address in (None, cand_address):
@@ -310,10 +305,9 @@ def parse_amqp_url(url: str) -> Endpoint:
 def derive_management_url(endpoint: Endpoint) -> str:
     """The management API on the AMQP host: port 15672, or https on 15671 for amqps."""
     scheme, port = ("https", DEFAULT_MANAGEMENT_TLS_PORT) if endpoint.tls else ("http", DEFAULT_MANAGEMENT_PORT)
-    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
     user = quote(endpoint.username, safe="")
     password = quote(endpoint.password, safe="")
-    return f"{scheme}://{user}:{password}@{host}:{port}/"
+    return f"{scheme}://{user}:{password}@{url_host(endpoint.host, port)}/"
 
 
 def check_management_url(url: str) -> None:

@@ -12,6 +12,12 @@ MASK = "****"
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s/]*)@")
 
 
+def url_host(host: str, port: int | None = None) -> str:
+    """host[:port] as a URL writes it: an IPv6 address goes in brackets."""
+    written = f"[{host}]" if ":" in host else host
+    return written if port is None else f"{written}:{port}"
+
+
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ****; the user name stays, it helps debugging."""
     try:
@@ -20,14 +26,11 @@ def mask_url(url: str) -> str:
         return mask_text(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
     try:
-        port = f":{parts.port}" if parts.port is not None else ""
+        host = url_host(parts.hostname or "", parts.port)
     except ValueError:
         return mask_text(url)
-    netloc = f"{parts.username or ''}:{MASK}@{host}{port}"
+    netloc = f"{parts.username or ''}:{MASK}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -54,9 +57,9 @@ def unmask_url(url: str, secret_for: Callable[[str, str], str | None]) -> str:
     if parts.password != MASK or parts.hostname is None:
         return url
     username = unquote(parts.username or "")
-    password = secret_for(username, f"{parts.hostname}:{port}")
+    host = url_host(parts.hostname, port)
+    password = secret_for(username, host)
     if password is None:
         return url
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}" + (f":{port}" if port else "")
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

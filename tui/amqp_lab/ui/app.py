@@ -33,7 +33,7 @@ class AmqpLabApp(App[None]):
         Binding("t", "toggle_theme", "Theme"),
     ]
 
-    settings: reactive[Settings] = reactive(None, init=False, always_update=True)  # type: ignore[arg-type]
+    settings: reactive[Settings] = reactive(None, init=False)  # type: ignore[arg-type]
     snapshot: reactive[BrokerSnapshot | None] = reactive(None, init=False)
     amqp_status: reactive[ConnectionStatus | None] = reactive(None, init=False)
 
@@ -53,7 +53,6 @@ class AmqpLabApp(App[None]):
         return OverviewScreen()
 
     async def on_mount(self) -> None:
-        self.settings = self.settings  # let the screens see the first settings
         self._start()
 
     async def on_unmount(self) -> None:
