@@ -225,3 +225,17 @@ class ConnectionManager:
         if connection is not None and not connection.is_closed:
             await connection.close()
         self._set(ConnectionState.CLOSED, self.status.endpoint)
+
+
+async def connect_first(settings: Settings) -> AbstractConnection:
+    """One connection to the first node that answers, in the configured order (for the lab's own clients)."""
+    error: AmqpError | None = None
+    for endpoint in settings.endpoints:
+        try:
+            return await open_connection(settings, endpoint)
+        except AmqpError as exc:
+            error = exc
+            if exc.fatal:
+                break
+    assert error is not None  # settings always hold at least one endpoint
+    raise error

@@ -1,0 +1,814 @@
+"""Simulated clients: each has its own connection, as a separate process would, and takes faults live."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
+
+from amqp_lab.broker.connection import connect_first
+from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, age, stamp
+from amqp_lab.engine.metrics import RateMeter
+from amqp_lab.engine.publishing import ImmediateRefused, Outbox
+from amqp_lab.engine.sinks import Sink
+from amqp_lab.scenario.plan import ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
+from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue
+
+JOB = "x-lab-job"
+JOB_TIME = "x-lab-job-ts"
+SHARD = "x-lab-shard"
+SHARDS = "x-lab-shards"
+JOB_REPLY = "x-lab-reply"
+COMPLETE = "x-lab-complete"
+PUBLISH_WINDOW = 256  # confirms awaited at once by a full-speed publisher
+REMEMBERED = 10_000  # timed-out requests and closed jobs kept to recognise late answers
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    HUNG = "hung"
+    SLOW = "slow"
+    REJECTING = "rejecting"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    name: str
+    role: str
+    state: str
+    sent: int
+    received: int
+    rate: float  # messages per second, sent or received, whichever the client mostly does
+    unacked: int
+    detail: str = ""  # a fault's parameter, a reason for FAILED
+
+
+class Pacer:
+    """Spaces sends at `rate` per second; None is as fast as possible; 0 waits for a new rate."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._next = time.monotonic()
+        self._changed = asyncio.Event()
+
+    def set_rate(self, rate: float | None) -> None:
+        self.rate = rate
+        self._next = time.monotonic()
+        self._changed.set()
+
+    async def wait(self) -> None:
+        while self.rate == 0:
+            self._changed.clear()
+            await self._changed.wait()
+        if self.rate is None:
+            return
+        now = time.monotonic()
+        self._next = max(self._next + 1.0 / self.rate, now - 1.0)  # never burst more than a second's worth
+        delay = self._next - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class Client:
+    """Lifecycle shared by every role: start, crash, stop, restart; stats for snapshots."""
+
+    spec: Any
+
+    def __init__(self, spec: Any, ctx: RunContext) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.state = State.STARTING
+        self.detail = ""
+        self.sent = 0
+        self.received = 0
+        self.connection: AbstractConnection | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._meter = RateMeter()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+    @property
+    def unacked(self) -> int:
+        return 0
+
+    @property
+    def active(self) -> bool:
+        return self.state not in (State.CRASHED, State.STOPPED, State.FAILED)
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if self.active:
+            self.state = State.FAILED
+            self.detail = f"{type(exc).__name__}: {exc}"
+            self.ctx.event("error", self.name, f"stopped working: {self.detail}")
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def start(self) -> None:
+        if self.connection is None or self.connection.is_closed:
+            self.connection = await connect_first(self.ctx.settings)
+        await self._open()
+        self.state = State.RUNNING
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _close_channels(self) -> None:
+        raise NotImplementedError
+
+    async def crash(self) -> None:
+        """Drop the channel at once: whatever it held unacked goes back to its queue."""
+        await self._cancel_tasks()
+        await self._close_channels()
+        self.state = State.CRASHED
+        self.ctx.event("crash", self.name, "crashed: channel dropped")
+
+    async def stop(self) -> None:
+        await self._cancel_tasks()
+        await self._close_channels()
+        self.state = State.STOPPED
+
+    async def restart(self) -> None:
+        if self.active:
+            await self.stop()
+        await self.start()
+        self.ctx.event("restart", self.name, "restarted")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.stop()
+        if self.connection is not None and not self.connection.is_closed:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+        self.connection = None
+
+    def stats(self) -> ClientStats:
+        count = self.sent if self.sent >= self.received else self.received
+        rate = self._meter.sample(count)
+        return ClientStats(
+            self.name, self.role, self.state.value, self.sent, self.received, rate, self.unacked, self.detail
+        )
+
+
+class Publisher(Client):
+    """Publishes to an exchange at a rate; pause, resume and rate changes take effect at the next message."""
+
+    spec: PublisherSpec
+
+    def __init__(self, spec: PublisherSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self.pacer = Pacer(spec.rate)
+        self._body = b"x" * spec.payload
+        self._channel: AbstractChannel | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self.done = asyncio.Event()
+        self._window_size = 1 if spec.publish_mode == "transactions" else PUBLISH_WINDOW
+        self._window = asyncio.Semaphore(self._window_size)
+
+    async def _open(self) -> None:
+        assert self.connection is not None
+        confirms = self.spec.publish_mode == "confirms" or self.spec.mandatory
+        self._channel = await self.connection.channel(publisher_confirms=confirms)
+        self._outbox = Outbox(self.ctx, self._channel, self.spec.publish_mode, confirms)
+        self._spawn(self._loop())
+
+    async def _close_channels(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    def pause(self) -> None:
+        self._resumed.clear()
+        if self.active:
+            self.state = State.PAUSED
+
+    def resume(self) -> None:
+        self._resumed.set()
+        if self.state is State.PAUSED:
+            self.state = State.RUNNING
+
+    def set_rate(self, rate: float | None) -> None:
+        self.pacer.set_rate(rate)
+
+    async def _loop(self) -> None:
+        window = self._window
+        keys = self.spec.routing_keys
+        choose = self.ctx.rng.choice
+        limit = self.spec.limit
+        headers = dict(self.spec.headers)
+        while limit is None or self.sent < limit:
+            await self._resumed.wait()
+            await self.pacer.wait()
+            await window.acquire()
+            self.sent += 1
+            key = keys[0] if len(keys) == 1 else choose(keys)
+            task = self._spawn(self._publish(key, headers))
+            task.add_done_callback(lambda _task: window.release())
+        await self.settle()
+        self.done.set()
+
+    async def settle(self) -> None:
+        """Wait until every publish in flight has its answer (confirm, nack or return)."""
+        for _ in range(self._window_size):
+            await self._window.acquire()
+        for _ in range(self._window_size):
+            self._window.release()
+
+    async def _publish(self, key: str, headers: dict[str, Any]) -> None:
+        outcome = await self._outbox.send(
+            self.spec.exchange,
+            key,
+            self._body,
+            persistent=self.spec.persistent,
+            mandatory=self.spec.mandatory,
+            headers=headers,
+        )
+        if outcome == "returned":
+            self.ctx.counters["returns"] += 1
+        elif outcome == "nacked":
+            self.ctx.counters["nacked"] += 1
+            self.ctx.event("nack", self.name, f"broker refused a message to {key!r} (nack)")
+
+
+class Consumer(Client):
+    """Takes messages from a queue one at a time, like a real worker; prefetched ones wait unacked.
+
+    Faults: hang (stops working and acking), slow (work takes `factor` times longer),
+    reject (reject without requeue) and nack (nack with requeue), healed by `heal()`.
+    """
+
+    spec: ConsumerSpec
+
+    def __init__(self, spec: ConsumerSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._working = asyncio.Event()
+        self._working.set()
+        self._held = 0  # delivered and not yet settled
+        self.fault: str | None = None
+        self.slow_factor = 1.0
+        self._sink: Sink | None = ctx.sink(spec.sink) if spec.sink else None
+        self._latency = ctx.latency_of("delivery")
+
+    @property
+    def unacked(self) -> int:
+        return self._held
+
+    @property
+    def busy(self) -> bool:
+        return self._held > 0
+
+    async def _open(self) -> None:
+        assert self.connection is not None
+        spec = self.spec
+        # Replies are mandatory (a reply queue may be gone), and returns need confirms: see Outbox.
+        self._channel = await self.connection.channel(publisher_confirms=spec.reply)
+        await self._channel.set_qos(prefetch_count=spec.prefetch)
+        if spec.own_queue is not None:
+            q = spec.own_queue
+            self._queue = await self._channel.declare_queue(
+                q.name,
+                durable=q.durable,
+                exclusive=q.exclusive,
+                auto_delete=q.auto_delete,
+                arguments=dict(q.arguments),
+            )
+            for binding in spec.own_bindings:
+                await self._queue.bind(binding.source, binding.routing_key, arguments=dict(binding.arguments) or None)
+            self.ctx.queue_declared(q, spec.own_bindings)
+        else:
+            self._queue = await self._channel.get_queue(spec.queue, ensure=False)
+        if spec.reply:
+            self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=True)
+        self._inbox = asyncio.Queue()
+        self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack)
+        self._spawn(self._work())
+
+    async def _close_channels(self) -> None:
+        channel, self._channel = self._channel, None
+        requeued = 0 if self.spec.auto_ack else self._held
+        self._held = 0
+        self._inbox = asyncio.Queue()
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        if requeued:
+            self.ctx.ledger.requeued(requeued)
+        own = self.spec.own_queue
+        if own is not None and own.exclusive and self.connection is not None:
+            # An exclusive queue lives as long as its connection: the client "process" is gone.
+            await self.connection.close()
+            self.connection = None
+            self.ctx.queue_gone(own.name)
+
+    async def crash(self) -> None:
+        held = self._held
+        await super().crash()
+        if held:
+            fate = "lost (auto ack)" if self.spec.auto_ack else "back to the queue for redelivery"
+            self.ctx.event("crash", self.name, f"{held} unacked message(s) {fate}")
+
+    def _delivered(self, message: AbstractIncomingMessage) -> None:
+        # Runs once per delivery: keep it small. Work happens in _work, one message at a time.
+        self.received += 1
+        self._held += 1
+        headers = message.headers
+        msg_id = headers.get(ID_HEADER)
+        if isinstance(msg_id, int):
+            deaths = headers.get("x-death")
+            self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered), deaths[0] if deaths else None)
+            waited = age(headers.get(TIME_HEADER))
+            if waited is not None:
+                self._latency.record(waited)
+        self._inbox.put_nowait(message)
+
+    async def _work(self) -> None:
+        inbox, rng, spec = self._inbox, self.ctx.rng, self.spec
+        while True:
+            message = await inbox.get()
+            await self._working.wait()
+            pause = spec.processing.sample(rng) * self.slow_factor
+            if pause > 0:
+                await asyncio.sleep(pause)
+            await self._settle(message)
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
+        headers = message.headers
+        msg_id = headers.get(ID_HEADER)
+        ledger = self.ctx.ledger
+        fault = self.fault
+        if fault == "nack" and not self.spec.auto_ack:
+            await message.nack(requeue=True)
+            self._held -= 1
+            ledger.requeued()
+            return
+        if fault == "reject" and not self.spec.auto_ack:
+            await message.reject(requeue=False)
+            self._held -= 1
+            if isinstance(msg_id, int):
+                ledger.rejected(msg_id, self.spec.queue, message.routing_key or "", headers)
+            return
+        if self.spec.reply and message.reply_to:
+            await self._reply(message)
+        if self._sink is not None:
+            self._sink.record(
+                {
+                    "id": msg_id,
+                    "worker": self.name,
+                    "queue": self.spec.queue,
+                    "finished": time.time(),
+                    "payload": len(message.body),
+                }
+            )
+        if not self.spec.auto_ack:
+            await message.ack()
+        self._held -= 1
+        if isinstance(msg_id, int):
+            ledger.acked(msg_id, self.spec.queue)
+
+    async def _reply(self, message: AbstractIncomingMessage) -> None:
+        # Answers carry the request's job fields (map-reduce) and its correlation id (RPC).
+        headers = {
+            k: v for k, v in message.headers.items() if k.startswith("x-lab-") and k not in (ID_HEADER, TIME_HEADER)
+        }
+        headers.setdefault(SHARD, self.name)
+        outcome = await self._outbox.send(
+            DEFAULT_EXCHANGE,
+            message.reply_to or "",
+            b"done",
+            persistent=self.spec.reply_persistent,
+            mandatory=True,
+            correlation_id=message.correlation_id,
+            headers=headers,
+        )
+        if outcome == "returned":
+            self.ctx.event("return", self.name, f"reply to {message.reply_to} came back: its queue is gone")
+
+    def hang(self) -> None:
+        self._working.clear()
+        self.state = State.HUNG
+
+    def slow(self, factor: float) -> None:
+        self.slow_factor = factor
+        self.state = State.SLOW
+        self.detail = f"x{factor:g}"
+
+    def misbehave(self, fault: str) -> None:
+        self.fault = fault
+        self.state = State.REJECTING
+        self.detail = "reject, no requeue" if fault == "reject" else "nack, requeue"
+
+    def heal(self) -> None:
+        self.fault = None
+        self.slow_factor = 1.0
+        self.detail = ""
+        self._working.set()
+        if self.active:
+            self.state = State.RUNNING
+
+    async def start(self) -> None:
+        self.heal()
+        await super().start()
+
+    async def finish(self) -> None:
+        """Stop taking new messages; those already taken are worked off (the run's drain)."""
+        if self._queue is not None and self._channel is not None and not self._channel.is_closed:
+            with contextlib.suppress(Exception):
+                await self._queue.cancel(self._tag)
+
+
+class ReplyWaiter(Client):
+    """A client that publishes and awaits answers on its own reply queue (RPC requester, map-reduce submitter)."""
+
+    reply_mode = "server-named"
+
+    def __init__(self, spec: Any, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self.pacer = Pacer(spec.rate)
+        self._channel: AbstractChannel | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self.reply_queue = ""
+        self.done = asyncio.Event()
+
+    async def _open(self) -> None:
+        await self._open_channel()
+        self._spawn(self._loop())
+
+    async def _open_channel(self) -> None:
+        assert self.connection is not None
+        self._channel = channel = await self.connection.channel(publisher_confirms=self._confirms)
+        if self.reply_mode == "direct-reply-to":
+            # Must be consumed, no-ack, on the channel the requests are published from.
+            queue = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+            self.reply_queue = DIRECT_REPLY_TO
+        else:
+            name = getattr(self.spec, "reply_queue_name", None) or ""
+            queue = await channel.declare_queue(name, durable=False, exclusive=True, auto_delete=True)
+            self.reply_queue = queue.name
+            self.ctx.queue_declared(Queue(queue.name, durable=False, exclusive=True, auto_delete=True))
+        await queue.consume(self._answered, no_ack=True)
+        self._outbox = Outbox(self.ctx, channel, self._mode, self._confirms)
+
+    @property
+    def _confirms(self) -> bool:
+        return self._mode == "confirms" or self._mandatory
+
+    @property
+    def _mandatory(self) -> bool:
+        return True
+
+    @property
+    def _mode(self) -> Any:
+        return "none"
+
+    async def _close_channels(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        if self.reply_queue and self.reply_queue != DIRECT_REPLY_TO:
+            # An exclusive auto-delete reply queue goes with its consumer: replies in it are discarded.
+            self.ctx.queue_gone(self.reply_queue)
+
+    def pause(self) -> None:
+        self._resumed.clear()
+        if self.active:
+            self.state = State.PAUSED
+
+    def resume(self) -> None:
+        self._resumed.set()
+        if self.state is State.PAUSED:
+            self.state = State.RUNNING
+
+    def set_rate(self, rate: float | None) -> None:
+        self.pacer.set_rate(rate)
+
+    async def _loop(self) -> None:
+        limit = self.spec.limit
+        while limit is None or self.sent < limit:
+            await self._resumed.wait()
+            await self.pacer.wait()
+            self.sent += 1
+            await self._send_one(self.sent)
+        self.done.set()
+
+    def _answered(self, message: AbstractIncomingMessage) -> None:
+        self.received += 1
+        msg_id = message.headers.get(ID_HEADER)
+        if isinstance(msg_id, int):
+            queue = DIRECT_REPLY_TO if self.reply_queue == DIRECT_REPLY_TO else self.reply_queue
+            self.ctx.ledger.delivered(msg_id, queue, bool(message.redelivered))
+            self.ctx.ledger.acked(msg_id, queue)
+        self._on_answer(message)
+
+    async def _send_one(self, n: int) -> None:
+        raise NotImplementedError
+
+    def _on_answer(self, message: AbstractIncomingMessage) -> None:
+        raise NotImplementedError
+
+
+class Requester(ReplyWaiter):
+    """RPC client: counts replies, timeouts, late replies (after their timeout), orphans and returns."""
+
+    spec: RequesterSpec
+
+    def __init__(self, spec: RequesterSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self.reply_mode = spec.reply_queue
+        self.immediate = spec.immediate
+        self._pending: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._timed_out: OrderedDict[str, float] = OrderedDict()
+        self._body = b"x" * spec.payload
+        self._latency = ctx.latency_of("rpc")
+
+    @property
+    def unacked(self) -> int:
+        return len(self._pending)
+
+    async def _send_one(self, n: int) -> None:
+        spec, counters = self.spec, self.ctx.counters
+        cid = f"{self.name}.{n}"
+        unroutable = spec.unroutable and self.ctx.rng.random() < spec.unroutable
+        key = spec.unroutable_key if unroutable else spec.routing_key
+        loop = asyncio.get_running_loop()
+        self._pending[cid] = (time.monotonic(), loop.call_later(spec.timeout, self._timeout, cid))
+        counters["requests"] += 1
+        try:
+            outcome = await self._outbox.send(
+                spec.exchange,
+                key,
+                self._body,
+                persistent=spec.persistent,
+                mandatory=spec.mandatory,
+                immediate=self.immediate,
+                reply_to=self.reply_queue,
+                correlation_id=cid,
+            )
+        except ImmediateRefused as exc:
+            self._forget(cid)
+            counters["immediate_refused"] += 1
+            self.ctx.event(
+                "refused",
+                self.name,
+                f"RabbitMQ closed the connection on immediate=true ({exc}); reconnecting without it. "
+                "Its documented replacement: request queue TTL 0 + dead-letter exchange (ttl0_dead_letter)",
+            )
+            self.immediate = False
+            await self._reconnect()
+            return
+        if outcome == "returned" and self._forget(cid) is not None:
+            counters["returns"] += 1
+            self.ctx.event("return", self.name, f"request {cid} returned: no queue is bound for {key!r}")
+
+    @property
+    def _mandatory(self) -> bool:
+        return self.spec.mandatory
+
+    async def _reconnect(self) -> None:
+        await self._close_channels()
+        if self.connection is not None and not self.connection.is_closed:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+        self.connection = await connect_first(self.ctx.settings)
+        await self._open_channel()
+        self.ctx.event("restart", self.name, "reconnected")
+
+    def _forget(self, cid: str) -> float | None:
+        pending = self._pending.pop(cid, None)
+        if pending is None:
+            return None
+        pending[1].cancel()
+        return pending[0]
+
+    def _timeout(self, cid: str) -> None:
+        started = self._pending.pop(cid, None)
+        if started is None:
+            return
+        self.ctx.counters["timeouts"] += 1
+        self._timed_out[cid] = started[0]
+        if len(self._timed_out) > REMEMBERED:
+            self._timed_out.popitem(last=False)
+        self.ctx.event("timeout", self.name, f"request {cid} had no reply within {self.spec.timeout:g} s")
+
+    def _on_answer(self, message: AbstractIncomingMessage) -> None:
+        cid = message.correlation_id or ""
+        started = self._forget(cid)
+        if started is not None:
+            self.ctx.counters["replies"] += 1
+            self._latency.record(time.monotonic() - started)
+        elif self._timed_out.pop(cid, None) is not None:
+            self.ctx.counters["late_replies"] += 1
+            self.ctx.event("late", self.name, f"reply to {cid} came after its timeout")
+        else:
+            self.ctx.counters["orphan_replies"] += 1
+            self.ctx.event("orphan", self.name, f"reply with unknown correlation id {cid!r}")
+
+    async def stop(self) -> None:
+        for cid in list(self._pending):
+            self._forget(cid)
+        await super().stop()
+
+
+class Submitter(ReplyWaiter):
+    """Map-reduce client and mapper: one job to every shard (fanout), or one part per shard key (direct)."""
+
+    spec: SubmitterSpec
+
+    def __init__(self, spec: SubmitterSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self._body = b"x" * spec.payload
+        self._jobs: dict[str, int] = {}
+
+    @property
+    def _mode(self) -> Any:
+        return self.spec.publish_mode
+
+    @property
+    def unacked(self) -> int:
+        return len(self._jobs)
+
+    async def _send_one(self, n: int) -> None:
+        spec = self.spec
+        job = f"{self.name}.{n}"
+        now = stamp()
+        headers: dict[str, Any] = {JOB: job, JOB_TIME: now, SHARDS: spec.shards}
+        if spec.want_reply:
+            headers[JOB_REPLY] = self.reply_queue
+        self._jobs[job] = now
+        self.ctx.counters["jobs_submitted"] += 1
+        parts = spec.shard_keys or ("",)
+        for key in parts:
+            part = {**headers, SHARD: key} if key else headers
+            outcome = await self._outbox.send(
+                spec.exchange,
+                key,
+                self._body,
+                persistent=spec.persistent,
+                reply_to=spec.result_queue,
+                correlation_id=job,
+                headers=part,
+                mandatory=True,
+            )
+            if outcome in ("returned", "nacked"):
+                self.ctx.counters["returns" if outcome == "returned" else "nacked"] += 1
+                self.ctx.event(outcome, self.name, f"job {job} part {key or 'all'} was {outcome}")
+
+    def _on_answer(self, message: AbstractIncomingMessage) -> None:
+        self._jobs.pop(str(message.headers.get(JOB, "")), None)
+        self.ctx.counters["results_returned"] += 1
+
+
+class Reducer(Client):
+    """Combines shard results per job.
+
+    wait-for-all holds each partial result unacked in the durable result queue
+    until the job is complete, so a reducer crash loses nothing (the broker
+    redelivers them). deadline acks at once and emits a partial result after T;
+    results that come later are counted as late and discarded.
+    """
+
+    spec: ReducerSpec
+
+    def __init__(self, spec: ReducerSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self._channel: AbstractChannel | None = None
+        self._jobs: dict[str, dict[str, AbstractIncomingMessage]] = {}
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        self._latency = ctx.latency_of("job")
+
+    @property
+    def unacked(self) -> int:
+        return sum(len(parts) for parts in self._jobs.values()) if self.spec.policy == "wait-for-all" else 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._jobs)
+
+    async def _open(self) -> None:
+        assert self.connection is not None
+        spec = self.spec
+        self._channel = channel = await self.connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=0 if spec.policy == "wait-for-all" else 100)
+        self._outbox = Outbox(self.ctx, channel, spec.publish_mode, confirms=True)
+        self._jobs.clear()
+        queue = await channel.get_queue(spec.queue, ensure=False)
+        await queue.consume(self._result, no_ack=False)
+        if spec.policy == "deadline":
+            self._spawn(self._sweep())
+
+    async def _close_channels(self) -> None:
+        held = self.unacked
+        self._jobs.clear()
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        if held:
+            self.ctx.ledger.requeued(held)
+
+    async def _result(self, message: AbstractIncomingMessage) -> None:
+        # Bookkeeping first, without awaiting, so concurrent deliveries cannot close a job twice.
+        self.received += 1
+        headers = message.headers
+        msg_id = headers.get(ID_HEADER)
+        if isinstance(msg_id, int):
+            self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered))
+        job = str(headers.get(JOB, ""))
+        late = job in self._closed
+        finished: dict[str, AbstractIncomingMessage] | None = None
+        if late:
+            self.ctx.counters["late_results"] += 1
+        else:
+            parts = self._jobs.setdefault(job, {})
+            parts[str(headers.get(SHARD, ""))] = message
+            if len(parts) >= int(headers.get(SHARDS, 1) or 1):
+                finished = self._close(job)
+        if late or self.spec.policy == "deadline":
+            await self._ack(message)
+        if finished is not None:
+            await self._combine(job, finished, complete=True)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        msg_id = message.headers.get(ID_HEADER)
+        if isinstance(msg_id, int):
+            self.ctx.ledger.acked(msg_id, self.spec.queue)
+
+    def _close(self, job: str) -> dict[str, AbstractIncomingMessage]:
+        self._closed[job] = None
+        if len(self._closed) > REMEMBERED:
+            self._closed.popitem(last=False)
+        return self._jobs.pop(job, {})
+
+    async def _combine(self, job: str, parts: dict[str, AbstractIncomingMessage], complete: bool) -> None:
+        counters = self.ctx.counters
+        counters["results_on_time"] += len(parts)
+        counters["jobs_complete" if complete else "jobs_partial"] += 1
+        first = next(iter(parts.values()))
+        took = age(first.headers.get(JOB_TIME))
+        if took is not None:
+            self._latency.record(took)
+        if not complete:
+            self.ctx.event("partial", self.name, f"job {job}: partial result from {len(parts)} shard(s)")
+        reply = first.headers.get(JOB_REPLY)
+        if reply:
+            self.sent += 1
+            await self._outbox.send(
+                DEFAULT_EXCHANGE,
+                str(reply),
+                b"combined",
+                persistent=self.spec.persistent,
+                mandatory=True,
+                correlation_id=job,
+                headers={JOB: job, COMPLETE: complete, SHARDS: len(parts)},
+            )
+        if self.spec.policy == "wait-for-all":
+            for message in parts.values():
+                await self._ack(message)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            for job, parts in list(self._jobs.items()):
+                took = age(next(iter(parts.values())).headers.get(JOB_TIME))
+                if took is not None and took > self.spec.deadline:
+                    await self._combine(job, self._close(job), complete=False)

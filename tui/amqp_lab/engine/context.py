@@ -1,0 +1,68 @@
+"""What every simulated client of a run shares: settings, the ledger, latencies, counters and the event log."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from amqp_lab.config import Settings
+from amqp_lab.engine.ledger import Ledger
+from amqp_lab.engine.metrics import Latency
+from amqp_lab.engine.sinks import Sink, open_sink
+from amqp_lab.scenario.topology import Binding, Queue
+
+EVENT_LOG_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a user should see: a timeout, a return, a crash, a redelivery burst, a reconnect."""
+
+    at: float  # seconds since the run started
+    kind: str  # timeout, return, nack, crash, hang, restart, stop, refused, partial, late, fault, info, error
+    client: str
+    text: str
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    ledger: Ledger
+    rng: random.Random
+    started: float = field(default_factory=time.monotonic)
+    latency: dict[str, Latency] = field(default_factory=dict)
+    counters: Counter[str] = field(default_factory=Counter)
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENT_LOG_SIZE))
+    on_publish: Callable[[str, str], None] | None = None  # (exchange, routing key), for pub-sub's delivery check
+    sinks: dict[str, Sink] = field(default_factory=dict)
+
+    def sink(self, path: str) -> Sink:
+        """One sink per path, shared by the workers that record to it."""
+        found = self.sinks.get(path)
+        if found is None:
+            found = self.sinks[path] = open_sink(path)
+        return found
+
+    def close_sinks(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
+        self.sinks.clear()
+
+    def latency_of(self, name: str) -> Latency:
+        found = self.latency.get(name)
+        if found is None:
+            found = self.latency[name] = Latency()
+        return found
+
+    def event(self, kind: str, client: str, text: str) -> None:
+        self.events.append(Event(round(time.monotonic() - self.started, 3), kind, client, text))
+
+    def queue_declared(self, queue: Queue, bindings: tuple[Binding, ...] = ()) -> None:
+        self.ledger.set_topology(self.ledger.topology.with_queue(queue, bindings))
+
+    def queue_gone(self, name: str) -> None:
+        self.ledger.queue_gone(name)
+        self.ledger.set_topology(self.ledger.topology.without_queue(name))

@@ -1,0 +1,208 @@
+"""The ledger: every message the lab publishes is followed until it is settled, so a loss cannot hide.
+
+Each published message carries an id. For every queue a message should reach
+(RabbitMQ's routing rules, evaluated on the run's live topology) the ledger
+holds one outstanding copy; acking, rejecting, dead-lettering, expiry, a
+return, a nack or draining at the end settle it. What is still outstanding when
+the run is over was lost: it should exist somewhere and does not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from amqp_lab.scenario.routing import route
+from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Topology
+
+ID_HEADER = "x-lab-id"
+TIME_HEADER = "x-lab-ts"
+
+
+def stamp() -> int:
+    """Wall-clock microseconds: an integer header survives AMQP exactly (a float may travel as 32 bits)."""
+    return time.time_ns() // 1000
+
+
+def age(stamped: object) -> float | None:
+    """Seconds since `stamp()` gave `stamped`, or None when the header is not one of ours."""
+    if isinstance(stamped, int) and not isinstance(stamped, bool):
+        return (time.time_ns() // 1000 - stamped) / 1_000_000
+    return None
+
+
+@dataclass(frozen=True)
+class LedgerCounts:
+    published: int = 0  # messages the lab's clients sent
+    confirmed: int = 0  # acknowledged by the broker (publisher confirms or a committed transaction)
+    nacked: int = 0  # refused by the broker (e.g. x-overflow reject-publish)
+    returned: int = 0  # mandatory and unroutable: sent back
+    refused: int = 0  # the broker closed the connection instead (immediate)
+    unroutable: int = 0  # routed nowhere and not mandatory: dropped by the broker, by design
+    copies: int = 0  # queue copies the routing rules expect (a fanout to 3 queues is 3)
+    delivered: int = 0  # deliveries to consumers, redeliveries included
+    redelivered: int = 0  # deliveries flagged redelivered (after a crash, a nack, a peek)
+    acked: int = 0
+    requeued: int = 0  # nacked or rejected with requeue: will come again
+    rejected: int = 0  # rejected without requeue and no dead-letter exchange: dropped on purpose
+    dead_lettered: int = 0
+    expired: int = 0  # dead-lettered because a TTL ran out
+    discarded: int = 0  # in an exclusive queue that went away with its client
+    duplicates: int = 0  # settled a second time (a redelivery of something already acked)
+    still_queued: int = 0  # found in a queue when the run ended
+    outstanding: int = 0  # copies not settled yet (in queues, in flight, or held by consumers)
+    lost: int = 0  # outstanding after the run ended: should exist somewhere and does not
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Ledger:
+    """Counts and outstanding copies. Touched once per message event; snapshots are taken from it."""
+
+    def __init__(self, topology: Topology) -> None:
+        self._topology = topology
+        self._routes: dict[tuple[str, str], frozenset[str]] = {}
+        self._outstanding: dict[str, set[int]] = {}
+        self._next_id = 0
+        self._counts: dict[str, int] = dict.fromkeys(LedgerCounts().as_dict(), 0)
+        self._finished = False
+        self.acked_in: dict[str, int] = {}
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    def set_topology(self, topology: Topology) -> None:
+        """The live topology changed (a client declared or lost its own queue)."""
+        self._topology = topology
+        self._routes.clear()
+
+    def next_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def queues_for(self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None) -> frozenset[str]:
+        if exchange == DEFAULT_EXCHANGE and routing_key.startswith(DIRECT_REPLY_TO):
+            return frozenset([DIRECT_REPLY_TO])
+        found = self._topology.exchange(exchange)
+        if found is not None and found.type == "headers":
+            return route(self._topology, exchange, routing_key, headers)
+        key = (exchange, routing_key)
+        queues = self._routes.get(key)
+        if queues is None:
+            queues = self._routes[key] = route(self._topology, exchange, routing_key, headers)
+        return queues
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._counts[name] += n
+
+    def _expect(self, msg_id: int, queues: frozenset[str]) -> None:
+        for queue in queues:
+            self._outstanding.setdefault(queue, set()).add(msg_id)
+        self._counts["copies"] += len(queues)
+
+    def _settle(self, msg_id: int, queue: str) -> bool:
+        copies = self._outstanding.get(queue)
+        if copies is None or msg_id not in copies:
+            return False
+        copies.remove(msg_id)
+        return True
+
+    # Publishing side
+
+    def published(
+        self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None, mandatory: bool
+    ) -> frozenset[str]:
+        self._counts["published"] += 1
+        queues = self.queues_for(exchange, routing_key, headers)
+        if queues:
+            self._expect(msg_id, queues)
+        elif not mandatory:
+            self._counts["unroutable"] += 1
+        return queues
+
+    def confirmed(self) -> None:
+        self._counts["confirmed"] += 1
+
+    def _withdraw(self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
+        for queue in self.queues_for(exchange, routing_key, headers):
+            if self._settle(msg_id, queue):
+                self._counts["copies"] -= 1
+
+    def nacked(self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
+        self._counts["nacked"] += 1
+        self._withdraw(msg_id, exchange, routing_key, headers)
+
+    def returned(self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
+        self._counts["returned"] += 1
+        self._withdraw(msg_id, exchange, routing_key, headers)
+
+    def refused(self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
+        self._counts["refused"] += 1
+        self._withdraw(msg_id, exchange, routing_key, headers)
+
+    # Consuming side
+
+    def delivered(self, msg_id: int, queue: str, redelivered: bool, death: Mapping[str, Any] | None = None) -> None:
+        """A delivery from `queue`; `death` is the newest x-death entry of a dead-lettered message."""
+        self._counts["delivered"] += 1
+        if redelivered:
+            self._counts["redelivered"] += 1
+        copies = self._outstanding.get(queue)
+        if death is not None and (copies is None or msg_id not in copies):
+            # Dead-lettered by the broker (expiry, max-length): settle the copy at its source here.
+            source = str(death.get("queue", ""))
+            if self._settle(msg_id, source):
+                self._counts["dead_lettered"] += 1
+                if death.get("reason") == "expired":
+                    self._counts["expired"] += 1
+            self._expect(msg_id, frozenset([queue]))
+
+    def acked(self, msg_id: int, queue: str) -> None:
+        if self._settle(msg_id, queue):
+            self._counts["acked"] += 1
+            self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
+        else:
+            self._counts["duplicates"] += 1
+
+    def requeued(self, count: int = 1) -> None:
+        self._counts["requeued"] += count
+
+    def rejected(self, msg_id: int, queue: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
+        """Rejected without requeue: dead-lettered if the queue has a dead-letter exchange, else dropped."""
+        if not self._settle(msg_id, queue):
+            self._counts["duplicates"] += 1
+            return
+        found = self._topology.queue(queue)
+        dlx = found.dead_letter_exchange if found is not None else None
+        if dlx is None:
+            self._counts["rejected"] += 1
+            return
+        self._counts["dead_lettered"] += 1
+        key = found.dead_letter_routing_key or routing_key if found is not None else routing_key
+        self._expect(msg_id, self.queues_for(dlx, key, headers))
+
+    def queue_gone(self, queue: str) -> None:
+        """An exclusive queue went away with its client: what it held is discarded."""
+        copies = self._outstanding.pop(queue, set())
+        self._counts["discarded"] += len(copies)
+
+    def drained(self, msg_id: int, queue: str) -> None:
+        """Found in a queue at the end of the run."""
+        if self._settle(msg_id, queue):
+            self._counts["still_queued"] += 1
+
+    def finish(self) -> None:
+        """The run is over: whatever is outstanding now is lost."""
+        self._finished = True
+
+    def counts(self) -> LedgerCounts:
+        outstanding = sum(len(copies) for copies in self._outstanding.values())
+        lost = outstanding if self._finished else 0
+        return LedgerCounts(**{**self._counts, "outstanding": outstanding, "lost": lost})
+
+    def outstanding_in(self, queue: str) -> int:
+        return len(self._outstanding.get(queue, ()))

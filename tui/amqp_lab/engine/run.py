@@ -1,0 +1,462 @@
+"""One run of a scenario: declare, start the clients, apply the schedule and live controls, measure, clean up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+import aiormq.exceptions
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from amqp_lab.broker.connection import connect_first
+from amqp_lab.config import Settings
+from amqp_lab.engine.clients import (
+    Client,
+    Consumer,
+    Publisher,
+    Reducer,
+    ReplyWaiter,
+    Requester,
+    Submitter,
+)
+from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.ledger import ID_HEADER, Ledger
+from amqp_lab.engine.metrics import RateMeter
+from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
+from amqp_lab.scenario.model import Scenario, ScheduledAction
+from amqp_lab.scenario.patterns import build, run_prefix
+from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec
+from amqp_lab.scenario.routing import binding_matches
+
+SNAPSHOT_INTERVAL = 0.1
+SAMPLE_INTERVAL = 1.0
+EVENTS_IN_SNAPSHOT = 100
+LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
+
+
+class RunError(Exception):
+    """The run could not start or went wrong in a way the user must fix; the message says how."""
+
+
+def make_client(spec: ClientSpec, ctx: RunContext) -> Client:
+    if isinstance(spec, PublisherSpec):
+        return Publisher(spec, ctx)
+    if isinstance(spec, ConsumerSpec):
+        return Consumer(spec, ctx)
+    if isinstance(spec, RequesterSpec):
+        return Requester(spec, ctx)
+    if isinstance(spec, ReducerSpec):
+        return Reducer(spec, ctx)
+    return Submitter(spec, ctx)
+
+
+def _produces(client: Client) -> bool:
+    return isinstance(client, Publisher | ReplyWaiter)
+
+
+class Run:
+    """Drive with `await run.execute()`, or `start()` / controls / `stop()` from a UI."""
+
+    def __init__(self, scenario: Scenario, settings: Settings, run_id: str | None = None) -> None:
+        if settings.read_only:
+            raise RunError("read-only mode: a scenario run declares queues and publishes; drop --read-only to run it")
+        self.scenario = scenario
+        self.settings = settings
+        self.run_id = run_id or secrets.token_hex(3)
+        self.prefix = run_prefix(self.run_id)
+        self.plan = build(scenario, self.prefix)
+        self.ctx = RunContext(settings, Ledger(self.plan.topology), random.Random(scenario.seed))
+        self.clients: dict[str, Client] = {}
+        self.state = "starting"
+        self._listeners: list[Callable[[RunSnapshot], None]] = []
+        self._admin: AbstractConnection | None = None
+        self._monitor: AbstractChannel | None = None
+        self._depths: dict[str, QueueDepth] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
+        self._started_at = 0.0
+        self._stopped = asyncio.Event()
+        self._subscribers = self._subscriber_patterns()
+        self._expected: dict[str, int] = dict.fromkeys(self._subscribers, 0)
+        self._missed: dict[str, int] = dict.fromkeys(self._subscribers, 0)
+        if self._subscribers:
+            self.ctx.on_publish = self._check_delivery
+        self.last: RunSnapshot | None = None
+
+    # Lifecycle
+
+    def add_listener(self, listener: Callable[[RunSnapshot], None]) -> None:
+        self._listeners.append(listener)
+
+    async def execute(self, duration: float | None = None, stop: asyncio.Event | None = None) -> RunSnapshot:
+        """Start, run for the scenario's duration (or until every producer reached its limit, or `stop`), clean up."""
+        try:
+            await self.start()
+            await self._wait(self.scenario.duration if duration is None else duration, stop)
+        finally:
+            await self.stop()
+        assert self.last is not None
+        return self.last
+
+    async def _wait(self, duration: float, stop: asyncio.Event | None) -> None:
+        stop = stop or asyncio.Event()
+        producers = [c.done for c in self.clients.values() if isinstance(c, Publisher | ReplyWaiter)]
+        limited = all(getattr(c.spec, "limit", None) is not None for c in self.clients.values() if _produces(c))
+        waits = [asyncio.ensure_future(stop.wait())]
+        if producers and limited:
+            waits.append(asyncio.ensure_future(asyncio.gather(*(done.wait() for done in producers))))
+        try:
+            await asyncio.wait(waits, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    async def start(self) -> None:
+        self._started_at = time.monotonic()
+        self.ctx.started = self._started_at
+        self._admin = await connect_first(self.settings)
+        self._monitor = await self._admin.channel()
+        await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
+        await self._declare()
+        specs = sorted(self.plan.clients, key=lambda spec: isinstance(spec, PublisherSpec | RequesterSpec))
+        for spec in specs:  # consumers first, so nothing published finds its queue without a reader
+            self.clients[spec.name] = make_client(spec, self.ctx)
+        await asyncio.gather(*(client.start() for client in self.clients.values() if not _produces(client)))
+        await asyncio.gather(*(client.start() for client in self.clients.values() if _produces(client)))
+        self.state = "running"
+        self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
+        self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
+
+    async def _declare(self) -> None:
+        assert self._monitor is not None
+        channel = self._monitor
+        topology = self.plan.topology
+        try:
+            for e in topology.exchanges:
+                await channel.declare_exchange(
+                    e.name,
+                    e.type,
+                    durable=e.durable,
+                    auto_delete=e.auto_delete,
+                    internal=e.internal,
+                    arguments=dict(e.arguments) or None,
+                )
+            for q in topology.queues:
+                await channel.declare_queue(
+                    q.name,
+                    durable=q.durable,
+                    exclusive=q.exclusive,
+                    auto_delete=q.auto_delete,
+                    arguments=dict(q.arguments) or None,
+                )
+            for b in topology.bindings:
+                source = await channel.get_exchange(b.source, ensure=False)
+                if b.to_exchange:
+                    target = await channel.get_exchange(b.destination, ensure=False)
+                    await target.bind(source, b.routing_key, arguments=dict(b.arguments) or None)
+                else:
+                    queue = await channel.get_queue(b.destination, ensure=False)
+                    await queue.bind(source, b.routing_key, arguments=dict(b.arguments) or None)
+        except aiormq.exceptions.AMQPError as exc:
+            raise RunError(f"the broker refused the topology: {exc}") from None
+
+    async def stop(self) -> None:
+        """Producers stop, consumers finish what is queued (up to `drain`), the rest is counted, all is deleted."""
+        if self.state in ("cleaning", "finished"):
+            return
+        self.state = "draining"
+        for client in self.clients.values():
+            if _produces(client):
+                client.pause()  # type: ignore[attr-defined]
+        await self._settle_producers()
+        await self._drain(self.scenario.drain)
+        self.state = "cleaning"
+        for task in self._tasks:
+            if not task.done() and task is not asyncio.current_task():
+                task.cancel()
+        await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
+        await self._count_leftovers()
+        await self._delete()
+        self.ctx.ledger.finish()
+        self.ctx.close_sinks()
+        for latency in self.ctx.latency.values():
+            latency.roll()
+        self.state = "finished"
+        self._publish_snapshot()
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                await self._admin.close()
+        self._stopped.set()
+
+    async def _settle_producers(self) -> None:
+        """Let publishes already on the wire get their confirms, so the ledger knows their fate."""
+        publishers = [c for c in self.clients.values() if isinstance(c, Publisher) and c.active]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await asyncio.gather(*(publisher.settle() for publisher in publishers))
+
+    async def _drain(self, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        ledger = self.ctx.ledger
+        while time.monotonic() < deadline:
+            waiting = any(isinstance(c, Requester) and c.unacked for c in self.clients.values())
+            if ledger.counts().outstanding == 0 and not waiting:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _count_leftovers(self) -> None:
+        """Read what is still in the lab's queues, so the ledger tells "still queued" from "lost"."""
+        if self._admin is None or self._admin.is_closed:
+            return
+        channel = await self._admin.channel()
+        ledger = self.ctx.ledger
+        for queue in self._shared_queues():
+            try:
+                declared = await channel.declare_queue(queue, passive=True)
+            except aiormq.exceptions.AMQPError:
+                channel = await self._admin.channel()
+                continue
+            if not declared.declaration_result.message_count:
+                continue
+            await channel.set_qos(prefetch_count=1000)
+            quiet = asyncio.Event()
+
+            def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
+                msg_id = message.headers.get(ID_HEADER)
+                if isinstance(msg_id, int):
+                    ledger.drained(msg_id, name)
+                event.set()
+
+            tag = await declared.consume(found, no_ack=True)
+            while True:
+                quiet.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(quiet.wait(), 0.3)
+                if not quiet.is_set():
+                    break
+            await declared.cancel(tag)
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+    def _shared_queues(self) -> list[str]:
+        return [q.name for q in self.ctx.ledger.topology.queues if not q.exclusive and q.name.startswith(self.prefix)]
+
+    async def _delete(self) -> None:
+        if self._admin is None or self._admin.is_closed:
+            self._admin = await connect_first(self.settings)
+        channel = await self._admin.channel()
+        names = set(self._shared_queues()) | {q.name for q in self.plan.topology.queues}
+        for queue in sorted(names):
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await channel.queue_delete(queue)
+        for exchange in self.plan.topology.exchanges:
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await channel.exchange_delete(exchange.name)
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+    # Live controls, also used by the schedule
+
+    def client(self, name: str) -> Client:
+        found = self.clients.get(name)
+        if found is None:
+            raise RunError(f"no client named {name!r}; clients: {', '.join(self.clients)}")
+        return found
+
+    def _targets(self, target: str) -> list[Client]:
+        """A client by name, or every client of a role."""
+        if target in self.clients:
+            return [self.clients[target]]
+        found = [c for c in self.clients.values() if c.role == target]
+        if not found:
+            raise RunError(f"no client or role {target!r}; roles: {', '.join(self.plan.roles)}")
+        return found
+
+    async def add(self, role: str) -> Client:
+        n = 1 + sum(1 for c in self.clients.values() if c.role == role)
+        while f"{role}-{n}" in self.clients:
+            n += 1
+        spec = self.plan.clone(role, f"{role}-{n}")
+        if spec is None:
+            raise RunError(f"no role {role!r} to add to; roles: {', '.join(self.plan.roles)}")
+        client = self.clients[spec.name] = make_client(spec, self.ctx)
+        await client.start()
+        self.ctx.event("info", client.name, f"added a {role}")
+        return client
+
+    async def remove(self, role: str) -> Client:
+        candidates = [c for c in self.clients.values() if c.role == role and c.active]
+        if not candidates:
+            raise RunError(f"no running {role} to remove")
+        client = candidates[-1]
+        await client.close()
+        client.state = client.state.STOPPED
+        del self.clients[client.name]
+        self.ctx.event("stop", client.name, f"removed a {role}")
+        return client
+
+    def set_rate(self, target: str, rate: float | None) -> None:
+        for client in self._targets(target):
+            if isinstance(client, Publisher | ReplyWaiter):
+                client.set_rate(rate)
+        shown = "max" if rate is None else f"{rate:g}/s"
+        self.ctx.event("fault", target, f"rate set to {shown}")
+
+    def pause_producers(self) -> None:
+        for client in self.clients.values():
+            if isinstance(client, Publisher | ReplyWaiter):
+                client.pause()
+        self.ctx.event("info", "run", "producers paused")
+
+    def resume_producers(self) -> None:
+        for client in self.clients.values():
+            if isinstance(client, Publisher | ReplyWaiter):
+                client.resume()
+        self.ctx.event("info", "run", "producers resumed")
+
+    async def inject(self, name: str, action: str, value: float | None = None) -> None:
+        """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove."""
+        if action == "add":
+            await self.add(name)
+            return
+        if action == "remove":
+            await self.remove(name)
+            return
+        if action == "rate":
+            self.set_rate(name, value)
+            return
+        client = self.client(name)
+        if action == "crash":
+            await client.crash()
+        elif action == "stop":
+            await client.stop()
+            self.ctx.event("stop", name, "stopped")
+        elif action == "restart":
+            await client.restart()
+        elif action in ("pause", "resume") and isinstance(client, Publisher | ReplyWaiter):
+            client.pause() if action == "pause" else client.resume()
+            self.ctx.event("fault", name, f"{action}d")
+        elif isinstance(client, Consumer):
+            if action == "hang":
+                client.hang()
+            elif action == "slow":
+                client.slow(value or 10.0)
+            elif action in ("reject", "nack"):
+                client.misbehave(action)
+            elif action == "heal":
+                client.heal()
+            self.ctx.event("fault", name, action if action != "slow" else f"slow x{value or 10:g}")
+        else:
+            raise RunError(f"{action} applies to consumers; {name} is a {client.role}")
+
+    async def _scheduled(self, action: ScheduledAction) -> None:
+        await asyncio.sleep(max(0.0, self._started_at + action.at - time.monotonic()))
+        try:
+            await self.inject(action.client, action.action, action.value)
+            if action.lasting is None:
+                return
+            await asyncio.sleep(action.lasting)
+            undo = {"crash": "restart", "stop": "restart", "pause": "resume"}.get(action.action, "heal")
+            if action.action in ("add", "remove", "rate"):
+                return
+            await self.inject(action.client, undo)
+        except (RunError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+            self.ctx.event("error", action.client, f"scheduled {action.action} failed: {exc}")
+
+    # Measurement
+
+    def _subscriber_patterns(self) -> dict[str, ConsumerSpec]:
+        return {c.name: c for c in self.plan.clients if isinstance(c, ConsumerSpec) and c.role == "subscriber"}
+
+    def _check_delivery(self, exchange: str, routing_key: str) -> None:
+        topology = self.ctx.ledger.topology
+        for name, spec in self._subscribers.items():
+            if any(b.source == exchange for b in spec.own_bindings):
+                kind = self.plan.topology.exchange(exchange)
+                if kind and any(binding_matches(kind.type, b, routing_key, {}) for b in spec.own_bindings):
+                    self._expected[name] += 1
+                    if topology.queue(spec.queue) is None:
+                        self._missed[name] += 1
+
+    async def _sample(self) -> None:
+        while True:
+            for latency in self.ctx.latency.values():
+                latency.roll()
+            await self._sample_depths()
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
+    async def _sample_depths(self) -> None:
+        if self._admin is None or self._admin.is_closed:
+            return
+        if self._monitor is None or self._monitor.is_closed:
+            self._monitor = await self._admin.channel()
+        for name in self._shared_queues():
+            try:
+                declared = await self._monitor.declare_queue(name, passive=True)
+            except (aiormq.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError):
+                self._monitor = await self._admin.channel()
+                continue
+            result = declared.declaration_result
+            unacked = sum(c.unacked for c in self.clients.values() if isinstance(c, Consumer) and c.spec.queue == name)
+            self._depths[name] = QueueDepth(name, result.message_count or 0, unacked, result.consumer_count or 0)
+
+    async def _snapshots(self) -> None:
+        while True:
+            self._publish_snapshot()
+            await asyncio.sleep(SNAPSHOT_INTERVAL)
+
+    def _publish_snapshot(self) -> None:
+        self.last = snapshot = self.snapshot()
+        for listener in list(self._listeners):
+            listener(snapshot)
+
+    def snapshot(self) -> RunSnapshot:
+        ledger = self.ctx.ledger.counts()
+        counters = dict(self.ctx.counters)
+        if "jobs_submitted" in counters:
+            done = counters.get("jobs_complete", 0) + counters.get("jobs_partial", 0)
+            counters["pending_jobs"] = counters["jobs_submitted"] - done
+        if self._subscribers:
+            counters["missed"] = sum(self._missed.values())
+        now = time.monotonic()
+        rates = {
+            "published": self._meters["published"].sample(ledger.published, now),
+            "delivered": self._meters["delivered"].sample(ledger.delivered, now),
+            "acked": self._meters["acked"].sample(ledger.acked, now),
+        }
+        acked_in = self.ctx.ledger.acked_in
+        return RunSnapshot(
+            run_id=self.run_id,
+            title=self.scenario.title,
+            pattern=self.scenario.pattern,
+            state=self.state,
+            elapsed=now - self._started_at if self._started_at else 0.0,
+            duration=self.scenario.duration,
+            ledger=ledger,
+            counters=counters,
+            rates=rates,
+            latency={name: lat.recent for name, lat in self.ctx.latency.items()},
+            latency_total={name: lat.total for name, lat in self.ctx.latency.items()},
+            clients=tuple(client.stats() for client in self.clients.values()),
+            queues=tuple(self._depths.values()),
+            events=tuple(self.ctx.events)[-EVENTS_IN_SNAPSHOT:],
+            subscribers=tuple(
+                SubscriberCheck(
+                    name,
+                    tuple(b.routing_key for b in spec.own_bindings),
+                    self._expected[name],
+                    acked_in.get(spec.queue, 0),
+                    self._missed[name],
+                )
+                for name, spec in self._subscribers.items()
+            ),
+            notes=self.plan.notes,
+        )

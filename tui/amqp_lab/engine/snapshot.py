@@ -1,0 +1,52 @@
+"""What leaves the engine: immutable snapshots of a run, about ten a second, never one event per message."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from amqp_lab.engine.clients import ClientStats
+from amqp_lab.engine.context import Event
+from amqp_lab.engine.ledger import LedgerCounts
+from amqp_lab.engine.metrics import Percentiles
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """One lab queue: ready from a passive declare (about once a second), unacked from the lab's consumers."""
+
+    name: str
+    ready: int
+    unacked: int
+    consumers: int
+
+
+@dataclass(frozen=True)
+class SubscriberCheck:
+    """Pub-sub: events a subscriber's patterns select, against what it got."""
+
+    name: str
+    patterns: tuple[str, ...]
+    expected: int  # events whose key matches its patterns (RabbitMQ's topic rules)
+    received: int  # acked from its queue
+    missed: int  # matched while its queue did not exist (a non-durable subscriber that was away)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    run_id: str
+    title: str
+    pattern: str
+    state: str  # starting, running, draining, cleaning, finished, failed
+    elapsed: float
+    duration: float
+    ledger: LedgerCounts
+    counters: Mapping[str, int]
+    rates: Mapping[str, float]  # published, delivered, acked per second
+    latency: Mapping[str, Percentiles]  # the last second
+    latency_total: Mapping[str, Percentiles]  # since the start
+    clients: tuple[ClientStats, ...]
+    queues: tuple[QueueDepth, ...]
+    events: tuple[Event, ...]  # newest last
+    subscribers: tuple[SubscriberCheck, ...] = ()
+    notes: tuple[str, ...] = field(default=())

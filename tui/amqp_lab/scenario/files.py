@@ -1,0 +1,218 @@
+"""Scenario files: TOML, built-in presets, `--set key=value` overrides, and errors that say what to fix."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from amqp_lab.scenario.model import Scenario
+from amqp_lab.scenario.patterns import build
+
+PRESETS = ("rpc", "map-reduce", "workers", "pub-sub")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the file, the key or line, and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    text: str
+
+
+def preset(name: str) -> Preset:
+    text = resources.files("amqp_lab.scenario").joinpath("presets", f"{name}.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    return Preset(name, data.get("description", ""), text)
+
+
+def presets() -> list[Preset]:
+    return [preset(name) for name in PRESETS]
+
+
+def load(source: str, overrides: Iterable[str] = ()) -> Scenario:
+    """A preset name or a TOML file, then each `key=value` override; validated, and checked to build."""
+    overrides = list(overrides)
+    if source in PRESETS:
+        where, text = f"preset {source}", preset(source).text
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ScenarioError(f"{source}: no such scenario file, and not a preset (presets: {', '.join(PRESETS)})")
+        where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(f"{where}: cannot read it: {exc}") from None
+    data = _parse(text, where)
+    base = data.pop("preset", None)
+    if base is not None:
+        if base not in PRESETS:
+            raise ScenarioError(f"{where}: preset = {base!r} is not a preset; presets: {', '.join(PRESETS)}")
+        data = _merge(_parse(preset(base).text, f"preset {base}"), data)
+    for override in overrides:
+        _apply(data, override)
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_explain(exc, where, text, overrides)) from None
+    check_buildable(scenario, where)
+    return scenario
+
+
+def check_buildable(scenario: Scenario, where: str) -> None:
+    """References between objects: what the broker would refuse or what would point nowhere."""
+    plan = build(scenario, "lab.check.")
+    problems = plan.topology.problems()
+    names = [c.name for c in plan.clients]
+    problems += [f"two clients are named {n!r}" for n in sorted({n for n in names if names.count(n) > 1})]
+    exchanges = {e.name for e in plan.topology.exchanges} | {""}
+    queues = {q.name for q in plan.topology.queues}
+    for client in plan.clients:
+        exchange = getattr(client, "exchange", None)
+        if exchange is not None and exchange not in exchanges and not exchange.startswith("amq."):
+            problems.append(f"client {client.name!r} publishes to exchange {_local(exchange)!r}, which is not declared")
+        queue = getattr(client, "queue", None)
+        if queue is not None and queue not in queues and getattr(client, "own_queue", None) is None:
+            problems.append(f"client {client.name!r} consumes queue {_local(queue)!r}, which is not declared")
+    for action in scenario.schedule:
+        if action.action in ("add", "remove", "rate"):
+            if action.client not in plan.roles and action.client not in names:
+                problems.append(
+                    f"schedule: {action.action} {action.client!r}: no such role or client "
+                    f"(roles: {', '.join(plan.roles)})"
+                )
+        elif action.client not in names:
+            problems.append(
+                f"schedule: {action.action} {action.client!r}: no such client (clients: {', '.join(names)})"
+            )
+    if problems:
+        raise ScenarioError(f"{where}: " + "; ".join(p.replace("lab.check.", "") for p in problems))
+
+
+def _local(name: str) -> str:
+    return name.removeprefix("lab.check.")
+
+
+def _parse(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply(data: dict[str, Any], override: str) -> None:
+    """`rpc.handlers=3`, `pub-sub.subscribers.eu=["eu.#"]`: the value in TOML syntax, else taken as text."""
+    key, sep, raw = override.partition("=")
+    parts = [part.strip() for part in key.split(".")]
+    if not sep or not all(parts):
+        raise ScenarioError(f"--set {override!r}: write it as key=value, e.g. --set rpc.handlers=3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    target = data
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ScenarioError(f"--set {override!r}: {part} is a value, not a section")
+    target[parts[-1]] = value
+
+
+def _explain(exc: ValidationError, where: str, text: str, overrides: list[str]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        key = _dotted(loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            allowed = _keys_at(loc[:-1])
+            message = "unknown key" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        elif error["type"] == "missing":
+            message = "missing, and it has no default"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] not in ("value_error", "literal_error") and "input" in error:
+                message += f" (got {error['input']!r})"
+        origin = _origin(loc, text, overrides)
+        lines.append(f"{key}{origin}: {message}")
+    return f"{where}: " + ("\n  ".join(["invalid scenario", *lines]) if len(lines) > 1 else lines[0])
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """rpc.handlers, schedule[2].action (entries counted from 1, as a reader counts them)."""
+    text = ""
+    for part in loc:
+        text += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _origin(loc: tuple[Any, ...], text: str, overrides: list[str]) -> str:
+    dotted = ".".join(str(p) for p in loc if not isinstance(p, int))
+    if any(o.partition("=")[0].strip() == dotted for o in overrides):
+        return " (from --set)"
+    line = _line_of(loc, text)
+    return f" (line {line})" if line else ""
+
+
+def _line_of(loc: tuple[Any, ...], text: str) -> int | None:
+    """The line that sets the key: after its section's header when it has one."""
+    keys = [str(p) for p in loc if not isinstance(p, int)]
+    if not keys:
+        return None
+    lines = text.splitlines()
+    start = 0
+    if len(keys) > 1:
+        header = re.compile(rf"^\s*\[+\s*{re.escape('.'.join(keys[:-1]))}\s*\]+")
+        start = next((i for i, line in enumerate(lines) if header.match(line)), 0)
+    assignment = re.compile(rf'^\s*"?{re.escape(keys[-1])}"?\s*=')
+    return next((i + 1 for i in range(start, len(lines)) if assignment.match(lines[i])), None)
+
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = next(
+            (f for name, f in model.model_fields.items() if part in (name, f.alias)),
+            None,
+        )
+        if field is None:
+            return []
+        model = _inner_model(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or name for name, f in model.model_fields.items()]
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The model inside list[X], X | None and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,278 @@
+"""The four patterns as builders over the general topology model, plus custom topologies from a file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from amqp_lab.scenario.model import (
+    CustomOptions,
+    MapReduceOptions,
+    PubSubOptions,
+    RpcOptions,
+    Scenario,
+    WorkersOptions,
+)
+from amqp_lab.scenario.plan import ConsumerSpec, Plan, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
+from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
+
+RUN_PREFIX = "lab."
+
+
+def run_prefix(run_id: str) -> str:
+    return f"{RUN_PREFIX}{run_id}."
+
+
+def build(scenario: Scenario, prefix: str) -> Plan:
+    """The plan for one run of `scenario`, every name starting with `prefix`."""
+    builder: Callable[[Any, Scenario, str], Plan] = BUILDERS[scenario.pattern]
+    return builder(scenario.options, scenario, prefix)
+
+
+def _safety(scenario: Scenario) -> dict[str, Any]:
+    """Durable queues expire when unused for a while, should a run die without cleaning up."""
+    return {"x-expires": int(scenario.safety_expires * 1000)}
+
+
+def build_rpc(o: RpcOptions, scenario: Scenario, p: str) -> Plan:
+    exchange = Exchange(f"{p}rpc", "direct")
+    arguments = _safety(scenario)
+    exchanges, queues, bindings = [exchange], [], []
+    clients: list[Any] = []
+    if o.ttl0_dead_letter:
+        unhandled = Exchange(f"{p}rpc.unhandled", "fanout")
+        arguments |= {"x-message-ttl": 0, "x-dead-letter-exchange": unhandled.name}
+        exchanges.append(unhandled)
+        queues.append(Queue(f"{p}rpc.unhandled", arguments=_safety(scenario)))
+        bindings.append(Binding(unhandled.name, f"{p}rpc.unhandled"))
+        clients.append(ConsumerSpec("dead-letters", "dead-letters", f"{p}rpc.unhandled", prefetch=100))
+    requests = Queue(f"{p}rpc.requests", arguments=arguments)
+    queues.insert(0, requests)
+    bindings.insert(0, Binding(exchange.name, requests.name, "compute"))
+    for i in range(1, o.requesters + 1):
+        name = f"requester-{i}"
+        clients.append(
+            RequesterSpec(
+                name,
+                "requester",
+                exchange.name,
+                "compute",
+                "no-such-method",
+                o.unroutable,
+                o.rate,
+                o.limit,
+                o.timeout,
+                o.reply_queue,
+                f"{p}rpc.replies.{name}" if o.reply_queue == "named" else None,
+                o.persistent,
+                o.mandatory,
+                o.immediate,
+                o.payload,
+            )
+        )
+    for i in range(1, o.handlers + 1):
+        clients.append(
+            ConsumerSpec(f"handler-{i}", "handler", requests.name, o.prefetch, processing=o.processing, reply=True)
+        )
+    notes = [
+        f"reply path: {o.reply_queue}" + (" (exclusive, auto-delete)" if o.reply_queue != "direct-reply-to" else ""),
+        "requests are " + ("persistent" if o.persistent else "non-persistent: faster, gone if the broker restarts"),
+    ]
+    if o.immediate:
+        notes.append("immediate: RabbitMQ 3.0+ closes the connection with 540 NOT_IMPLEMENTED")
+    if o.ttl0_dead_letter:
+        notes.append("request queue TTL 0 + dead-letter exchange: requests no handler takes at once are dead-lettered")
+    return Plan("rpc", p, Topology(tuple(exchanges), tuple(queues), tuple(bindings)), tuple(clients), tuple(notes))
+
+
+def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
+    persistent = o.reliable if o.persistent is None else o.persistent
+    publish_mode = o.publish_mode or ("confirms" if o.reliable else "none")
+    jobs = Exchange(f"{p}jobs", o.exchange)
+    results = Queue(f"{p}results", arguments=_safety(scenario))
+    shard_queues = [Queue(f"{p}shard.{i}", arguments=_safety(scenario)) for i in range(1, o.shards + 1)]
+    keys = tuple(f"shard.{i}" for i in range(1, o.shards + 1)) if o.exchange == "direct" else ()
+    bindings = [Binding(jobs.name, q.name, keys[i] if keys else "") for i, q in enumerate(shard_queues)]
+    clients: list[Any] = [
+        SubmitterSpec(
+            f"submitter-{i}",
+            "submitter",
+            jobs.name,
+            keys,
+            o.shards,
+            results.name,
+            o.rate,
+            o.limit,
+            persistent,
+            publish_mode,
+            o.payload,
+            o.reply,
+            job_timeout=max(o.deadline * 3, 5.0),
+        )
+        for i in range(1, o.submitters + 1)
+    ]
+    clients += [
+        ConsumerSpec(
+            f"shard-{i}",
+            "shard",
+            q.name,
+            o.prefetch,
+            processing=o.processing,
+            reply=True,
+            reply_persistent=persistent,
+            reply_mode=publish_mode,
+        )
+        for i, q in enumerate(shard_queues, start=1)
+    ]
+    clients.append(ReducerSpec("reducer", "reducer", results.name, o.policy, o.deadline, persistent, publish_mode))
+    notes = [
+        f"{o.exchange} exchange: "
+        + ("every shard gets the whole job" if o.exchange == "fanout" else "the mapper sends each shard its part"),
+        f"policy {o.policy}: "
+        + (
+            "partial results are held until every shard answered; nothing is lost"
+            if o.reliable
+            else f"a partial result after {o.deadline:g} s; later shard results are discarded"
+        ),
+    ]
+    topology = Topology((jobs,), (*shard_queues, results), tuple(bindings))
+    return Plan("map-reduce", p, topology, tuple(clients), tuple(notes))
+
+
+def build_workers(o: WorkersOptions, scenario: Scenario, p: str) -> Plan:
+    arguments = _safety(scenario)
+    if o.max_length is not None:
+        arguments |= {"x-max-length": o.max_length, "x-overflow": o.overflow}
+    exchange = Exchange(f"{p}tasks", "direct")
+    queue = Queue(f"{p}tasks", arguments=arguments)
+    clients: list[Any] = [
+        PublisherSpec(
+            f"producer-{i}",
+            "producer",
+            exchange.name,
+            ("task",),
+            o.rate,
+            o.limit,
+            persistent=o.persistent,
+            publish_mode=o.publish_mode,
+            payload=o.payload,
+        )
+        for i in range(1, o.producers + 1)
+    ]
+    clients += [
+        ConsumerSpec(f"worker-{i}", "worker", queue.name, o.prefetch, o.ack == "auto", o.processing, sink=o.sink)
+        for i in range(1, o.workers + 1)
+    ]
+    notes = [f"prefetch {o.prefetch}: a worker holds at most that many unacked tasks", f"{o.ack} ack"]
+    if o.sink:
+        notes.append(f"results recorded to {o.sink}")
+    topology = Topology((exchange,), (queue,), (Binding(exchange.name, queue.name, "task"),))
+    return Plan("workers", p, topology, tuple(clients), tuple(notes))
+
+
+def event_keys(o: PubSubOptions) -> tuple[str, ...]:
+    return tuple(f"{r}.{s}.{e}" for r in o.regions for s in o.services for e in o.events)
+
+
+def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
+    exchange = Exchange(f"{p}events", o.exchange, durable=o.reliable)
+    clients: list[Any] = [
+        PublisherSpec(
+            f"publisher-{i}",
+            "publisher",
+            exchange.name,
+            event_keys(o),
+            o.rate,
+            o.limit,
+            persistent=o.reliable,
+            mandatory=o.mandatory,
+            publish_mode=o.publish_mode,
+            payload=o.payload,
+        )
+        for i in range(1, o.publishers + 1)
+    ]
+    for name, patterns in o.subscribers.items():
+        # Reliable: a durable queue that keeps events while its subscriber is away. Otherwise an
+        # exclusive queue that lives and dies with the subscriber's connection.
+        queue = Queue(
+            f"{p}subscriber.{name}",
+            durable=o.reliable,
+            exclusive=not o.reliable,
+            arguments=_safety(scenario) if o.reliable else {},
+        )
+        bindings = tuple(Binding(exchange.name, queue.name, pattern) for pattern in patterns)
+        clients.append(
+            ConsumerSpec(
+                name,
+                "subscriber",
+                queue.name,
+                o.prefetch,
+                processing=o.processing,
+                own_queue=queue,
+                own_bindings=bindings,
+            )
+        )
+    notes = [
+        f"{o.exchange} exchange over {len(event_keys(o))} keys region.service.event",
+        "reliable: durable exchange and queues, persistent events, " + o.publish_mode
+        if o.reliable
+        else "not reliable: a subscriber's queue goes away with it, and so do its events",
+    ]
+    return Plan("pub-sub", p, Topology((exchange,)), tuple(clients), tuple(notes))
+
+
+def build_custom(o: CustomOptions, scenario: Scenario, p: str) -> Plan:
+    def name(local: str) -> str:
+        return local if local == "" or local.startswith("amq.") else f"{p}{local}"
+
+    exchanges = tuple(
+        Exchange(
+            name(e.name),
+            e.type,
+            e.durable,
+            e.auto_delete,
+            e.internal,
+            {"alternate-exchange": name(e.alternate)} if e.alternate else {},
+        )
+        for e in o.exchanges
+    )
+    queues = []
+    for q in o.queues:
+        arguments: dict[str, Any] = dict(q.arguments)
+        if "x-dead-letter-exchange" in arguments:
+            arguments["x-dead-letter-exchange"] = name(str(arguments["x-dead-letter-exchange"]))
+        arguments.setdefault("x-expires", int(scenario.safety_expires * 1000))
+        queues.append(Queue(name(q.name), arguments=arguments))
+    bindings = tuple(
+        Binding(name(b.source), name(b.destination), b.routing_key, b.arguments, b.to == "exchange") for b in o.bindings
+    )
+    clients: list[Any] = [
+        PublisherSpec(
+            c.name,
+            "publisher",
+            name(c.exchange),
+            tuple(c.routing_keys),
+            c.rate,
+            c.limit,
+            c.persistent,
+            c.mandatory,
+            c.publish_mode,
+            c.payload,
+            tuple(c.headers.items()),
+        )
+        for c in o.publishers
+    ]
+    clients += [
+        ConsumerSpec(c.name, "consumer", name(c.queue), c.prefetch, c.ack == "auto", c.processing, c.reply)
+        for c in o.consumers
+    ]
+    return Plan("custom", p, Topology(exchanges, tuple(queues), bindings), tuple(clients))
+
+
+BUILDERS: dict[str, Callable[[Any, Scenario, str], Plan]] = {
+    "rpc": build_rpc,
+    "map-reduce": build_map_reduce,
+    "workers": build_workers,
+    "pub-sub": build_pub_sub,
+    "custom": build_custom,
+}
