@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,13 @@ EPILOG = f"""\
 commands:
   (none)      open the lab in the terminal
   check       connect once, print what could be reached, exit 0 (all), 1 (AMQP only) or 2 (nothing)
+  run         run a scenario headless (presets: rpc, map-reduce, workers, pub-sub, or a TOML file)
+  scenarios   list the built-in scenarios
+  cleanup     delete what crashed runs left on the broker (lab.<run-id>.* queues and exchanges)
 
 examples:
   amqp-lab check
+  amqp-lab run workers --duration 30s --set workers.workers=5 --json report.json
   amqp-lab --url amqp://user:pass@rabbit.example:5672/ --read-only
   amqp-lab --url amqps://user:pass@node1:5671/ --url amqps://user:pass@node2:5671/ --ca-file ca.pem
   amqp-lab --profile staging
@@ -118,6 +123,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="Connect once over AMQP and to the management API, print what was reached, "
         "and exit 0 (all reached), 1 (AMQP only) or 2 (AMQP not reached, or bad settings).",
     )
+    run = commands.add_parser(
+        "run",
+        parents=[connection],
+        help="run a scenario without the TUI",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a scenario headless: declare its topology under lab.<run-id>., run its simulated "
+        "clients, print live progress and a summary, delete everything it declared.\n\n"
+        "Exit 0 when every expectation held (by default: nothing lost), 1 when one failed or something "
+        "was left on the broker, 2 for bad input or an unreachable broker.",
+        epilog="examples:\n"
+        "  amqp-lab run rpc\n"
+        "  amqp-lab run rpc --set rpc.reply_queue=direct-reply-to --set rpc.handlers=0\n"
+        "  amqp-lab run map-reduce --set map-reduce.policy=wait-for-all --duration 20s\n"
+        "  amqp-lab run my-topology.toml --json report.json\n\n"
+        "keys for --set are the scenario file's keys, dotted: see docs/scenarios.md",
+    )
+    run.add_argument("scenario", metavar="SCENARIO", help="a preset (rpc, map-reduce, workers, pub-sub) or a TOML file")
+    run.add_argument(
+        "--duration", metavar="TIME", help="how long producers run, e.g. 30s or 2m (default: the scenario's)"
+    )
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario key"
+    )
+    run.add_argument("--json", dest="report", metavar="FILE", help="write the report as JSON")
+    commands.add_parser(
+        "scenarios", help="list the built-in scenarios", description="List the built-in scenarios, one line each."
+    )
+    commands.add_parser(
+        "cleanup",
+        parents=[connection],
+        help="delete what crashed runs left behind",
+        description="Find lab.<run-id>.* queues and exchanges whose run is no longer connected (its lease queue "
+        "is gone) and delete them, saying what was removed. Runs still going are left alone. Needs the "
+        "management API.",
+    )
     return parser
 
 
@@ -186,6 +226,69 @@ def check(settings: Settings, console: Console) -> int:
     return EXIT_OK if result.management_ok else EXIT_PARTIAL
 
 
+def run_scenario(args: argparse.Namespace, settings: Settings, console: Console, errors: Console) -> int:
+    from amqp_lab.broker.errors import AmqpError
+    from amqp_lab.engine.run import RunError
+    from amqp_lab.headless import run_headless
+    from amqp_lab.scenario.files import ScenarioError, load
+    from amqp_lab.scenario.units import parse_duration
+
+    try:
+        scenario = load(args.scenario, args.overrides)
+        duration = parse_duration(args.duration) if args.duration else None
+    except (ScenarioError, ValueError) as exc:
+        errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    report = Path(args.report).expanduser() if args.report else None
+    if report is not None and not report.parent.is_dir():
+        errors.print(Text(f"amqp-lab run: --json {args.report}: folder {report.parent} does not exist", style="red"))
+        return EXIT_FAILED
+    try:
+        document = asyncio.run(run_headless(scenario, settings, console, duration))
+    except (AmqpError, RunError) as exc:
+        errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    if report is not None:
+        report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        console.print(f"report written to {report}")
+    return EXIT_OK if document["passed"] else EXIT_PARTIAL
+
+
+def list_scenarios(console: Console) -> int:
+    from amqp_lab.scenario.files import presets
+
+    for preset in presets():
+        console.print(Text.assemble((f"{preset.name:<12}", "bold"), preset.description), soft_wrap=True)
+    console.print('\nrun one with: amqp-lab run NAME   (a TOML file may start with preset = "NAME")')
+    return EXIT_OK
+
+
+def cleanup(settings: Settings, console: Console) -> int:
+    from amqp_lab.broker.errors import AmqpError, ManagementError
+    from amqp_lab.engine.cleanup import find_leftovers, remove
+
+    if settings.read_only:
+        console.print("read-only mode: cleanup deletes queues and exchanges; drop --read-only to run it")
+        return EXIT_FAILED
+
+    async def clean() -> tuple[list[str], tuple[str, ...]]:
+        leftovers = await find_leftovers(settings)
+        return await remove(settings, leftovers), leftovers.live_runs
+
+    try:
+        removed, live = asyncio.run(clean())
+    except (AmqpError, ManagementError) as exc:
+        console.print(Text(f"amqp-lab cleanup: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    for line in removed:
+        console.print(f"removed {line}")
+    if not removed:
+        console.print("nothing to remove: no leftovers of crashed runs")
+    if live:
+        console.print(f"left alone: run(s) still connected: {', '.join(live)}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     console = Console(highlight=False)
@@ -204,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return check(settings, console)
+        if args.command == "run":
+            return run_scenario(args, settings, console, error_console)
+        if args.command == "scenarios":
+            return list_scenarios(console)
+        if args.command == "cleanup":
+            return cleanup(settings, console)
         from amqp_lab.ui.app import make_app
 
         make_app(settings).run()

@@ -88,6 +88,7 @@ class Run:
         if self._subscribers:
             self.ctx.on_publish = self._check_delivery
         self.last: RunSnapshot | None = None
+        self.leftovers: list[str] = []  # what cleanup could not remove (checked after deleting)
 
     # Lifecycle
 
@@ -262,6 +263,25 @@ class Run:
                 await channel.exchange_delete(exchange.name)
         with contextlib.suppress(Exception):
             await channel.close()
+        self.leftovers = [f"queue {q}" for q in sorted(names) if await self._exists("queue", q)]
+        self.leftovers += [
+            f"exchange {e.name}" for e in self.plan.topology.exchanges if await self._exists("exchange", e.name)
+        ]
+
+    async def _exists(self, kind: str, name: str) -> bool:
+        """A passive declare on a channel of its own: a 404 closes the channel."""
+        assert self._admin is not None
+        channel = await self._admin.channel()
+        try:
+            if kind == "queue":
+                await channel.declare_queue(name, passive=True)
+            else:
+                await channel.declare_exchange(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return True
 
     # Live controls, also used by the schedule
 

@@ -1,0 +1,58 @@
+"""The end of a run in figures: expectations checked, and the JSON report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from amqp_lab import __version__
+from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.model import Scenario
+
+TIMEOUT_KINDS = ("timeout", "late", "orphan", "partial", "return", "nack", "refused")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    counter: str
+    most: int
+    actual: int
+
+    @property
+    def met(self) -> bool:
+        return self.actual <= self.most
+
+
+def counter_value(snapshot: RunSnapshot, name: str) -> int:
+    ledger = snapshot.ledger.as_dict()
+    if name in ("lost", "nacked"):
+        return ledger[name]
+    return int(snapshot.counters.get(name, 0))
+
+
+def expectations(scenario: Scenario, snapshot: RunSnapshot) -> list[Expectation]:
+    return [Expectation(name, most, counter_value(snapshot, name)) for name, most in scenario.expect.items()]
+
+
+def build_report(scenario: Scenario, snapshot: RunSnapshot, broker: str, leftovers: list[str]) -> dict[str, Any]:
+    checks = expectations(scenario, snapshot)
+    return {
+        "amqp_lab": __version__,
+        "run_id": snapshot.run_id,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "broker": broker,
+        "scenario": scenario.model_dump(mode="json", by_alias=True),
+        "elapsed_s": round(snapshot.elapsed, 3),
+        "ledger": snapshot.ledger.as_dict(),
+        "counters": dict(snapshot.counters),
+        "latency_ms": {name: p.as_dict() for name, p in snapshot.latency_total.items()},
+        "clients": [asdict(c) for c in snapshot.clients],
+        "queues": [asdict(q) for q in snapshot.queues],
+        "subscribers": [asdict(s) for s in snapshot.subscribers],
+        "timeouts": [asdict(e) for e in snapshot.events if e.kind in TIMEOUT_KINDS],
+        "events": [asdict(e) for e in snapshot.events],
+        "expectations": [{**asdict(c), "met": c.met} for c in checks],
+        "left_on_broker": leftovers,
+        "passed": all(c.met for c in checks) and not leftovers,
+    }

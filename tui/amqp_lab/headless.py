@@ -1,0 +1,124 @@
+"""`amqp-lab run`: a scenario without the TUI. Live progress on a terminal, plain lines otherwise, a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from amqp_lab.config import Settings
+from amqp_lab.engine.report import build_report, expectations
+from amqp_lab.engine.run import Run
+from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.model import Scenario
+
+PATTERN_COUNTERS = {
+    "rpc": ("requests", "replies", "timeouts", "late_replies", "orphan_replies", "returns", "immediate_refused"),
+    "map-reduce": ("jobs_submitted", "jobs_complete", "jobs_partial", "pending_jobs", "results_on_time",
+                   "late_results", "returns"),
+    "workers": ("returns", "nacked"),
+    "pub-sub": ("missed", "returns", "nacked"),
+    "custom": ("returns", "nacked"),
+}  # fmt: skip
+
+
+def progress_line(s: RunSnapshot) -> str:
+    ledger = s.ledger
+    counters = ", ".join(f"{k} {s.counters.get(k, 0)}" for k in PATTERN_COUNTERS[s.pattern] if s.counters.get(k))
+    return (
+        f"{s.elapsed:5.1f}s {s.state:<8} published {ledger.published} ({s.rates['published']:.0f}/s)  "
+        f"delivered {ledger.delivered} ({s.rates['delivered']:.0f}/s)  acked {ledger.acked}  "
+        f"outstanding {ledger.outstanding}" + (f"  | {counters}" if counters else "")
+    )
+
+
+def live_view(s: RunSnapshot) -> Group:
+    done = min(s.elapsed / s.duration, 1.0) if s.duration else 0.0
+    bar = "█" * int(done * 30) + "░" * (30 - int(done * 30))
+    head = Text.assemble((f"{s.title} ", "bold"), f"run {s.run_id}  {bar} {s.elapsed:4.1f}/{s.duration:g} s  ", s.state)
+    clients = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("client", "role", "state", "sent", "received", "rate/s", "unacked"):
+        clients.add_column(column, justify="right" if column in ("sent", "received", "rate/s", "unacked") else "left")
+    for c in s.clients:
+        clients.add_row(c.name, c.role, c.state, str(c.sent), str(c.received), f"{c.rate:.0f}", str(c.unacked))
+    queues = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("queue", "ready", "unacked", "consumers"):
+        queues.add_column(column, justify="left" if column == "queue" else "right")
+    for q in s.queues:
+        queues.add_row(q.name.removeprefix(f"lab.{s.run_id}."), str(q.ready), str(q.unacked), str(q.consumers))
+    events = [Text(f"{e.at:6.1f}s {e.client}: {e.text}", overflow="ellipsis", no_wrap=True) for e in s.events[-5:]]
+    return Group(head, Text(progress_line(s), overflow="fold"), clients, queues, *events)
+
+
+def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
+    figures = Table(title="ledger", title_justify="left", box=None, header_style="bold")
+    figures.add_column("figure")
+    figures.add_column("count", justify="right")
+    for name, value in s.ledger.as_dict().items():
+        if value or name in ("published", "delivered", "acked", "lost"):
+            style = "bold red" if name == "lost" and value else ""
+            figures.add_row(name.replace("_", " "), Text(str(value), style=style))
+    for name in PATTERN_COUNTERS[s.pattern]:
+        if name in s.counters:
+            figures.add_row(name.replace("_", " "), str(s.counters[name]))
+    latency = Table(title="latency (ms)", title_justify="left", box=None, header_style="bold")
+    for column in ("measure", "count", "p50", "p95", "p99", "max"):
+        latency.add_column(column, justify="left" if column == "measure" else "right")
+    for name, p in s.latency_total.items():
+        latency.add_row(name, str(p.count), f"{p.p50:.1f}", f"{p.p95:.1f}", f"{p.p99:.1f}", f"{p.max:.1f}")
+    parts: list[object] = [figures, latency]
+    if s.subscribers:
+        check = Table(title="expected deliveries (topic rules)", title_justify="left", box=None, header_style="bold")
+        for column in ("subscriber", "patterns", "expected", "received", "missed"):
+            check.add_column(column, justify="left" if column in ("subscriber", "patterns") else "right")
+        for sub in s.subscribers:
+            check.add_row(sub.name, " ".join(sub.patterns), str(sub.expected), str(sub.received), str(sub.missed))
+        parts.append(check)
+    for e in expectations(scenario, s):
+        mark = Text("ok  ", "green") if e.met else Text("FAIL", "bold red")
+        parts.append(Text.assemble(mark, f" {e.counter} {e.actual} (at most {e.most})"))
+    if run.leftovers:
+        parts.append(Text(f"left on the broker: {', '.join(run.leftovers)}", style="bold red"))
+    else:
+        parts.append(Text(f"cleaned up: nothing of run {s.run_id} is left on the broker", style="green"))
+    return Group(*parts)
+
+
+async def run_headless(
+    scenario: Scenario, settings: Settings, console: Console, duration: float | None
+) -> dict[str, Any]:
+    """Run with a live display; the report as a document (its "passed" decides the exit code)."""
+    run = Run(scenario, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    title = f"{scenario.title}: {scenario.description}" if scenario.description else scenario.title
+    console.print(Text(title, style="bold"), soft_wrap=True)
+    for note in run.plan.notes:
+        console.print(Text(f"  {note}"), soft_wrap=True)
+    if console.is_terminal:
+        with Live(console=console, refresh_per_second=4, transient=True) as live:
+            run.add_listener(lambda s: live.update(live_view(s)))
+            final = await run.execute(duration, stop)
+    else:
+        last_line = [0.0]
+
+        def plain(s: RunSnapshot) -> None:
+            now = time.monotonic()
+            if now - last_line[0] >= 1.0:
+                last_line[0] = now
+                console.print(progress_line(s), soft_wrap=True, highlight=False)
+
+        run.add_listener(plain)
+        final = await run.execute(duration, stop)
+    console.print(summary(scenario, final, run))
+    return build_report(scenario, final, settings.primary.display(), run.leftovers)
