@@ -345,7 +345,7 @@ class Consumer(Client):
             fate = "lost (auto ack)" if self.spec.auto_ack else "back to the queue for redelivery"
             self.ctx.event("crash", self.name, f"{held} unacked message(s) {fate}")
 
-    def _delivered(self, message: AbstractIncomingMessage) -> None:
+    async def _delivered(self, message: AbstractIncomingMessage) -> None:
         # Runs once per delivery: keep it small. Work happens in _work, one message at a time.
         self.received += 1
         self._held += 1
@@ -530,7 +530,7 @@ class ReplyWaiter(Client):
             await self._send_one(self.sent)
         self.done.set()
 
-    def _answered(self, message: AbstractIncomingMessage) -> None:
+    async def _answered(self, message: AbstractIncomingMessage) -> None:
         self.received += 1
         msg_id = message.headers.get(ID_HEADER)
         if isinstance(msg_id, int):
@@ -583,13 +583,13 @@ class Requester(ReplyWaiter):
                 reply_to=self.reply_queue,
                 correlation_id=cid,
             )
-        except ImmediateRefused as exc:
+        except ImmediateRefused:
             self._forget(cid)
             counters["immediate_refused"] += 1
             self.ctx.event(
                 "refused",
                 self.name,
-                f"RabbitMQ closed the connection on immediate=true ({exc}); reconnecting without it. "
+                "RabbitMQ closed the connection: 540 NOT_IMPLEMENTED (immediate=true); reconnecting without it. "
                 "Its documented replacement: request queue TTL 0 + dead-letter exchange (ttl0_dead_letter)",
             )
             self.immediate = False

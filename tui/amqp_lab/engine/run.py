@@ -230,7 +230,7 @@ class Run:
             await channel.set_qos(prefetch_count=1000)
             quiet = asyncio.Event()
 
-            def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
+            async def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
                 msg_id = message.headers.get(ID_HEADER)
                 if isinstance(msg_id, int):
                     ledger.drained(msg_id, name)

@@ -1,0 +1,40 @@
+"""Running scenarios against the private node, and checking that nothing of a run stays behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.config import Settings
+from amqp_lab.engine.run import Run
+from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.files import load
+
+
+async def lab_objects(settings: Settings, run_id: str) -> list[str]:
+    """Queues and exchanges of the run that the management API still lists."""
+    async with ManagementClient(settings) as management:
+        queues, _ = await management.queues(settings.vhost, name=rf"^lab\.{run_id}\.")
+        exchanges = await management.exchanges(settings.vhost)
+    return [q.name for q in queues] + [e.name for e in exchanges if e.name.startswith(f"lab.{run_id}.")]
+
+
+async def run_scenario(
+    settings: Settings,
+    source: str,
+    *overrides: str,
+    listener: Callable[[RunSnapshot], None] | None = None,
+) -> tuple[Run, RunSnapshot]:
+    """Run to the end, then assert the broker holds nothing of the run."""
+    run = Run(load(source, overrides), settings)
+    if listener is not None:
+        run.add_listener(listener)
+    final = await run.execute()
+    assert final.state == "finished"
+    assert run.leftovers == []
+    assert await lab_objects(settings, run.run_id) == []
+    return run, final
+
+
+def client(snapshot: RunSnapshot, name: str):  # noqa: ANN201 - ClientStats
+    return next(c for c in snapshot.clients if c.name == name)

@@ -1,0 +1,243 @@
+"""Every fault with the effect a user sees, and the ledger balancing or reporting the loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amqp_lab.config import Settings
+from amqp_lab.engine.snapshot import RunSnapshot
+
+from tests.engine.conftest import client, run_scenario
+
+
+def schedule(*entries: str) -> str:
+    return "schedule=[" + ", ".join(entries) + "]"
+
+
+async def test_crash_redelivers_what_the_worker_held(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "workers", "duration=2.5s", "workers.processing=20ms", "workers.rate=150",
+        schedule('{at="1s", action="crash", client="worker-1"}'),
+    )  # fmt: skip
+    assert client(s, "worker-1").state == "stopped"  # crashed, then closed by cleanup
+    assert s.ledger.redelivered > 0  # its unacked tasks went to the other workers
+    assert s.ledger.requeued >= s.ledger.redelivered
+    assert any(e.kind == "crash" and "back to the queue" in e.text for e in s.events)
+    assert s.ledger.lost == 0
+
+
+async def test_crash_with_auto_ack_loses_tasks(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "workers", "duration=2s", "workers.ack=auto", "workers.processing=50ms", "workers.rate=100",
+        schedule('{at="1s", action="crash", client="worker-1"}'),
+        "expect.lost=1000",
+    )  # fmt: skip
+    assert s.ledger.lost > 0  # prefetched, auto-acked, gone with the worker
+    assert s.ledger.redelivered == 0
+
+
+async def test_hang_makes_requesters_time_out_and_replies_come_late(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "rpc", "duration=3s", "rpc.handlers=1", "rpc.requesters=1", "rpc.unroutable=0",
+        "rpc.timeout=300ms", "rpc.processing=1ms",
+        schedule('{at="0.5s", action="hang", client="handler-1", for="1s"}'),
+    )  # fmt: skip
+    c = s.counters
+    assert c["timeouts"] > 0
+    assert c["late_replies"] > 0  # after the heal, the held requests are answered, too late
+    assert any(e.kind == "timeout" for e in s.events)
+    assert c["replies"] > 0  # and on time again afterwards
+    assert s.ledger.lost == 0
+
+
+async def test_slow_worker_finishes_fewer_tasks(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "workers", "duration=2s", "workers.workers=2", "workers.processing=10ms", "workers.prefetch=1",
+        "workers.rate=120", schedule('{at="0s", action="slow", client="worker-1", value=10}'),
+    )  # fmt: skip
+    assert client(s, "worker-1").received * 3 < client(s, "worker-2").received
+
+
+async def test_reject_without_requeue_drops_on_purpose(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "workers", "duration=1.5s", "workers.workers=1", "workers.processing=1ms",
+        schedule('{at="0.5s", action="reject", client="worker-1"}'),
+    )  # fmt: skip
+    assert s.ledger.rejected > 0
+    assert s.ledger.lost == 0  # a decision, not a loss
+
+
+async def test_nack_with_requeue_redelivers(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "workers", "duration=1.5s", "workers.processing=5ms",
+        schedule('{at="0.3s", action="nack", client="worker-1", for="0.5s"}'),
+    )  # fmt: skip
+    assert s.ledger.requeued > 0 and s.ledger.redelivered > 0
+    assert s.ledger.acked == s.ledger.published
+    assert s.ledger.lost == 0
+
+
+DEAD_LETTERS = """
+pattern = "custom"
+duration = "1.5s"
+[[custom.exchanges]]
+name = "work"
+[[custom.exchanges]]
+name = "dead"
+type = "fanout"
+[[custom.queues]]
+name = "tasks"
+arguments = { "x-dead-letter-exchange" = "dead" }
+[[custom.queues]]
+name = "dead-letters"
+[[custom.bindings]]
+source = "work"
+destination = "tasks"
+routing_key = "task"
+[[custom.bindings]]
+source = "dead"
+destination = "dead-letters"
+[[custom.publishers]]
+name = "producer"
+exchange = "work"
+routing_keys = ["task"]
+rate = 50
+[[custom.consumers]]
+name = "picky"
+queue = "tasks"
+[[custom.consumers]]
+name = "undertaker"
+queue = "dead-letters"
+[[schedule]]
+at = "0s"
+action = "reject"
+client = "picky"
+"""
+
+
+async def test_rejected_messages_are_dead_lettered_and_followed(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "dead.toml"
+    path.write_text(DEAD_LETTERS)
+    _, s = await run_scenario(settings, str(path))
+    assert s.ledger.dead_lettered == s.ledger.published > 0
+    assert client(s, "undertaker").received == s.ledger.published
+    assert s.ledger.lost == 0
+
+
+async def test_stopped_durable_subscriber_gets_its_events_later(settings: Settings) -> None:
+    held: list[int] = []
+
+    def watch(snapshot: RunSnapshot) -> None:
+        queue = next((q for q in snapshot.queues if q.name.endswith("subscriber.everything")), None)
+        if queue is not None and client(snapshot, "everything").state == "stopped":
+            held.append(queue.ready)
+
+    _, s = await run_scenario(
+        settings, "pub-sub", "duration=3s", "pub-sub.rate=30",
+        schedule('{at="0.5s", action="stop", client="everything", for="1.5s"}'),
+        listener=watch,
+    )  # fmt: skip
+    assert max(held) > 0  # while it was away, its durable queue kept its events
+    everything = next(sub for sub in s.subscribers if sub.name == "everything")
+    assert everything.received == everything.expected == s.ledger.published
+    assert s.ledger.lost == 0
+
+
+async def test_stopped_transient_subscriber_misses_events(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "pub-sub", "duration=2.5s", "pub-sub.rate=30", "pub-sub.reliable=false",
+        schedule('{at="0.5s", action="stop", client="everything", for="1s"}'),
+    )  # fmt: skip
+    everything = next(sub for sub in s.subscribers if sub.name == "everything")
+    assert everything.missed > 0  # its exclusive queue went with it
+    assert everything.received + everything.missed <= everything.expected
+    assert s.counters["missed"] >= everything.missed
+
+
+async def test_missing_shard_with_deadline_gives_partial_and_late_results(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "map-reduce", "duration=3s", "map-reduce.rate=10", "map-reduce.deadline=300ms",
+        schedule('{at="0.5s", action="stop", client="shard-2", for="1s"}'),
+    )  # fmt: skip
+    c = s.counters
+    assert c["jobs_partial"] > 0
+    assert c["late_results"] > 0  # shard-2 came back and answered the jobs its queue kept
+    assert any(e.kind == "partial" for e in s.events)
+    assert s.ledger.lost == 0
+
+
+async def test_missing_shard_with_wait_for_all_keeps_jobs_pending_then_completes(settings: Settings) -> None:
+    pending: list[int] = []
+    _, s = await run_scenario(
+        settings, "map-reduce", "duration=3s", "map-reduce.rate=10", "map-reduce.policy=wait-for-all",
+        schedule('{at="0.5s", action="stop", client="shard-2", for="1.5s"}'),
+        listener=lambda snap: pending.append(snap.counters.get("pending_jobs", 0)),
+    )  # fmt: skip
+    c = s.counters
+    assert max(pending) >= 10  # jobs waited for the missing shard
+    assert c.get("jobs_partial", 0) == 0
+    assert c["jobs_complete"] == c["jobs_submitted"]  # and completed once it was back: nothing lost
+    assert s.ledger.lost == 0
+
+
+async def test_immediate_is_refused_and_the_requester_recovers(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "rpc", "duration=2s", "rpc.requesters=1", "rpc.immediate=true", "rpc.unroutable=0"
+    )
+    c = s.counters
+    assert c["immediate_refused"] == 1
+    assert s.ledger.refused == 1
+    assert any(e.kind == "refused" and "540" in e.text for e in s.events)
+    assert c["replies"] > 0  # reconnected, and went on without the flag
+    assert s.ledger.lost == 0
+
+
+async def test_ttl0_dead_letter_replaces_immediate(settings: Settings) -> None:
+    """No handler: with TTL 0 each request expires at once and is dead-lettered, as immediate would refuse it."""
+    _, s = await run_scenario(
+        settings, "rpc", "duration=1.5s", "rpc.handlers=0", "rpc.ttl0_dead_letter=true", "rpc.unroutable=0",
+        "rpc.timeout=200ms", "expect.timeouts=1000",
+    )  # fmt: skip
+    assert s.ledger.expired > 0
+    assert client(s, "dead-letters").received == s.ledger.expired
+    assert s.ledger.lost == 0
+
+
+DROP_HEAD = """
+pattern = "custom"
+duration = "5s"
+[[custom.exchanges]]
+name = "in"
+[[custom.queues]]
+name = "short"
+arguments = { "x-max-length" = 5, "x-overflow" = "drop-head" }
+[[custom.bindings]]
+source = "in"
+destination = "short"
+routing_key = "k"
+[[custom.publishers]]
+name = "burst"
+exchange = "in"
+routing_keys = ["k"]
+rate = "max"
+limit = 50
+"""
+
+
+async def test_drop_head_overflow_is_reported_as_loss(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "drop.toml"
+    path.write_text(DROP_HEAD)
+    _, s = await run_scenario(settings, str(path), "expect.lost=1000")
+    assert s.ledger.published == 50
+    assert s.ledger.still_queued == 5  # what the queue kept
+    assert s.ledger.lost == 45  # the head it dropped: should exist somewhere and does not
+
+
+async def test_reject_publish_overflow_nacks_instead_of_losing(settings: Settings) -> None:
+    _, s = await run_scenario(
+        settings, "workers", "duration=1.5s", "workers.max_length=5", "workers.overflow=reject-publish",
+        "workers.workers=1", "workers.processing=50ms", "workers.rate=100", "expect.nacked=10000",
+    )  # fmt: skip
+    assert s.ledger.nacked > 0
+    assert s.counters["nacked"] == s.ledger.nacked
+    assert s.ledger.lost == 0
