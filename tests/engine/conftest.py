@@ -36,5 +36,5 @@ async def run_scenario(
     return run, final
 
 
-def client(snapshot: RunSnapshot, name: str):  # noqa: ANN201 - ClientStats
+def client(snapshot: RunSnapshot, name: str):
     return next(c for c in snapshot.clients if c.name == name)

@@ -241,7 +241,10 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
         return EXIT_FAILED
     report = Path(args.report).expanduser() if args.report else None
     if report is not None and not report.parent.is_dir():
-        errors.print(Text(f"amqp-lab run: --json {args.report}: folder {report.parent} does not exist", style="red"))
+        errors.print(
+            Text(f"amqp-lab run: --json {args.report}: folder {report.parent} does not exist", style="red"),
+            soft_wrap=True,
+        )
         return EXIT_FAILED
     try:
         document = asyncio.run(run_headless(scenario, settings, console, duration))

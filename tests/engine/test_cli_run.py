@@ -1,0 +1,72 @@
+"""`amqp-lab run` as CI uses it: a JSON report, exit codes, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rabbitmq_node import PrivateNode
+
+
+def amqp_lab(node: PrivateNode, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AMQP_URL": node.amqp_url, "AMQP_LAB_MANAGEMENT_URL": node.management_url}
+    return subprocess.run(
+        [sys.executable, "-m", "amqp_lab", *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def test_run_writes_a_report_and_exits_0(rabbit: PrivateNode, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = amqp_lab(rabbit, "run", "workers", "--duration", "1s", "--set", "workers.rate=30", "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    assert "cleaned up: nothing of run" in result.stdout
+    document = json.loads(report.read_text())
+    assert document["passed"] is True
+    assert document["ledger"]["lost"] == 0
+    assert document["ledger"]["acked"] == document["ledger"]["published"] > 0
+    assert document["scenario"]["pattern"] == "workers"
+    assert document["scenario"]["workers"]["rate"] == 30
+    assert document["left_on_broker"] == []
+    assert {c["role"] for c in document["clients"]} == {"producer", "worker"}
+    assert document["latency_ms"]["delivery"]["count"] == document["ledger"]["delivered"]
+
+
+def test_a_failed_expectation_exits_1(rabbit: PrivateNode, tmp_path: Path) -> None:
+    result = amqp_lab(
+        rabbit, "run", "rpc", "--duration", "1s", "--set", "rpc.unroutable=1", "--set", "expect.returns=0"
+    )
+    assert result.returncode == 1
+    assert "FAIL returns" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nonsense"], "no such scenario file, and not a preset"),
+        (["run", "rpc", "--set", "rpc.handlers=x"], "rpc.handlers (from --set)"),
+        (["run", "rpc", "--duration", "soon"], "not a duration"),
+        (["run", "rpc", "--json", "/no/such/folder/r.json"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_before_touching_the_broker(tmp_path: Path, args: list[str], message: str) -> None:
+    env = {**os.environ, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}  # nothing listens: must not be needed
+    result = subprocess.run(
+        [sys.executable, "-m", "amqp_lab", *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_broker_exits_2_with_the_reason() -> None:
+    env = {**os.environ, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}
+    result = subprocess.run(
+        [sys.executable, "-m", "amqp_lab", "run", "rpc"], capture_output=True, text=True, timeout=60, env=env,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "nothing listens at 127.0.0.1:1" in result.stderr

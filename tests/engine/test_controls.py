@@ -1,0 +1,67 @@
+"""Live controls as the TUI will use them, and `cleanup` of what a crashed run left behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+from amqp_lab.config import Settings
+from amqp_lab.engine.cleanup import find_leftovers, remove
+from amqp_lab.engine.run import Run
+from amqp_lab.scenario.files import load
+
+from tests.conftest import wait_for
+from tests.engine.conftest import client, lab_objects
+
+
+async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> None:
+    run = Run(load("workers", ["workers.workers=1", "workers.rate=40", "workers.processing=1ms"]), settings)
+    await run.start()
+    try:
+        added = await run.add("worker")
+        assert added.name == "worker-2"
+        await wait_for(lambda: client(run.snapshot(), "worker-2").received > 5, 10, "worker-2 to get tasks")
+
+        run.set_rate("producer", 200)
+        await wait_for(lambda: run.snapshot().rates["published"] > 120, 10, "the rate to go up")
+
+        run.pause_producers()
+        assert client(run.snapshot(), "producer-1").state == "paused"
+        await asyncio.sleep(0.05)  # a publish already past the pause check may still land
+        paused_at = run.ctx.ledger.counts().published
+        await asyncio.sleep(0.3)  # a paused producer stays silent over an interval: that is what is checked
+        assert run.ctx.ledger.counts().published == paused_at
+        run.resume_producers()
+        await wait_for(lambda: run.ctx.ledger.counts().published > paused_at + 10, 10, "publishing to resume")
+
+        await run.remove("worker")
+        assert "worker-2" not in run.clients
+    finally:
+        await run.stop()
+    assert run.last is not None and run.last.ledger.lost == 0
+    assert await lab_objects(settings, run.run_id) == []
+
+
+async def test_cleanup_removes_a_crashed_runs_leftovers_and_spares_live_runs(settings: Settings) -> None:
+    crashed = Run(load("workers", ["workers.rate=0"]), settings)
+    await crashed.start()
+    # A crash: every connection drops and nothing is deleted; the durable queue and the exchange stay.
+    for c in crashed.clients.values():
+        await c.close()
+    assert crashed._admin is not None
+    await crashed._admin.close()
+    live = Run(load("rpc", ["rpc.rate=1"]), settings)
+    await live.start()
+    try:
+        leftovers = await find_leftovers(settings)
+        assert f"lab.{crashed.run_id}.tasks" in leftovers.queues
+        assert f"lab.{crashed.run_id}.tasks" in leftovers.exchanges
+        assert live.run_id in leftovers.live_runs
+        assert not any(live.run_id in name for name in leftovers.queues + leftovers.exchanges)
+        removed = await remove(settings, leftovers)
+        assert f"queue lab.{crashed.run_id}.tasks" in removed
+        assert f"exchange lab.{crashed.run_id}.tasks" in removed
+        assert await lab_objects(settings, crashed.run_id) == []
+        assert await lab_objects(settings, live.run_id) != []  # the live run kept everything
+    finally:
+        await live.stop()
+    assert await lab_objects(settings, live.run_id) == []

@@ -1,0 +1,79 @@
+"""Scenario files and --set overrides: presets load, bad input names the file, key or line, and what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from amqp_lab.scenario.files import PRESETS, ScenarioError, load, presets
+from amqp_lab.scenario.patterns import build
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads_and_builds_with_run_scoped_names(name: str) -> None:
+    scenario = load(name)
+    plan = build(scenario, "lab.abc123.")
+    names = [e.name for e in plan.topology.exchanges] + [q.name for q in plan.topology.queues]
+    assert names and all(n.startswith("lab.abc123.") for n in names)
+    assert all(q.durable or q.exclusive for q in plan.topology.queues)
+    assert all(q.arguments.get("x-expires") for q in plan.topology.queues if q.durable)  # the safety net
+
+
+def test_presets_describe_themselves() -> None:
+    assert [p.name for p in presets()] == list(PRESETS)
+    assert all(p.description for p in presets())
+
+
+def test_overrides_take_toml_values() -> None:
+    scenario = load("pub-sub", ["pub-sub.subscribers={ eu = ['eu.#'] }", "duration=2m", "pub-sub.rate=max"])
+    assert scenario.pub_sub.subscribers == {"eu": ["eu.#"]}
+    assert scenario.duration == 120
+    assert scenario.pub_sub.rate is None
+
+
+def test_a_file_can_start_from_a_preset(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('preset = "rpc"\nname = "slow handlers"\n[rpc]\nprocessing = "exponential:200ms"\n')
+    scenario = load(str(path))
+    assert scenario.pattern == "rpc" and scenario.title == "slow handlers"
+    assert scenario.rpc.unroutable == 0.05  # from the preset
+    assert scenario.rpc.processing.kind == "exponential" and scenario.rpc.processing.mean == 0.2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'pattern = "rpc"\n[rpc]\nhandlers = "many"\n',
+            "mine.toml: rpc.handlers (line 3): Input should be a valid integer",
+        ),
+        (
+            'pattern = "rpc"\n[rpc]\nhandler = 2\n',
+            "rpc.handler (line 3): unknown key; allowed here: requesters, handlers",
+        ),
+        ('pattern = "rpc"\n[rpc]\nreply_queue = "mine"\n', "'server-named', 'direct-reply-to' or 'named'"),
+        ('pattern = "broadcast"\n', "pattern (line 1): Input should be 'rpc', 'map-reduce', 'workers', 'pub-sub'"),
+        ('pattern = "rpc"\nduration = "soon"\n', "'soon' is not a duration: write it as 500ms, 30s, 2m or 1h"),
+        ('pattern = "rpc"\n[[schedule]]\nat = "1s"\naction = "explode"\nclient = "handler-1"\n', "schedule[1].action"),
+        ('pattern = "rpc"\n[[schedule]]\nat = "1s"\naction = "hang"\nclient = "nobody"\n', "no such client"),
+        ('pattern = "rpc"\n[expect]\nhappiness = 1\n', "cannot expect happiness"),
+        ('pattern = "rpc"\n[rpc\n', "mine.toml: not valid TOML"),
+        ('pattern = "custom"\n[[custom.consumers]]\nname = "c"\nqueue = "nowhere"\n', "consumes queue 'nowhere'"),
+        ('pattern = "rpc"\nrpc = 3\n', "rpc"),
+    ],
+)
+def test_bad_files_say_what_to_fix(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError, match=None) as caught:
+        load(str(path))
+    assert message in str(caught.value)
+
+
+def test_bad_overrides_say_so() -> None:
+    with pytest.raises(ScenarioError, match=r"rpc.handlers \(from --set\)"):
+        load("rpc", ["rpc.handlers=-1"])
+    with pytest.raises(ScenarioError, match="write it as key=value"):
+        load("rpc", ["rpc.handlers"])
+    with pytest.raises(ScenarioError, match="not a preset"):
+        load("nonsense")
