@@ -14,6 +14,13 @@ HEADLESS = [
     "amqp_lab.broker.management",
     "amqp_lab.broker.poller",
     "amqp_lab.broker.probe",
+    "amqp_lab.scenario.files",
+    "amqp_lab.scenario.patterns",
+    "amqp_lab.scenario.routing",
+    "amqp_lab.engine.run",
+    "amqp_lab.engine.cleanup",
+    "amqp_lab.engine.report",
+    "amqp_lab.headless",
 ]
 
 

@@ -19,6 +19,11 @@ def test_every_preset_loads_and_builds_with_run_scoped_names(name: str) -> None:
     assert all(q.arguments.get("x-expires") for q in plan.topology.queues if q.durable)  # the safety net
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "docs" / "examples").glob("*.toml")))
+def test_documented_examples_load(path: Path) -> None:
+    assert load(str(path)).title
+
+
 def test_presets_describe_themselves() -> None:
     assert [p.name for p in presets()] == list(PRESETS)
     assert all(p.description for p in presets())

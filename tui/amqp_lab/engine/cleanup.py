@@ -57,17 +57,13 @@ async def remove(settings: Settings, leftovers: Leftovers) -> list[str]:
     connection = await connect_first(settings)
     try:
         channel = await connection.channel()
-        for queue in leftovers.queues:
+        objects = [("queue", q) for q in leftovers.queues] + [("exchange", e) for e in leftovers.exchanges]
+        for kind, name in objects:
+            delete = channel.queue_delete if kind == "queue" else channel.exchange_delete
             try:
-                await channel.queue_delete(queue)
-                removed.append(f"queue {queue}")
-            except aiormq.exceptions.AMQPError:
-                channel = await connection.channel()
-        for exchange in leftovers.exchanges:
-            try:
-                await channel.exchange_delete(exchange)
-                removed.append(f"exchange {exchange}")
-            except aiormq.exceptions.AMQPError:
+                await delete(name)
+                removed.append(f"{kind} {name}")
+            except aiormq.exceptions.AMQPError:  # gone meanwhile, or in use: the channel is closed, take another
                 channel = await connection.channel()
     finally:
         with contextlib.suppress(Exception):

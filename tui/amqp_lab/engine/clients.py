@@ -94,6 +94,7 @@ class Client:
         self.sent = 0
         self.received = 0
         self.connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._meter = RateMeter()
 
@@ -147,7 +148,13 @@ class Client:
         raise NotImplementedError
 
     async def _close_channels(self) -> None:
-        raise NotImplementedError
+        await self._close_channel()
+
+    async def _close_channel(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def crash(self) -> None:
         """Drop the channel at once: whatever it held unacked goes back to its queue."""
@@ -183,34 +190,16 @@ class Client:
         )
 
 
-class Publisher(Client):
-    """Publishes to an exchange at a rate; pause, resume and rate changes take effect at the next message."""
+class Producer(Client):
+    """A client that sends at a rate: pause, resume and rate changes take effect at the next message."""
 
-    spec: PublisherSpec
-
-    def __init__(self, spec: PublisherSpec, ctx: RunContext) -> None:
+    def __init__(self, spec: Any, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         self.pacer = Pacer(spec.rate)
         self._body = b"x" * spec.payload
-        self._channel: AbstractChannel | None = None
         self._resumed = asyncio.Event()
         self._resumed.set()
-        self.done = asyncio.Event()
-        self._window_size = 1 if spec.publish_mode == "transactions" else PUBLISH_WINDOW
-        self._window = asyncio.Semaphore(self._window_size)
-
-    async def _open(self) -> None:
-        assert self.connection is not None
-        confirms = self.spec.publish_mode == "confirms" or self.spec.mandatory
-        self._channel = await self.connection.channel(publisher_confirms=confirms)
-        self._outbox = Outbox(self.ctx, self._channel, self.spec.publish_mode, confirms)
-        self._spawn(self._loop())
-
-    async def _close_channels(self) -> None:
-        channel, self._channel = self._channel, None
-        if channel is not None and not channel.is_closed:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        self.done = asyncio.Event()  # set when a limit was given and reached
 
     def pause(self) -> None:
         self._resumed.clear()
@@ -224,6 +213,24 @@ class Publisher(Client):
 
     def set_rate(self, rate: float | None) -> None:
         self.pacer.set_rate(rate)
+
+
+class Publisher(Producer):
+    """Publishes to an exchange, cycling over routing keys, with up to PUBLISH_WINDOW confirms awaited at once."""
+
+    spec: PublisherSpec
+
+    def __init__(self, spec: PublisherSpec, ctx: RunContext) -> None:
+        super().__init__(spec, ctx)
+        self._window_size = 1 if spec.publish_mode == "transactions" else PUBLISH_WINDOW
+        self._window = asyncio.Semaphore(self._window_size)
+
+    async def _open(self) -> None:
+        assert self.connection is not None
+        confirms = self.spec.publish_mode == "confirms" or self.spec.mandatory
+        self._channel = await self.connection.channel(publisher_confirms=confirms)
+        self._outbox = Outbox(self.ctx, self._channel, self.spec.publish_mode, confirms)
+        self._spawn(self._loop())
 
     async def _loop(self) -> None:
         window = self._window
@@ -276,7 +283,6 @@ class Consumer(Client):
 
     def __init__(self, spec: ConsumerSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
-        self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._working = asyncio.Event()
@@ -286,6 +292,7 @@ class Consumer(Client):
         self.slow_factor = 1.0
         self._sink: Sink | None = ctx.sink(spec.sink) if spec.sink else None
         self._latency = ctx.latency_of("delivery")
+        self._acks: set[asyncio.Future[Any]] = set()
 
     @property
     def unacked(self) -> int:
@@ -322,13 +329,10 @@ class Consumer(Client):
         self._spawn(self._work())
 
     async def _close_channels(self) -> None:
-        channel, self._channel = self._channel, None
         requeued = 0 if self.spec.auto_ack else self._held
         self._held = 0
         self._inbox = asyncio.Queue()
-        if channel is not None and not channel.is_closed:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        await self._close_channel()
         if requeued:
             self.ctx.ledger.requeued(requeued)
         own = self.spec.own_queue
@@ -398,10 +402,21 @@ class Consumer(Client):
                 }
             )
         if not self.spec.auto_ack:
-            await message.ack()
+            self._acking(message.ack())
         self._held -= 1
         if isinstance(msg_id, int):
             ledger.acked(msg_id, self.spec.queue)
+
+    def _acking(self, ack: Any) -> None:
+        """basic.ack is one-way: send it and go on, as AMQP clients do, rather than await the socket write."""
+        task = asyncio.ensure_future(ack)
+        self._acks.add(task)
+        task.add_done_callback(self._ack_sent)
+
+    def _ack_sent(self, task: asyncio.Future[Any]) -> None:
+        self._acks.discard(task)
+        if not task.cancelled():
+            task.exception()  # a closed channel: the message is redelivered, which the ledger expects
 
     async def _reply(self, message: AbstractIncomingMessage) -> None:
         # Answers carry the request's job fields (map-reduce) and its correlation id (RPC).
@@ -447,26 +462,15 @@ class Consumer(Client):
         self.heal()
         await super().start()
 
-    async def finish(self) -> None:
-        """Stop taking new messages; those already taken are worked off (the run's drain)."""
-        if self._queue is not None and self._channel is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                await self._queue.cancel(self._tag)
 
-
-class ReplyWaiter(Client):
+class ReplyWaiter(Producer):
     """A client that publishes and awaits answers on its own reply queue (RPC requester, map-reduce submitter)."""
 
     reply_mode = "server-named"
 
     def __init__(self, spec: Any, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
-        self.pacer = Pacer(spec.rate)
-        self._channel: AbstractChannel | None = None
-        self._resumed = asyncio.Event()
-        self._resumed.set()
         self.reply_queue = ""
-        self.done = asyncio.Event()
 
     async def _open(self) -> None:
         await self._open_channel()
@@ -500,26 +504,10 @@ class ReplyWaiter(Client):
         return "none"
 
     async def _close_channels(self) -> None:
-        channel, self._channel = self._channel, None
-        if channel is not None and not channel.is_closed:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        await self._close_channel()
         if self.reply_queue and self.reply_queue != DIRECT_REPLY_TO:
             # An exclusive auto-delete reply queue goes with its consumer: replies in it are discarded.
             self.ctx.queue_gone(self.reply_queue)
-
-    def pause(self) -> None:
-        self._resumed.clear()
-        if self.active:
-            self.state = State.PAUSED
-
-    def resume(self) -> None:
-        self._resumed.set()
-        if self.state is State.PAUSED:
-            self.state = State.RUNNING
-
-    def set_rate(self, rate: float | None) -> None:
-        self.pacer.set_rate(rate)
 
     async def _loop(self) -> None:
         limit = self.spec.limit
@@ -557,7 +545,6 @@ class Requester(ReplyWaiter):
         self.immediate = spec.immediate
         self._pending: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self._timed_out: OrderedDict[str, float] = OrderedDict()
-        self._body = b"x" * spec.payload
         self._latency = ctx.latency_of("rpc")
 
     @property
@@ -655,7 +642,6 @@ class Submitter(ReplyWaiter):
 
     def __init__(self, spec: SubmitterSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
-        self._body = b"x" * spec.payload
         self._jobs: dict[str, int] = {}
 
     @property
@@ -710,7 +696,6 @@ class Reducer(Client):
 
     def __init__(self, spec: ReducerSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
-        self._channel: AbstractChannel | None = None
         self._jobs: dict[str, dict[str, AbstractIncomingMessage]] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._latency = ctx.latency_of("job")
@@ -718,10 +703,6 @@ class Reducer(Client):
     @property
     def unacked(self) -> int:
         return sum(len(parts) for parts in self._jobs.values()) if self.spec.policy == "wait-for-all" else 0
-
-    @property
-    def waiting(self) -> int:
-        return len(self._jobs)
 
     async def _open(self) -> None:
         assert self.connection is not None
@@ -738,10 +719,7 @@ class Reducer(Client):
     async def _close_channels(self) -> None:
         held = self.unacked
         self._jobs.clear()
-        channel, self._channel = self._channel, None
-        if channel is not None and not channel.is_closed:
-            with contextlib.suppress(Exception):
-                await channel.close()
+        await self._close_channel()
         if held:
             self.ctx.ledger.requeued(held)
 

@@ -318,7 +318,6 @@ class Run:
             raise RunError(f"no running {role} to remove")
         client = candidates[-1]
         await client.close()
-        client.state = client.state.STOPPED
         del self.clients[client.name]
         self.ctx.event("stop", client.name, f"removed a {role}")
         return client
@@ -361,9 +360,12 @@ class Run:
             self.ctx.event("stop", name, "stopped")
         elif action == "restart":
             await client.restart()
-        elif action in ("pause", "resume") and isinstance(client, Publisher | ReplyWaiter):
-            client.pause() if action == "pause" else client.resume()
-            self.ctx.event("fault", name, f"{action}d")
+        elif action == "pause" and isinstance(client, Publisher | ReplyWaiter):
+            client.pause()
+            self.ctx.event("fault", name, "paused")
+        elif action == "resume" and isinstance(client, Publisher | ReplyWaiter):
+            client.resume()
+            self.ctx.event("fault", name, "resumed")
         elif isinstance(client, Consumer):
             if action == "hang":
                 client.hang()
