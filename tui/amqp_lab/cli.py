@@ -128,10 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[connection],
         help="run a scenario without the TUI",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run a scenario headless: declare its topology under lab.<run-id>., run its simulated "
-        "clients, print live progress and a summary, delete everything it declared.\n\n"
-        "Exit 0 when every expectation held (by default: nothing lost), 1 when one failed or something "
-        "was left on the broker, 2 for bad input or an unreachable broker.",
+        description="Run a scenario headless: declare its topology under lab.<run-id>., run its\n"
+        "simulated clients, print live progress and a summary, delete everything it declared\n"
+        "(also on Ctrl-C).\n\n"
+        "Exit 0 when every expectation held (by default: nothing lost), 1 when one failed or\n"
+        "something was left on the broker, 2 for bad input or an unreachable broker.",
         epilog="examples:\n"
         "  amqp-lab run rpc\n"
         "  amqp-lab run rpc --set rpc.reply_queue=direct-reply-to --set rpc.handlers=0\n"
