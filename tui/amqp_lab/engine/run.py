@@ -15,6 +15,7 @@ import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from amqp_lab.broker.connection import connect_first
+from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
 from amqp_lab.engine.clients import (
     Client,
@@ -82,6 +83,7 @@ class Run:
         self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
         self._started_at = 0.0
         self._stopped = asyncio.Event()
+        self._declared = False  # once anything may exist on the broker, stop() must clean up
         self._subscribers = self._subscriber_patterns()
         self._expected: dict[str, int] = dict.fromkeys(self._subscribers, 0)
         self._missed: dict[str, int] = dict.fromkeys(self._subscribers, 0)
@@ -122,6 +124,7 @@ class Run:
         self._started_at = time.monotonic()
         self.ctx.started = self._started_at
         self._admin = await connect_first(self.settings)
+        self._declared = True
         self._monitor = await self._admin.channel()
         await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
         await self._declare()
@@ -184,8 +187,13 @@ class Run:
             if not task.done() and task is not asyncio.current_task():
                 task.cancel()
         await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
-        await self._count_leftovers()
-        await self._delete()
+        if self._declared:
+            try:
+                await self._count_leftovers()
+                await self._delete()
+            except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
+                self.leftovers = [f"unknown: the broker could not be reached to clean up ({exc}); run amqp-lab cleanup"]
+                self.ctx.event("error", "run", self.leftovers[0])
         self.ctx.ledger.finish()
         self.ctx.close_sinks()
         for latency in self.ctx.latency.values():

@@ -1,0 +1,167 @@
+"""A run in a child process, so simulated load never stalls the TUI's event loop.
+
+The child owns the `Run` and its own event loop; it sends immutable snapshots
+(about ten a second) and the final report up a pipe, and takes controls down
+it. The parent reads the pipe from its event loop without a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from amqp_lab.config import Settings
+from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.model import Scenario
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    """What the child says last: the final snapshot and report, or why the run could not start."""
+
+    snapshot: RunSnapshot | None
+    report: dict[str, Any] | None
+    leftovers: tuple[str, ...]
+    error: str | None = None
+
+
+class RemoteRun:
+    """Start, control and stop a `Run` living in a child process."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        settings: Settings,
+        on_snapshot: Callable[[RunSnapshot], None],
+        on_end: Callable[[RunEnded], None],
+        until_stopped: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self._on_snapshot = on_snapshot
+        self._on_end = on_end
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(
+            target=_child, args=(child, scenario, settings, until_stopped), name="amqp-lab-run", daemon=True
+        )
+        self._child_end = child
+        self.ended: RunEnded | None = None
+        self._ended = asyncio.Event()
+
+    def start(self) -> None:
+        self._process.start()
+        self._child_end.close()
+        asyncio.get_running_loop().add_reader(self._pipe.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            kind, payload = self._pipe.recv()
+        except (EOFError, OSError):
+            self._finish(RunEnded(None, None, (), "the run's process ended without a word"))
+            return
+        if kind == "snapshot":
+            self._on_snapshot(payload)
+        else:
+            self._finish(payload)
+
+    def _finish(self, ended: RunEnded) -> None:
+        if self.ended is not None:
+            return
+        self.ended = ended
+        self._ended.set()
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self._pipe.fileno())
+        self._on_end(ended)
+
+    def send(self, *command: Any) -> None:
+        """A control: ("inject", client, action, value), ("pause",), ("resume",), ("rate", target, rate), ("stop",)."""
+        if self.ended is None:
+            with contextlib.suppress(OSError):
+                self._pipe.send(command)
+
+    def stop(self) -> None:
+        self.send("stop")
+
+    async def wait(self) -> RunEnded | None:
+        """Until the child has cleaned up and said so (bound it with asyncio.timeout); then it is reaped."""
+        await self._ended.wait()
+        await asyncio.to_thread(self._process.join, 5)
+        if self._process.is_alive():
+            self._process.kill()
+        return self.ended
+
+
+def _child(pipe: Connection, scenario: Scenario, settings: Settings, until_stopped: bool) -> None:
+    # The parent draws on this terminal: stray library output must not reach it, and Ctrl-C is the parent's.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import logging
+
+    logging.getLogger().addHandler(logging.NullHandler())
+    asyncio.run(_serve(pipe, scenario, settings, until_stopped))
+
+
+async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until_stopped: bool) -> None:
+    from amqp_lab.broker.errors import BrokerError
+    from amqp_lab.engine.report import build_report
+    from amqp_lab.engine.run import Run, RunError
+
+    try:
+        run = Run(scenario, settings)
+    except RunError as exc:
+        pipe.send(("end", RunEnded(None, None, (), str(exc))))
+        return
+    run.add_listener(lambda snapshot: pipe.send(("snapshot", snapshot)))
+    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            commands.put_nowait(pipe.recv())
+        except (EOFError, OSError):  # the parent is gone: stop and clean up
+            loop.remove_reader(pipe.fileno())
+            commands.put_nowait(("stop",))
+
+    loop.add_reader(pipe.fileno(), readable)
+    try:
+        await run.start()
+    except (BrokerError, RunError, OSError) as exc:
+        await run.stop()
+        pipe.send(("end", RunEnded(run.last, None, tuple(run.leftovers), f"the run could not start: {exc}")))
+        return
+    if not until_stopped:
+        loop.call_later(scenario.duration, commands.put_nowait, ("stop",))
+    while True:
+        command = await commands.get()
+        if command[0] == "stop":
+            break
+        try:
+            await _control(run, command)
+        except (RunError, BrokerError, OSError) as exc:
+            run.ctx.event("error", str(command[1]) if len(command) > 1 else "run", str(exc))
+    await run.stop()
+    assert run.last is not None
+    report = build_report(scenario, run.last, settings.primary.display(), run.leftovers)
+    with contextlib.suppress(OSError):
+        pipe.send(("end", RunEnded(run.last, report, tuple(run.leftovers))))
+
+
+async def _control(run: Any, command: tuple[Any, ...]) -> None:
+    kind = command[0]
+    if kind == "inject":
+        await run.inject(command[1], command[2], command[3] if len(command) > 3 else None)
+    elif kind == "pause":
+        run.pause_producers()
+    elif kind == "resume":
+        run.resume_producers()
+    elif kind == "rate":
+        run.set_rate(command[1], command[2])
