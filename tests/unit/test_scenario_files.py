@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from amqp_lab.scenario.files import PRESETS, ScenarioError, load, presets
+from amqp_lab.scenario.files import PRESETS, ScenarioError, load, presets, save
 from amqp_lab.scenario.patterns import build
 
 
@@ -82,3 +82,11 @@ def test_bad_overrides_say_so() -> None:
         load("rpc", ["rpc.handlers"])
     with pytest.raises(ScenarioError, match="not a preset"):
         load("nonsense")
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_saved_scenario_loads_back_the_same(tmp_path: Path, name: str) -> None:
+    scenario = load(name, ["duration=3s", "seed=7"])
+    path = tmp_path / "saved.toml"
+    save(scenario, path)
+    assert load(str(path)) == scenario

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from amqp_lab.scenario.model import Scenario
@@ -68,6 +69,17 @@ def load(source: str, overrides: Iterable[str] = ()) -> Scenario:
         raise ScenarioError(_explain(exc, where, text, overrides)) from None
     check_buildable(scenario, where)
     return scenario
+
+
+def to_toml(scenario: Scenario) -> str:
+    """The scenario as a file: what differs from the defaults, so it reads like one written by hand."""
+    data = scenario.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude_none=True)
+    data = {"pattern": scenario.pattern, **data}
+    return tomli_w.dumps(data)
+
+
+def save(scenario: Scenario, path: Path) -> None:
+    path.write_text(to_toml(scenario), encoding="utf-8")
 
 
 def check_buildable(scenario: Scenario, where: str) -> None:

@@ -6,7 +6,7 @@ comment on it says what a user will see when it is switched.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,41 +23,52 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def option(default: Any, why: str) -> Any:
+    """A scenario option and the one line that says what switching it shows."""
+    return Field(default, description=why)
+
+
 class RpcOptions(Section):
-    requesters: Count = 2
-    handlers: Count = 2
-    rate: Rate = 20.0  # requests per second per requester
-    limit: Count | None = None  # each requester stops after this many requests
-    timeout: Duration = 1.0  # a request without a reply after this is a timeout
-    # server-named: exclusive, auto-delete, named by the broker (the document's suggestion)
-    reply_queue: Literal["server-named", "direct-reply-to", "named"] = "server-named"
-    persistent: bool = False  # the document suggests non-persistent requests for throughput
-    mandatory: bool = True  # an unroutable request comes back as a return instead of vanishing
-    immediate: bool = False  # RabbitMQ 3.0+ closes the connection (540 NOT_IMPLEMENTED)
-    ttl0_dead_letter: bool = False  # the documented replacement: request queue TTL 0 + dead-letter exchange
-    unroutable: Share = 0.0  # share of requests sent to a method no handler serves
-    prefetch: Positive = 10
-    processing: Distribution = Distribution(kind="exponential", mean=0.02)
-    payload: Count = 128
+    requesters: Count = option(2, "clients that call; each waits for its own replies")
+    handlers: Count = option(2, "more handlers share the requests: shorter round trips, nothing else changes")
+    rate: Rate = option(20.0, "requests per second per requester, or max")
+    limit: Count | None = option(None, "each requester stops after this many requests")
+    timeout: Duration = option(1.0, "a request unanswered this long is a timeout; a reply after it is late")
+    reply_queue: Literal["server-named", "direct-reply-to", "named"] = option(
+        "server-named", "server-named: exclusive, auto-delete, named by the broker; direct-reply-to: no queue at all"
+    )
+    persistent: bool = option(False, "off, as suggested: requests skip the disk, round trips are faster")
+    mandatory: bool = option(True, "an unroutable request comes back as a return, so the requester fails fast")
+    immediate: bool = option(False, "RabbitMQ 3.0+ refuses it by closing the connection (540 NOT_IMPLEMENTED)")
+    ttl0_dead_letter: bool = option(
+        False, "what replaces immediate: request queue TTL 0 and a dead-letter exchange for untaken requests"
+    )
+    unroutable: Share = option(0.0, "share of requests for a method no handler serves, to show mandatory at work")
+    prefetch: Positive = option(10, "requests a handler may hold unacked")
+    processing: Distribution = option(
+        Distribution(kind="exponential", mean=0.02), "how long a handler works on a request"
+    )
+    payload: Count = option(128, "request size in bytes")
 
 
 class MapReduceOptions(Section):
-    shards: Positive = 3
-    submitters: Positive = 1
-    rate: Rate = 5.0  # jobs per second per submitter
-    limit: Count | None = None
-    # fanout: every shard gets the whole job; direct: the mapper sends each shard its part by key
-    exchange: Literal["fanout", "direct"] = "fanout"
-    # wait-for-all: reliable, nothing lost, partial results kept until the missing shard is back
-    # deadline: a partial result after `deadline`; later shard results are counted and discarded
-    policy: Literal["wait-for-all", "deadline"] = "deadline"
-    deadline: Duration = 1.0
-    reply: bool = True  # the combined result goes back to the submitter through reply_to
-    persistent: bool | None = None  # default: on for wait-for-all, off for deadline
-    publish_mode: PublishMode | None = None  # default: confirms for wait-for-all, none for deadline
-    prefetch: Positive = 10
-    processing: Distribution = Distribution(kind="exponential", mean=0.05)
-    payload: Count = 256
+    shards: Positive = option(3, "workers that each compute part of every job")
+    submitters: Positive = option(1, "clients that submit jobs (and, with direct, partition them)")
+    rate: Rate = option(5.0, "jobs per second per submitter, or max")
+    limit: Count | None = option(None, "each submitter stops after this many jobs")
+    exchange: Literal["fanout", "direct"] = option(
+        "fanout", "fanout: every shard gets the whole job; direct: the mapper sends each shard its part by key"
+    )
+    policy: Literal["wait-for-all", "deadline"] = option(
+        "deadline", "deadline: partial results after a time, late ones discarded; wait-for-all: reliable, nothing lost"
+    )
+    deadline: Duration = option(1.0, "with the deadline policy: how long the reducer waits for the shards")
+    reply: bool = option(True, "the combined result goes back to the submitter through reply_to")
+    persistent: bool | None = option(None, "unset: on for wait-for-all (reliable), off for deadline (fast)")
+    publish_mode: PublishMode | None = option(None, "unset: confirms for wait-for-all, none for deadline")
+    prefetch: Positive = option(10, "jobs a shard may hold unacked")
+    processing: Distribution = option(Distribution(kind="exponential", mean=0.05), "how long a shard works on a job")
+    payload: Count = option(256, "job size in bytes")
 
     @property
     def reliable(self) -> bool:
@@ -65,19 +76,21 @@ class MapReduceOptions(Section):
 
 
 class WorkersOptions(Section):
-    workers: Count = 3
-    producers: Positive = 1
-    rate: Rate = 50.0  # tasks per second per producer
-    limit: Count | None = None
-    prefetch: Positive = 10  # how many unacked tasks a worker may hold
-    ack: Literal["manual", "auto"] = "manual"  # auto: a crashed worker loses the tasks it held
-    processing: Distribution = Distribution(kind="exponential", mean=0.05)
-    persistent: bool = True  # tasks are written to disk and survive a broker restart
-    publish_mode: PublishMode = "confirms"
-    sink: str | None = None  # record results to a .jsonl file or a .sqlite database
-    max_length: Count | None = None  # x-max-length of the work queue
-    overflow: Literal["drop-head", "reject-publish", "reject-publish-dlx"] = "drop-head"
-    payload: Count = 256
+    workers: Count = option(3, "competing consumers of one queue: add some and watch a backlog drain")
+    producers: Positive = option(1, "clients that submit tasks")
+    rate: Rate = option(50.0, "tasks per second per producer, or max")
+    limit: Count | None = option(None, "each producer stops after this many tasks")
+    prefetch: Positive = option(10, "tasks a worker may hold unacked; they are redelivered when it crashes")
+    ack: Literal["manual", "auto"] = option("manual", "auto: the broker forgets a task once sent; a crash loses it")
+    processing: Distribution = option(Distribution(kind="exponential", mean=0.05), "how long a task takes")
+    persistent: bool = option(True, "tasks are written to disk and survive a broker restart")
+    publish_mode: PublishMode = option("confirms", "confirms: the broker says each task is safe; or transactions")
+    sink: str | None = option(None, "record results to a .jsonl file or a .sqlite database, to read later")
+    max_length: Count | None = option(None, "x-max-length of the work queue: what happens when it is full")
+    overflow: Literal["drop-head", "reject-publish", "reject-publish-dlx"] = option(
+        "drop-head", "drop-head loses the oldest tasks (the ledger says lost); reject-publish nacks new ones"
+    )
+    payload: Count = option(256, "task size in bytes")
 
     @field_validator("sink")
     @classmethod
@@ -96,22 +109,24 @@ DEFAULT_SUBSCRIBERS = {
 
 
 class PubSubOptions(Section):
-    publishers: Positive = 2
-    rate: Rate = 20.0  # events per second per publisher
-    limit: Count | None = None
-    exchange: ExchangeType = "topic"  # topic lets each subscriber choose by pattern; try direct to see why
-    # the key space: every region.service.event combination
-    regions: list[str] = ["eu", "us", "ap"]
-    services: list[str] = ["orders", "billing", "shipping"]
-    events: list[str] = ["created", "paid", "cancelled"]
-    subscribers: dict[str, list[str]] = DEFAULT_SUBSCRIBERS
-    # reliable: durable exchange and queues, persistent events; an offline subscriber keeps its events
-    reliable: bool = True
-    publish_mode: PublishMode = "confirms"  # or transactions, the slower alternative
-    mandatory: bool = False  # the document: publishers do not know their consumers; on, unwanted events return
-    prefetch: Positive = 20
-    processing: Distribution = Distribution(kind="fixed", mean=0.002)
-    payload: Count = 128
+    publishers: Positive = option(2, "services that emit events")
+    rate: Rate = option(20.0, "events per second per publisher, or max")
+    limit: Count | None = option(None, "each publisher stops after this many events")
+    exchange: ExchangeType = option("topic", "topic lets each subscriber choose by pattern; try direct to see why")
+    regions: list[str] = option(["eu", "us", "ap"], "first word of the routing key region.service.event")
+    services: list[str] = option(["orders", "billing", "shipping"], "second word of the routing key")
+    events: list[str] = option(["created", "paid", "cancelled"], "third word of the routing key")
+    subscribers: dict[str, list[str]] = option(
+        DEFAULT_SUBSCRIBERS, "each subscriber's binding patterns: * is one word, # is zero or more"
+    )
+    reliable: bool = option(
+        True, "durable exchange and queues, persistent events: a subscriber that is away finds its events waiting"
+    )
+    publish_mode: PublishMode = option("confirms", "confirms say each event is safe; transactions do it slower")
+    mandatory: bool = option(False, "publishers do not know their consumers; on, events nobody wants come back")
+    prefetch: Positive = option(20, "events a subscriber may hold unacked")
+    processing: Distribution = option(Distribution(kind="fixed", mean=0.002), "how long a subscriber works")
+    payload: Count = option(128, "event size in bytes")
 
     @field_validator("regions", "services", "events")
     @classmethod
@@ -174,7 +189,7 @@ class ConsumerEntry(Section):
     prefetch: Positive = 10
     ack: Literal["manual", "auto"] = "manual"
     processing: Distribution = Distribution()
-    reply: bool = False  # answer messages that carry reply_to
+    reply: bool = Field(False, description="answer messages that carry reply_to")
 
 
 class CustomOptions(Section):
@@ -209,8 +224,8 @@ class ScheduledAction(Section):
     at: Duration
     action: Action
     client: str
-    value: float | None = None  # the new rate for `rate`, the slow-down factor for `slow`
-    lasting: Duration | None = Field(default=None, alias="for")  # undo the fault after this long
+    value: float | None = Field(None, description="the new rate for `rate`, the slow-down factor for `slow`")
+    lasting: Duration | None = Field(None, alias="for", description="undo the fault after this long")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -241,9 +256,9 @@ class Scenario(Section):
     name: str = ""
     description: str = ""
     duration: Duration = 10.0
-    drain: Duration = 3.0  # after the producers stop, how long consumers may finish their work
+    drain: Duration = Field(3.0, description="after the producers stop, how long consumers may finish their work")
     seed: int = 1
-    safety_expires: Duration = 3600.0  # x-expires on durable queues: a crashed run's queues go away
+    safety_expires: Duration = Field(3600.0, description="x-expires on durable queues: a crashed run's queues go away")
     rpc: RpcOptions = RpcOptions()
     map_reduce: MapReduceOptions = Field(default=MapReduceOptions(), alias="map-reduce")
     workers: WorkersOptions = WorkersOptions()
