@@ -18,6 +18,7 @@ from amqp_lab.engine.report import build_report, expectations
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.model import Scenario
+from amqp_lab.scenario.patterns import run_prefix
 
 PATTERN_COUNTERS = {
     "rpc": ("requests", "replies", "timeouts", "late_replies", "orphan_replies", "returns", "immediate_refused"),
@@ -52,7 +53,7 @@ def live_view(s: RunSnapshot) -> Group:
     for column in ("queue", "ready", "unacked", "consumers"):
         queues.add_column(column, justify="left" if column == "queue" else "right")
     for q in s.queues:
-        queues.add_row(q.name.removeprefix(f"lab.{s.run_id}."), str(q.ready), str(q.unacked), str(q.consumers))
+        queues.add_row(q.name.removeprefix(run_prefix(s.run_id)), str(q.ready), str(q.unacked), str(q.consumers))
     events = [Text(f"{e.at:6.1f}s {e.client}: {e.text}", overflow="ellipsis", no_wrap=True) for e in s.events[-5:]]
     return Group(head, Text(progress_line(s), overflow="fold"), clients, queues, *events)
 

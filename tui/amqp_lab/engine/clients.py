@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.engine.context import RunContext
-from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, age, stamp
+from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, age, lab_id, stamp
 from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.publishing import ImmediateRefused, Outbox
 from amqp_lab.engine.sinks import Sink
@@ -183,8 +183,7 @@ class Client:
         self.connection = None
 
     def stats(self) -> ClientStats:
-        count = self.sent if self.sent >= self.received else self.received
-        rate = self._meter.sample(count)
+        rate = self._meter.sample(max(self.sent, self.received))
         return ClientStats(
             self.name, self.role, self.state.value, self.sent, self.received, rate, self.unacked, self.detail
         )
@@ -298,10 +297,6 @@ class Consumer(Client):
     def unacked(self) -> int:
         return self._held
 
-    @property
-    def busy(self) -> bool:
-        return self._held > 0
-
     async def _open(self) -> None:
         assert self.connection is not None
         spec = self.spec
@@ -354,8 +349,8 @@ class Consumer(Client):
         self.received += 1
         self._held += 1
         headers = message.headers
-        msg_id = headers.get(ID_HEADER)
-        if isinstance(msg_id, int):
+        msg_id = lab_id(headers)
+        if msg_id is not None:
             deaths = headers.get("x-death")
             self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered), deaths[0] if deaths else None)
             waited = age(headers.get(TIME_HEADER))
@@ -375,7 +370,7 @@ class Consumer(Client):
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         headers = message.headers
-        msg_id = headers.get(ID_HEADER)
+        msg_id = lab_id(headers)
         ledger = self.ctx.ledger
         fault = self.fault
         if fault == "nack" and not self.spec.auto_ack:
@@ -386,7 +381,7 @@ class Consumer(Client):
         if fault == "reject" and not self.spec.auto_ack:
             await message.reject(requeue=False)
             self._held -= 1
-            if isinstance(msg_id, int):
+            if msg_id is not None:
                 ledger.rejected(msg_id, self.spec.queue, message.routing_key or "", headers)
             return
         if self.spec.reply and message.reply_to:
@@ -404,7 +399,7 @@ class Consumer(Client):
         if not self.spec.auto_ack:
             self._acking(message.ack())
         self._held -= 1
-        if isinstance(msg_id, int):
+        if msg_id is not None:
             ledger.acked(msg_id, self.spec.queue)
 
     def _acking(self, ack: Any) -> None:
@@ -520,11 +515,10 @@ class ReplyWaiter(Producer):
 
     async def _answered(self, message: AbstractIncomingMessage) -> None:
         self.received += 1
-        msg_id = message.headers.get(ID_HEADER)
-        if isinstance(msg_id, int):
-            queue = DIRECT_REPLY_TO if self.reply_queue == DIRECT_REPLY_TO else self.reply_queue
-            self.ctx.ledger.delivered(msg_id, queue, bool(message.redelivered))
-            self.ctx.ledger.acked(msg_id, queue)
+        msg_id = lab_id(message.headers)
+        if msg_id is not None:  # consumed no-ack: delivered is settled
+            self.ctx.ledger.delivered(msg_id, self.reply_queue, bool(message.redelivered))
+            self.ctx.ledger.acked(msg_id, self.reply_queue)
         self._on_answer(message)
 
     async def _send_one(self, n: int) -> None:
@@ -642,7 +636,7 @@ class Submitter(ReplyWaiter):
 
     def __init__(self, spec: SubmitterSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
-        self._jobs: dict[str, int] = {}
+        self._jobs: set[str] = set()  # submitted, no combined result yet
 
     @property
     def _mode(self) -> Any:
@@ -655,11 +649,10 @@ class Submitter(ReplyWaiter):
     async def _send_one(self, n: int) -> None:
         spec = self.spec
         job = f"{self.name}.{n}"
-        now = stamp()
-        headers: dict[str, Any] = {JOB: job, JOB_TIME: now, SHARDS: spec.shards}
+        headers: dict[str, Any] = {JOB: job, JOB_TIME: stamp(), SHARDS: spec.shards}
         if spec.want_reply:
             headers[JOB_REPLY] = self.reply_queue
-        self._jobs[job] = now
+        self._jobs.add(job)
         self.ctx.counters["jobs_submitted"] += 1
         parts = spec.shard_keys or ("",)
         for key in parts:
@@ -679,7 +672,7 @@ class Submitter(ReplyWaiter):
                 self.ctx.event(outcome, self.name, f"job {job} part {key or 'all'} was {outcome}")
 
     def _on_answer(self, message: AbstractIncomingMessage) -> None:
-        self._jobs.pop(str(message.headers.get(JOB, "")), None)
+        self._jobs.discard(str(message.headers.get(JOB, "")))
         self.ctx.counters["results_returned"] += 1
 
 
@@ -727,8 +720,8 @@ class Reducer(Client):
         # Bookkeeping first, without awaiting, so concurrent deliveries cannot close a job twice.
         self.received += 1
         headers = message.headers
-        msg_id = headers.get(ID_HEADER)
-        if isinstance(msg_id, int):
+        msg_id = lab_id(headers)
+        if msg_id is not None:
             self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered))
         job = str(headers.get(JOB, ""))
         late = job in self._closed
@@ -747,8 +740,8 @@ class Reducer(Client):
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
-        msg_id = message.headers.get(ID_HEADER)
-        if isinstance(msg_id, int):
+        msg_id = lab_id(message.headers)
+        if msg_id is not None:
             self.ctx.ledger.acked(msg_id, self.spec.queue)
 
     def _close(self, job: str) -> dict[str, AbstractIncomingMessage]:

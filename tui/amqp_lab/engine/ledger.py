@@ -21,6 +21,12 @@ ID_HEADER = "x-lab-id"
 TIME_HEADER = "x-lab-ts"
 
 
+def lab_id(headers: Mapping[str, Any]) -> int | None:
+    """The ledger id a message carries, or None for a message the lab did not publish."""
+    msg_id = headers.get(ID_HEADER)
+    return msg_id if isinstance(msg_id, int) else None
+
+
 def stamp() -> int:
     """Wall-clock microseconds: an integer header survives AMQP exactly (a float may travel as 32 bits)."""
     return time.time_ns() // 1000
@@ -63,8 +69,8 @@ class Ledger:
     """Counts and outstanding copies. Touched once per message event; snapshots are taken from it."""
 
     def __init__(self, topology: Topology) -> None:
-        self._topology = topology
         self._routes: dict[tuple[str, str], frozenset[str]] = {}
+        self.set_topology(topology)
         self._outstanding: dict[str, set[int]] = {}
         self._next_id = 0
         self._counts: dict[str, int] = dict.fromkeys(LedgerCounts().as_dict(), 0)
@@ -79,6 +85,8 @@ class Ledger:
         """The live topology changed (a client declared or lost its own queue)."""
         self._topology = topology
         self._routes.clear()
+        # Routes are cached per (exchange, key), except through headers exchanges, where headers decide.
+        self._headers_exchanges = {e.name for e in topology.exchanges if e.type == "headers"}
 
     def next_id(self) -> int:
         self._next_id += 1
@@ -87,17 +95,13 @@ class Ledger:
     def queues_for(self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None) -> frozenset[str]:
         if exchange == DEFAULT_EXCHANGE and routing_key.startswith(DIRECT_REPLY_TO):
             return frozenset([DIRECT_REPLY_TO])
-        found = self._topology.exchange(exchange)
-        if found is not None and found.type == "headers":
+        if exchange in self._headers_exchanges:
             return route(self._topology, exchange, routing_key, headers)
         key = (exchange, routing_key)
         queues = self._routes.get(key)
         if queues is None:
             queues = self._routes[key] = route(self._topology, exchange, routing_key, headers)
         return queues
-
-    def _count(self, name: str, n: int = 1) -> None:
-        self._counts[name] += n
 
     def _expect(self, msg_id: int, queues: frozenset[str]) -> None:
         for queue in queues:
@@ -177,13 +181,12 @@ class Ledger:
             self._counts["duplicates"] += 1
             return
         found = self._topology.queue(queue)
-        dlx = found.dead_letter_exchange if found is not None else None
-        if dlx is None:
+        if found is None or found.dead_letter_exchange is None:
             self._counts["rejected"] += 1
             return
         self._counts["dead_lettered"] += 1
-        key = found.dead_letter_routing_key or routing_key if found is not None else routing_key
-        self._expect(msg_id, self.queues_for(dlx, key, headers))
+        key = found.dead_letter_routing_key or routing_key
+        self._expect(msg_id, self.queues_for(found.dead_letter_exchange, key, headers))
 
     def queue_gone(self, queue: str) -> None:
         """An exclusive queue went away with its client: what it held is discarded."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -104,8 +105,6 @@ def _child(pipe: Connection, scenario: Scenario, settings: Settings, until_stopp
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import logging
-
     logging.getLogger().addHandler(logging.NullHandler())
     asyncio.run(_serve(pipe, scenario, settings, until_stopped))
 

@@ -25,9 +25,8 @@ class Expectation:
 
 
 def counter_value(snapshot: RunSnapshot, name: str) -> int:
-    ledger = snapshot.ledger.as_dict()
     if name in ("lost", "nacked"):
-        return ledger[name]
+        return getattr(snapshot.ledger, name)
     return int(snapshot.counters.get(name, 0))
 
 

@@ -17,17 +17,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
-from amqp_lab.engine.clients import (
-    Client,
-    Consumer,
-    Publisher,
-    Reducer,
-    ReplyWaiter,
-    Requester,
-    Submitter,
-)
+from amqp_lab.engine.clients import Client, Consumer, Producer, Publisher, Reducer, Requester, Submitter
 from amqp_lab.engine.context import RunContext
-from amqp_lab.engine.ledger import ID_HEADER, Ledger
+from amqp_lab.engine.ledger import Ledger, lab_id
 from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
 from amqp_lab.scenario.model import Scenario, ScheduledAction
@@ -57,10 +49,6 @@ def make_client(spec: ClientSpec, ctx: RunContext) -> Client:
     return Submitter(spec, ctx)
 
 
-def _produces(client: Client) -> bool:
-    return isinstance(client, Publisher | ReplyWaiter)
-
-
 class Run:
     """Drive with `await run.execute()`, or `start()` / controls / `stop()` from a UI."""
 
@@ -82,7 +70,6 @@ class Run:
         self._tasks: list[asyncio.Task[Any]] = []
         self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
         self._started_at = 0.0
-        self._stopped = asyncio.Event()
         self._declared = False  # once anything may exist on the broker, stop() must clean up
         self._subscribers = self._subscriber_patterns()
         self._expected: dict[str, int] = dict.fromkeys(self._subscribers, 0)
@@ -109,11 +96,10 @@ class Run:
 
     async def _wait(self, duration: float, stop: asyncio.Event | None) -> None:
         stop = stop or asyncio.Event()
-        producers = [c.done for c in self.clients.values() if isinstance(c, Publisher | ReplyWaiter)]
-        limited = all(getattr(c.spec, "limit", None) is not None for c in self.clients.values() if _produces(c))
+        producers = [c for c in self.clients.values() if isinstance(c, Producer)]
         waits = [asyncio.ensure_future(stop.wait())]
-        if producers and limited:
-            waits.append(asyncio.ensure_future(asyncio.gather(*(done.wait() for done in producers))))
+        if producers and all(c.spec.limit is not None for c in producers):
+            waits.append(asyncio.ensure_future(asyncio.gather(*(c.done.wait() for c in producers))))
         try:
             await asyncio.wait(waits, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -128,11 +114,11 @@ class Run:
         self._monitor = await self._admin.channel()
         await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
         await self._declare()
-        specs = sorted(self.plan.clients, key=lambda spec: isinstance(spec, PublisherSpec | RequesterSpec))
-        for spec in specs:  # consumers first, so nothing published finds its queue without a reader
-            self.clients[spec.name] = make_client(spec, self.ctx)
-        await asyncio.gather(*(client.start() for client in self.clients.values() if not _produces(client)))
-        await asyncio.gather(*(client.start() for client in self.clients.values() if _produces(client)))
+        self.clients = {spec.name: make_client(spec, self.ctx) for spec in self.plan.clients}
+        # Consumers first, so nothing published finds its queue without a reader.
+        producers = [c for c in self.clients.values() if isinstance(c, Producer)]
+        await asyncio.gather(*(c.start() for c in self.clients.values() if not isinstance(c, Producer)))
+        await asyncio.gather(*(c.start() for c in producers))
         self.state = "running"
         self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
         loop = asyncio.get_running_loop()
@@ -178,8 +164,8 @@ class Run:
             return
         self.state = "draining"
         for client in self.clients.values():
-            if _produces(client):
-                client.pause()  # type: ignore[attr-defined]
+            if isinstance(client, Producer):
+                client.pause()
         await self._settle_producers()
         await self._drain(self.scenario.drain)
         self.state = "cleaning"
@@ -189,6 +175,8 @@ class Run:
         await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
         if self._declared:
             try:
+                if self._admin is None or self._admin.is_closed:
+                    self._admin = await connect_first(self.settings)
                 await self._count_leftovers()
                 await self._delete()
             except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
@@ -203,7 +191,6 @@ class Run:
         if self._admin is not None:
             with contextlib.suppress(Exception):
                 await self._admin.close()
-        self._stopped.set()
 
     async def _settle_producers(self) -> None:
         """Let publishes already on the wire get their confirms, so the ledger knows their fate."""
@@ -223,8 +210,7 @@ class Run:
 
     async def _count_leftovers(self) -> None:
         """Read what is still in the lab's queues, so the ledger tells "still queued" from "lost"."""
-        if self._admin is None or self._admin.is_closed:
-            return
+        assert self._admin is not None
         channel = await self._admin.channel()
         ledger = self.ctx.ledger
         for queue in self._shared_queues():
@@ -239,8 +225,8 @@ class Run:
             quiet = asyncio.Event()
 
             async def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
-                msg_id = message.headers.get(ID_HEADER)
-                if isinstance(msg_id, int):
+                msg_id = lab_id(message.headers)
+                if msg_id is not None:
                     ledger.drained(msg_id, name)
                 event.set()
 
@@ -259,8 +245,7 @@ class Run:
         return [q.name for q in self.ctx.ledger.topology.queues if not q.exclusive and q.name.startswith(self.prefix)]
 
     async def _delete(self) -> None:
-        if self._admin is None or self._admin.is_closed:
-            self._admin = await connect_first(self.settings)
+        assert self._admin is not None
         channel = await self._admin.channel()
         names = set(self._shared_queues()) | {q.name for q in self.plan.topology.queues}
         for queue in sorted(names):
@@ -332,20 +317,20 @@ class Run:
 
     def set_rate(self, target: str, rate: float | None) -> None:
         for client in self._targets(target):
-            if isinstance(client, Publisher | ReplyWaiter):
+            if isinstance(client, Producer):
                 client.set_rate(rate)
         shown = "max" if rate is None else f"{rate:g}/s"
         self.ctx.event("fault", target, f"rate set to {shown}")
 
     def pause_producers(self) -> None:
         for client in self.clients.values():
-            if isinstance(client, Publisher | ReplyWaiter):
+            if isinstance(client, Producer):
                 client.pause()
         self.ctx.event("info", "run", "producers paused")
 
     def resume_producers(self) -> None:
         for client in self.clients.values():
-            if isinstance(client, Publisher | ReplyWaiter):
+            if isinstance(client, Producer):
                 client.resume()
         self.ctx.event("info", "run", "producers resumed")
 
@@ -368,10 +353,10 @@ class Run:
             self.ctx.event("stop", name, "stopped")
         elif action == "restart":
             await client.restart()
-        elif action == "pause" and isinstance(client, Publisher | ReplyWaiter):
+        elif action == "pause" and isinstance(client, Producer):
             client.pause()
             self.ctx.event("fault", name, "paused")
-        elif action == "resume" and isinstance(client, Publisher | ReplyWaiter):
+        elif action == "resume" and isinstance(client, Producer):
             client.resume()
             self.ctx.event("fault", name, "resumed")
         elif isinstance(client, Consumer):
@@ -407,14 +392,16 @@ class Run:
         return {c.name: c for c in self.plan.clients if isinstance(c, ConsumerSpec) and c.role == "subscriber"}
 
     def _check_delivery(self, exchange: str, routing_key: str) -> None:
+        found = self.plan.topology.exchange(exchange)
+        if found is None:
+            return
         topology = self.ctx.ledger.topology
         for name, spec in self._subscribers.items():
-            if any(b.source == exchange for b in spec.own_bindings):
-                kind = self.plan.topology.exchange(exchange)
-                if kind and any(binding_matches(kind.type, b, routing_key, {}) for b in spec.own_bindings):
-                    self._expected[name] += 1
-                    if topology.queue(spec.queue) is None:
-                        self._missed[name] += 1
+            bindings = [b for b in spec.own_bindings if b.source == exchange]
+            if any(binding_matches(found.type, b, routing_key, {}) for b in bindings):
+                self._expected[name] += 1
+                if topology.queue(spec.queue) is None:
+                    self._missed[name] += 1
 
     async def _sample(self) -> None:
         while True:
@@ -457,11 +444,7 @@ class Run:
         if self._subscribers:
             counters["missed"] = sum(self._missed.values())
         now = time.monotonic()
-        rates = {
-            "published": self._meters["published"].sample(ledger.published, now),
-            "delivered": self._meters["delivered"].sample(ledger.delivered, now),
-            "acked": self._meters["acked"].sample(ledger.acked, now),
-        }
+        rates = {name: meter.sample(getattr(ledger, name), now) for name, meter in self._meters.items()}
         acked_in = self.ctx.ledger.acked_in
         return RunSnapshot(
             run_id=self.run_id,

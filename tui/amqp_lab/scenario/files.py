@@ -18,6 +18,7 @@ from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build
 
 PRESETS = ("rpc", "map-reduce", "workers", "pub-sub")
+CHECK_PREFIX = "lab.check."  # names are built with it, and taken off again in messages
 
 
 class ScenarioError(ValueError):
@@ -84,7 +85,7 @@ def save(scenario: Scenario, path: Path) -> None:
 
 def check_buildable(scenario: Scenario, where: str) -> None:
     """References between objects: what the broker would refuse or what would point nowhere."""
-    plan = build(scenario, "lab.check.")
+    plan = build(scenario, CHECK_PREFIX)
     problems = plan.topology.problems()
     names = [c.name for c in plan.clients]
     problems += [f"two clients are named {n!r}" for n in sorted({n for n in names if names.count(n) > 1})]
@@ -93,10 +94,10 @@ def check_buildable(scenario: Scenario, where: str) -> None:
     for client in plan.clients:
         exchange = getattr(client, "exchange", None)
         if exchange is not None and exchange not in exchanges and not exchange.startswith("amq."):
-            problems.append(f"client {client.name!r} publishes to exchange {_local(exchange)!r}, which is not declared")
+            problems.append(f"client {client.name!r} publishes to exchange {exchange!r}, which is not declared")
         queue = getattr(client, "queue", None)
         if queue is not None and queue not in queues and getattr(client, "own_queue", None) is None:
-            problems.append(f"client {client.name!r} consumes queue {_local(queue)!r}, which is not declared")
+            problems.append(f"client {client.name!r} consumes queue {queue!r}, which is not declared")
     for action in scenario.schedule:
         if action.action in ("add", "remove", "rate"):
             if action.client not in plan.roles and action.client not in names:
@@ -109,11 +110,7 @@ def check_buildable(scenario: Scenario, where: str) -> None:
                 f"schedule: {action.action} {action.client!r}: no such client (clients: {', '.join(names)})"
             )
     if problems:
-        raise ScenarioError(f"{where}: " + "; ".join(p.replace("lab.check.", "") for p in problems))
-
-
-def _local(name: str) -> str:
-    return name.removeprefix("lab.check.")
+        raise ScenarioError(f"{where}: " + "; ".join(p.replace(CHECK_PREFIX, "") for p in problems))
 
 
 def _parse(text: str, where: str) -> dict[str, Any]:

@@ -6,16 +6,15 @@ comment on it says what a user will see when it is switched.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from amqp_lab.scenario.plan import PublishMode
 from amqp_lab.scenario.topology import ExchangeType
 from amqp_lab.scenario.units import Distribution, Duration, Positive, Rate, Share
 
-PATTERNS = ("rpc", "map-reduce", "workers", "pub-sub", "custom")
 Pattern = Literal["rpc", "map-reduce", "workers", "pub-sub", "custom"]
-PublishMode = Literal["confirms", "transactions", "none"]
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -215,7 +214,6 @@ Action = Literal[
     "add",
     "remove",
 ]
-ACTIONS: tuple[str, ...] = get_args(Action)
 
 
 class ScheduledAction(Section):

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 ExchangeType = Literal["direct", "fanout", "topic", "headers"]
-EXCHANGE_TYPES: tuple[ExchangeType, ...] = ("direct", "fanout", "topic", "headers")
 
 DEFAULT_EXCHANGE = ""
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
