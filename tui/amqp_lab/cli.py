@@ -24,6 +24,7 @@ from amqp_lab.config import (
     resolve,
 )
 from amqp_lab.masking import mask_text
+from amqp_lab.workshop import EXPERIMENTS
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # AMQP works, the management API does not
@@ -33,19 +34,24 @@ DESCRIPTION = """\
 An interactive terminal lab for AMQP 0-9-1 routing topologies on RabbitMQ.
 
 Run without a command to open the lab: a live overview of the broker's queues,
-totals and message rates. Start with `amqp-lab check` to see what it can reach.
+totals and message rates; from there, b builds and runs a scenario and w opens
+the workshop. Start with `amqp-lab check` to see what it can reach.
 """
 
 EPILOG = f"""\
 commands:
   (none)      open the lab in the terminal
   check       connect once, print what could be reached, exit 0 (all), 1 (AMQP only) or 2 (nothing)
-  run         run a scenario headless (presets: rpc, map-reduce, workers, pub-sub, or a TOML file)
+  build       open the lab on the scenario builder (a preset or a TOML file), run it with ctrl+r
+  workshop    open the lab on a guided experiment, step by step
+  run         run a scenario headless (presets: rpc, map-reduce, workers, pub-sub, custom, or a TOML file)
   scenarios   list the built-in scenarios
   cleanup     delete what crashed runs left on the broker (lab.<run-id>.* queues and exchanges)
 
 examples:
   amqp-lab check
+  amqp-lab build pub-sub
+  amqp-lab workshop handler-hangs
   amqp-lab run workers --duration 30s --set workers.workers=5 --json report.json
   amqp-lab --url amqp://user:pass@rabbit.example:5672/ --read-only
   amqp-lab --url amqps://user:pass@node1:5671/ --url amqps://user:pass@node2:5671/ --ca-file ca.pem
@@ -140,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  amqp-lab run my-topology.toml --json report.json\n\n"
         "keys for --set are the scenario file's keys, dotted: see docs/scenarios.md",
     )
-    run.add_argument("scenario", metavar="SCENARIO", help="a preset (rpc, map-reduce, workers, pub-sub) or a TOML file")
+    run.add_argument(
+        "scenario", metavar="SCENARIO", help="a preset (rpc, map-reduce, workers, pub-sub, custom) or a TOML file"
+    )
     run.add_argument(
         "--duration", metavar="TIME", help="how long producers run, e.g. 30s or 2m (default: the scenario's)"
     )
@@ -148,6 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario key"
     )
     run.add_argument("--json", dest="report", metavar="FILE", help="write the report as JSON")
+    lab = commands.add_parser(
+        "build",
+        parents=[connection],
+        help="open the scenario builder in the TUI",
+        description="Open the TUI on the scenario builder: pick a pattern or start from a file, edit its options "
+        "(each with what switching it shows), preview the topology, save it as TOML, run it with ctrl+r.",
+    )
+    lab.add_argument("scenario", metavar="SCENARIO", nargs="?", default="rpc", help="a preset or a TOML file")
+    workshop = commands.add_parser(
+        "workshop",
+        parents=[connection],
+        help="guided experiments in the TUI",
+        description="Open the TUI on a guided experiment: a run with a side panel that says what to look at; "
+        "n goes to the next step. Without a name, pick one from the list.",
+    )
+    workshop.add_argument(
+        "experiment", metavar="EXPERIMENT", nargs="?", help=f"one of: {', '.join(e.key for e in EXPERIMENTS)}"
+    )
     commands.add_parser(
         "scenarios", help="list the built-in scenarios", description="List the built-in scenarios, one line each."
     )
@@ -293,6 +319,33 @@ def cleanup(settings: Settings, console: Console) -> int:
     return EXIT_OK
 
 
+def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> int:
+    from amqp_lab.scenario.files import ScenarioError, load
+
+    builder = experiment = None
+    if args.command == "build":
+        try:
+            load(args.scenario)  # a file that does not load is said here, before the screen takes over
+        except ScenarioError as exc:
+            errors.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
+            return EXIT_FAILED
+        builder = args.scenario
+    elif args.command == "workshop" and args.experiment is not None:
+        found = [e for e in EXPERIMENTS if e.key == args.experiment]
+        if not found:
+            keys = ", ".join(e.key for e in EXPERIMENTS)
+            errors.print(Text(f"amqp-lab: no experiment {args.experiment!r}; experiments: {keys}", style="red"))
+            return EXIT_FAILED
+        experiment = found[0]
+    from amqp_lab.ui.app import make_app
+
+    app = make_app(settings, builder=builder, experiment=experiment)
+    if args.command == "workshop" and experiment is None:
+        app.call_later(app.action_workshop)
+    app.run()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     console = Console(highlight=False)
@@ -317,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             return list_scenarios(console)
         if args.command == "cleanup":
             return cleanup(settings, console)
-        from amqp_lab.ui.app import make_app
-
-        make_app(settings).run()
-        return EXIT_OK
+        return run_tui(args, settings, error_console)
     except SettingsError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED

@@ -25,6 +25,7 @@ class Event:
     kind: str  # timeout, return, nack, crash, hang, restart, stop, refused, partial, late, fault, info, error
     client: str
     text: str
+    seq: int = 0  # counts from 1 over the run, so a viewer can tell new events from those it has
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RunContext:
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENT_LOG_SIZE))
     on_publish: Callable[[str, str], None] | None = None  # (exchange, routing key), for pub-sub's delivery check
     sinks: dict[str, Sink] = field(default_factory=dict)
+    events_logged: int = 0
 
     def sink(self, path: str) -> Sink:
         """One sink per path, shared by the workers that record to it."""
@@ -58,7 +60,8 @@ class RunContext:
         return found
 
     def event(self, kind: str, client: str, text: str) -> None:
-        self.events.append(Event(round(time.monotonic() - self.started, 3), kind, client, text))
+        self.events_logged += 1
+        self.events.append(Event(round(time.monotonic() - self.started, 3), kind, client, text, self.events_logged))
 
     def queue_declared(self, queue: Queue, bindings: tuple[Binding, ...] = ()) -> None:
         self.ledger.set_topology(self.ledger.topology.with_queue(queue, bindings))

@@ -76,6 +76,7 @@ class Ledger:
         self._counts: dict[str, int] = dict.fromkeys(LedgerCounts().as_dict(), 0)
         self._finished = False
         self.acked_in: dict[str, int] = {}
+        self.routed_to: dict[str, int] = {}  # copies each queue was sent: its inbound flow
 
     @property
     def topology(self) -> Topology:
@@ -106,6 +107,7 @@ class Ledger:
     def _expect(self, msg_id: int, queues: frozenset[str]) -> None:
         for queue in queues:
             self._outstanding.setdefault(queue, set()).add(msg_id)
+            self.routed_to[queue] = self.routed_to.get(queue, 0) + 1
         self._counts["copies"] += len(queues)
 
     def _settle(self, msg_id: int, queue: str) -> bool:

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -57,7 +58,10 @@ class RemoteRun:
         self._ended = asyncio.Event()
 
     def start(self) -> None:
-        self._process.start()
+        # A TUI replaces sys.stderr with an object without a file descriptor; multiprocessing
+        # hands stderr's descriptor to its helper process, so give it the real one.
+        with contextlib.redirect_stderr(sys.__stderr__):
+            self._process.start()
         self._child_end.close()
         asyncio.get_running_loop().add_reader(self._pipe.fileno(), self._readable)
 

@@ -8,6 +8,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import aio_pika
@@ -69,6 +70,7 @@ class Run:
         self._depths: dict[str, QueueDepth] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
+        self._queue_meters: dict[str, tuple[RateMeter, RateMeter]] = {}
         self._started_at = 0.0
         self._declared = False  # once anything may exist on the broker, stop() must clean up
         self._subscribers = self._subscriber_patterns()
@@ -435,6 +437,21 @@ class Run:
         for listener in list(self._listeners):
             listener(snapshot)
 
+    def _queue_depths(self, now: float) -> tuple[QueueDepth, ...]:
+        """The last sampled depths, with inbound and acked rates that move ten times a second."""
+        ledger = self.ctx.ledger
+        depths = []
+        for name, depth in self._depths.items():
+            meters = self._queue_meters.setdefault(name, (RateMeter(), RateMeter()))
+            depths.append(
+                replace(
+                    depth,
+                    in_rate=meters[0].sample(ledger.routed_to.get(name, 0), now),
+                    out_rate=meters[1].sample(ledger.acked_in.get(name, 0), now),
+                )
+            )
+        return tuple(depths)
+
     def snapshot(self) -> RunSnapshot:
         ledger = self.ctx.ledger.counts()
         counters = dict(self.ctx.counters)
@@ -459,7 +476,7 @@ class Run:
             latency={name: lat.recent for name, lat in self.ctx.latency.items()},
             latency_total={name: lat.total for name, lat in self.ctx.latency.items()},
             clients=tuple(client.stats() for client in self.clients.values()),
-            queues=tuple(self._depths.values()),
+            queues=self._queue_depths(now),
             events=tuple(self.ctx.events)[-EVENTS_IN_SNAPSHOT:],
             subscribers=tuple(
                 SubscriberCheck(

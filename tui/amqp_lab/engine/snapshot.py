@@ -19,6 +19,8 @@ class QueueDepth:
     ready: int
     unacked: int
     consumers: int
+    in_rate: float = 0.0  # copies routed to it per second (the ledger's routing, live)
+    out_rate: float = 0.0  # acked from it per second
 
 
 @dataclass(frozen=True)

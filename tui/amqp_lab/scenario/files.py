@@ -17,12 +17,16 @@ from pydantic import BaseModel, ValidationError
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build
 
-PRESETS = ("rpc", "map-reduce", "workers", "pub-sub")
+PRESETS = ("rpc", "map-reduce", "workers", "pub-sub", "custom")
 CHECK_PREFIX = "lab.check."  # names are built with it, and taken off again in messages
 
 
 class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the file, the key or line, and what is allowed."""
+
+    def __init__(self, message: str, keys: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.keys = dict(keys or {})  # dotted key -> what is wrong with it, for a form to show by its field
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,26 @@ def presets() -> list[Preset]:
 
 def load(source: str, overrides: Iterable[str] = ()) -> Scenario:
     """A preset name or a TOML file, then each `key=value` override; validated, and checked to build."""
-    overrides = list(overrides)
+    where, text = read_source(source)
+    return from_text(text, where, overrides)
+
+
+def read_source(source: str) -> tuple[str, str]:
+    """(where, text) of a preset name or a scenario file."""
     if source in PRESETS:
-        where, text = f"preset {source}", preset(source).text
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise ScenarioError(f"{source}: no such scenario file, and not a preset (presets: {', '.join(PRESETS)})")
-        where = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ScenarioError(f"{where}: cannot read it: {exc}") from None
+        return f"preset {source}", preset(source).text
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise ScenarioError(f"{source}: no such scenario file, and not a preset (presets: {', '.join(PRESETS)})")
+    try:
+        return str(path), path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc}") from None
+
+
+def from_text(text: str, where: str, overrides: Iterable[str] = ()) -> Scenario:
+    """A scenario's TOML text (`where` names it in errors), then each `key=value` override."""
+    overrides = list(overrides)
     data = _parse(text, where)
     base = data.pop("preset", None)
     if base is not None:
@@ -67,7 +79,7 @@ def load(source: str, overrides: Iterable[str] = ()) -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_explain(exc, where, text, overrides)) from None
+        raise _explain(exc, where, text, overrides) from None
     check_buildable(scenario, where)
     return scenario
 
@@ -131,11 +143,15 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _apply(data: dict[str, Any], override: str) -> None:
-    """`rpc.handlers=3`, `pub-sub.subscribers.eu=["eu.#"]`: the value in TOML syntax, else taken as text."""
+    """`rpc.handlers=3`, `pub-sub.subscribers.eu=["eu.#"]`: the value in TOML syntax, else taken as text.
+
+    `rpc.limit=` with nothing after the sign unsets the key: its default applies.
+    """
     key, sep, raw = override.partition("=")
     parts = [part.strip() for part in key.split(".")]
     if not sep or not all(parts):
         raise ScenarioError(f"--set {override!r}: write it as key=value, e.g. --set rpc.handlers=3")
+    unset = not raw.strip()
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -145,11 +161,15 @@ def _apply(data: dict[str, Any], override: str) -> None:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
             raise ScenarioError(f"--set {override!r}: {part} is a value, not a section")
-    target[parts[-1]] = value
+    if unset:
+        target.pop(parts[-1], None)
+    else:
+        target[parts[-1]] = value
 
 
-def _explain(exc: ValidationError, where: str, text: str, overrides: list[str]) -> str:
+def _explain(exc: ValidationError, where: str, text: str, overrides: list[str]) -> ScenarioError:
     lines = []
+    keys: dict[str, str] = {}
     for error in exc.errors():
         loc = tuple(error["loc"])
         key = _dotted(loc) or "(top level)"
@@ -164,7 +184,9 @@ def _explain(exc: ValidationError, where: str, text: str, overrides: list[str]) 
                 message += f" (got {error['input']!r})"
         origin = _origin(loc, text, overrides)
         lines.append(f"{key}{origin}: {message}")
-    return f"{where}: " + ("\n  ".join(["invalid scenario", *lines]) if len(lines) > 1 else lines[0])
+        keys.setdefault(key, message)
+    summary = "\n  ".join(["invalid scenario", *lines]) if len(lines) > 1 else lines[0]
+    return ScenarioError(f"{where}: {summary}", keys)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -14,12 +17,20 @@ from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionSta
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
 from amqp_lab.config import Settings, SettingsError
+from amqp_lab.engine.remote import RemoteRun, RunEnded
+from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.masking import mask_text
+from amqp_lab.ui.screens.builder import BuilderScreen
 from amqp_lab.ui.screens.connection import ConnectionScreen
 from amqp_lab.ui.screens.help import HelpScreen
 from amqp_lab.ui.screens.overview import OverviewScreen
+from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.screens.workshop import WorkshopScreen
 from amqp_lab.ui.text import printable
 from amqp_lab.ui.themes import THEMES
+from amqp_lab.workshop import Experiment
+
+RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a broker gone silent must not hang quitting
 
 
 class AmqpLabApp(App[None]):
@@ -36,9 +47,17 @@ class AmqpLabApp(App[None]):
     settings: reactive[Settings] = reactive(None, init=False)  # type: ignore[arg-type]
     snapshot: reactive[BrokerSnapshot | None] = reactive(None, init=False)
     amqp_status: reactive[ConnectionStatus | None] = reactive(None, init=False)
+    run_ended: reactive[RunEnded | None] = reactive(None, init=False)
 
-    def __init__(self, settings: Settings, backoff: Backoff = Backoff(), theme: str = "lab-dark") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backoff: Backoff = Backoff(),
+        theme: str = "lab-dark",
+        opening: Callable[[], Screen[Any]] | None = None,
+    ) -> None:
         super().__init__()
+        self._opening = opening
         for lab_theme in THEMES:
             self.register_theme(lab_theme)
         self.theme = theme
@@ -48,15 +67,94 @@ class AmqpLabApp(App[None]):
         self._client: ManagementClient | None = None
         self._queue_filter = ""
         self.set_reactive(AmqpLabApp.settings, settings)
+        self.lab_run: RemoteRun | None = None
+        self.run_latest: RunSnapshot | None = None  # ten a second from the run's process; screens read it on a timer
+        self.export_dir = Path.cwd()
+        self._run_running = asyncio.Event()
 
     def get_default_screen(self) -> Screen[None]:
         return OverviewScreen()
 
     async def on_mount(self) -> None:
         self._start()
+        if self._opening is not None:
+            self.push_screen(self._opening())
 
     async def on_unmount(self) -> None:
+        await self.end_run()
         await self._stop()
+
+    # -- a scenario run, in its own process ----------------------------------
+
+    def begin_run(self, scenario: Any) -> None:
+        """Start a run in a child process; its snapshots land in `run_latest`."""
+        if self.lab_run is not None and self.lab_run.ended is None:
+            raise RuntimeError("a run is still going; stop it first")
+        self.run_latest = None
+        self.run_ended = None
+        self._run_running.clear()
+        self.lab_run = RemoteRun(scenario, self.settings, self._on_run_snapshot, self._on_run_end, until_stopped=False)
+        try:
+            self.lab_run.start()
+        except (OSError, ValueError) as exc:
+            self._on_run_end(RunEnded(None, None, (), f"could not start the run's process: {exc}"))
+
+    def _on_run_snapshot(self, snapshot: RunSnapshot) -> None:
+        self.run_latest = snapshot
+        if snapshot.state == "running":
+            self._run_running.set()
+
+    def _on_run_end(self, ended: RunEnded) -> None:
+        if ended.snapshot is not None:
+            self.run_latest = ended.snapshot
+        self.run_ended = ended
+        self._run_running.set()
+        if ended.error:
+            self.notify(printable(ended.error), title="The run stopped", severity="error", timeout=15)
+        elif ended.leftovers:
+            self.notify(
+                "Left on the broker: " + ", ".join(ended.leftovers) + "\nRun amqp-lab cleanup to remove them.",
+                title="Cleanup incomplete",
+                severity="error",
+                timeout=20,
+            )
+        else:
+            self.notify("Run finished; everything it declared was deleted.", title="Cleaned up")
+        finished = getattr(self.screen, "on_run_finished", None)
+        if finished is not None:
+            finished()
+
+    async def run_started(self) -> None:
+        """Until the current run is running (or ended trying)."""
+        await self._run_running.wait()
+
+    def run_control(self, *command: Any) -> None:
+        if self.lab_run is not None:
+            self.lab_run.send(*command)
+
+    async def end_run(self) -> None:
+        """Stop the current run, if any, and wait for its cleanup."""
+        run = self.lab_run
+        if run is None:
+            return
+        run.stop()
+        try:
+            async with asyncio.timeout(RUN_STOP_TIMEOUT):
+                await run.wait()
+        except TimeoutError:
+            self.notify("The run did not stop in time; amqp-lab cleanup removes what it left.", severity="error")
+        self.lab_run = None
+
+    async def action_quit(self) -> None:
+        if self.lab_run is not None and self.lab_run.ended is None:
+            self.notify("Stopping the run and cleaning up before quitting…", title="Quitting", timeout=30)
+            self.run_worker(self._quit_after_run(), group="quit", exclusive=True)
+        else:
+            self.exit()
+
+    async def _quit_after_run(self) -> None:
+        await self.end_run()
+        self.exit()
 
     # -- connections ---------------------------------------------------------
 
@@ -148,6 +246,34 @@ class AmqpLabApp(App[None]):
         if self.manager is not None and self.manager.status.state is not ConnectionState.CONNECTED:
             self.run_worker(self.manager.retry(), name="amqp", group="amqp", exclusive=True)
 
+    def _run_going(self) -> bool:
+        if self.lab_run is not None and self.lab_run.ended is None:
+            self.notify("A run is going: stop it with s first.", severity="warning")
+            return True
+        return False
+
+    def action_builder(self, source: str = "rpc") -> None:
+        if not self._run_going():
+            self.push_screen(BuilderScreen(source))
+
+    def action_workshop(self) -> None:
+        if self._run_going():
+            return
+
+        def chosen(experiment: Experiment | None) -> None:
+            if experiment is not None:
+                self.start_experiment(experiment)
+
+        self.push_screen(WorkshopScreen(), chosen)
+
+    def start_experiment(self, experiment: Experiment) -> None:
+        if self.settings.read_only:
+            self.notify(
+                "Read-only mode: an experiment declares queues and publishes.", title="Cannot run", severity="error"
+            )
+            return
+        self.push_screen(LiveRunScreen(experiment.scenario(), experiment), lambda _: self.action_workshop())
+
     def action_toggle_theme(self) -> None:
         self.theme = "lab-light" if self.theme == "lab-dark" else "lab-dark"
 
@@ -157,12 +283,30 @@ class AmqpLabApp(App[None]):
         yield SystemCommand("Reconnect", "Reconnect now and refresh the statistics", self.action_reconnect)
         yield SystemCommand("Toggle theme", "Switch between the dark and the light theme", self.action_toggle_theme)
         yield SystemCommand("Help", "What the lab shows and which key does what", self.action_help)
+        yield SystemCommand(
+            "Build and run a scenario", "RPC, map-reduce, workers, pub-sub or custom", self.action_builder
+        )
+        yield SystemCommand("Workshop", "Guided experiments, step by step", self.action_workshop)
         if isinstance(screen, OverviewScreen):
             yield SystemCommand("Filter queues", "Show only queues whose name contains a text", screen.action_filter)
             yield SystemCommand("Sort queues", "Sort by the next column", screen.action_sort)
             yield SystemCommand("Flip sort order", "Ascending or descending", screen.action_reverse)
 
 
-def make_app(settings: Settings, backoff: Backoff = Backoff(), theme: str = "lab-dark") -> AmqpLabApp:
-    """The one way the CLI, the tests and the screenshot script build the app."""
-    return AmqpLabApp(settings, backoff=backoff, theme=theme)
+def make_app(
+    settings: Settings,
+    backoff: Backoff = Backoff(),
+    theme: str = "lab-dark",
+    builder: str | None = None,
+    experiment: Experiment | None = None,
+) -> AmqpLabApp:
+    """The one way the CLI, the tests and the screenshot script build the app.
+
+    `builder` opens the builder on a preset or file; `experiment` starts a workshop experiment.
+    """
+    opening: Callable[[], Screen[Any]] | None = None
+    if builder is not None:
+        opening = lambda: BuilderScreen(builder)  # noqa: E731
+    elif experiment is not None:
+        opening = lambda: LiveRunScreen(experiment.scenario(), experiment)  # noqa: E731
+    return AmqpLabApp(settings, backoff=backoff, theme=theme, opening=opening)

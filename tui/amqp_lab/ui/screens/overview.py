@@ -35,6 +35,8 @@ class OverviewScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "sort", "Sort"),
         Binding("o", "reverse", "Order"),
+        Binding("b", "app.builder", "Build & run"),
+        Binding("w", "app.workshop", "Workshop"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -1,0 +1,351 @@
+"""The flow diagram: who publishes to which exchange, which binding takes it to which queue, who consumes it.
+
+Built from the run's plan (what was declared) and its latest snapshot (rates,
+depths, client states), one lane per queue. Clients are grouped by role per
+queue, and lanes beyond a few per exchange fold into one, so a run with many
+clients stays readable. Pure: the live screen, the builder's preview and the
+tests call it alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from amqp_lab.engine.clients import ClientStats
+from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, Plan, ReducerSpec
+from amqp_lab.ui.text import rate as shown_rate
+
+LANES_PER_EXCHANGE = 6
+BAR_WIDTH = 12
+IDLE = 0.05  # messages per second below which an edge counts as idle
+FEEDERS = {"reducer": "shard"}  # queues published to by default exchange: consumer role -> publishing role
+# Mid-tones that read on the dark and the light theme alike.
+FLOW = "bold #1E88E5"
+READY = "#FB8C00"
+UNACKED = "#1E88E5"
+DEAD = "bold #AB47BC"
+WARN = "bold #FB8C00"
+BAD = "bold #E53935"
+SECONDARY = {"dead-letter": "☠ dead letters", "alternate": "↪ unroutable"}
+
+
+@dataclass(frozen=True)
+class RoleGroup:
+    """Clients of one role at one end of a lane."""
+
+    role: str
+    clients: tuple[ClientStats, ...]
+
+    @property
+    def rate(self) -> float:
+        return sum(c.rate for c in self.clients)
+
+    def label(self) -> Text:
+        if len(self.clients) == 1:
+            text = Text(self.clients[0].name, style="bold")
+        else:
+            text = Text.assemble((self.role, "bold"), f" ×{len(self.clients)}")
+        states = Counter(c.state for c in self.clients if c.state not in ("running", "planned"))
+        if states:
+            text.append(" (" + ", ".join(f"{n} {s}" if len(self.clients) > 1 else s for s, n in states.items()) + ")")
+            text.stylize(BAD if {"crashed", "hung", "failed"} & set(states) else WARN, 0)
+        return text
+
+
+@dataclass(frozen=True)
+class Lane:
+    producers: tuple[RoleGroup, ...]  # empty on the second and later lanes of an exchange
+    exchange: str  # shown name, "" when continuing
+    key: str
+    queue: QueueDepth | None
+    queue_name: str
+    consumers: tuple[RoleGroup, ...]
+    kind: str = "main"  # main, feed, dead-letter, alternate
+
+
+def spec_of(plan: Plan, client: ClientStats) -> ClientSpec | None:
+    """The plan's spec of a client, or of its role's template for one added while running."""
+    for spec in plan.clients:
+        if spec.name == client.name:
+            return spec
+    return plan.clone(client.role, client.name)
+
+
+def planned_clients(plan: Plan) -> tuple[ClientStats, ...]:
+    return tuple(ClientStats(s.name, s.role, "planned", 0, 0, 0.0, 0) for s in plan.clients)
+
+
+def _groups(clients: Iterable[ClientStats]) -> tuple[RoleGroup, ...]:
+    by_role: dict[str, list[ClientStats]] = {}
+    for client in clients:
+        by_role.setdefault(client.role, []).append(client)
+    return tuple(RoleGroup(role, tuple(found)) for role, found in by_role.items())
+
+
+class FlowModel:
+    """The lanes of one plan at one moment."""
+
+    def __init__(self, plan: Plan, snapshot: RunSnapshot | None) -> None:
+        self.plan = plan
+        self.snapshot = snapshot
+        clients = snapshot.clients if snapshot is not None else planned_clients(plan)
+        self.specs = {c.name: spec_of(plan, c) for c in clients}
+        self.clients = [c for c in clients if self.specs[c.name] is not None]
+        self.depths = {q.name: q for q in snapshot.queues} if snapshot is not None else {}
+        topology = plan.topology
+        self.bindings = list(topology.bindings)
+        self.queues = [q.name for q in topology.queues]
+        for spec in self.specs.values():
+            if isinstance(spec, ConsumerSpec) and spec.own_queue is not None and spec.queue not in self.queues:
+                self.queues.append(spec.queue)
+                self.bindings += spec.own_bindings
+        self.lanes = self._lanes()
+
+    def short(self, name: str) -> str:
+        if name == "":
+            return "(default)"
+        return name.removeprefix(self.plan.prefix)
+
+    def _consumers_of(self, queue: str) -> tuple[RoleGroup, ...]:
+        return _groups(
+            c
+            for c in self.clients
+            if isinstance(self.specs[c.name], ConsumerSpec | ReducerSpec) and self.specs[c.name].queue == queue  # type: ignore[union-attr]
+        )
+
+    def _producers_to(self, exchange: str) -> tuple[RoleGroup, ...]:
+        return _groups(
+            c
+            for c in self.clients
+            if not isinstance(self.specs[c.name], ConsumerSpec | ReducerSpec)
+            and getattr(self.specs[c.name], "exchange", None) == exchange
+        )
+
+    def _lanes(self) -> list[Lane]:
+        lanes: list[Lane] = []
+        fed: set[str] = set()
+        exchanges = list(dict.fromkeys(getattr(self.specs[c.name], "exchange", None) for c in self.clients))
+        # Exchanges nobody publishes to directly: what a queue dead-letters, what an exchange cannot route.
+        secondary = {q.dead_letter_exchange: "dead-letter" for q in self.plan.topology.queues if q.dead_letter_exchange}
+        secondary |= {e.alternate: "alternate" for e in self.plan.topology.exchanges if e.alternate}
+        for exchange in [e for e in exchanges if e is not None] + [e for e in secondary if e not in exchanges]:
+            producers = self._producers_to(exchange)
+            kind = secondary.get(exchange, "main") if not producers else "main"
+            found = self.plan.topology.exchange(exchange)
+            shown = self.short(exchange) + (f" ({found.type})" if found is not None else "")
+            bindings = [b for b in self.bindings if b.source == exchange]
+            if not bindings:
+                lanes.append(Lane(producers, shown, "", None, "(no binding: unroutable)", (), kind))
+                continue
+            for i, binding in enumerate(bindings):
+                fed.add(binding.destination)
+                branch = "" if i == 0 else ("└" if i == len(bindings) - 1 else "├")
+                lanes.append(
+                    Lane(
+                        producers if i == 0 else (),
+                        shown if i == 0 else f" {branch}",
+                        binding.routing_key or ("" if found is not None and found.type == "fanout" else "(any)"),
+                        self.depths.get(binding.destination),
+                        self.short(binding.destination) + (" (exchange)" if binding.to_exchange else ""),
+                        self._consumers_of(binding.destination),
+                        kind,
+                    )
+                )
+        for queue in self.queues:
+            if queue in fed:
+                continue
+            consumers = self._consumers_of(queue)
+            feeders = {FEEDERS.get(g.role) for g in consumers}
+            producers = _groups(c for c in self.clients if c.role in feeders)
+            lanes.append(
+                Lane(
+                    producers,
+                    "(default)",
+                    self.short(queue),
+                    self.depths.get(queue),
+                    self.short(queue),
+                    consumers,
+                    "feed",
+                )
+            )
+        return lanes
+
+    def reply_lane(self) -> Text | None:
+        """RPC and map-reduce answer through per-client reply queues: one line says so."""
+        answering = [g for g in _groups(c for c in self.clients if getattr(self.specs[c.name], "reply", False))]
+        waiting = [g for g in _groups(c for c in self.clients if c.role in ("requester", "submitter"))]
+        reducer = [g for g in _groups(c for c in self.clients if c.role == "reducer")]
+        if self.plan.pattern == "map-reduce" and any(getattr(s, "want_reply", False) for s in self.plan.clients):
+            answering = reducer
+        if not answering or not waiting:
+            return None
+        rate = sum(g.rate for g in waiting)
+        text = Text()
+        for group in answering:
+            text.append_text(group.label())
+        text.append(" ")
+        text.append_text(_edge("replies", rate if self.snapshot else None, 18))
+        text.append(" ")
+        text.append("reply queues", style="italic")
+        text.append(" (exclusive, one per client) ")
+        text.append_text(_edge("", rate if self.snapshot else None, 8))
+        text.append(" ")
+        for group in waiting:
+            text.append_text(group.label())
+        return text
+
+
+def _edge(label: str, rate: float | None, width: int = 14) -> Text:
+    """━━ 40/s ━━▶ when moving, a dim ──▶ when idle; `rate` None: not measured, drawn as moving."""
+    words = label if rate is None else " ".join(filter(None, (label, f"{shown_rate(rate)}/s")))
+    moving = rate is None or rate >= IDLE
+    fill = "━" if moving else "─"
+    inner = f" {words} " if words else ""
+    room = max(width - len(inner) - 1, 2)
+    left = room // 2
+    return Text(fill * left + inner + fill * (room - left) + "▶", style=FLOW if moving else "dim")
+
+
+def _bar(depth: QueueDepth | None, scale: int) -> Text:
+    """Ready (yellow) then unacked (cyan) as one bar, and the two numbers."""
+    if depth is None:
+        return Text("▕" + "·" * BAR_WIDTH + "▏ –", style="dim")
+    total = depth.ready + depth.unacked
+    scale = max(scale, total, 1)
+    ready = round(BAR_WIDTH * depth.ready / scale)
+    unacked = min(round(BAR_WIDTH * depth.unacked / scale), BAR_WIDTH - ready)
+    if depth.ready and not ready:
+        ready = 1
+    text = Text("▕")
+    text.append("█" * ready, style=READY)
+    text.append("█" * unacked, style=UNACKED)
+    text.append("░" * (BAR_WIDTH - ready - unacked), style="dim")
+    text.append("▏")
+    text.append(f" {depth.ready:,}", style=f"bold {READY}" if depth.ready else "")
+    text.append("│", style="dim")
+    text.append(f"{depth.unacked:,}", style=f"bold {UNACKED}" if depth.unacked else "")
+    return text
+
+
+def _labels(groups: tuple[RoleGroup, ...]) -> Text:
+    return Text(", ").join(g.label() for g in groups) if groups else Text("")
+
+
+def _exchange_groups(lanes: list[Lane]) -> list[list[Lane]]:
+    """Lanes by exchange: each group starts with the lane that names its exchange."""
+    groups: list[list[Lane]] = []
+    for lane in lanes:
+        if not lane.exchange.startswith(" ") or not groups:
+            groups.append([])
+        groups[-1].append(lane)
+    return groups
+
+
+def render_flow(plan: Plan, snapshot: RunSnapshot | None, scale: int = 10, wide: bool = True) -> RenderableType:
+    """The diagram: one lane per queue, folded beyond LANES_PER_EXCHANGE, then returns, drops and replies.
+
+    Wide (about 118 columns) draws each lane on one line; narrow draws the producers and
+    the exchange on a line of their own, above the exchange's bindings.
+    """
+    model = FlowModel(plan, snapshot)
+    parts: list[RenderableType] = []
+    table = _lane_table(wide)
+    for group in _exchange_groups(model.lanes):
+        if not wide:
+            head = group[0]
+            line = _labels(head.producers) if head.producers else Text("")
+            if head.kind in SECONDARY:
+                line = Text(SECONDARY[head.kind], style=DEAD)
+            rate = sum(g.rate for g in head.producers) if head.producers and snapshot is not None else None
+            line.append(" ")
+            line.append_text(_edge("", rate, 10))
+            line.append(" ")
+            line.append(head.exchange, style=DEAD if head.kind in SECONDARY else "bold")
+            parts.append(line)
+        for i, lane in enumerate(group[:LANES_PER_EXCHANGE]):
+            last = i == len(group) - 1
+            _add_lane(table, lane, scale, snapshot, wide, last)
+        if len(group) > LANES_PER_EXCHANGE:
+            _add_fold(table, group[LANES_PER_EXCHANGE:], wide)
+        if not wide:
+            parts.append(table)
+            table = _lane_table(wide)
+    if wide:
+        parts.append(table)
+    extra = Text()
+    if snapshot is not None:
+        ledger = snapshot.ledger
+        if ledger.returned:
+            extra.append(f"↩ {ledger.returned:,} returned ", style=WARN)
+            extra.append("(mandatory, no queue matched: back to the publisher)  ")
+        if ledger.unroutable:
+            extra.append(f"✗ {ledger.unroutable:,} dropped ", style=BAD)
+            extra.append("(unroutable, not mandatory)  ")
+        if ledger.dead_lettered:
+            extra.append(f"☠ {ledger.dead_lettered:,} dead-lettered", style=DEAD)
+            extra.append(f" ({ledger.expired:,} expired)  " if ledger.expired else "  ")
+        if ledger.refused:
+            extra.append(f"⊘ {ledger.refused:,} refused ", style=BAD)
+            extra.append("(immediate: the broker closed the connection)")
+    reply = model.reply_lane()
+    if reply is not None:
+        parts.append(reply)
+    if extra:
+        parts.append(extra)
+    return Group(*parts)
+
+
+def _lane_table(wide: bool) -> Table:
+    table = Table(box=None, padding=(0, 1, 0, 0), show_header=wide, header_style="bold dim", expand=False)
+    headers = ("producers", "", "exchange") if wide else ()
+    for header in (*headers, "binding", "queue", "ready│unacked", "", "consumers"):
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
+    return table
+
+
+def _add_fold(table: Table, folded: list[Lane], wide: bool) -> None:
+    """Lanes past LANES_PER_EXCHANGE as one: how many, and their summed depths."""
+    ready = sum(lane.queue.ready for lane in folded if lane.queue)
+    unacked = sum(lane.queue.unacked for lane in folded if lane.queue)
+    consumers = sum(len(g.clients) for lane in folded for g in lane.consumers)
+    lead = ("", "", Text(" └", style="dim")) if wide else ()
+    table.add_row(
+        *lead,
+        Text(" └ … folded" if not wide else "… folded", style="dim"),
+        Text(f"{len(folded)} more queues", style="italic"),
+        Text(f"{ready:,}│{unacked:,}"),
+        "",
+        Text(f"{consumers} consumers", style="italic"),
+    )
+
+
+def _add_lane(table: Table, lane: Lane, scale: int, snapshot: RunSnapshot | None, wide: bool, last: bool) -> None:
+    rate_in = lane.queue.in_rate if lane.queue else None
+    rate_out = lane.queue.out_rate if lane.queue else None
+    producers = _labels(lane.producers)
+    if lane.kind in SECONDARY and lane.exchange:
+        producers = Text(SECONDARY[lane.kind], style=DEAD)
+    first = not lane.exchange.startswith(" ")
+    measured = snapshot is not None
+    produce_rate = sum(g.rate for g in lane.producers) if lane.producers and measured else None
+    into = _edge("", produce_rate, 10) if first and (lane.producers or lane.kind in SECONDARY) else Text("")
+    exchange = Text(lane.exchange, style=(DEAD if lane.kind in SECONDARY else "bold") if first else "dim")
+    lead = (producers, into, exchange) if wide else ()
+    key = _edge(lane.key, rate_in, 16)
+    if not wide:
+        key = Text(" └ " if last else " ├ ", style="dim") + key
+    table.add_row(
+        *lead,
+        key,
+        Text(lane.queue_name, style="bold"),
+        _bar(lane.queue, scale),
+        _edge("", rate_out, 10) if lane.consumers else Text("  (no consumer)", style=WARN),
+        _labels(lane.consumers),
+    )

@@ -1,0 +1,363 @@
+"""The live run: the flow diagram, trends, clients, timeouts and events, redrawn four times a second.
+
+The run itself lives in a child process owned by the app; this screen reads the
+newest snapshot on a timer and sends controls. It never sees a message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Markdown, Static
+
+from amqp_lab.engine.remote import RunEnded
+from amqp_lab.engine.report import build_report
+from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.headless import PATTERN_COUNTERS
+from amqp_lab.scenario.model import Scenario
+from amqp_lab.scenario.patterns import build, run_prefix
+from amqp_lab.scenario.plan import Plan, PublisherSpec, RequesterSpec, SubmitterSpec
+from amqp_lab.ui.flow import render_flow
+from amqp_lab.ui.history import RunHistory
+from amqp_lab.ui.text import inert
+from amqp_lab.ui.widgets.clients_table import ClientsTable
+from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.ui.widgets.status_bar import StatusBar
+from amqp_lab.ui.widgets.trends import Trends
+from amqp_lab.workshop import Experiment
+
+RENDER_INTERVAL = 0.25
+WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
+SCALING = {"rpc": "handler", "workers": "worker", "pub-sub": "subscriber", "map-reduce": "shard"}
+CONSUMER_ROLES = ("handler", "worker", "subscriber", "shard", "consumer")
+TIMEOUT_COUNTERS = (
+    ("timeouts", "RPC timeouts"),
+    ("late_replies", "late replies"),
+    ("orphan_replies", "orphan replies"),
+    ("jobs_partial", "partial jobs"),
+    ("pending_jobs", "pending jobs"),
+    ("late_results", "late results"),
+    ("returns", "returns"),
+    ("immediate_refused", "immediate refused"),
+)
+
+
+def producer_rate(plan: Plan) -> float | None:
+    """The rate each producer starts with (None: as fast as it can)."""
+    for spec in plan.clients:
+        if isinstance(spec, PublisherSpec | RequesterSpec | SubmitterSpec):
+            return spec.rate
+    return None
+
+
+class LiveRunScreen(Screen[None]):
+    BINDINGS = [
+        Binding("space", "pause", "Pause", tooltip="Pause or resume every producer"),
+        Binding("plus,equals_sign", "rate(2)", "Rate+", key_display="+", tooltip="Double the producers' rate"),
+        Binding("minus", "rate(0.5)", "Rate-", key_display="-", tooltip="Halve the producers' rate"),
+        Binding("a", "add", "Add", tooltip="Add a consumer of the selected client's role"),
+        Binding("d", "remove", "Remove", tooltip="Remove a consumer of the selected client's role"),
+        Binding("x", "fault('crash')", "Crash", tooltip="Crash the selected client: its unacked messages return"),
+        Binding("h", "fault('hang')", "Hang", tooltip="Hang the selected consumer: it holds its messages"),
+        Binding("r", "fault('restart')", "Restart", tooltip="Restart the selected client (heals a hang)"),
+        Binding("n", "next_step", "Next step", show=False),
+        Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
+        Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
+        Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
+        Binding("escape", "leave", "Back", show=False),
+    ]
+
+    def __init__(self, scenario: Scenario, experiment: Experiment | None = None) -> None:
+        super().__init__()
+        self.scenario = scenario
+        self.experiment = experiment
+        self.step = 0
+        self.history = RunHistory()
+        self.plan: Plan | None = None
+        self.paused = False
+        self.rate: float | None = None
+        self._rendered: RunSnapshot | None = None
+        self._last_sample = 0.0
+        self._busy_with_steps = False
+
+    # -- layout --------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Static(id="run-header")
+        with Horizontal(id="run-body"):
+            with Vertical(id="run-main"):
+                yield Static(id="flow")
+                with Horizontal(id="run-middle"):
+                    yield ClientsTable(id="clients")
+                    yield Trends("", id="trends")
+                with Horizontal(id="run-bottom"):
+                    yield Static(id="timeouts")
+                    yield EventLog(id="event-log")
+            if self.experiment is not None:
+                with Vertical(id="workshop"):
+                    yield Static(self.experiment.title, id="workshop-title")
+                    yield Markdown(id="workshop-step")
+                    yield Static(id="workshop-progress")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusBar)
+        status.settings = self.app.settings
+        self.watch(self.app, "amqp_status", lambda value: setattr(status, "amqp", value))
+        self.watch(self.app, "snapshot", lambda value: setattr(status, "snapshot", value))
+        self.query_one("#flow").border_title = "Message flow"
+        self.query_one("#trends").border_title = "Trends (last 2 min)"
+        self.query_one("#timeouts").border_title = "Timeouts"
+        self.query_one("#event-log").border_title = "Events, newest first"
+        self.query_one(ClientsTable).border_title = "Clients (↑↓ select, x crash, h hang, r restart)"
+        self._begin(self.scenario)
+        self.set_interval(RENDER_INTERVAL, self._render_latest)
+        self._show_step()
+        self.query_one(ClientsTable).focus()
+
+    def _begin(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.history = RunHistory()
+        self.paused = False
+        self._rendered = None
+        self.app.begin_run(scenario)
+        self.query_one("#run-header", Static).update(Text.assemble((scenario.title, "bold"), "  starting…"))
+
+    # -- rendering -----------------------------------------------------------
+
+    def _render_latest(self) -> None:
+        snapshot = self.app.run_latest
+        if snapshot is None or snapshot is self._rendered:
+            return
+        if self.plan is None or self.plan.prefix != run_prefix(snapshot.run_id):
+            self.plan = build(self.scenario, run_prefix(snapshot.run_id))
+            self.rate = producer_rate(self.plan)
+            self.query_one(Trends).prefix = self.plan.prefix
+        self._rendered = snapshot
+        new_events = self.history.add(snapshot)
+        now = time.monotonic()
+        if now - self._last_sample >= 1.0:
+            self._last_sample = now
+            self.history.sample(snapshot)
+            self.query_one(Trends).show(self.history)
+        with self.app.batch_update():
+            self._show_header(snapshot)
+            flow = self.query_one("#flow", Static)
+            wide = flow.content_size.width >= WIDE_FLOW
+            flow.update(render_flow(self.plan, snapshot, self.history.peak_depth, wide))
+            self.query_one(ClientsTable).show(snapshot.clients, self.history.stalled)
+            self._show_timeouts(snapshot)
+            if new_events:
+                self.query_one(EventLog).show(self.history.events)
+
+    def _show_header(self, s: RunSnapshot) -> None:
+        ended: RunEnded | None = self.app.run_ended
+        ledger = s.ledger
+        line = Text.assemble((s.title, "bold"), f"  ·  run {s.run_id}  ")
+        if ended is not None:
+            verdict = ended.report and ended.report.get("passed")
+            line.append(" FINISHED " if verdict else " FINISHED WITH PROBLEMS ", style="bold reverse")
+            left = (
+                "nothing left on the broker"
+                if not ended.leftovers
+                else f"LEFT ON THE BROKER: {', '.join(ended.leftovers)}"
+            )
+            line.append(f"  {left} · e export · Esc back")
+        else:
+            state = "PAUSED" if self.paused else s.state.upper()
+            line.append(f" {state} ", style="bold reverse")
+            line.append(f" {s.elapsed:.0f} s")
+            if s.duration < 3600:
+                line.append(f" of {s.duration:g} s")
+        line.append("  ")
+        line.append(f"lost {ledger.lost:,}", style="bold #E53935" if ledger.lost else "bold #43A047")
+        line.append(f"  · published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}")
+        if ended is None:
+            line.append(f"  · rate {'max' if self.rate is None else f'{self.rate:g}/s'}")
+        self.query_one("#run-header", Static).update(line)
+
+    def _show_timeouts(self, s: RunSnapshot) -> None:
+        text = Text()
+        relevant = set(PATTERN_COUNTERS[s.pattern]) | {"returns"}
+        for key, label in TIMEOUT_COUNTERS:
+            if key not in relevant:
+                continue
+            value = int(s.counters.get(key, 0))
+            text.append(f"{label:<18}", style="bold" if value else "dim")
+            text.append(f"{value:>8,}\n", style="bold #E53935" if value else "dim")
+        text.append(f"{'redelivered':<18}", style="bold" if s.ledger.redelivered else "dim")
+        text.append(f"{s.ledger.redelivered:>8,}\n", style="bold #FB8C00" if s.ledger.redelivered else "dim")
+        if s.pattern == "pub-sub":
+            missed = int(s.counters.get("missed", 0))
+            text.append(f"{'missed events':<18}", style="bold" if missed else "dim")
+            text.append(f"{missed:>8,}\n", style="bold #E53935" if missed else "dim")
+        stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
+        text.append(f"{'hung consumers':<18}", style="bold" if stalled else "dim")
+        text.append(", ".join(stalled) if stalled else f"{'none':>8}", style="bold #E53935" if stalled else "dim")
+        self.query_one("#timeouts", Static).update(text)
+
+    def on_run_finished(self) -> None:
+        """Called by the app when the child reported its end: show the last snapshot and the verdict."""
+        ended: RunEnded | None = self.app.run_ended
+        if ended is None:
+            return
+        if ended.snapshot is not None:
+            self._rendered = None
+            self._render_latest()
+        if ended.error:
+            self.query_one("#run-header", Static).update(
+                Text.assemble(("Run failed: ", "bold #E53935"), inert(ended.error), "  · Esc back")
+            )
+
+    # -- workshop ------------------------------------------------------------
+
+    def _show_step(self) -> None:
+        if self.experiment is None:
+            return
+        steps = self.experiment.steps
+        step = steps[self.step]
+        self.query_one("#workshop-step", Markdown).update(step.text)
+        hint = "n: next step" if self.step + 1 < len(steps) else "last step · s: stop the run"
+        self.query_one("#workshop-progress", Static).update(f"step {self.step + 1} of {len(steps)} · {hint}")
+
+    def action_next_step(self) -> None:
+        if self.experiment is None or self._busy_with_steps:
+            return
+        if self.step + 1 >= len(self.experiment.steps):
+            self.notify("That was the last step. Press s to stop the run and clean up.")
+            return
+        self.step += 1
+        self._show_step()
+        self._perform(self.experiment.steps[self.step].actions)
+
+    @work(group="workshop", exclusive=True)
+    async def _perform(self, actions: tuple[tuple[str, ...], ...]) -> None:
+        assert self.experiment is not None
+        self._busy_with_steps = True
+        try:
+            for action in actions:
+                if action[0] == "rerun":
+                    await self.app.end_run()
+                    self.plan = None
+                    self._begin(self.experiment.scenario(*action[1:]))
+                    await self.app.run_started()
+                elif action[0] == "add":
+                    self.app.run_control("inject", action[1], "add")
+                else:
+                    self.app.run_control(*action)
+        finally:
+            self._busy_with_steps = False
+
+    # -- controls ------------------------------------------------------------
+
+    def _running(self) -> bool:
+        if self.app.run_ended is not None or self.app.run_latest is None:
+            self.notify("The run is not running.", severity="warning")
+            return False
+        return True
+
+    def action_pause(self) -> None:
+        if not self._running():
+            return
+        self.paused = not self.paused
+        self.app.run_control("pause" if self.paused else "resume")
+        self.notify(
+            "Producers paused: queues drain, nothing new is published." if self.paused else "Producers resumed."
+        )
+
+    def action_rate(self, factor: float) -> None:
+        if not self._running() or self.plan is None:
+            return
+        if self.rate is None:
+            measured = sum(c.rate for c in self.app.run_latest.clients if c.sent and not c.received) or 10.0
+            if factor > 1:
+                self.notify("Producers already send as fast as they can.")
+                return
+            self.rate = measured
+        self.rate = max(self.rate * factor, 0.5)
+        for role in dict.fromkeys(
+            c.role for c in self.plan.clients if isinstance(c, PublisherSpec | RequesterSpec | SubmitterSpec)
+        ):
+            self.app.run_control("rate", role, self.rate)
+        self.notify(f"Producer rate: {self.rate:g} per second each.")
+
+    def _consumer_role(self) -> str:
+        selected = self.query_one(ClientsTable).selected
+        latest = self.app.run_latest
+        role = next((c.role for c in latest.clients if c.name == selected), None) if latest else None
+        if role in CONSUMER_ROLES:
+            return role
+        return SCALING.get(self.scenario.pattern, "consumer")
+
+    def action_add(self) -> None:
+        if self._running():
+            role = self._consumer_role()
+            self.app.run_control("inject", role, "add")
+            self.notify(f"Adding a {role}.")
+
+    def action_remove(self) -> None:
+        if self._running():
+            role = self._consumer_role()
+            self.app.run_control("inject", role, "remove")
+            self.notify(f"Removing a {role}.")
+
+    def action_fault(self, action: str) -> None:
+        if not self._running():
+            return
+        selected = self.query_one(ClientsTable).selected
+        if selected is None:
+            self.notify("Select a client in the table first (↑↓).", severity="warning")
+            return
+        self.app.run_control("inject", selected, action)
+        self.notify(f"{action.capitalize()}: {selected}.")
+
+    def action_stop(self) -> None:
+        if self.app.run_ended is None:
+            self.app.run_control("stop")
+            self.notify("Stopping: producers stop, consumers drain, then everything the run declared is deleted.")
+
+    def action_leave(self) -> None:
+        box = self.query_one("#event-filter", Input)
+        if box.has_focus or box.value:
+            box.value = ""
+            self.query_one(ClientsTable).focus()
+            return
+        if self.app.run_ended is None and self.app.lab_run is not None:
+            self.notify("The run is still going: press s to stop it (and clean up) first.", severity="warning")
+            return
+        self.dismiss()
+
+    def action_filter(self) -> None:
+        self.query_one("#event-filter", Input).focus()
+
+    @on(Input.Submitted, "#event-filter")
+    def _filter_done(self) -> None:
+        self.query_one(ClientsTable).focus()
+
+    def action_export(self) -> None:
+        snapshot = self.app.run_latest
+        if snapshot is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        ended: RunEnded | None = self.app.run_ended
+        report = (
+            ended.report
+            if ended is not None and ended.report
+            else build_report(self.scenario, snapshot, self.app.settings.primary.display(), [])
+        )
+        folder = self.app.export_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"amqp-lab-{snapshot.run_id}-{time.strftime('%H%M%S')}"
+        report_path = folder / f"{stem}.json"
+        report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        screenshot = Path(self.app.save_screenshot(filename=f"{stem}.svg", path=str(folder)))
+        self.notify(f"Report: {report_path}\nScreenshot: {screenshot}", title="Exported", timeout=10)

@@ -1,0 +1,76 @@
+"""The event log: every timeout, return, redelivery, crash and reconnect, newest first, filterable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Input, Static
+
+from amqp_lab.engine.context import Event
+
+SHOWN = 200
+KIND_STYLES = {
+    "timeout": "bold #E53935",
+    "crash": "bold #E53935",
+    "error": "bold #E53935",
+    "refused": "bold #E53935",
+    "hang": "bold #E53935",
+    "late": "bold #FB8C00",
+    "orphan": "bold #FB8C00",
+    "partial": "bold #FB8C00",
+    "return": "bold #FB8C00",
+    "nack": "bold #FB8C00",
+    "fault": "bold #FB8C00",
+    "restart": "bold #43A047",
+}
+
+
+def matches(event: Event, wanted: str) -> bool:
+    """Every word of the filter appears in the event's kind, client or text."""
+    line = f"{event.kind} {event.client} {event.text}".lower()
+    return all(word in line for word in wanted.lower().split())
+
+
+class EventLog(Vertical):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._events: list[Event] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="filter events: timeout, crash, worker-2 … (Esc clears)", id="event-filter")
+        with VerticalScroll():
+            yield Static(id="events")
+
+    def show(self, events: Iterable[Event]) -> None:
+        self._events = list(events)
+        self._render_events()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._render_events()
+
+    def _render_events(self) -> None:
+        wanted = self.query_one("#event-filter", Input).value
+        found = [e for e in reversed(self._events) if matches(e, wanted)][:SHOWN]
+        lines = [
+            Text.assemble(
+                f"{e.at:6.1f}s ",
+                (f"{e.kind:<8}", KIND_STYLES.get(e.kind, "")),
+                f" {e.client[:16]:<16} ",
+                e.text,
+                no_wrap=True,
+                overflow="ellipsis",
+            )
+            for e in found
+        ]
+        if not found:
+            lines = [Text("no events match" if wanted else "no events yet", style="dim")]
+        self.query_one("#events", Static).update(Text("\n", no_wrap=True).join(lines))
+
+    @property
+    def shown(self) -> list[str]:
+        """The lines as shown, newest first: what a reader (or a test) sees."""
+        wanted = self.query_one("#event-filter", Input).value
+        return [f"{e.kind} {e.client} {e.text}" for e in reversed(self._events) if matches(e, wanted)][:SHOWN]

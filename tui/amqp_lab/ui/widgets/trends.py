@@ -1,0 +1,61 @@
+"""Throughput, latency percentiles and queue depths over the last two minutes, one sparkline each."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Sparkline, Static
+
+from amqp_lab.ui.history import RunHistory
+
+DEPTH_SERIES = 4  # the deepest queues get a line; the flow diagram shows every queue's depth
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+class Trend(Horizontal):
+    def __init__(self, name: str, label: str) -> None:
+        super().__init__(classes="trend")
+        self.series_name = name
+        self.label = label
+        self.points: list[float] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.label, classes="trend-label")
+        yield Sparkline(self.points or [0.0], summary_function=max)
+        yield Static(_number(self.points[-1]) if self.points else "–", classes="trend-value")
+
+    def show(self, points: list[float]) -> None:
+        self.points = points
+        if self.is_mounted:
+            self.query_one(Sparkline).data = points or [0.0]
+            self.query_one(".trend-value", Static).update(_number(points[-1]) if points else "–")
+
+
+class Trends(VerticalScroll):
+    def __init__(self, prefix: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.prefix = prefix
+
+    def show(self, history: RunHistory) -> None:
+        queues = sorted(
+            (name for name in history.series if name.startswith("queue ")),
+            key=lambda name: -max(history.series[name].points, default=0),
+        )[:DEPTH_SERIES]
+        wanted = [name for name in ("published/s", "acked/s", "p50 ms", "p95 ms", "p99 ms") if name in history.series]
+        wanted += queues
+        present = {trend.series_name: trend for trend in self.query(Trend)}
+        for name, trend in present.items():
+            if name not in wanted:
+                trend.remove()
+        for name in wanted:
+            trend = present.get(name)
+            if trend is None:
+                label = "depth " + name.removeprefix("queue ").removeprefix(self.prefix) if name in queues else name
+                trend = Trend(name, label)
+                trend.show(list(history.series[name].points))
+                self.mount(trend)
+            else:
+                trend.show(list(history.series[name].points))

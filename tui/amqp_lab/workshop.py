@@ -1,0 +1,174 @@
+"""Guided experiments: a scenario, and steps that say what to look at while the lab does one thing at a time.
+
+Pure data and no Textual: the live screen shows a step in its side panel and,
+when the user advances, performs the step's action through the same controls
+the keys use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amqp_lab.scenario.files import load
+from amqp_lab.scenario.model import Scenario
+
+UNTIL_STOPPED = 'duration="8h"'  # an experiment runs until the presenter stops it
+
+
+@dataclass(frozen=True)
+class Step:
+    text: str  # what happens, and what to look at
+    actions: tuple[tuple[str, ...], ...] = ()  # done in order on reaching the step: controls, ("rerun", *overrides)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    key: str
+    title: str
+    preset: str
+    overrides: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+    def scenario(self, *more: str) -> Scenario:
+        return load(self.preset, [UNTIL_STOPPED, f'name="{self.title}"', *self.overrides, *more])
+
+
+EXPERIMENTS = (
+    Experiment(
+        "handler-hangs",
+        "A handler hangs: watch the requester time out",
+        "rpc",
+        ("rpc.requesters=1", "rpc.handlers=1", "rpc.rate=10", 'rpc.timeout="1s"', "rpc.unroutable=0"),
+        (
+            Step(
+                "The requester calls through the **rpc** exchange; **handler-1** answers through the requester's "
+                "exclusive reply queue. Look at the round trip in the trends (p50, p95, p99): a few milliseconds, "
+                "and no timeouts."
+            ),
+            Step(
+                "The lab **hung handler-1**: it keeps the requests it prefetched, unacked, and takes no new one. "
+                "Watch **rpc.requests** fill (ready, orange) and the **timeouts** count climb: every request "
+                "waits 1 s, then the requester gives up. The clients table says the handler is hung.",
+                actions=(("inject", "handler-1", "hang"),),
+            ),
+            Step(
+                "The lab **restarted handler-1**. Its unacked requests went back to the queue (redelivered) and the "
+                "backlog is answered, but too late: those replies arrive after the timeout and count as **late "
+                "replies**. A timeout does not mean the work was not done: handlers should be idempotent, and a "
+                "requester drops replies whose correlation id it no longer waits for.",
+                actions=(("inject", "handler-1", "restart"),),
+            ),
+        ),
+    ),
+    Experiment(
+        "shard-missing",
+        "A shard is missing: wait-for-all against deadline",
+        "map-reduce",
+        ("map-reduce.rate=4", 'map-reduce.deadline="1s"', 'map-reduce.policy="deadline"'),
+        (
+            Step(
+                "Every job goes through the **jobs** fanout exchange to all three shards; the **reducer** combines "
+                "their results. Policy **deadline**: after 1 s it answers with what it has. All jobs are complete."
+            ),
+            Step(
+                "The lab **crashed shard-3**. Its queue keeps the jobs (durable), nobody works them. With a deadline "
+                "the reducer answers anyway: **partial jobs** climb, latency stays near the deadline.",
+                actions=(("inject", "shard-3", "crash"),),
+            ),
+            Step(
+                "The lab **restarted shard-3**. It works off its backlog; those results come after their job's "
+                "deadline: **late results**. Fast answers, incomplete ones.",
+                actions=(("inject", "shard-3", "restart"),),
+            ),
+            Step(
+                "Same run with **wait-for-all**: the reducer holds partial results unacked until all shards "
+                "answered. The lab now crashes shard-3 again: jobs stay **pending**, none is partial, the "
+                "results queue's unacked grows. Press n to bring the shard back.",
+                actions=(("rerun", 'map-reduce.policy="wait-for-all"'), ("inject", "shard-3", "crash")),
+            ),
+            Step(
+                "The lab **restarted shard-3**: the pending jobs complete, complete results only, none lost. "
+                "Complete answers, late ones: pick the policy by what the caller needs.",
+                actions=(("inject", "shard-3", "restart"),),
+            ),
+        ),
+    ),
+    Experiment(
+        "load-spike",
+        "A load spike: add workers and watch the backlog drain",
+        "workers",
+        ("workers.workers=1", "workers.rate=40", 'workers.processing="fixed:40ms"'),
+        (
+            Step(
+                "One producer sends 40 tasks a second; one worker needs 40 ms per task, so it manages 25. "
+                "Watch the **tasks** queue's ready depth (orange) and its trend climb: a backlog."
+            ),
+            Step(
+                "The lab **added a worker** (the `a` key does the same). Two workers manage 50 a second: the "
+                "backlog stops growing and starts to shrink. Competing consumers share one queue; each task "
+                "goes to one of them.",
+                actions=(("add", "worker"),),
+            ),
+            Step(
+                "The lab **added a third worker**. The backlog drains faster; acked/s is above published/s until "
+                "the queue is empty, then both meet at 40/s. Press `d` to remove one and watch it grow again.",
+                actions=(("add", "worker"),),
+            ),
+        ),
+    ),
+    Experiment(
+        "reliable-pub-sub",
+        "Reliable pub-sub: a subscriber goes away, nothing is lost",
+        "pub-sub",
+        ("pub-sub.rate=10", "pub-sub.reliable=true"),
+        (
+            Step(
+                "Publishers send region.service.event keys to the **events** topic exchange; each subscriber's "
+                "durable queue is bound with its own patterns. Reliable: persistent events, publisher confirms, "
+                "manual acks."
+            ),
+            Step(
+                "The lab **stopped payments**. Its queue is durable and stays bound: the events it selects "
+                "(*.*.paid) wait there. Watch **subscriber.payments** fill while the others keep flowing.",
+                actions=(("inject", "payments", "stop"),),
+            ),
+            Step(
+                "The lab **restarted payments**. It drains its queue: it gets every event it selected while it "
+                "was away. The status line says lost 0 and the subscribers' missed stays 0. A non-durable "
+                "subscriber (reliable = false) would have missed them.",
+                actions=(("inject", "payments", "restart"),),
+            ),
+        ),
+    ),
+    Experiment(
+        "immediate-flag",
+        "The immediate flag: what RabbitMQ 3+ does, and what to use instead",
+        "rpc",
+        ("rpc.requesters=1", "rpc.handlers=1", "rpc.rate=5", "rpc.unroutable=0", "rpc.immediate=true"),
+        (
+            Step(
+                "The requester set **immediate** on its first request. RabbitMQ dropped the flag in 3.0: it closed "
+                "the connection with **540 NOT_IMPLEMENTED** (see the event log). The lab reconnects and goes on "
+                "without the flag; the status line counts the refusal."
+            ),
+            Step(
+                "The documented replacement: a request queue with **message TTL 0** and a **dead-letter "
+                "exchange**. A request no handler can take at once expires into **rpc.unhandled**. The lab "
+                "restarted the run that way; everything is answered while the handler keeps up.",
+                actions=(("rerun", "rpc.immediate=false", "rpc.ttl0_dead_letter=true"),),
+            ),
+            Step(
+                "The lab **hung handler-1**. Now nobody can take a request at once: each one is dead-lettered "
+                "(the ☠ line counts them) instead of waiting: the caller learns at once, as immediate promised.",
+                actions=(("inject", "handler-1", "hang"),),
+            ),
+        ),
+    ),
+)
+
+
+def experiment(key: str) -> Experiment:
+    found = next((e for e in EXPERIMENTS if e.key == key), None)
+    if found is None:
+        raise KeyError(f"no experiment {key!r}; experiments: {', '.join(e.key for e in EXPERIMENTS)}")
+    return found
