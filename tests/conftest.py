@@ -8,9 +8,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from amqp_lab.config import Settings, build
+from textual.geometry import Region
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rabbitmq_node
@@ -82,3 +84,9 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def shown_text(widget: Any) -> str:
+    """What a widget shows on screen, as plain lines (borders included)."""
+    lines = widget.render_lines(Region(0, 0, widget.outer_size.width, widget.outer_size.height))
+    return "\n".join(line.text.rstrip() for line in lines)

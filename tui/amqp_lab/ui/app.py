@@ -120,9 +120,10 @@ class AmqpLabApp(App[None]):
             )
         else:
             self.notify("Run finished; everything it declared was deleted.", title="Cleaned up")
-        finished = getattr(self.screen, "on_run_finished", None)
-        if finished is not None:
-            finished()
+        if self.screen_stack:  # empty while the app shuts down
+            finished = getattr(self.screen, "on_run_finished", None)
+            if finished is not None:
+                finished()
 
     async def run_started(self) -> None:
         """Until the current run is running (or ended trying)."""

@@ -279,27 +279,31 @@ def render_flow(plan: Plan, snapshot: RunSnapshot | None, scale: int = 10, wide:
             table = _lane_table(wide)
     if wide:
         parts.append(table)
-    extra = Text()
-    if snapshot is not None:
-        ledger = snapshot.ledger
-        if ledger.returned:
-            extra.append(f"↩ {ledger.returned:,} returned ", style=WARN)
-            extra.append("(mandatory, no queue matched: back to the publisher)  ")
-        if ledger.unroutable:
-            extra.append(f"✗ {ledger.unroutable:,} dropped ", style=BAD)
-            extra.append("(unroutable, not mandatory)  ")
-        if ledger.dead_lettered:
-            extra.append(f"☠ {ledger.dead_lettered:,} dead-lettered", style=DEAD)
-            extra.append(f" ({ledger.expired:,} expired)  " if ledger.expired else "  ")
-        if ledger.refused:
-            extra.append(f"⊘ {ledger.refused:,} refused ", style=BAD)
-            extra.append("(immediate: the broker closed the connection)")
     reply = model.reply_lane()
     if reply is not None:
         parts.append(reply)
-    if extra:
-        parts.append(extra)
+    parts += _side_paths(snapshot)
     return Group(*parts)
+
+
+def _side_paths(snapshot: RunSnapshot | None) -> list[Text]:
+    """What did not take the main path: returned, dropped, dead-lettered, refused; one line each."""
+    if snapshot is None:
+        return []
+    ledger = snapshot.ledger
+    lines = []
+    if ledger.returned:
+        lines.append(Text.assemble((f"↩ {ledger.returned:,} returned", WARN), " (mandatory, no queue matched)"))
+    if ledger.unroutable:
+        lines.append(Text.assemble((f"✗ {ledger.unroutable:,} dropped", BAD), " (unroutable, not mandatory)"))
+    if ledger.dead_lettered:
+        expired = f" ({ledger.expired:,} expired)" if ledger.expired else ""
+        lines.append(Text.assemble((f"☠ {ledger.dead_lettered:,} dead-lettered", DEAD), expired))
+    if ledger.refused:
+        lines.append(
+            Text.assemble((f"⊘ {ledger.refused:,} refused", BAD), " (immediate: the broker closed the connection)")
+        )
+    return lines
 
 
 def _lane_table(wide: bool) -> Table:

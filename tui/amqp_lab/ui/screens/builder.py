@@ -322,6 +322,8 @@ class BuilderScreen(Screen[None]):
         title = self.query_one("#preview-title", Static)
         if self.scenario is None:
             title.update(Text.assemble(("Not runnable yet: ", "bold #E53935"), inert(self.problem or "")))
+            self.query_one("#preview-flow", Static).update("")
+            self.query_one("#preview-notes", Static).update("")
             return
         plan = build(self.scenario, PREVIEW_PREFIX)
         title.update(

@@ -259,14 +259,14 @@ class LiveRunScreen(Screen[None]):
 
     # -- controls ------------------------------------------------------------
 
-    def _running(self) -> bool:
+    def _run_is_live(self) -> bool:
         if self.app.run_ended is not None or self.app.run_latest is None:
             self.notify("The run is not running.", severity="warning")
             return False
         return True
 
     def action_pause(self) -> None:
-        if not self._running():
+        if not self._run_is_live():
             return
         self.paused = not self.paused
         self.app.run_control("pause" if self.paused else "resume")
@@ -275,7 +275,7 @@ class LiveRunScreen(Screen[None]):
         )
 
     def action_rate(self, factor: float) -> None:
-        if not self._running() or self.plan is None:
+        if not self._run_is_live() or self.plan is None:
             return
         if self.rate is None:
             measured = sum(c.rate for c in self.app.run_latest.clients if c.sent and not c.received) or 10.0
@@ -299,19 +299,19 @@ class LiveRunScreen(Screen[None]):
         return SCALING.get(self.scenario.pattern, "consumer")
 
     def action_add(self) -> None:
-        if self._running():
+        if self._run_is_live():
             role = self._consumer_role()
             self.app.run_control("inject", role, "add")
             self.notify(f"Adding a {role}.")
 
     def action_remove(self) -> None:
-        if self._running():
+        if self._run_is_live():
             role = self._consumer_role()
             self.app.run_control("inject", role, "remove")
             self.notify(f"Removing a {role}.")
 
     def action_fault(self, action: str) -> None:
-        if not self._running():
+        if not self._run_is_live():
             return
         selected = self.query_one(ClientsTable).selected
         if selected is None:

@@ -1,0 +1,166 @@
+"""The live run screen and the workshop against the real broker, driven with Pilot as a user would.
+
+Every control is pressed and its effect awaited on screen (the clients table, the
+header, the event log, the timeouts panel); every run ends with nothing of it left
+on the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from amqp_lab.broker.connection import Backoff
+from amqp_lab.config import Settings
+from amqp_lab.ui.app import AmqpLabApp, make_app
+from amqp_lab.ui.screens.builder import BuilderScreen, Field
+from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.widgets.clients_table import ClientsTable
+from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.workshop import experiment
+from textual.widgets import Input
+
+from tests.conftest import shown_text, wait_for
+from tests.engine.conftest import lab_objects
+
+SIZE = (140, 40)
+
+
+def header(app: AmqpLabApp) -> str:
+    return shown_text(app.screen.query_one("#run-header"))
+
+
+def state(app: AmqpLabApp, client: str) -> str | None:
+    return app.screen.query_one(ClientsTable).state_of(client)
+
+
+def events(app: AmqpLabApp) -> list[str]:
+    return app.screen.query_one(EventLog).shown
+
+
+def exported_report(folder: Path) -> dict[str, object]:
+    return json.loads(next(folder.glob("*.json")).read_text())
+
+
+def select(app: AmqpLabApp, client: str) -> None:
+    table = app.screen.query_one(ClientsTable)
+    table.move_cursor(row=table.get_row_index(client))
+
+
+async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: Settings, tmp_path: Path) -> None:
+    app = make_app(settings, backoff=Backoff(0.2, 1.0), builder="workers")
+    app.export_dir = tmp_path
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="the builder")
+        for key, value in (("duration", "2m"), ("workers.rate", "20")):
+            box = next(f for f in app.screen.query(Field) if f.key == key).query_one(Input)
+            box.value = value
+        builder = app.screen
+        assert isinstance(builder, BuilderScreen)
+        await wait_for(
+            lambda: (
+                builder.scenario is not None
+                and builder.scenario.duration == 120
+                and builder.scenario.workers.rate == 20
+            ),
+            what="the edited options taken",
+        )
+        await pilot.press("ctrl+r")
+        await wait_for(lambda: isinstance(app.screen, LiveRunScreen), what="the live screen")
+        await wait_for(lambda: state(app, "worker-3") == "running", what="three running workers")
+        await wait_for(lambda: "tasks (direct)" in shown_text(app.screen.query_one("#flow")), what="the flow")
+        run_id = app.run_latest.run_id
+
+        await pilot.press("space")
+        await wait_for(lambda: state(app, "producer-1") == "paused" and "PAUSED" in header(app), what="paused")
+        await pilot.press("space")
+        await wait_for(lambda: state(app, "producer-1") == "running", what="resumed")
+
+        await pilot.press("plus")
+        await wait_for(lambda: any("rate set to 40/s" in e for e in events(app)), what="the new rate in the log")
+        assert "rate 40/s" in header(app)
+        await pilot.press("minus", "minus")
+        await wait_for(lambda: any("rate set to 10/s" in e for e in events(app)), what="the rate halved twice")
+
+        await pilot.press("a")
+        await wait_for(lambda: state(app, "worker-4") == "running", what="an added worker")
+        await pilot.press("d")
+        await wait_for(lambda: state(app, "worker-4") is None, what="the added worker removed")
+
+        select(app, "worker-1")
+        await pilot.press("h")
+        await wait_for(lambda: state(app, "worker-1") == "hung", what="worker-1 hung")
+        await wait_for(lambda: "worker-1" in shown_text(app.screen.query_one("#timeouts")), what="listed as hung")
+        await pilot.press("r")
+        await wait_for(lambda: state(app, "worker-1") == "running", what="worker-1 restarted")
+        await pilot.press("x")
+        await wait_for(lambda: state(app, "worker-1") == "crashed", what="worker-1 crashed")
+        await wait_for(lambda: any(e.startswith("crash worker-1") for e in events(app)), what="the crash logged")
+
+        await pilot.press("slash", *"crash")
+        await wait_for(lambda: events(app) and all("crash" in e for e in events(app)), what="only crashes listed")
+        await pilot.press("escape")
+        assert app.screen.query_one("#event-filter", Input).value == ""
+
+        await pilot.press("e")
+        await wait_for(lambda: len(list(tmp_path.glob("*.svg"))) == 1, what="the exported screenshot")
+        report = exported_report(tmp_path)
+        assert report["run_id"] == run_id and report["scenario"]["pattern"] == "workers"
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, LiveRunScreen)  # a running run is not left behind by accident
+        await pilot.press("s")
+        await wait_for(lambda: "FINISHED" in header(app), timeout=60, what="the run finished")
+        assert "nothing left on the broker" in header(app)
+        assert app.run_ended is not None and app.run_ended.report is not None
+        assert app.run_ended.report["ledger"]["lost"] == 0
+        assert await lab_objects(settings, run_id) == []
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="back in the builder")
+
+
+async def test_workshop_handler_hangs_then_quitting_cleans_up(settings: Settings) -> None:
+    app = make_app(settings, backoff=Backoff(0.2, 1.0), experiment=experiment("handler-hangs"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: state(app, "handler-1") == "running", what="the handler running")
+        panel = lambda: shown_text(app.screen.query_one("#workshop-progress"))  # noqa: E731
+        assert "step 1 of 3" in panel()
+        run_id = app.run_latest.run_id
+
+        await pilot.press("n")
+        await wait_for(lambda: state(app, "handler-1") == "hung", what="the lab hung handler-1")
+        assert "step 2 of 3" in panel()
+        await wait_for(
+            lambda: re.search(r"RPC timeouts\s+[1-9]", shown_text(app.screen.query_one("#timeouts"))) is not None,
+            what="timeouts counted in the panel",
+        )
+        await pilot.press("n")
+        await wait_for(lambda: state(app, "handler-1") == "running", what="handler-1 restarted")
+        await wait_for(lambda: app.run_latest.counters.get("late_replies", 0) > 0, what="late replies")
+        assert "last step" in panel()
+
+        await pilot.press("q")  # quitting mid-run stops the run and cleans up first
+    assert await lab_objects(settings, run_id) == []
+
+
+async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings) -> None:
+    app = make_app(settings, backoff=Backoff(0.2, 1.0), experiment=experiment("immediate-flag"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(
+            lambda: any(e.startswith("refused") and "540" in e for e in events(app)) if app.screen.is_mounted and
+            isinstance(app.screen, LiveRunScreen) else False,
+            what="the 540 refusal in the event log",
+        )  # fmt: skip
+        first = app.run_latest.run_id
+        await pilot.press("n")
+        await wait_for(lambda: app.run_latest is not None and app.run_latest.run_id != first, what="a second run")
+        await wait_for(lambda: "rpc.unhandled" in shown_text(app.screen.query_one("#flow")), what="the DLX path")
+        await pilot.press("n")
+        await wait_for(lambda: app.run_latest.ledger.expired > 0, what="requests expiring into the DLX")
+        await wait_for(lambda: "expired" in shown_text(app.screen.query_one("#flow")), what="expiries drawn")
+        second = app.run_latest.run_id
+        await pilot.press("s")
+        await wait_for(lambda: app.run_ended is not None, timeout=60, what="the run ended")
+    assert await lab_objects(settings, first) == []
+    assert await lab_objects(settings, second) == []

@@ -1,0 +1,115 @@
+"""The flow diagram and the live screen's memory, from plans and snapshots made here (no broker)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from amqp_lab.engine.clients import ClientStats
+from amqp_lab.engine.context import Event
+from amqp_lab.engine.ledger import LedgerCounts
+from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.scenario.files import load
+from amqp_lab.scenario.patterns import build
+from amqp_lab.ui.flow import render_flow
+from amqp_lab.ui.history import STALL_AFTER, RunHistory
+from rich.console import Console
+
+PREFIX = "lab.t1."
+
+
+def drawn(renderable: object, width: int = 130) -> str:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def snapshot(**changes: object) -> RunSnapshot:
+    base = RunSnapshot(
+        run_id="t1",
+        title="workers",
+        pattern="workers",
+        state="running",
+        elapsed=5.0,
+        duration=10.0,
+        ledger=LedgerCounts(published=100, acked=90),
+        counters={},
+        rates={"published": 20.0, "delivered": 20.0, "acked": 20.0},
+        latency={},
+        latency_total={},
+        clients=(
+            ClientStats("producer-1", "producer", "running", 100, 0, 20.0, 0),
+            ClientStats("worker-1", "worker", "running", 0, 50, 10.0, 2),
+            ClientStats("worker-2", "worker", "hung", 0, 40, 0.0, 10),
+        ),
+        queues=(QueueDepth(f"{PREFIX}tasks", 37, 12, 2, in_rate=20.0, out_rate=10.0),),
+        events=(),
+    )
+    return replace(base, **changes)
+
+
+def test_each_preset_draws_its_producers_exchange_queues_and_consumers() -> None:
+    expected = {
+        "rpc": ["requester ×2", "rpc (direct)", "compute", "rpc.requests", "handler ×2", "reply queues"],
+        "map-reduce": ["submitter-1", "jobs (fanout)", "shard.1", "shard.3", "shard-2", "results", "reducer"],
+        "workers": ["producer-1", "tasks (direct)", "task", "worker ×3"],
+        "pub-sub": ["publisher ×2", "events (topic)", "*.orders.*", "subscriber.eu-audit", "everything"],
+        "custom": ["shop", "orders (topic)", "order.paid", "↪ unroutable", "unrouted (fanout)", "audit"],
+    }
+    for name, words in expected.items():
+        plan = build(load(name), PREFIX)
+        for wide in (True, False):
+            text = drawn(render_flow(plan, None, wide=wide), 130 if wide else 90)
+            assert PREFIX not in text  # run-scoped names are shown without the prefix
+            for word in words:
+                assert word in text, f"{name} ({'wide' if wide else 'narrow'}): {word!r} missing from\n{text}"
+
+
+def test_live_rates_depths_and_states_show_on_the_lanes() -> None:
+    plan = build(load("workers"), PREFIX)
+    text = drawn(render_flow(plan, snapshot(), scale=49))
+    lane = next(line for line in text.splitlines() if "tasks (direct)" in line)
+    assert "20/s" in lane  # producer and inbound rates
+    assert "37│12" in lane  # ready│unacked
+    assert "10/s" in lane  # acked from the queue
+    assert "worker ×2 (1 hung)" in lane  # workers grouped by role, a hung one called out
+
+
+def test_returns_drops_and_dead_letters_get_their_own_line() -> None:
+    plan = build(load("rpc", ["rpc.ttl0_dead_letter=true"]), PREFIX)
+    ledger = LedgerCounts(published=50, returned=4, unroutable=2, dead_lettered=7, expired=7)
+    text = drawn(render_flow(plan, snapshot(ledger=ledger, pattern="rpc", clients=(), queues=())))
+    assert "↩ 4 returned" in text
+    assert "✗ 2 dropped" in text
+    assert "☠ 7 dead-lettered (7 expired)" in text
+    assert "☠ dead letters" in text and "rpc.unhandled (fanout)" in text
+
+
+def test_many_subscribers_fold_into_one_line() -> None:
+    subscribers = ", ".join(f's{i} = ["#"]' for i in range(20))
+    plan = build(load("pub-sub", [f"pub-sub.subscribers={{{subscribers}}}"]), PREFIX)
+    text = drawn(render_flow(plan, None))
+    assert "14 more queues" in text
+    assert len(text.splitlines()) < 12
+
+
+def test_history_keeps_new_events_once_and_spots_a_stalled_consumer() -> None:
+    history = RunHistory()
+    first = Event(0.5, "info", "run", "started", 1)
+    second = Event(1.0, "timeout", "requester-1", "request 1 timed out", 2)
+    assert history.add(snapshot(events=(first,)))
+    assert history.add(snapshot(events=(first, second)))
+    assert not history.add(snapshot(events=(first, second)))
+    assert [e.seq for e in history.events] == [1, 2]
+
+    history.add(snapshot(elapsed=5.0 + STALL_AFTER - 0.5))
+    assert history.stalled == set()
+    history.add(snapshot(elapsed=5.0 + STALL_AFTER))
+    assert history.stalled == {"worker-1", "worker-2"}  # both hold unacked and took nothing new
+    moving = snapshot(elapsed=6.0 + STALL_AFTER)
+    moving = replace(moving, clients=(replace(moving.clients[1], received=51), moving.clients[2]))
+    history.add(moving)
+    assert history.stalled == {"worker-2"}
+
+    history.sample(snapshot())
+    assert history.series["published/s"].last == 20.0
+    assert history.series[f"queue {PREFIX}tasks"].last == 49
