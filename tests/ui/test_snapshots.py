@@ -5,9 +5,20 @@ Regenerate after a deliberate change with `pytest tests/ui --snapshot-update`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from amqp_lab.broker.connection import Backoff, ConnectionState
 from amqp_lab.config import build
+from amqp_lab.engine.clients import ClientStats
+from amqp_lab.engine.context import Event
+from amqp_lab.engine.ledger import LedgerCounts
+from amqp_lab.engine.metrics import Percentiles
+from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
+from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.workshop import experiment
 from textual.pilot import Pilot
 
 from tests.conftest import wait_for
@@ -63,3 +74,86 @@ def test_connection_screen(snap_compare) -> None:  # type: ignore[no-untyped-def
         await pilot.pause()
 
     assert snap_compare(unreachable_lab(), terminal_size=SIZE, run_before=open_form)
+
+
+# The lab's screens, with a frozen run: the app is given a fixed snapshot instead of starting a run.
+
+FROZEN = RunSnapshot(
+    run_id="f00d42",
+    title="workers",
+    pattern="workers",
+    state="running",
+    elapsed=12.4,
+    duration=30.0,
+    ledger=LedgerCounts(
+        published=620, confirmed=620, copies=620, delivered=590, redelivered=10, acked=571, outstanding=49
+    ),
+    counters={"returns": 0},
+    rates={"published": 50.0, "delivered": 48.0, "acked": 47.5},
+    latency={"delivery": Percentiles(240, 31.0, 88.0, 120.0, 131.0)},
+    latency_total={"delivery": Percentiles(571, 29.0, 85.0, 118.0, 140.0)},
+    clients=(
+        ClientStats("producer-1", "producer", "running", 620, 0, 50.0, 0),
+        ClientStats("worker-1", "worker", "running", 0, 205, 17.0, 3),
+        ClientStats("worker-2", "worker", "hung", 0, 190, 0.0, 10),
+        ClientStats("worker-3", "worker", "running", 0, 195, 16.5, 4),
+    ),
+    queues=(QueueDepth("lab.f00d42.tasks", 32, 17, 3, in_rate=50.0, out_rate=33.5),),
+    events=(
+        Event(0.0, "info", "run", "started workers as run f00d42", 1),
+        Event(6.2, "fault", "worker-2", "hang", 2),
+        Event(9.8, "crash", "worker-1", "crashed: channel dropped", 3),
+        Event(9.8, "crash", "worker-1", "4 unacked message(s) back to the queue for redelivery", 4),
+        Event(10.1, "restart", "worker-1", "restarted", 5),
+    ),
+)
+
+
+class FrozenRunLab(AmqpLabApp):
+    """Shows FROZEN wherever a run would start, so the screen is the same on every machine."""
+
+    def begin_run(self, scenario: object) -> None:
+        self.run_latest = replace(FROZEN, title=getattr(scenario, "title", "workers"))
+
+
+def frozen_lab(**kwargs: object) -> AmqpLabApp:
+    app = unreachable_lab()
+    frozen = FrozenRunLab(app.settings, backoff=Backoff(0.2, 1.0), **kwargs)  # type: ignore[arg-type]
+    return frozen
+
+
+def test_builder_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(unreachable_lab().settings, backoff=Backoff(0.2, 1.0), builder="pub-sub")
+    assert snap_compare(app, terminal_size=(140, 40), run_before=settled)
+
+
+def test_workshop_picker(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def open_picker(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        await pilot.press("w")
+        await pilot.pause()
+
+    assert snap_compare(unreachable_lab(), terminal_size=(140, 40), run_before=open_picker)
+
+
+def test_live_run_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def started(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        app = pilot.app
+        await app.push_screen(LiveRunScreen(load("workers")))
+        await wait_for(lambda: len(app.screen.query_one(EventLog).shown) == 5, what="the frozen run shown")
+        await pilot.pause()
+
+    assert snap_compare(frozen_lab(), terminal_size=(140, 40), run_before=started)
+
+
+def test_live_run_screen_with_a_workshop_step(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def started(pilot: Pilot[None]) -> None:
+        await settled(pilot)
+        app = pilot.app
+        found = experiment("load-spike")
+        await app.push_screen(LiveRunScreen(found.scenario(), found))
+        await wait_for(lambda: bool(app.screen.query_one(EventLog).shown), what="the frozen run shown")
+        await pilot.pause()
+
+    assert snap_compare(frozen_lab(), terminal_size=(140, 40), run_before=started)

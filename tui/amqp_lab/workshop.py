@@ -47,7 +47,7 @@ EXPERIMENTS = (
             ),
             Step(
                 "The lab **hung handler-1**: it keeps the requests it prefetched, unacked, and takes no new one. "
-                "Watch **rpc.requests** fill (ready, orange) and the **timeouts** count climb: every request "
+                "Watch the queue **rpc.requests** fill (ready, orange) and the **timeouts** count climb: every request "
                 "waits 1 s, then the requester gives up. The clients table says the handler is hung.",
                 actions=(("inject", "handler-1", "hang"),),
             ),
@@ -101,7 +101,7 @@ EXPERIMENTS = (
         (
             Step(
                 "One producer sends 40 tasks a second; one worker needs 40 ms per task, so it manages 25. "
-                "Watch the **tasks** queue's ready depth (orange) and its trend climb: a backlog."
+                "Watch the ready depth (orange) of the queue **tasks**, and its trend, climb: a backlog."
             ),
             Step(
                 "The lab **added a worker** (the `a` key does the same). Two workers manage 50 a second: the "
@@ -129,7 +129,7 @@ EXPERIMENTS = (
             ),
             Step(
                 "The lab **stopped payments**. Its queue is durable and stays bound: the events it selects "
-                "(*.*.paid) wait there. Watch **subscriber.payments** fill while the others keep flowing.",
+                "(*.*.paid) wait there. Watch the queue **subscriber.payments** fill while the others keep flowing.",
                 actions=(("inject", "payments", "stop"),),
             ),
             Step(

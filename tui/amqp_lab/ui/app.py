@@ -35,7 +35,7 @@ RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a br
 
 class AmqpLabApp(App[None]):
     TITLE = "amqp-lab"
-    CSS_PATH = "styles/app.tcss"
+    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # absolute: subclasses live elsewhere
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
