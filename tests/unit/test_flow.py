@@ -17,10 +17,13 @@ from rich.console import Console
 PREFIX = "lab.t1."
 
 
-def drawn(renderable: object, width: int = 130) -> str:
+def drawn(drawing: tuple[object, int], width: int = 130) -> str:
     console = Console(width=width, record=True, color_system=None)
+    renderable, lines = drawing
     console.print(renderable)
-    return console.export_text()
+    text = console.export_text()
+    assert len(text.splitlines()) == lines  # the count the live screen uses to skip layout passes
+    return text
 
 
 def snapshot(**changes: object) -> RunSnapshot:

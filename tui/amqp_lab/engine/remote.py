@@ -23,6 +23,8 @@ from amqp_lab.config import Settings
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.model import Scenario
 
+CHILD_NICENESS = 10
+
 
 @dataclass(frozen=True)
 class RunEnded:
@@ -109,6 +111,9 @@ def _child(pipe: Connection, scenario: Scenario, settings: Settings, until_stopp
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Load generation yields the CPU to the TUI: on a busy laptop the screen stays responsive.
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
     logging.getLogger().addHandler(logging.NullHandler())
     asyncio.run(_serve(pipe, scenario, settings, until_stopped))
 

@@ -248,8 +248,11 @@ def _exchange_groups(lanes: list[Lane]) -> list[list[Lane]]:
     return groups
 
 
-def render_flow(plan: Plan, snapshot: RunSnapshot | None, scale: int = 10, wide: bool = True) -> RenderableType:
-    """The diagram: one lane per queue, folded beyond LANES_PER_EXCHANGE, then returns, drops and replies.
+def render_flow(
+    plan: Plan, snapshot: RunSnapshot | None, scale: int = 10, wide: bool = True
+) -> tuple[RenderableType, int]:
+    """The diagram and its number of lines: one lane per queue, folded beyond LANES_PER_EXCHANGE, then
+    returns, drops and replies.
 
     Wide (about 118 columns) draws each lane on one line; narrow draws the producers and
     the exchange on a line of their own, above the exchange's bindings.
@@ -283,7 +286,11 @@ def render_flow(plan: Plan, snapshot: RunSnapshot | None, scale: int = 10, wide:
     if reply is not None:
         parts.append(reply)
     parts += _side_paths(snapshot)
-    return Group(*parts)
+    for part in parts:
+        if isinstance(part, Text):  # one line each, always: the line count below stays true
+            part.no_wrap, part.overflow = True, "ellipsis"
+    lines = sum(part.row_count + part.show_header if isinstance(part, Table) else 1 for part in parts)
+    return Group(*parts), lines
 
 
 def _side_paths(snapshot: RunSnapshot | None) -> list[Text]:

@@ -340,7 +340,7 @@ class BuilderScreen(Screen[None]):
             )
         )
         flow = self.query_one("#preview-flow", Static)
-        flow.update(render_flow(plan, None, wide=flow.content_size.width >= WIDE_FLOW))
+        flow.update(render_flow(plan, None, wide=flow.content_size.width >= WIDE_FLOW)[0])
         notes = [Text("• " + note) for note in plan.notes]
         self.query_one("#preview-notes", Static).update(Group(*notes))
 

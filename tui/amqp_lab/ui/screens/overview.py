@@ -70,7 +70,7 @@ class OverviewScreen(Screen[None]):
         self._show_notice()
 
     def _on_snapshot(self, snapshot: BrokerSnapshot | None) -> None:
-        if snapshot is None or not self.is_current:
+        if snapshot is None or self.app.screen is not self:  # hidden: on_screen_resume catches up
             return
         self.query_one(StatusBar).snapshot = snapshot
         if snapshot.overview is not None:
@@ -84,10 +84,10 @@ class OverviewScreen(Screen[None]):
         with self.app.batch_update():
             for key, label in TOTALS:
                 value = getattr(overview, key)
-                self.query_one(f"#total-{key}", Static).update(f"{label}\n[b]{value:,}[/b]")
+                self.query_one(f"#total-{key}", Static).update(f"{label}\n[b]{value:,}[/b]", layout=False)
             for key, label in RATES:
                 value = getattr(overview.rates, key)
-                self.query_one(f"#rate-{key}", Static).update(f"{label}\n[b]{rate(value)}[/b]")
+                self.query_one(f"#rate-{key}", Static).update(f"{label}\n[b]{rate(value)}[/b]", layout=False)
 
     def _show_notice(self) -> None:
         """One line that says what is missing, or what the table shows."""

@@ -34,7 +34,7 @@ from amqp_lab.ui.widgets.status_bar import StatusBar
 from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment
 
-RENDER_INTERVAL = 0.25
+RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a second
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
 SCALING = {"rpc": "handler", "workers": "worker", "pub-sub": "subscriber", "map-reduce": "shard"}
 CONSUMER_ROLES = ("handler", "worker", "subscriber", "shard", "consumer")
@@ -85,8 +85,10 @@ class LiveRunScreen(Screen[None]):
         self.paused = False
         self.rate: float | None = None
         self._rendered: RunSnapshot | None = None
-        self._last_sample = 0.0
         self._busy_with_steps = False
+        self._flow_lines = 0
+        self._tick = 0
+        self._new_events = False
 
     # -- layout --------------------------------------------------------------
 
@@ -135,6 +137,11 @@ class LiveRunScreen(Screen[None]):
     # -- rendering -----------------------------------------------------------
 
     def _render_latest(self) -> None:
+        """Take the newest snapshot in, and redraw a quarter of the screen: each part once a second.
+
+        A frame that redraws everything holds the event loop for tens of milliseconds, and
+        longer while the machine is busy with the run; one part per frame keeps every pause short.
+        """
         snapshot = self.app.run_latest
         if snapshot is None or snapshot is self._rendered:
             return
@@ -143,21 +150,32 @@ class LiveRunScreen(Screen[None]):
             self.rate = producer_rate(self.plan)
             self.query_one(Trends).prefix = self.plan.prefix
         self._rendered = snapshot
-        new_events = self.history.add(snapshot)
-        now = time.monotonic()
-        if now - self._last_sample >= 1.0:
-            self._last_sample = now
+        self._new_events |= self.history.add(snapshot)
+        final = self.app.run_ended is not None
+        part = self._tick % 4
+        self._tick += 1
+        if part == 0 or final:
+            self._show_header(snapshot)
+            self._show_flow(snapshot)
+        if part == 1 or final:
+            self.query_one(ClientsTable).show(snapshot.clients, self.history.stalled)
+        if part == 2 or final:
+            self._show_header(snapshot)
+            self._show_timeouts(snapshot)
+            if self._new_events:
+                self._new_events = False
+                self.query_one(EventLog).show(self.history.events)
+        if part == 3 or final:
             self.history.sample(snapshot)
             self.query_one(Trends).show(self.history)
-        with self.app.batch_update():
-            self._show_header(snapshot)
-            flow = self.query_one("#flow", Static)
-            wide = flow.content_size.width >= WIDE_FLOW
-            flow.update(render_flow(self.plan, snapshot, self.history.peak_depth, wide))
-            self.query_one(ClientsTable).show(snapshot.clients, self.history.stalled)
-            self._show_timeouts(snapshot)
-            if new_events:
-                self.query_one(EventLog).show(self.history.events)
+
+    def _show_flow(self, snapshot: RunSnapshot) -> None:
+        assert self.plan is not None
+        flow = self.query_one("#flow", Static)
+        drawing, lines = render_flow(self.plan, snapshot, self.history.peak_depth, flow.content_size.width >= WIDE_FLOW)
+        # A layout pass costs the whole screen; only a new number of lines needs one.
+        flow.update(drawing, layout=lines != self._flow_lines)
+        self._flow_lines = lines
 
     def _show_header(self, s: RunSnapshot) -> None:
         ended: RunEnded | None = self.app.run_ended
@@ -183,7 +201,7 @@ class LiveRunScreen(Screen[None]):
         line.append(f"  · published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}")
         if ended is None:
             line.append(f"  · rate {'max' if self.rate is None else f'{self.rate:g}/s'}")
-        self.query_one("#run-header", Static).update(line)
+        self.query_one("#run-header", Static).update(line, layout=False)
 
     def _show_timeouts(self, s: RunSnapshot) -> None:
         text = Text()
@@ -203,7 +221,7 @@ class LiveRunScreen(Screen[None]):
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
         text.append(f"{'hung consumers':<18}", style="bold" if stalled else "dim")
         text.append(", ".join(stalled) if stalled else f"{'none':>8}", style="bold #E53935" if stalled else "dim")
-        self.query_one("#timeouts", Static).update(text)
+        self.query_one("#timeouts", Static).update(text, layout=False)
 
     def on_run_finished(self) -> None:
         """Called by the app when the child reported its end: show the last snapshot and the verdict."""

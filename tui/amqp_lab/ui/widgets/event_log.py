@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from amqp_lab.engine.context import Event
@@ -41,8 +41,7 @@ class EventLog(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter events: timeout, crash, worker-2 … (Esc clears)", id="event-filter")
-        with VerticalScroll():
-            yield Static(id="events")
+        yield Static(id="events")
 
     def show(self, events: Iterable[Event]) -> None:
         self._events = list(events)
@@ -51,9 +50,13 @@ class EventLog(Vertical):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._render_events()
 
+    def on_resize(self) -> None:
+        self._render_events()
+
     def _render_events(self) -> None:
         wanted = self.query_one("#event-filter", Input).value
-        found = [e for e in reversed(self._events) if matches(e, wanted)][:SHOWN]
+        room = max(self.query_one("#events", Static).size.height, 1)
+        found = [e for e in reversed(self._events) if matches(e, wanted)][:room]
         lines = [
             Text.assemble(
                 f"{e.at:6.1f}s ",
@@ -67,7 +70,8 @@ class EventLog(Vertical):
         ]
         if not found:
             lines = [Text("no events match" if wanted else "no events yet", style="dim")]
-        self.query_one("#events", Static).update(Text("\n", no_wrap=True).join(lines))
+        # As many lines as fit, so the widget never changes size and never needs a layout pass.
+        self.query_one("#events", Static).update(Text("\n", no_wrap=True).join(lines), layout=False)
 
     @property
     def shown(self) -> list[str]:

@@ -53,7 +53,9 @@ class StatusBar(Horizontal):
         badge = self.query_one("#management-badge", Static)
         snapshot = self.snapshot
         badge.set_classes("badge " + ("-ok" if snapshot and snapshot.ok else "-bad"))
-        badge.update("management ● ok" if snapshot and snapshot.ok else "management ● unreachable")
+        label = "management ● ok" if snapshot and snapshot.ok else "management ● unreachable"
+        if label != str(badge.content):
+            badge.update(label)
 
     def watch_amqp(self) -> None:
         self._show_amqp()
@@ -67,7 +69,7 @@ class StatusBar(Horizontal):
             line.append(f"  {overview.product} {overview.version}", style="bold")
         if self.settings.profile:
             line.append(f"  profile {self.settings.profile}")
-        self.query_one("#broker", Static).update(line)
+        self.query_one("#broker", Static).update(line, layout=False)  # 1fr wide: its size never depends on it
 
     def _show_amqp(self) -> None:
         status = self.amqp

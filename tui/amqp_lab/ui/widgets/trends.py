@@ -31,7 +31,7 @@ class Trend(Horizontal):
         self.points = points
         if self.is_mounted:
             self.query_one(Sparkline).data = points or [0.0]
-            self.query_one(".trend-value", Static).update(_number(points[-1]) if points else "–")
+            self.query_one(".trend-value", Static).update(_number(points[-1]) if points else "–", layout=False)
 
 
 class Trends(VerticalScroll):
