@@ -18,6 +18,7 @@ from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.ui.widgets.trends import Trend
 from amqp_lab.workshop import experiment
 from textual.pilot import Pilot
 
@@ -116,6 +117,11 @@ class FrozenRunLab(AmqpLabApp):
         self.run_latest = replace(FROZEN, title=getattr(scenario, "title", "workers"))
 
 
+def every_part_drawn(app: AmqpLabApp) -> bool:
+    """The live screen draws one part per tick: wait for the last part (trends) and the event log."""
+    return len(app.screen.query(Trend)) == 6 and len(app.screen.query_one(EventLog).shown) == 5
+
+
 def frozen_lab(**kwargs: object) -> AmqpLabApp:
     app = unreachable_lab()
     frozen = FrozenRunLab(app.settings, backoff=Backoff(0.2, 1.0), **kwargs)  # type: ignore[arg-type]
@@ -141,7 +147,7 @@ def test_live_run_screen(snap_compare) -> None:  # type: ignore[no-untyped-def]
         await settled(pilot)
         app = pilot.app
         await app.push_screen(LiveRunScreen(load("workers")))
-        await wait_for(lambda: len(app.screen.query_one(EventLog).shown) == 5, what="the frozen run shown")
+        await wait_for(lambda: every_part_drawn(app), what="the frozen run shown")
         await pilot.pause()
 
     assert snap_compare(frozen_lab(), terminal_size=(140, 40), run_before=started)
@@ -153,7 +159,7 @@ def test_live_run_screen_with_a_workshop_step(snap_compare) -> None:  # type: ig
         app = pilot.app
         found = experiment("load-spike")
         await app.push_screen(LiveRunScreen(found.scenario(), found))
-        await wait_for(lambda: bool(app.screen.query_one(EventLog).shown), what="the frozen run shown")
+        await wait_for(lambda: every_part_drawn(app), what="the frozen run shown")
         await pilot.pause()
 
     assert snap_compare(frozen_lab(), terminal_size=(140, 40), run_before=started)

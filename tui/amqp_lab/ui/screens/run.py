@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -86,8 +87,9 @@ class LiveRunScreen(Screen[None]):
         self.rate: float | None = None
         self._rendered: RunSnapshot | None = None
         self._busy_with_steps = False
-        self._flow_lines = 0
+        self._lines: dict[str, int] = {}  # lines each auto-height panel showed last
         self._tick = 0
+        self._drawn: dict[int, RunSnapshot] = {}  # the snapshot each part of the screen shows
         self._new_events = False
 
     # -- layout --------------------------------------------------------------
@@ -131,6 +133,7 @@ class LiveRunScreen(Screen[None]):
         self.history = RunHistory()
         self.paused = False
         self._rendered = None
+        self._drawn.clear()
         self.app.begin_run(scenario)
         self.query_one("#run-header", Static).update(Text.assemble((scenario.title, "bold"), "  starting…"))
 
@@ -143,17 +146,19 @@ class LiveRunScreen(Screen[None]):
         longer while the machine is busy with the run; one part per frame keeps every pause short.
         """
         snapshot = self.app.run_latest
-        if snapshot is None or snapshot is self._rendered:
+        part = self._tick % 4
+        self._tick += 1
+        if snapshot is None or self._drawn.get(part) is snapshot:
             return
         if self.plan is None or self.plan.prefix != run_prefix(snapshot.run_id):
             self.plan = build(self.scenario, run_prefix(snapshot.run_id))
             self.rate = producer_rate(self.plan)
             self.query_one(Trends).prefix = self.plan.prefix
-        self._rendered = snapshot
-        self._new_events |= self.history.add(snapshot)
+        if snapshot is not self._rendered:
+            self._rendered = snapshot
+            self._new_events |= self.history.add(snapshot)
+        self._drawn[part] = snapshot
         final = self.app.run_ended is not None
-        part = self._tick % 4
-        self._tick += 1
         if part == 0 or final:
             self._show_header(snapshot)
             self._show_flow(snapshot)
@@ -173,9 +178,12 @@ class LiveRunScreen(Screen[None]):
         assert self.plan is not None
         flow = self.query_one("#flow", Static)
         drawing, lines = render_flow(self.plan, snapshot, self.history.peak_depth, flow.content_size.width >= WIDE_FLOW)
-        # A layout pass costs the whole screen; only a new number of lines needs one.
-        flow.update(drawing, layout=lines != self._flow_lines)
-        self._flow_lines = lines
+        self._update("#flow", drawing, lines)
+
+    def _update(self, selector: str, content: RenderableType, lines: int) -> None:
+        """A layout pass costs the whole screen; only a new number of lines needs one."""
+        self.query_one(selector, Static).update(content, layout=lines != self._lines.get(selector))
+        self._lines[selector] = lines
 
     def _show_header(self, s: RunSnapshot) -> None:
         ended: RunEnded | None = self.app.run_ended
@@ -221,7 +229,7 @@ class LiveRunScreen(Screen[None]):
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
         text.append(f"{'hung consumers':<18}", style="bold" if stalled else "dim")
         text.append(", ".join(stalled) if stalled else f"{'none':>8}", style="bold #E53935" if stalled else "dim")
-        self.query_one("#timeouts", Static).update(text, layout=False)
+        self._update("#timeouts", text, text.plain.count("\n") + 1)
 
     def on_run_finished(self) -> None:
         """Called by the app when the child reported its end: show the last snapshot and the verdict."""
@@ -229,7 +237,7 @@ class LiveRunScreen(Screen[None]):
         if ended is None:
             return
         if ended.snapshot is not None:
-            self._rendered = None
+            self._drawn.clear()
             self._render_latest()
         if ended.error:
             self.query_one("#run-header", Static).update(
