@@ -4,7 +4,9 @@
     python3 scripts/screenshots.py
 
 Starts its own node, declares a small shop's queues, keeps traffic flowing
-through them while it takes the pictures, then stops the node.
+through them while it takes the pictures of the overview; then the builder,
+a real run of each pattern on the live screen and a workshop step; then
+stops the node.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import aio_pika
 import rabbitmq_node
 from amqp_lab.broker.connection import ConnectionState
 from amqp_lab.config import build
+from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
+from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.workshop import experiment
 
 OUT = Path(__file__).resolve().parents[1] / "screenshots"
 SIZE = (140, 40)
@@ -97,6 +102,35 @@ async def shoot_theme(app: AmqpLabApp, suffix: str, every_screen: bool) -> None:
         app.save_screenshot(str(OUT / "connection.svg"))
 
 
+async def shoot_lab(settings: object) -> None:
+    """The builder, a real run of each pattern on the live screen, and a workshop step."""
+    app = make_app(settings, builder="pub-sub")  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(1.0)
+        app.clear_notifications()
+        await pilot.pause(0.5)
+        app.save_screenshot(str(OUT / "builder.svg"))
+        for pattern in ("rpc", "map-reduce", "workers", "pub-sub"):
+            await app.push_screen(LiveRunScreen(load(pattern, ["duration=60s"])))
+            await until(lambda: app.run_latest is not None and app.run_latest.elapsed > 8)
+            app.clear_notifications()
+            await pilot.pause(1.2)  # every part of the screen redrawn once more
+            app.save_screenshot(str(OUT / f"run-{pattern}.svg"))
+            await app.end_run()
+            app.pop_screen()
+
+    found = experiment("handler-hangs")
+    app = make_app(settings, experiment=found)  # type: ignore[arg-type]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(lambda: app.run_latest is not None and app.run_latest.elapsed > 4)
+        await pilot.press("n")
+        await until(lambda: app.run_latest is not None and app.run_latest.counters.get("timeouts", 0) > 20)
+        app.clear_notifications()
+        await pilot.pause(1.2)
+        app.save_screenshot(str(OUT / "workshop.svg"))
+        await app.end_run()
+
+
 async def shoot(node: rabbitmq_node.PrivateNode) -> None:
     stop = asyncio.Event()
     producer = asyncio.create_task(traffic(node.amqp_url, stop))
@@ -104,6 +138,7 @@ async def shoot(node: rabbitmq_node.PrivateNode) -> None:
     try:
         await shoot_theme(make_app(settings), "", every_screen=True)
         await shoot_theme(make_app(settings, theme="lab-light"), "-light", every_screen=False)
+        await shoot_lab(settings)
     finally:
         stop.set()
         await producer

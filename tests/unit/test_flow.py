@@ -104,10 +104,12 @@ def test_history_keeps_new_events_once_and_spots_a_stalled_consumer() -> None:
     assert not history.add(snapshot(events=(first, second)))
     assert [e.seq for e in history.events] == [1, 2]
 
-    history.add(snapshot(elapsed=5.0 + STALL_AFTER - 0.5))
+    waiting = ClientStats("requester-1", "requester", "running", 10, 3, 1.0, 7)  # requests in flight, no replies
+    history.add(snapshot(elapsed=5.0, clients=(*snapshot().clients, waiting)))
+    history.add(snapshot(elapsed=5.0 + STALL_AFTER - 0.5, clients=(*snapshot().clients, waiting)))
     assert history.stalled == set()
-    history.add(snapshot(elapsed=5.0 + STALL_AFTER))
-    assert history.stalled == {"worker-1", "worker-2"}  # both hold unacked and took nothing new
+    history.add(snapshot(elapsed=5.0 + STALL_AFTER, clients=(*snapshot().clients, waiting)))
+    assert history.stalled == {"worker-1", "worker-2"}  # both hold unacked and took nothing new; not the requester
     moving = snapshot(elapsed=6.0 + STALL_AFTER)
     moving = replace(moving, clients=(replace(moving.clients[1], received=51), moving.clients[2]))
     history.add(moving)

@@ -11,6 +11,7 @@ from amqp_lab.engine.snapshot import RunSnapshot
 POINTS = 120  # one a second: the last two minutes
 STALL_AFTER = 3.0  # seconds a consumer holds unacked messages without taking a new one
 EVENTS_KEPT = 2000
+SENDERS = ("requester", "submitter", "publisher", "producer")  # their unacked are requests in flight, not held work
 LATENCY_OF = {"rpc": "rpc", "map-reduce": "job"}  # the latency a pattern is judged by; others: delivery
 
 
@@ -54,6 +55,8 @@ class RunHistory:
         now = snapshot.elapsed
         stalled = set()
         for client in snapshot.clients:
+            if client.role in SENDERS:
+                continue
             seen = self._progress.get(client.name)
             if seen is None or client.received != seen[0]:
                 self._progress[client.name] = (client.received, now)
