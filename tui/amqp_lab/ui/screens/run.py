@@ -7,6 +7,7 @@ newest snapshot on a timer and sends controls. It never sees a message.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Markdown, Static
+from textual.widgets import Footer, Input, Static
 
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import build_report
@@ -49,6 +50,14 @@ TIMEOUT_COUNTERS = (
     ("returns", "returns"),
     ("immediate_refused", "immediate refused"),
 )
+
+
+def emphasised(text: str) -> Text:
+    """A step's text with its **bold** and `key` spans drawn bold; nothing else is markup."""
+    shown = Text()
+    for i, part in enumerate(re.split(r"\*\*|`", text)):
+        shown.append(part, style="bold" if i % 2 else "")
+    return shown
 
 
 def producer_rate(plan: Plan) -> float | None:
@@ -109,7 +118,7 @@ class LiveRunScreen(Screen[None]):
             if self.experiment is not None:
                 with Vertical(id="workshop"):
                     yield Static(self.experiment.title, id="workshop-title")
-                    yield Markdown(id="workshop-step")
+                    yield Static(id="workshop-step")
                     yield Static(id="workshop-progress")
         yield Footer()
 
@@ -251,7 +260,7 @@ class LiveRunScreen(Screen[None]):
             return
         steps = self.experiment.steps
         step = steps[self.step]
-        self.query_one("#workshop-step", Markdown).update(step.text)
+        self.query_one("#workshop-step", Static).update(emphasised(step.text))
         hint = "n: next step" if self.step + 1 < len(steps) else "last step · s: stop the run"
         self.query_one("#workshop-progress", Static).update(f"step {self.step + 1} of {len(steps)} · {hint}")
 
