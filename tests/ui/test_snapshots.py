@@ -21,6 +21,7 @@ from amqp_lab.ui.widgets.event_log import EventLog
 from amqp_lab.ui.widgets.trends import Trend
 from amqp_lab.workshop import experiment
 from textual.pilot import Pilot
+from textual.widgets import Sparkline
 
 from tests.conftest import wait_for
 
@@ -119,7 +120,12 @@ class FrozenRunLab(AmqpLabApp):
 
 def every_part_drawn(app: AmqpLabApp) -> bool:
     """The live screen draws one part per tick: wait for the last part (trends) and the event log."""
-    return len(app.screen.query(Trend)) == 6 and len(app.screen.query_one(EventLog).shown) == 5
+    trends = app.screen.query(Trend)
+    return (
+        len(trends) == 6
+        and all(trend.query(Sparkline) for trend in trends)
+        and len(app.screen.query_one(EventLog).shown) == 5
+    )
 
 
 def frozen_lab(**kwargs: object) -> AmqpLabApp:
@@ -163,3 +169,15 @@ def test_live_run_screen_with_a_workshop_step(snap_compare) -> None:  # type: ig
         await pilot.pause()
 
     assert snap_compare(frozen_lab(), terminal_size=(140, 40), run_before=started)
+
+
+async def test_live_controls_are_in_the_command_palette() -> None:
+    app = frozen_lab()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settled(pilot)
+        await app.push_screen(LiveRunScreen(load("workers")))
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for title in ("Pause", "Rate+", "Rate-", "Add", "Remove", "Crash", "Hang", "Restart", "Export", "Stop"):
+            assert title in commands, f"{title} missing from the command palette"
+        app.call_later(commands["Filter"].callback)  # as the palette runs a chosen command
+        await wait_for(lambda: app.screen.query_one("#event-filter").has_focus, what="the filter focused")

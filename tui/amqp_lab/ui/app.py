@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,12 @@ class AmqpLabApp(App[None]):
             "Build and run a scenario", "RPC, map-reduce, workers, pub-sub or custom", self.action_builder
         )
         yield SystemCommand("Workshop", "Guided experiments, step by step", self.action_workshop)
+        if isinstance(screen, LiveRunScreen):
+            for binding in screen.BINDINGS:
+                if isinstance(binding, Binding) and binding.tooltip:
+                    yield SystemCommand(
+                        binding.description, binding.tooltip, partial(screen.run_action, binding.action)
+                    )
         if isinstance(screen, OverviewScreen):
             yield SystemCommand("Filter queues", "Show only queues whose name contains a text", screen.action_filter)
             yield SystemCommand("Sort queues", "Sort by the next column", screen.action_sort)

@@ -78,7 +78,7 @@ class LiveRunScreen(Screen[None]):
         Binding("x", "fault('crash')", "Crash", tooltip="Crash the selected client: its unacked messages return"),
         Binding("h", "fault('hang')", "Hang", tooltip="Hang the selected consumer: it holds its messages"),
         Binding("r", "fault('restart')", "Restart", tooltip="Restart the selected client (heals a hang)"),
-        Binding("n", "next_step", "Next step", show=False),
+        Binding("n", "next_step", "Next step", show=False, tooltip="Workshop: go to the next step"),
         Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
         Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
         Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
