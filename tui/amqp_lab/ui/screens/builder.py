@@ -259,10 +259,7 @@ class BuilderScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        status = self.query_one(StatusBar)
-        status.settings = self.app.settings
-        self.watch(self.app, "amqp_status", lambda value: setattr(status, "amqp", value))
-        self.watch(self.app, "snapshot", lambda value: setattr(status, "snapshot", value))
+        self.query_one(StatusBar).follow(self)
         self.query_one("#preview").border_title = "Topology preview"
         self.query_one("#forms").border_title = "Options (each with what switching it shows)"
         try:

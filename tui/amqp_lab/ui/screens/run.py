@@ -123,10 +123,7 @@ class LiveRunScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        status = self.query_one(StatusBar)
-        status.settings = self.app.settings
-        self.watch(self.app, "amqp_status", lambda value: setattr(status, "amqp", value))
-        self.watch(self.app, "snapshot", lambda value: setattr(status, "snapshot", value))
+        self.query_one(StatusBar).follow(self)
         self.query_one("#flow").border_title = "Message flow"
         self.query_one("#trends").border_title = "Trends (last 2 min)"
         self.query_one("#timeouts").border_title = "Timeouts"

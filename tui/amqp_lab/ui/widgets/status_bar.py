@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
@@ -35,6 +36,12 @@ class StatusBar(Horizontal):
         yield Static(id="amqp-badge", classes="badge")
         yield Static(id="management-badge", classes="badge")
         yield Static("READ-ONLY", id="read-only-badge", classes="badge -warn")
+
+    def follow(self, screen: Screen[object]) -> None:
+        """Show the app's settings and connection states for as long as `screen` lives."""
+        self.settings = screen.app.settings
+        screen.watch(screen.app, "amqp_status", lambda value: setattr(self, "amqp", value))
+        screen.watch(screen.app, "snapshot", lambda value: setattr(self, "snapshot", value))
 
     def on_mount(self) -> None:
         # Reconnecting shows the time elapsed; one cheap tick a second keeps it current.
