@@ -25,6 +25,7 @@ from amqp_lab.config import (
 )
 from amqp_lab.masking import mask_text
 from amqp_lab.workshop import EXPERIMENTS
+from amqp_lab.workshop import experiment as find_experiment
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # AMQP works, the management API does not
@@ -331,12 +332,11 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
             return EXIT_FAILED
         builder = args.scenario
     elif args.command == "workshop" and args.experiment is not None:
-        found = [e for e in EXPERIMENTS if e.key == args.experiment]
-        if not found:
-            keys = ", ".join(e.key for e in EXPERIMENTS)
-            errors.print(Text(f"amqp-lab: no experiment {args.experiment!r}; experiments: {keys}", style="red"))
+        try:
+            experiment = find_experiment(args.experiment)
+        except KeyError as exc:
+            errors.print(Text(f"amqp-lab: {exc.args[0]}", style="red"))
             return EXIT_FAILED
-        experiment = found[0]
     from amqp_lab.ui.app import make_app
 
     app = make_app(settings, builder=builder, experiment=experiment)

@@ -18,7 +18,7 @@ UNTIL_STOPPED = 'duration="8h"'  # an experiment runs until the presenter stops 
 @dataclass(frozen=True)
 class Step:
     text: str  # what happens, and what to look at
-    actions: tuple[tuple[str, ...], ...] = ()  # done in order on reaching the step: controls, ("rerun", *overrides)
+    actions: tuple[tuple[str, ...], ...] = ()  # done in order on reaching the step: run controls, ("rerun", *overrides)
 
 
 @dataclass(frozen=True)
@@ -107,12 +107,12 @@ EXPERIMENTS = (
                 "The lab **added a worker** (the `a` key does the same). Two workers manage 50 a second: the "
                 "backlog stops growing and starts to shrink. Competing consumers share one queue; each task "
                 "goes to one of them.",
-                actions=(("add", "worker"),),
+                actions=(("inject", "worker", "add"),),
             ),
             Step(
                 "The lab **added a third worker**. The backlog drains faster; acked/s is above published/s until "
                 "the queue is empty, then both meet at 40/s. Press `d` to remove one and watch it grow again.",
-                actions=(("add", "worker"),),
+                actions=(("inject", "worker", "add"),),
             ),
         ),
     ),

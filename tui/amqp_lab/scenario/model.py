@@ -251,11 +251,11 @@ EXPECTABLE = (
 
 class Scenario(Section):
     pattern: Pattern
-    name: str = ""
+    name: str = Field("", description="shown in the run's title and report")
     description: str = ""
-    duration: Duration = 10.0
+    duration: Duration = Field(10.0, description="how long producers send: 30s, 2m")
     drain: Duration = Field(3.0, description="after the producers stop, how long consumers may finish their work")
-    seed: int = 1
+    seed: int = Field(1, description="same seed, same random choices: runs you can compare")
     safety_expires: Duration = Field(3600.0, description="x-expires on durable queues: a crashed run's queues go away")
     rpc: RpcOptions = RpcOptions()
     map_reduce: MapReduceOptions = Field(default=MapReduceOptions(), alias="map-reduce")

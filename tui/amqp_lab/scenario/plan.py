@@ -100,6 +100,7 @@ class ReducerSpec:
 
 
 ClientSpec = PublisherSpec | ConsumerSpec | RequesterSpec | SubmitterSpec | ReducerSpec
+PRODUCING = (PublisherSpec, RequesterSpec, SubmitterSpec)  # clients that publish at a rate of their own
 
 
 @dataclass(frozen=True)

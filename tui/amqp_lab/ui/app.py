@@ -21,6 +21,7 @@ from amqp_lab.config import Settings, SettingsError
 from amqp_lab.engine.remote import RemoteRun, RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.masking import mask_text
+from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.screens.builder import BuilderScreen
 from amqp_lab.ui.screens.connection import ConnectionScreen
 from amqp_lab.ui.screens.help import HelpScreen
@@ -55,7 +56,7 @@ class AmqpLabApp(App[None]):
         settings: Settings,
         backoff: Backoff = Backoff(),
         theme: str = "lab-dark",
-        opening: Callable[[], Screen[Any]] | None = None,
+        opening: Callable[[AmqpLabApp], None] | None = None,
     ) -> None:
         super().__init__()
         self._opening = opening
@@ -79,7 +80,7 @@ class AmqpLabApp(App[None]):
     async def on_mount(self) -> None:
         self._start()
         if self._opening is not None:
-            self.push_screen(self._opening())
+            self._opening(self)
 
     async def on_unmount(self) -> None:
         await self.end_run()
@@ -87,9 +88,13 @@ class AmqpLabApp(App[None]):
 
     # -- a scenario run, in its own process ----------------------------------
 
+    @property
+    def run_is_going(self) -> bool:
+        return self.lab_run is not None and self.lab_run.ended is None
+
     def begin_run(self, scenario: Any) -> None:
         """Start a run in a child process; its snapshots land in `run_latest`."""
-        if self.lab_run is not None and self.lab_run.ended is None:
+        if self.run_is_going:
             raise RuntimeError("a run is still going; stop it first")
         self.run_latest = None
         self.run_ended = None
@@ -148,7 +153,7 @@ class AmqpLabApp(App[None]):
         self.lab_run = None
 
     async def action_quit(self) -> None:
-        if self.lab_run is not None and self.lab_run.ended is None:
+        if self.run_is_going:
             self.notify("Stopping the run and cleaning up before quitting…", title="Quitting", timeout=30)
             self.run_worker(self._quit_after_run(), group="quit", exclusive=True)
         else:
@@ -248,18 +253,17 @@ class AmqpLabApp(App[None]):
         if self.manager is not None and self.manager.status.state is not ConnectionState.CONNECTED:
             self.run_worker(self.manager.retry(), name="amqp", group="amqp", exclusive=True)
 
-    def _run_going(self) -> bool:
-        if self.lab_run is not None and self.lab_run.ended is None:
+    def _refuse_while_running(self) -> bool:
+        if self.run_is_going:
             self.notify("A run is going: stop it with s first.", severity="warning")
-            return True
-        return False
+        return self.run_is_going
 
     def action_builder(self, source: str = "rpc") -> None:
-        if not self._run_going():
+        if not self._refuse_while_running():
             self.push_screen(BuilderScreen(source))
 
     def action_workshop(self) -> None:
-        if self._run_going():
+        if self._refuse_while_running():
             return
 
         def chosen(experiment: Experiment | None) -> None:
@@ -268,13 +272,20 @@ class AmqpLabApp(App[None]):
 
         self.push_screen(WorkshopScreen(), chosen)
 
-    def start_experiment(self, experiment: Experiment) -> None:
+    def open_run(self, scenario: Scenario, experiment: Experiment | None = None) -> None:
+        """The live screen on a new run; in read-only mode, a refusal that says why."""
         if self.settings.read_only:
             self.notify(
-                "Read-only mode: an experiment declares queues and publishes.", title="Cannot run", severity="error"
+                "Read-only mode: a run declares queues and publishes. Restart without --read-only to run.",
+                title="Cannot run",
+                severity="error",
             )
             return
-        self.push_screen(LiveRunScreen(experiment.scenario(), experiment), lambda _: self.action_workshop())
+        back_to_workshop = (lambda _: self.action_workshop()) if experiment is not None else None
+        self.push_screen(LiveRunScreen(scenario, experiment), back_to_workshop)
+
+    def start_experiment(self, experiment: Experiment) -> None:
+        self.open_run(experiment.scenario(), experiment)
 
     def action_toggle_theme(self) -> None:
         self.theme = "lab-light" if self.theme == "lab-dark" else "lab-dark"
@@ -312,9 +323,9 @@ def make_app(
 
     `builder` opens the builder on a preset or file; `experiment` starts a workshop experiment.
     """
-    opening: Callable[[], Screen[Any]] | None = None
+    opening: Callable[[AmqpLabApp], None] | None = None
     if builder is not None:
-        opening = lambda: BuilderScreen(builder)  # noqa: E731
+        opening = lambda app: app.action_builder(builder)  # noqa: E731
     elif experiment is not None:
-        opening = lambda: LiveRunScreen(experiment.scenario(), experiment)  # noqa: E731
+        opening = lambda app: app.start_experiment(experiment)  # noqa: E731
     return AmqpLabApp(settings, backoff=backoff, theme=theme, opening=opening)

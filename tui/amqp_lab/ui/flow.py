@@ -19,20 +19,14 @@ from rich.text import Text
 
 from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
-from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, Plan, ReducerSpec
+from amqp_lab.scenario.plan import PRODUCING, ClientSpec, ConsumerSpec, Plan, ReducerSpec
+from amqp_lab.ui.colors import BAD, DEAD, FLOW, READY, UNACKED, WARN
 from amqp_lab.ui.text import rate as shown_rate
 
 LANES_PER_EXCHANGE = 6
 BAR_WIDTH = 12
 IDLE = 0.05  # messages per second below which an edge counts as idle
 FEEDERS = {"reducer": "shard"}  # queues published to by default exchange: consumer role -> publishing role
-# Mid-tones that read on the dark and the light theme alike.
-FLOW = "bold #1E88E5"
-READY = "#FB8C00"
-UNACKED = "#1E88E5"
-DEAD = "bold #AB47BC"
-WARN = "bold #FB8C00"
-BAD = "bold #E53935"
 SECONDARY = {"dead-letter": "☠ dead letters", "alternate": "↪ unroutable"}
 
 
@@ -61,8 +55,9 @@ class RoleGroup:
 
 @dataclass(frozen=True)
 class Lane:
-    producers: tuple[RoleGroup, ...]  # empty on the second and later lanes of an exchange
-    exchange: str  # shown name, "" when continuing
+    first: bool  # the first lane of its exchange: it draws the producers and the exchange
+    producers: tuple[RoleGroup, ...]
+    exchange: str  # shown name
     key: str
     queue: QueueDepth | None
     queue_name: str
@@ -124,8 +119,7 @@ class FlowModel:
         return _groups(
             c
             for c in self.clients
-            if not isinstance(self.specs[c.name], ConsumerSpec | ReducerSpec)
-            and getattr(self.specs[c.name], "exchange", None) == exchange
+            if isinstance(self.specs[c.name], PRODUCING) and self.specs[c.name].exchange == exchange  # type: ignore[union-attr]
         )
 
     def _lanes(self) -> list[Lane]:
@@ -142,15 +136,15 @@ class FlowModel:
             shown = self.short(exchange) + (f" ({found.type})" if found is not None else "")
             bindings = [b for b in self.bindings if b.source == exchange]
             if not bindings:
-                lanes.append(Lane(producers, shown, "", None, "(no binding: unroutable)", (), kind))
+                lanes.append(Lane(True, producers, shown, "", None, "(no binding: unroutable)", (), kind))
                 continue
             for i, binding in enumerate(bindings):
                 fed.add(binding.destination)
-                branch = "" if i == 0 else ("└" if i == len(bindings) - 1 else "├")
                 lanes.append(
                     Lane(
-                        producers if i == 0 else (),
-                        shown if i == 0 else f" {branch}",
+                        i == 0,
+                        producers,
+                        shown,
                         binding.routing_key or ("" if found is not None and found.type == "fanout" else "(any)"),
                         self.depths.get(binding.destination),
                         self.short(binding.destination) + (" (exchange)" if binding.to_exchange else ""),
@@ -166,6 +160,7 @@ class FlowModel:
             producers = _groups(c for c in self.clients if c.role in feeders)
             lanes.append(
                 Lane(
+                    True,
                     producers,
                     "(default)",
                     self.short(queue),
@@ -179,11 +174,11 @@ class FlowModel:
 
     def reply_lane(self) -> Text | None:
         """RPC and map-reduce answer through per-client reply queues: one line says so."""
-        answering = [g for g in _groups(c for c in self.clients if getattr(self.specs[c.name], "reply", False))]
-        waiting = [g for g in _groups(c for c in self.clients if c.role in ("requester", "submitter"))]
-        reducer = [g for g in _groups(c for c in self.clients if c.role == "reducer")]
-        if self.plan.pattern == "map-reduce" and any(getattr(s, "want_reply", False) for s in self.plan.clients):
-            answering = reducer
+        if any(getattr(s, "want_reply", False) for s in self.plan.clients):  # map-reduce: the reducer answers
+            answering = _groups(c for c in self.clients if c.role == "reducer")
+        else:
+            answering = _groups(c for c in self.clients if getattr(self.specs[c.name], "reply", False))
+        waiting = _groups(c for c in self.clients if c.role in ("requester", "submitter"))
         if not answering or not waiting:
             return None
         rate = sum(g.rate for g in waiting)
@@ -214,7 +209,7 @@ def _edge(label: str, rate: float | None, width: int = 14) -> Text:
 
 
 def _bar(depth: QueueDepth | None, scale: int) -> Text:
-    """Ready (yellow) then unacked (cyan) as one bar, and the two numbers."""
+    """Ready then unacked as one bar, and the two numbers."""
     if depth is None:
         return Text("▕" + "·" * BAR_WIDTH + "▏ –", style="dim")
     total = depth.ready + depth.unacked
@@ -242,7 +237,7 @@ def _exchange_groups(lanes: list[Lane]) -> list[list[Lane]]:
     """Lanes by exchange: each group starts with the lane that names its exchange."""
     groups: list[list[Lane]] = []
     for lane in lanes:
-        if not lane.exchange.startswith(" ") or not groups:
+        if lane.first or not groups:
             groups.append([])
         groups[-1].append(lane)
     return groups
@@ -262,16 +257,7 @@ def render_flow(
     table = _lane_table(wide)
     for group in _exchange_groups(model.lanes):
         if not wide:
-            head = group[0]
-            line = _labels(head.producers) if head.producers else Text("")
-            if head.kind in SECONDARY:
-                line = Text(SECONDARY[head.kind], style=DEAD)
-            rate = sum(g.rate for g in head.producers) if head.producers and snapshot is not None else None
-            line.append(" ")
-            line.append_text(_edge("", rate, 10))
-            line.append(" ")
-            line.append(head.exchange, style=DEAD if head.kind in SECONDARY else "bold")
-            parts.append(line)
+            parts.append(Text(" ").join(_source(group[0], snapshot)))
         for i, lane in enumerate(group[:LANES_PER_EXCHANGE]):
             last = i == len(group) - 1
             _add_lane(table, lane, scale, snapshot, wide, last)
@@ -337,21 +323,25 @@ def _add_fold(table: Table, folded: list[Lane], wide: bool) -> None:
     )
 
 
+def _source(lane: Lane, snapshot: RunSnapshot | None) -> tuple[Text, Text, Text]:
+    """Who publishes, the edge into the exchange (with their rate once measured), and the exchange."""
+    secondary = lane.kind in SECONDARY
+    producers = Text(SECONDARY[lane.kind], style=DEAD) if secondary else _labels(lane.producers)
+    rate = sum(g.rate for g in lane.producers) if lane.producers and snapshot is not None else None
+    into = _edge("", rate, 10) if lane.producers or secondary else Text("")
+    return producers, into, Text(lane.exchange, style=DEAD if secondary else "bold")
+
+
 def _add_lane(table: Table, lane: Lane, scale: int, snapshot: RunSnapshot | None, wide: bool, last: bool) -> None:
     rate_in = lane.queue.in_rate if lane.queue else None
     rate_out = lane.queue.out_rate if lane.queue else None
-    producers = _labels(lane.producers)
-    if lane.kind in SECONDARY and lane.exchange:
-        producers = Text(SECONDARY[lane.kind], style=DEAD)
-    first = not lane.exchange.startswith(" ")
-    measured = snapshot is not None
-    produce_rate = sum(g.rate for g in lane.producers) if lane.producers and measured else None
-    into = _edge("", produce_rate, 10) if first and (lane.producers or lane.kind in SECONDARY) else Text("")
-    exchange = Text(lane.exchange, style=(DEAD if lane.kind in SECONDARY else "bold") if first else "dim")
-    lead = (producers, into, exchange) if wide else ()
+    branch = Text(" └" if last else " ├", style="dim")
+    lead: tuple[Text, ...] = ()
+    if wide:
+        lead = _source(lane, snapshot) if lane.first else (Text(""), Text(""), branch)
     key = _edge(lane.key, rate_in, 16)
     if not wide:
-        key = Text(" └ " if last else " ├ ", style="dim") + key
+        key = branch + " " + key
     table.add_row(
         *lead,
         key,

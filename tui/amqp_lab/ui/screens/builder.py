@@ -23,22 +23,17 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, Footer, Input, Label, Select, Static, Switch, Tab, Tabs, TextArea
 
-from amqp_lab.scenario.files import PRESETS, ScenarioError, from_text, read_source, to_toml
+from amqp_lab.scenario.files import PRESETS, ScenarioError, from_text, read_source, save
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build
+from amqp_lab.ui.colors import BAD
 from amqp_lab.ui.flow import render_flow
-from amqp_lab.ui.screens.run import WIDE_FLOW, LiveRunScreen
+from amqp_lab.ui.screens.run import WIDE_FLOW
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
 PREVIEW_PREFIX = "lab.<run>."
-COMMON = (
-    ("name", "shown in the run's title and report"),
-    ("duration", "how long producers send: 30s, 2m"),
-    ("drain", "after the producers stop, how long consumers may finish their work"),
-    ("seed", "same seed, same random choices: runs you can compare"),
-)
-SECTIONS = {"rpc": "rpc", "map-reduce": "map-reduce", "workers": "workers", "pub-sub": "pub-sub"}
+COMMON = ("name", "duration", "drain", "seed")  # the scenario's own keys a form shows above its pattern's
 LABELS = {"rpc": "RPC", "map-reduce": "Map-reduce", "workers": "Workers", "pub-sub": "Pub-sub", "custom": "Custom"}
 
 
@@ -83,13 +78,13 @@ def _choices(annotation: Any) -> tuple[list[str], bool] | None:
 class Field(Vertical):
     """One option: its name, the control, its one-line reason, and what is wrong with it."""
 
-    def __init__(self, key: str, field: FieldInfo | None, value: Any, reason: str) -> None:
+    def __init__(self, key: str, field: FieldInfo, value: Any) -> None:
         super().__init__(classes="field")
         self.key = key
-        self.annotation = field.annotation if field is not None else str
+        self.annotation = field.annotation
         self.value = value
-        self.reason = reason
-        self.current = "" if value is None else inline_toml(value)
+        self.reason = field.description or ""
+        self.current = "" if value is None else inline_toml(value)  # an override's right-hand side; "" unsets
         self.error: str | None = None
         if isinstance(value, str) and _choices(self.annotation) is not None:
             self.current = json.dumps(value)
@@ -115,10 +110,6 @@ class Field(Vertical):
         else:
             yield Input(inline_toml(self.value), classes="control", compact=True)
         yield Static(self.reason, classes="field-reason")
-
-    def text(self) -> str:
-        """The value as an override's right-hand side ("" unsets it); kept current by the control's events."""
-        return self.current
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.current = event.value.strip()
@@ -157,17 +148,16 @@ class PatternForm(VerticalScroll):
             yield TextArea(self.text, language="toml", id="custom-toml", soft_wrap=False, show_line_numbers=True)
             yield Static("", classes="field-error", id="custom-error")
             return
-        for key, reason in COMMON:
-            field = Scenario.model_fields[key]
-            yield Field(key, field, data[key], field.description or reason)
-        section = SECTIONS[self.pattern]
+        for key in COMMON:
+            yield Field(key, Scenario.model_fields[key], data[key])
+        section = self.pattern  # each pattern's options are the section named after it
         model = type(getattr(self.scenario, section.replace("-", "_")))
         yield Static(Text(f"[{section}]"), classes="section-title")
         for name, field in model.model_fields.items():
-            yield Field(f"{section}.{name}", field, data[section][name], field.description or "")
+            yield Field(f"{section}.{name}", field, data[section][name])
 
     def overrides(self) -> list[str]:
-        return [f"{f.key}={f.text()}" for f in self.query(Field)]
+        return [f"{f.key}={f.current}" for f in self.query(Field)]
 
     def evaluate(self) -> tuple[Scenario | None, str | None]:
         """Load the base text with the form's values; mark each field with its error."""
@@ -318,7 +308,7 @@ class BuilderScreen(Screen[None]):
         self.scenario, self.problem = form.evaluate()
         title = self.query_one("#preview-title", Static)
         if self.scenario is None:
-            title.update(Text.assemble(("Not runnable yet: ", "bold #E53935"), inert(self.problem or "")))
+            title.update(Text.assemble(("Not runnable yet: ", BAD), inert(self.problem or "")))
             self.query_one("#preview-flow", Static).update("")
             self.query_one("#preview-notes", Static).update("")
             return
@@ -347,14 +337,7 @@ class BuilderScreen(Screen[None]):
         if self.scenario is None:
             self.notify(inert(self.problem or "The scenario is not valid.").plain, title="Cannot run", severity="error")
             return
-        if self.app.settings.read_only:
-            self.notify(
-                "Read-only mode: a run declares queues and publishes. Restart without --read-only to run.",
-                title="Cannot run",
-                severity="error",
-            )
-            return
-        self.app.push_screen(LiveRunScreen(self.scenario))
+        self.app.open_run(self.scenario)
 
     def action_save(self) -> None:
         if self.scenario is None:
@@ -366,7 +349,7 @@ class BuilderScreen(Screen[None]):
             if path is None:
                 return
             try:
-                path.write_text(to_toml(scenario), encoding="utf-8")
+                save(scenario, path)
             except OSError as exc:
                 self.notify(inert(f"{path}: {exc}").plain, title="Not saved", severity="error")
                 return

@@ -26,7 +26,8 @@ from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.headless import PATTERN_COUNTERS
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build, run_prefix
-from amqp_lab.scenario.plan import Plan, PublisherSpec, RequesterSpec, SubmitterSpec
+from amqp_lab.scenario.plan import PRODUCING, Plan
+from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.flow import render_flow
 from amqp_lab.ui.history import RunHistory
 from amqp_lab.ui.text import inert
@@ -62,10 +63,14 @@ def emphasised(text: str) -> Text:
 
 def producer_rate(plan: Plan) -> float | None:
     """The rate each producer starts with (None: as fast as it can)."""
-    for spec in plan.clients:
-        if isinstance(spec, PublisherSpec | RequesterSpec | SubmitterSpec):
-            return spec.rate
-    return None
+    return next((spec.rate for spec in plan.clients if isinstance(spec, PRODUCING)), None)
+
+
+def count_line(text: Text, label: str, value: int | str, alarm: str) -> None:
+    """One line of the timeouts panel: dim while nothing happened, `alarm` once something did."""
+    shown = f"{value:>8,}" if isinstance(value, int) else value or f"{'none':>8}"
+    text.append(f"{label:<18}", style="bold" if value else "dim")
+    text.append(f"{shown}\n", style=alarm if value else "dim")
 
 
 class LiveRunScreen(Screen[None]):
@@ -73,8 +78,8 @@ class LiveRunScreen(Screen[None]):
         Binding("space", "pause", "Pause", tooltip="Pause or resume every producer"),
         Binding("plus,equals_sign", "rate(2)", "Rate+", key_display="+", tooltip="Double the producers' rate"),
         Binding("minus", "rate(0.5)", "Rate-", key_display="-", tooltip="Halve the producers' rate"),
-        Binding("a", "add", "Add", tooltip="Add a consumer of the selected client's role"),
-        Binding("d", "remove", "Remove", tooltip="Remove a consumer of the selected client's role"),
+        Binding("a", "scale('add')", "Add", tooltip="Add a consumer of the selected client's role"),
+        Binding("d", "scale('remove')", "Remove", tooltip="Remove a consumer of the selected client's role"),
         Binding("x", "fault('crash')", "Crash", tooltip="Crash the selected client: its unacked messages return"),
         Binding("h", "fault('hang')", "Hang", tooltip="Hang the selected consumer: it holds its messages"),
         Binding("r", "fault('restart')", "Restart", tooltip="Restart the selected client (heals a hang)"),
@@ -211,7 +216,7 @@ class LiveRunScreen(Screen[None]):
             if s.duration < 3600:
                 line.append(f" of {s.duration:g} s")
         line.append("  ")
-        line.append(f"lost {ledger.lost:,}", style="bold #E53935" if ledger.lost else "bold #43A047")
+        line.append(f"lost {ledger.lost:,}", style=BAD if ledger.lost else GOOD)
         line.append(f"  · published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}")
         if ended is None:
             line.append(f"  · rate {'max' if self.rate is None else f'{self.rate:g}/s'}")
@@ -221,20 +226,14 @@ class LiveRunScreen(Screen[None]):
         text = Text()
         relevant = set(PATTERN_COUNTERS[s.pattern]) | {"returns"}
         for key, label in TIMEOUT_COUNTERS:
-            if key not in relevant:
-                continue
-            value = int(s.counters.get(key, 0))
-            text.append(f"{label:<18}", style="bold" if value else "dim")
-            text.append(f"{value:>8,}\n", style="bold #E53935" if value else "dim")
-        text.append(f"{'redelivered':<18}", style="bold" if s.ledger.redelivered else "dim")
-        text.append(f"{s.ledger.redelivered:>8,}\n", style="bold #FB8C00" if s.ledger.redelivered else "dim")
+            if key in relevant:
+                count_line(text, label, int(s.counters.get(key, 0)), BAD)
+        count_line(text, "redelivered", s.ledger.redelivered, WARN)
         if s.pattern == "pub-sub":
-            missed = int(s.counters.get("missed", 0))
-            text.append(f"{'missed events':<18}", style="bold" if missed else "dim")
-            text.append(f"{missed:>8,}\n", style="bold #E53935" if missed else "dim")
+            count_line(text, "missed events", int(s.counters.get("missed", 0)), BAD)
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
-        text.append(f"{'hung consumers':<18}", style="bold" if stalled else "dim")
-        text.append(", ".join(stalled) if stalled else f"{'none':>8}", style="bold #E53935" if stalled else "dim")
+        count_line(text, "hung consumers", ", ".join(stalled), BAD)
+        text.rstrip()
         self._update("#timeouts", text, text.plain.count("\n") + 1)
 
     def on_run_finished(self) -> None:
@@ -247,7 +246,7 @@ class LiveRunScreen(Screen[None]):
             self._render_latest()
         if ended.error:
             self.query_one("#run-header", Static).update(
-                Text.assemble(("Run failed: ", "bold #E53935"), inert(ended.error), "  · Esc back")
+                Text.assemble(("Run failed: ", BAD), inert(ended.error), "  · Esc back")
             )
 
     # -- workshop ------------------------------------------------------------
@@ -282,8 +281,6 @@ class LiveRunScreen(Screen[None]):
                     self.plan = None
                     self._begin(self.experiment.scenario(*action[1:]))
                     await self.app.run_started()
-                elif action[0] == "add":
-                    self.app.run_control("inject", action[1], "add")
                 else:
                     self.app.run_control(*action)
         finally:
@@ -316,9 +313,7 @@ class LiveRunScreen(Screen[None]):
                 return
             self.rate = measured
         self.rate = max(self.rate * factor, 0.5)
-        for role in dict.fromkeys(
-            c.role for c in self.plan.clients if isinstance(c, PublisherSpec | RequesterSpec | SubmitterSpec)
-        ):
+        for role in dict.fromkeys(c.role for c in self.plan.clients if isinstance(c, PRODUCING)):
             self.app.run_control("rate", role, self.rate)
         self.notify(f"Producer rate: {self.rate:g} per second each.")
 
@@ -330,17 +325,12 @@ class LiveRunScreen(Screen[None]):
             return role
         return SCALING.get(self.scenario.pattern, "consumer")
 
-    def action_add(self) -> None:
+    def action_scale(self, action: str) -> None:
+        """add or remove a consumer of the selected client's role (else the pattern's)."""
         if self._run_is_live():
             role = self._consumer_role()
-            self.app.run_control("inject", role, "add")
-            self.notify(f"Adding a {role}.")
-
-    def action_remove(self) -> None:
-        if self._run_is_live():
-            role = self._consumer_role()
-            self.app.run_control("inject", role, "remove")
-            self.notify(f"Removing a {role}.")
+            self.app.run_control("inject", role, action)
+            self.notify(f"{'Adding' if action == 'add' else 'Removing'} a {role}.")
 
     def action_fault(self, action: str) -> None:
         if not self._run_is_live():
@@ -363,7 +353,7 @@ class LiveRunScreen(Screen[None]):
             box.value = ""
             self.query_one(ClientsTable).focus()
             return
-        if self.app.run_ended is None and self.app.lab_run is not None:
+        if self.app.run_is_going:
             self.notify("The run is still going: press s to stop it (and clean up) first.", severity="warning")
             return
         self.dismiss()

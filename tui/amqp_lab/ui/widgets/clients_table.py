@@ -9,17 +9,18 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from amqp_lab.engine.clients import ClientStats
+from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.text import rate
 
 COLUMNS = ("client", "role", "state", "sent", "received", "rate/s", "unacked", "detail")
 STATE_STYLES = {
-    "running": "bold #43A047",
-    "paused": "bold #FB8C00",
-    "slow": "bold #FB8C00",
-    "rejecting": "bold #FB8C00",
-    "hung": "bold #E53935",
-    "crashed": "bold #E53935",
-    "failed": "bold #E53935",
+    "running": GOOD,
+    "paused": WARN,
+    "slow": WARN,
+    "rejecting": WARN,
+    "hung": BAD,
+    "crashed": BAD,
+    "failed": BAD,
     "stopped": "dim",
 }
 
@@ -32,7 +33,7 @@ def cells(client: ClientStats, stalled: bool) -> tuple[Text, ...]:
     return (
         Text(client.name, style="bold"),
         Text(client.role),
-        Text(state, style=STATE_STYLES.get(state, "bold #E53935")),
+        Text(state, style=STATE_STYLES.get(state, BAD)),
         number(client.sent),
         number(client.received),
         Text(rate(client.rate), justify="right"),
@@ -74,6 +75,6 @@ class ClientsTable(DataTable[Text]):
         return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
 
     def state_of(self, name: str) -> str | None:
-        """The state as shown, for tests and the notices that describe a control's effect."""
+        """The state as the table shows it (stalled included), or None for a client it does not list."""
         row = self._shown.get(name)
         return row[2].plain if row else None

@@ -10,21 +10,22 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from amqp_lab.engine.context import Event
+from amqp_lab.ui.colors import BAD, GOOD, WARN
 
 SHOWN = 200
 KIND_STYLES = {
-    "timeout": "bold #E53935",
-    "crash": "bold #E53935",
-    "error": "bold #E53935",
-    "refused": "bold #E53935",
-    "hang": "bold #E53935",
-    "late": "bold #FB8C00",
-    "orphan": "bold #FB8C00",
-    "partial": "bold #FB8C00",
-    "return": "bold #FB8C00",
-    "nack": "bold #FB8C00",
-    "fault": "bold #FB8C00",
-    "restart": "bold #43A047",
+    "timeout": BAD,
+    "crash": BAD,
+    "error": BAD,
+    "refused": BAD,
+    "hang": BAD,
+    "late": WARN,
+    "orphan": WARN,
+    "partial": WARN,
+    "return": WARN,
+    "nack": WARN,
+    "fault": WARN,
+    "restart": GOOD,
 }
 
 
@@ -55,8 +56,7 @@ class EventLog(Vertical):
 
     def _render_events(self) -> None:
         wanted = self.query_one("#event-filter", Input).value
-        room = max(self.query_one("#events", Static).size.height, 1)
-        found = [e for e in reversed(self._events) if matches(e, wanted)][:room]
+        found = self._matching()[: max(self.query_one("#events", Static).size.height, 1)]
         lines = [
             Text.assemble(
                 f"{e.at:6.1f}s ",
@@ -73,8 +73,12 @@ class EventLog(Vertical):
         # As many lines as fit, so the widget never changes size and never needs a layout pass.
         self.query_one("#events", Static).update(Text("\n", no_wrap=True).join(lines), layout=False)
 
+    def _matching(self) -> list[Event]:
+        """The events the filter lets through, newest first."""
+        wanted = self.query_one("#event-filter", Input).value
+        return [e for e in reversed(self._events) if matches(e, wanted)]
+
     @property
     def shown(self) -> list[str]:
-        """The lines as shown, newest first: what a reader (or a test) sees."""
-        wanted = self.query_one("#event-filter", Input).value
-        return [f"{e.kind} {e.client} {e.text}" for e in reversed(self._events) if matches(e, wanted)][:SHOWN]
+        """The newest SHOWN events the filter lets through, as "kind client text": what a reader scrolls to."""
+        return [f"{e.kind} {e.client} {e.text}" for e in self._matching()[:SHOWN]]

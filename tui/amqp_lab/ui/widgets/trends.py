@@ -11,7 +11,11 @@ from amqp_lab.ui.history import RunHistory
 DEPTH_SERIES = 4  # the deepest queues get a line; the flow diagram shows every queue's depth
 
 
-def _number(value: float) -> str:
+def _last(points: list[float]) -> str:
+    """The newest point, as the number beside its sparkline."""
+    if not points:
+        return "–"
+    value = points[-1]
     return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
 
 
@@ -25,13 +29,13 @@ class Trend(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(self.label, classes="trend-label")
         yield Sparkline(self.points or [0.0], summary_function=max)
-        yield Static(_number(self.points[-1]) if self.points else "–", classes="trend-value")
+        yield Static(_last(self.points), classes="trend-value")
 
     def show(self, points: list[float]) -> None:
         self.points = points
         if self.is_mounted:
             self.query_one(Sparkline).data = points or [0.0]
-            self.query_one(".trend-value", Static).update(_number(points[-1]) if points else "–", layout=False)
+            self.query_one(".trend-value", Static).update(_last(points), layout=False)
 
 
 class Trends(VerticalScroll):
