@@ -72,3 +72,15 @@ class ManagementBadResponse(ManagementError):
 
 class ManagementTlsError(ManagementError):
     pass
+
+
+class ManagementObjectGone(ManagementError):
+    """The queue or exchange asked for does not exist (any more)."""
+
+
+class ReadOnlyRefused(BrokerError):
+    """Read-only mode: the lab refused to change the broker."""
+
+
+class ManagementRefused(ManagementError):
+    """The broker understood the request and refused it (HTTP 400), saying why."""

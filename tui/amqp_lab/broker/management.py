@@ -20,19 +20,25 @@ from amqp_lab.broker.errors import (
     ManagementError,
     ManagementForbidden,
     ManagementNotFound,
+    ManagementObjectGone,
+    ManagementRefused,
     ManagementServerError,
     ManagementTimeout,
     ManagementTlsError,
     ManagementUnauthorized,
     ManagementUnreachable,
+    ReadOnlyRefused,
 )
 from amqp_lab.broker.models import (
     Binding,
     Channel,
+    ChannelActivity,
     ClientConnection,
     Consumer,
     Exchange,
     Overview,
+    PeekedMessage,
+    QueueDetail,
     QueuePage,
     QueueStats,
     Vhost,
@@ -45,6 +51,7 @@ from amqp_lab.config import Settings
 from amqp_lab.masking import mask_text
 
 MAX_PAGE_SIZE = 500  # RabbitMQ refuses larger pages
+PEEK_TRUNCATE = 64 * 1024  # bytes of each peeked payload the broker sends back
 # A page of 500 queues is well under 1 MB; anything far beyond is not an API answer.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
@@ -130,33 +137,99 @@ class ManagementClient:
             page += 1
 
     async def exchanges(self, vhost: str | None = None) -> list[Exchange]:
-        return self._records(await self.get_json(_scoped("api/exchanges", vhost)), Exchange.parse, "exchanges")
+        return self._records(
+            await self.get_json(_scoped("api/exchanges", vhost), columns=Exchange.COLUMNS), Exchange.parse, "exchanges"
+        )
+
+    async def exchange(self, vhost: str, name: str) -> Exchange:
+        path = _object("api/exchanges", vhost, name)
+        data = await self.get_json(path, gone=_gone("exchange", vhost, name), columns=Exchange.COLUMNS)
+        return Exchange.parse(expect_object(data, "an exchange"))
 
     async def bindings(self, vhost: str | None = None) -> list[Binding]:
         return self._records(await self.get_json(_scoped("api/bindings", vhost)), Binding.parse, "bindings")
+
+    async def bindings_from(self, vhost: str, exchange: str) -> list[Binding]:
+        """The bindings whose source is one exchange: what it routes to."""
+        path = _object("api/exchanges", vhost, exchange) + "/bindings/source"
+        return self._records(
+            await self.get_json(path, gone=_gone("exchange", vhost, exchange)), Binding.parse, "bindings"
+        )
+
+    async def queue_bindings(self, vhost: str, queue: str) -> list[Binding]:
+        path = _object("api/queues", vhost, queue) + "/bindings"
+        return self._records(await self.get_json(path, gone=_gone("queue", vhost, queue)), Binding.parse, "bindings")
+
+    async def queue(self, vhost: str, name: str) -> QueueDetail:
+        path = _object("api/queues", vhost, name)
+        return QueueDetail.parse(
+            await self.get_json(path, gone=_gone("queue", vhost, name), columns=QueueDetail.COLUMNS)
+        )
+
+    async def channel_activity(self, name: str) -> ChannelActivity:
+        path = "api/channels/" + quote(name, safe="")
+        return ChannelActivity.parse(await self.get_json(path, gone=f"channel {name!r} is closed"))
 
     async def consumers(self, vhost: str | None = None) -> list[Consumer]:
         return self._records(await self.get_json(_scoped("api/consumers", vhost)), Consumer.parse, "consumers")
 
     async def connections(self) -> list[ClientConnection]:
-        return self._records(await self.get_json("api/connections"), ClientConnection.parse, "connections")
+        return self._records(
+            await self.get_json("api/connections", columns=ClientConnection.COLUMNS),
+            ClientConnection.parse,
+            "connections",
+        )
 
     async def channels(self) -> list[Channel]:
-        return self._records(await self.get_json("api/channels"), Channel.parse, "channels")
+        return self._records(await self.get_json("api/channels", columns=Channel.COLUMNS), Channel.parse, "channels")
+
+    # -- calls that change the broker (refused in read-only mode) -----------
+
+    async def peek(self, vhost: str, queue: str, count: int) -> list[PeekedMessage]:
+        """Take up to `count` messages and give them straight back (ack_requeue_true).
+
+        They return to the queue marked redelivered, and a consumer may get them meanwhile.
+        """
+        path = _object("api/queues", vhost, queue) + "/get"
+        body = {"count": count, "ackmode": "ack_requeue_true", "encoding": "auto", "truncate": PEEK_TRUNCATE}
+        data = await self._change("POST", path, _gone("queue", vhost, queue), body)
+        return self._records(data, PeekedMessage.parse, "peeked messages")
+
+    async def purge(self, vhost: str, queue: str) -> None:
+        await self._change("DELETE", _object("api/queues", vhost, queue) + "/contents", _gone("queue", vhost, queue))
+
+    async def delete_queue(self, vhost: str, queue: str) -> None:
+        await self._change("DELETE", _object("api/queues", vhost, queue), _gone("queue", vhost, queue))
+
+    async def delete_exchange(self, vhost: str, exchange: str) -> None:
+        await self._change("DELETE", _object("api/exchanges", vhost, exchange), _gone("exchange", vhost, exchange))
 
     # -- plumbing ----------------------------------------------------------
 
     def _records(self, data: Any, parse: Callable[[Any], Record], what: str) -> list[Record]:
         return [parse(item) for item in expect_list(data, what)]
 
-    async def get_json(self, path: str, **params: Any) -> Any:
-        """GET a path under the API and decode its JSON, mapping every failure to a typed error."""
+    async def get_json(self, path: str, gone: str | None = None, **params: Any) -> Any:
+        """GET a path under the API and decode its JSON, mapping every failure to a typed error.
+
+        `gone` is what a 404 means when the path names one object (instead of a missing API).
+        """
+        return await self._request("GET", path, gone, params=params or None)
+
+    async def _change(self, method: str, path: str, gone: str, body: Any = None) -> Any:
+        if self.settings.read_only:
+            raise ReadOnlyRefused(f"read-only mode: {method} {path} would change the broker")
+        return await self._request(method, path, gone, json_body=body)
+
+    async def _request(
+        self, method: str, path: str, gone: str | None, params: Any = None, json_body: Any = None
+    ) -> Any:
         where = self.settings.management_display
         try:
             # One deadline for the whole answer: a server that drips bytes slowly
             # never trips httpx's per-read timeout.
             async with asyncio.timeout(self.settings.timeout):
-                body = await self._fetch(path, params)
+                body = await self._fetch(method, path, gone, params, json_body)
         except ManagementError:
             raise
         except (httpx.TimeoutException, TimeoutError):
@@ -174,6 +247,8 @@ class ManagementClient:
         except httpx.HTTPError as exc:
             message = mask_text(str(exc) or type(exc).__name__, self._secrets)
             raise ManagementUnreachable(f"management API at {where} failed: {message}") from None
+        if not body:  # 204 No Content: purge, delete
+            return None
         try:
             return json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -182,8 +257,14 @@ class ManagementClient:
                 "is --management-url the RabbitMQ management port (15672)?"
             ) from None
 
-    async def _fetch(self, path: str, params: dict[str, Any]) -> bytes:
-        async with self._client.stream("GET", path, params=params or None) as response:
+    async def _fetch(self, method: str, path: str, gone: str | None, params: Any, json_body: Any) -> bytes:
+        # RabbitMQ 3.10 answers a purge that accepts only JSON with 406: it has no body to give.
+        headers = {"accept": "*/*"} if method == "DELETE" else None
+        async with self._client.stream(method, path, params=params, json=json_body, headers=headers) as response:
+            if response.status_code == 404 and gone is not None:
+                raise ManagementObjectGone(gone)
+            if response.status_code == 400:  # the broker says why, as {"error": ..., "reason": ...}
+                raise ManagementRefused(f"the broker refused {method} {path}: {_reason(await response.aread())}")
             self._check_status(response, path)
             body = bytearray()
             async for chunk in response.aiter_bytes():
@@ -244,3 +325,19 @@ class ManagementClient:
 
 def _scoped(path: str, vhost: str | None) -> str:
     return path if vhost is None else f"{path}/{quote(vhost, safe='')}"
+
+
+def _reason(body: bytes) -> str:
+    try:
+        reason = json.loads(body[:4096]).get("reason")
+    except (ValueError, AttributeError):
+        reason = None
+    return reason[:300] if isinstance(reason, str) else "bad request (400)"
+
+
+def _object(path: str, vhost: str, name: str) -> str:
+    return f"{_scoped(path, vhost)}/{quote(name, safe='')}"
+
+
+def _gone(kind: str, vhost: str, name: str) -> str:
+    return f"{kind} {name!r} in vhost {vhost!r} does not exist (deleted meanwhile?)"

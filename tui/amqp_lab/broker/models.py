@@ -7,8 +7,10 @@ statistics modes leave fields out, and a missing figure is zero or None.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from amqp_lab.broker.errors import ManagementBadResponse
@@ -214,6 +216,21 @@ class Exchange:
     internal: bool
     publish_in: float
     publish_out: float
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    COLUMNS = (
+        "name,vhost,type,durable,auto_delete,internal,arguments,"
+        "message_stats.publish_in_details.rate,message_stats.publish_out_details.rate"
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{self.vhost}\x00{self.name}"
+
+    @property
+    def alternate(self) -> str | None:
+        value = self.arguments.get("alternate-exchange")
+        return value if isinstance(value, str) and value else None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Exchange:
@@ -227,6 +244,7 @@ class Exchange:
             internal=bool(data.get("internal")),
             publish_in=number(data, "message_stats.publish_in_details.rate", what),
             publish_out=number(data, "message_stats.publish_out_details.rate", what),
+            arguments=expect_object(data.get("arguments") or {}, "exchange arguments"),
         )
 
 
@@ -288,6 +306,8 @@ class ClientConnection:
     state: str
     channels: int
 
+    COLUMNS = "name,vhost,user,peer_host,peer_port,state,channels"
+
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> ClientConnection:
         what = "connection"
@@ -310,6 +330,12 @@ class Channel:
     unacked: int
     consumers: int
     confirm: bool
+    ack_rate: float = 0.0
+
+    COLUMNS = (
+        "name,vhost,connection_details.name,prefetch_count,messages_unacknowledged,consumer_count,confirm,"
+        "message_stats.ack_details.rate"
+    )
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Channel:
@@ -323,4 +349,134 @@ class Channel:
             unacked=int(number(data, "messages_unacknowledged", what)),
             consumers=int(number(data, "consumer_count", what)),
             confirm=bool(data.get("confirm")),
+            ack_rate=number(data, "message_stats.ack_details.rate", what),
+        )
+
+
+@dataclass(frozen=True)
+class QueueConsumer:
+    """One consumer of a queue, as the queue's detail lists it."""
+
+    tag: str
+    channel: str
+    prefetch: int  # 0: unlimited
+    ack_required: bool
+    active: bool
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> QueueConsumer:
+        what = "consumer"
+        channel = expect_object(data.get("channel_details") or {}, "consumer channel")
+        return cls(
+            tag=text(data, "consumer_tag", what),
+            channel=text(channel, "name", what),
+            prefetch=int(number(data, "prefetch_count", what)),
+            ack_required=bool(data.get("ack_required")),
+            active=bool(data.get("active", True)),
+        )
+
+
+@dataclass(frozen=True)
+class QueueDetail:
+    """One queue in full: its figures, flags, arguments, policy and consumers."""
+
+    stats: QueueStats
+    durable: bool
+    auto_delete: bool
+    exclusive: bool
+    node: str
+    arguments: Mapping[str, Any]
+    policy: str
+    operator_policy: str
+    effective_policy: Mapping[str, Any]  # the policy and operator policy merged by the broker
+    consumers: tuple[QueueConsumer, ...]
+
+    COLUMNS = (
+        QueueStats.COLUMNS + ",durable,auto_delete,exclusive,node,arguments,policy,operator_policy,"
+        "effective_policy_definition,consumer_details"
+    )
+
+    @classmethod
+    def parse(cls, data: Any) -> QueueDetail:
+        data = expect_object(data, "a queue")
+        what = "queue"
+        return cls(
+            stats=QueueStats.parse(data),
+            durable=bool(data.get("durable")),
+            auto_delete=bool(data.get("auto_delete")),
+            exclusive=bool(data.get("exclusive")),
+            node=text(data, "node", what),
+            arguments=expect_object(data.get("arguments") or {}, "queue arguments"),
+            policy=text(data, "policy", what),
+            operator_policy=text(data, "operator_policy", what),
+            effective_policy=expect_object(data.get("effective_policy_definition") or {}, "queue policy"),
+            consumers=tuple(QueueConsumer.parse(c) for c in expect_list(data.get("consumer_details") or [], what)),
+        )
+
+
+@dataclass(frozen=True)
+class ChannelActivity:
+    """What tells whether a channel's consumers make progress: unacked and acks so far."""
+
+    name: str
+    unacked: int
+    acked: int  # acks since the channel opened
+    ack_rate: float
+    prefetch: int  # the channel-wide (global) limit; 0: none
+    consumers: int
+
+    @classmethod
+    def parse(cls, data: Any) -> ChannelActivity:
+        data = expect_object(data, "a channel")
+        what = "channel"
+        return cls(
+            name=text(data, "name", what),
+            unacked=int(number(data, "messages_unacknowledged", what)),
+            acked=int(number(data, "message_stats.ack", what)),
+            ack_rate=number(data, "message_stats.ack_details.rate", what),
+            prefetch=int(number(data, "global_prefetch_count", what)),
+            consumers=int(number(data, "consumer_count", what)),
+        )
+
+
+@dataclass(frozen=True)
+class PeekedMessage:
+    """A message read with ack_requeue_true: the broker gave it back, marked redelivered."""
+
+    payload: bytes
+    size: int  # the whole payload's size; `payload` may be truncated
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    properties: Mapping[str, Any]
+    remaining: int  # messages left in the queue after this one was taken
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.payload) < self.size
+
+    @property
+    def headers(self) -> Mapping[str, Any]:
+        headers = self.properties.get("headers")
+        return headers if isinstance(headers, Mapping) else {}
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> PeekedMessage:
+        what = "message"
+        payload = text(data, "payload", what)
+        if text(data, "payload_encoding", what, "string") == "base64":
+            try:
+                body = base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                raise ManagementBadResponse("management API sent a message payload that is not base64") from None
+        else:
+            body = payload.encode()
+        return cls(
+            payload=body,
+            size=int(number(data, "payload_bytes", what)),
+            redelivered=bool(data.get("redelivered")),
+            exchange=text(data, "exchange", what),
+            routing_key=text(data, "routing_key", what),
+            properties=expect_object(data.get("properties") or {}, "message properties"),
+            remaining=int(number(data, "message_count", what)),
         )

@@ -7,6 +7,7 @@ check, and by the explorer's what-if. Tests compare it with the real broker.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, Binding, Topology
@@ -93,29 +94,46 @@ def matching_bindings(
     ]
 
 
-def route(
+@dataclass(frozen=True)
+class Hop:
+    """One exchange a message passes through, and the bindings of it that matched."""
+
+    exchange: str
+    matched: tuple[Binding, ...]
+    alternate_of: str | None = None  # reached as the alternate exchange of this one
+
+
+def trace(
     topology: Topology, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None
-) -> frozenset[str]:
-    """Every queue the message reaches, following exchange-to-exchange bindings and alternate exchanges."""
-    if exchange == DEFAULT_EXCHANGE:
-        return frozenset([routing_key]) if topology.queue(routing_key) else frozenset()
-    queues: set[str] = set()
+) -> list[Hop]:
+    """Every exchange the message passes through, following exchange-to-exchange bindings and alternates."""
+    hops: list[Hop] = []
     seen: set[str] = set()
-    pending = [exchange]
+    pending: list[tuple[str, str | None]] = [(exchange, None)]
     while pending:
-        name = pending.pop()
+        name, alternate_of = pending.pop(0)
         if name in seen:
             continue
         seen.add(name)
-        bindings = matching_bindings(topology, name, routing_key, headers)
+        bindings = tuple(matching_bindings(topology, name, routing_key, headers))
+        hops.append(Hop(name, bindings, alternate_of))
         if not bindings:
             found = topology.exchange(name)
             if found is not None and found.alternate:
-                pending.append(found.alternate)
-            continue
-        for binding in bindings:
-            if binding.to_exchange:
-                pending.append(binding.destination)
-            elif topology.queue(binding.destination):
-                queues.add(binding.destination)
-    return frozenset(queues)
+                pending.append((found.alternate, name))
+        pending.extend((b.destination, None) for b in bindings if b.to_exchange)
+    return hops
+
+
+def route(
+    topology: Topology, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None
+) -> frozenset[str]:
+    """Every queue the message reaches."""
+    if exchange == DEFAULT_EXCHANGE:
+        return frozenset([routing_key]) if topology.queue(routing_key) else frozenset()
+    return frozenset(
+        b.destination
+        for hop in trace(topology, exchange, routing_key, headers)
+        for b in hop.matched
+        if not b.to_exchange and topology.queue(b.destination)
+    )
