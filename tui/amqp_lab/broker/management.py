@@ -100,10 +100,13 @@ class ManagementClient:
         page: int = 1,
         page_size: int = MAX_PAGE_SIZE,
         name: str | None = None,
+        sort: str | None = None,
+        sort_reverse: bool = False,
     ) -> QueuePage:
         """One page of queues with only the columns the lab shows.
 
-        `name` filters on the server by a regular expression over queue names.
+        `name` filters on the server by a regular expression over queue names;
+        `sort` names the field (dotted for nested ones) the server sorts by before paging.
         """
         params: dict[str, Any] = {
             "page": page,
@@ -113,6 +116,9 @@ class ManagementClient:
         if name:
             params["name"] = name
             params["use_regex"] = "true"
+        if sort:
+            params["sort"] = sort
+            params["sort_reverse"] = "true" if sort_reverse else "false"
         data = expect_object(await self.get_json(_scoped("api/queues", vhost), **params), "a queue page")
         what = "queue page"
         return QueuePage(
@@ -124,13 +130,20 @@ class ManagementClient:
         )
 
     async def queues(
-        self, vhost: str | None = None, name: str | None = None, limit: int = 5000
+        self,
+        vhost: str | None = None,
+        name: str | None = None,
+        limit: int = 5000,
+        sort: str | None = None,
+        sort_reverse: bool = False,
     ) -> tuple[list[QueueStats], int]:
         """Queues page by page, up to `limit`; also returns how many match in all."""
         found: list[QueueStats] = []
         page = 1
         while True:
-            result = await self.queue_page(vhost, page=page, name=name)
+            result = await self.queue_page(
+                vhost, page=page, page_size=min(limit, MAX_PAGE_SIZE), name=name, sort=sort, sort_reverse=sort_reverse
+            )
             found.extend(result.items)
             if page >= result.page_count or len(found) >= limit or not result.items:
                 return found[:limit], result.filtered_count
@@ -336,7 +349,8 @@ def _reason(body: bytes) -> str:
 
 
 def _object(path: str, vhost: str, name: str) -> str:
-    return f"{_scoped(path, vhost)}/{quote(name, safe='')}"
+    # The API calls the default exchange, whose name is empty, amq.default.
+    return f"{_scoped(path, vhost)}/{quote(name or 'amq.default', safe='')}"
 
 
 def _gone(kind: str, vhost: str, name: str) -> str:

@@ -1,8 +1,10 @@
-"""Polls the management API into immutable snapshots, one request at a time.
+"""Polls the management API into immutable snapshots, one poll at a time.
 
 The loop waits `interval` after each answer before asking again (a slow
 broker never gets requests stacked on it), and can be woken early when the
-user changes the filter.
+user changes the filter. It fetches the overview and the queue table always,
+and the other listings only while a screen shows them (`watching`). When the
+API is slow to answer it waits longer, and the snapshot says so.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from dataclasses import dataclass, replace
 
 from amqp_lab.broker.errors import ManagementError
 from amqp_lab.broker.management import ManagementClient
-from amqp_lab.broker.models import Overview, QueueStats
+from amqp_lab.broker.models import Channel, ClientConnection, Consumer, Exchange, Overview, QueueStats
 from amqp_lab.broker.rates import SteadyRates
 
-# Rows the overview shows at most; past it, the filter narrows on the broker.
-QUEUE_LIMIT = 2000
+# Rows the queue table holds at most: one page, far more than a screen shows. Past it, the
+# broker sorts by the table's column before paging, so the rows that matter come first.
+QUEUE_LIMIT = 500
 OVERVIEW_KEY = ""  # queue keys always hold a NUL between vhost and name
+LISTINGS = ("exchanges", "connections", "channels", "consumers")
+SLOW = 0.5  # an answer that takes over half the interval is slow: wait longer before the next
+SLOW_FACTOR = 4  # after a slow answer, wait this many times as long as it took
+MAX_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,14 @@ class BrokerSnapshot:
     name_filter: str
     error: ManagementError | None
     taken_at: float  # time.monotonic()
+    fresh_at: float | None = None  # when the figures shown were fetched (before taken_at after an error)
+    vhost: str | None = None  # None: every vhost
+    exchanges: tuple[Exchange, ...] | None = None  # None: not fetched, no screen shows them
+    connections: tuple[ClientConnection, ...] | None = None
+    channels: tuple[Channel, ...] | None = None
+    consumers: tuple[Consumer, ...] | None = None
+    answered_in: float = 0.0  # seconds the poll took
+    slowed_to: float | None = None  # the wait before the next poll, when a slow API made it longer
 
     @property
     def ok(self) -> bool:
@@ -53,6 +68,9 @@ class ManagementPoller:
         self.on_snapshot = on_snapshot
         self.limit = limit
         self._name_filter = ""
+        self._vhost: str | None = None
+        self._sort: tuple[str, bool] = ("name", False)
+        self._watching: frozenset[str] = frozenset()
         self._wake = asyncio.Event()
         self.last: BrokerSnapshot | None = None
         self._rates = SteadyRates()
@@ -67,37 +85,91 @@ class ManagementPoller:
             self._name_filter = text
             self.refresh_now()
 
+    @property
+    def vhost(self) -> str | None:
+        return self._vhost
+
+    @vhost.setter
+    def vhost(self, vhost: str | None) -> None:
+        if vhost != self._vhost:
+            self._vhost = vhost
+            self.refresh_now()
+
+    @property
+    def sort(self) -> tuple[str, bool]:
+        return self._sort
+
+    @sort.setter
+    def sort(self, field_and_reverse: tuple[str, bool]) -> None:
+        """The queue field (as the API names it, dotted) and order the broker sorts by before paging."""
+        if field_and_reverse != self._sort:
+            self._sort = field_and_reverse
+            self.refresh_now()
+
+    @property
+    def watching(self) -> frozenset[str]:
+        return self._watching
+
+    @watching.setter
+    def watching(self, listings: frozenset[str]) -> None:
+        """The listings (of LISTINGS) a screen shows now; the others are not fetched."""
+        if listings != self._watching:
+            self._watching = listings
+            self.refresh_now()
+
     def refresh_now(self) -> None:
         self._wake.set()
 
     async def poll_once(self) -> BrokerSnapshot:
-        name_filter = self._name_filter
+        name_filter, vhost, watching, (sort, reverse) = self._name_filter, self._vhost, self._watching, self._sort
+        client = self.client
+        started = time.monotonic()
+        listings = {
+            "exchanges": lambda: client.exchanges(vhost),
+            "connections": client.connections,
+            "channels": client.channels,
+            "consumers": lambda: client.consumers(vhost),
+        }
         try:
-            overview, (queues, matching) = await asyncio.gather(
-                self.client.overview(),
-                self.client.queues(name=re.escape(name_filter) if name_filter else None, limit=self.limit),
+            overview, (queues, matching), *fetched = await asyncio.gather(
+                client.overview(),
+                client.queues(
+                    vhost,
+                    name=re.escape(name_filter) if name_filter else None,
+                    limit=self.limit,
+                    sort=sort,
+                    sort_reverse=reverse,
+                ),
+                *(listings[name]() for name in LISTINGS if name in watching),
             )
         except ManagementError as exc:
             previous = self.last
-            return BrokerSnapshot(
-                overview=previous.overview if previous else None,
-                queues=previous.queues if previous else (),
-                matching=previous.matching if previous else 0,
-                name_filter=name_filter,
-                error=exc,
-                taken_at=time.monotonic(),
-            )
+            now = time.monotonic()
+            if previous is None:
+                return BrokerSnapshot(None, (), 0, name_filter, exc, now, vhost=vhost, answered_in=now - started)
+            return replace(previous, error=exc, taken_at=now, answered_in=now - started)
         now = time.monotonic()
         rates = self._rates
         overview = replace(overview, rates=rates.steady(OVERVIEW_KEY, overview.totals, overview.rates, now))
         steady = tuple(replace(q, rates=rates.steady(q.key, q.totals, q.rates, now)) for q in queues)
         rates.keep_only([OVERVIEW_KEY, *(q.key for q in steady)])
-        return BrokerSnapshot(overview, steady, matching, name_filter, None, now)
+        extra = dict(zip([name for name in LISTINGS if name in watching], map(tuple, fetched), strict=True))
+        return BrokerSnapshot(
+            overview, steady, matching, name_filter, None, now, now, vhost, answered_in=now - started, **extra
+        )
+
+    def next_wait(self, answered_in: float) -> float:
+        """The interval, or longer after a slow answer: a struggling API is not asked again at once."""
+        if answered_in <= SLOW * self.interval:
+            return self.interval
+        return min(MAX_WAIT, max(self.interval, SLOW_FACTOR * answered_in))
 
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            self.last = await self.poll_once()
+            snapshot = await self.poll_once()
+            wait = self.next_wait(snapshot.answered_in)
+            self.last = replace(snapshot, slowed_to=wait if wait > self.interval else None)
             self.on_snapshot(self.last)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), wait)

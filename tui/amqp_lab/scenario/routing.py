@@ -103,9 +103,7 @@ class Hop:
     alternate_of: str | None = None  # reached as the alternate exchange of this one
 
 
-def trace(
-    topology: Topology, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None
-) -> list[Hop]:
+def trace(topology: Topology, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None) -> list[Hop]:
     """Every exchange the message passes through, following exchange-to-exchange bindings and alternates."""
     hops: list[Hop] = []
     seen: set[str] = set()

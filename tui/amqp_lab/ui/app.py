@@ -66,8 +66,11 @@ class AmqpLabApp(App[None]):
         self.backoff = backoff
         self.manager: ConnectionManager | None = None
         self.poller: ManagementPoller | None = None
-        self._client: ManagementClient | None = None
+        self.management: ManagementClient | None = None  # screens make one-off calls with it
         self._queue_filter = ""
+        self._vhost: str | None = None
+        self._queue_sort: tuple[str, bool] = ("name", False)
+        self._listings: frozenset[str] = frozenset()
         self.set_reactive(AmqpLabApp.settings, settings)
         self.lab_run: RemoteRun | None = None
         self.run_latest: RunSnapshot | None = None  # ten a second from the run's process; screens read it on a timer
@@ -171,12 +174,15 @@ class AmqpLabApp(App[None]):
         self.manager.add_listener(self._on_amqp_status)
         self.run_worker(self.manager.connect(), name="amqp", group="amqp", exclusive=True)
         try:
-            self._client = ManagementClient(self.settings)
+            self.management = ManagementClient(self.settings)
         except SettingsError as exc:  # TLS files that do not load
             self.notify(printable(str(exc)), title="Management API not started", severity="error")
             return
-        self.poller = ManagementPoller(self._client, self.settings.refresh, self._on_snapshot)
+        self.poller = ManagementPoller(self.management, self.settings.refresh, self._on_snapshot)
         self.poller.name_filter = self._queue_filter
+        self.poller.vhost = self._vhost
+        self.poller.sort = self._queue_sort
+        self.poller.watching = self._listings
         self.run_worker(self.poller.run(), name="management", group="management", exclusive=True)
 
     async def _stop(self) -> None:
@@ -184,9 +190,9 @@ class AmqpLabApp(App[None]):
         self.workers.cancel_group(self, "amqp")
         if self.manager is not None:
             await self.manager.close()
-        if self._client is not None:
-            await self._client.aclose()
-        self.manager = self.poller = self._client = None
+        if self.management is not None:
+            await self.management.aclose()
+        self.manager = self.poller = self.management = None
 
     async def switch_settings(self, settings: Settings) -> None:
         await self._stop()
@@ -226,6 +232,24 @@ class AmqpLabApp(App[None]):
         self._queue_filter = text
         if self.poller is not None:
             self.poller.name_filter = text
+
+    def sort_queues(self, api_field: str, reverse: bool) -> None:
+        """The broker sorts by this before paging, so a big broker's busiest queues are the ones fetched."""
+        self._queue_sort = (api_field, reverse)
+        if self.poller is not None:
+            self.poller.sort = self._queue_sort
+
+    def choose_vhost(self, vhost: str | None) -> None:
+        """Show one vhost (None: all of them) in the explorer."""
+        self._vhost = vhost
+        if self.poller is not None:
+            self.poller.vhost = vhost
+
+    def watch_listings(self, listings: frozenset[str]) -> None:
+        """The listings the screen on top shows; only those are fetched besides the queues."""
+        self._listings = listings
+        if self.poller is not None:
+            self.poller.watching = listings
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a worker's crash is turned into a notification, never a traceback."""

@@ -19,6 +19,12 @@ def inert(value: str, style: str = "") -> Text:
     return Text(printable(value), style=style)
 
 
+def inert_lines(value: str, style: str = "") -> Text:
+    """Like inert(), for text of several lines (a payload): line breaks and tabs kept, other controls escaped."""
+    lines = value.replace("\r\n", "\n").expandtabs(4).split("\n")
+    return Text("\n".join(printable(line) for line in lines), style=style)
+
+
 def rate(value: float) -> str:
     if value == 0:
         return "0"

@@ -1,19 +1,42 @@
-"""The first screen: the broker's totals, message rates and a live queue table."""
+"""The first screen, and the explorer: the broker's totals and rates, then its queues, exchanges (with their
+bindings), connections, channels and consumers, one tab each, of one vhost or all."""
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tree
 
 from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
-from amqp_lab.broker.models import Overview
+from amqp_lab.broker.errors import BrokerError
+from amqp_lab.broker.models import Exchange, Overview
 from amqp_lab.broker.poller import BrokerSnapshot
-from amqp_lab.ui.text import inert, rate
+from amqp_lab.broker.tap import refusal
+from amqp_lab.ui.colors import WARN
+from amqp_lab.ui.screens.confirm import ConfirmScreen
+from amqp_lab.ui.screens.publish import PublishScreen
+from amqp_lab.ui.screens.queue import QueueScreen
+from amqp_lab.ui.screens.tap import TapScreen
+from amqp_lab.ui.screens.vhosts import EVERY_VHOST, VhostScreen
+from amqp_lab.ui.screens.whatif import WhatIfScreen
+from amqp_lab.ui.text import inert, printable, rate
+from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
+from amqp_lab.ui.widgets.keyed_table import KeyedTable
+from amqp_lab.ui.widgets.listings import (
+    CHANNEL_COLUMNS,
+    CONNECTION_COLUMNS,
+    CONSUMER_COLUMNS,
+    channel_row,
+    connection_row,
+    consumer_key,
+    consumer_row,
+)
 from amqp_lab.ui.widgets.queue_table import QueueTable
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
@@ -27,6 +50,26 @@ TOTALS = (
     ("messages_unacked", "Unacked"),
 )
 RATES = (("publish", "Publish/s"), ("deliver", "Deliver/s"), ("ack", "Ack/s"))
+# Tab id, its title, and the listing the poller fetches while it shows (the queue table is always fetched).
+TABS = (
+    ("queues", "1 Queues", None),
+    ("exchanges", "2 Exchanges", "exchanges"),
+    ("connections", "3 Connections", "connections"),
+    ("channels", "4 Channels", "channels"),
+    ("consumers", "5 Consumers", "consumers"),
+)
+CHANGES = {"tap", "publish", "delete_exchange"}
+
+
+class ExchangeActions(ExchangeTree):
+    """The exchange tree, with the keys that act on the exchange under the cursor."""
+
+    BINDINGS = [
+        Binding("t", "screen.tap", "Tap"),
+        Binding("k", "screen.what_if", "Route what-if"),
+        Binding("p", "screen.publish", "Publish"),
+        Binding("D", "screen.delete_exchange", "Delete"),
+    ]
 
 
 class OverviewScreen(Screen[None]):
@@ -35,8 +78,10 @@ class OverviewScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("s", "sort", "Sort"),
         Binding("o", "reverse", "Order"),
+        Binding("v", "vhost", "Vhost"),
         Binding("b", "app.builder", "Build & run"),
         Binding("w", "app.workshop", "Workshop"),
+        *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (tab, title, _) in enumerate(TABS, 1)),
     ]
 
     def compose(self) -> ComposeResult:
@@ -47,19 +92,58 @@ class OverviewScreen(Screen[None]):
             for key, label in RATES:
                 yield Static(f"{label}\n–", id=f"rate-{key}", classes="card -rate")
         yield Static(id="notice")
-        yield Input(placeholder="filter queues by name (Enter keeps it, Esc clears)", id="filter")
-        yield QueueTable(id="queues")
+        with TabbedContent(id="tabs"):
+            with TabPane(TABS[0][1], id="queues"):
+                yield Input(placeholder="filter queues by name (Enter keeps it, Esc clears)", id="filter")
+                yield QueueTable(id="queue-table")
+            with TabPane(TABS[1][1], id="exchanges"):
+                yield ExchangeActions(id="exchange-tree")
+            with TabPane(TABS[2][1], id="connections"):
+                yield KeyedTable(CONNECTION_COLUMNS, id="connection-table")
+            with TabPane(TABS[3][1], id="channels"):
+                yield KeyedTable(CHANNEL_COLUMNS, id="channel-table")
+            with TabPane(TABS[4][1], id="consumers"):
+                yield KeyedTable(CONSUMER_COLUMNS, id="consumer-table")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(QueueTable).focus()
+        self._watch_tab()
         self.watch(self.app, "settings", self._on_settings)
         self.watch(self.app, "snapshot", self._on_snapshot)
         self.watch(self.app, "amqp_status", self._on_amqp)
 
     def on_screen_resume(self) -> None:
         # Snapshots keep arriving while another screen is on top; catch up once.
+        self._watch_tab()
         self._on_snapshot(self.app.snapshot)
+
+    def on_screen_suspend(self) -> None:
+        self.app.watch_listings(frozenset())  # nothing of this screen shows: fetch only what others need
+
+    @property
+    def tab(self) -> str:
+        return self.query_one(TabbedContent).active or "queues"
+
+    def _watch_tab(self) -> None:
+        listing = dict((tab, listing) for tab, _, listing in TABS)[self.tab]
+        self.app.watch_listings(frozenset([listing]) if listing else frozenset())
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self._watch_tab()
+        self._focus_tab()
+        self._on_snapshot(self.app.snapshot)
+        self.refresh_bindings()
+
+    def _focus_tab(self) -> None:
+        pane = self.query_one(f"#{self.tab}", TabPane)
+        for widget in pane.query("DataTable, Tree"):
+            widget.focus()
+            return
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
 
     def _on_settings(self, settings: object) -> None:
         self.query_one(StatusBar).settings = settings
@@ -78,7 +162,23 @@ class OverviewScreen(Screen[None]):
         table = self.query_one(QueueTable)
         wanted = self.query_one("#filter", Input).value.lower()
         table.show(q for q in snapshot.queues if wanted in q.name.lower())
+        if snapshot.exchanges is not None:
+            self.query_one(ExchangeTree).show(snapshot.exchanges)
+        if snapshot.connections is not None:
+            rows = {c.name: connection_row(c) for c in snapshot.connections if self._in_vhost(c.vhost)}
+            self.query_one("#connection-table", KeyedTable).show(rows)
+        if snapshot.channels is not None:
+            rows = {c.name: channel_row(c) for c in snapshot.channels if self._in_vhost(c.vhost)}
+            self.query_one("#channel-table", KeyedTable).show(rows)
+        if snapshot.consumers is not None:
+            self.query_one("#consumer-table", KeyedTable).show(
+                {consumer_key(c): consumer_row(c) for c in snapshot.consumers}
+            )
         self._show_notice()
+
+    def _in_vhost(self, vhost: str) -> bool:
+        chosen = self.app.poller.vhost if self.app.poller else None
+        return chosen is None or vhost == chosen
 
     def _show_totals(self, overview: Overview) -> None:
         with self.app.batch_update():
@@ -111,12 +211,35 @@ class OverviewScreen(Screen[None]):
         if snapshot is None:
             notice.update("Asking the management API…")
             return
-        table = self.query_one(QueueTable)
-        refresh = self.app.settings.refresh
-        shown = f"{table.row_count:,} queue{'s' if table.row_count != 1 else ''}"
-        if snapshot.matching > len(snapshot.queues):
-            shown += f" (first {len(snapshot.queues):,} of {snapshot.matching:,}: filter with / to narrow)"
-        notice.update(f"{shown} · refreshed every {refresh:g} s · sorted by {table.sort_key}")
+        notice.update(self._describe(snapshot))
+
+    def _describe(self, snapshot: BrokerSnapshot) -> Text:
+        """What the current tab shows, of which vhost, and how fresh it is."""
+        vhost = "every vhost" if snapshot.vhost is None else f"vhost {snapshot.vhost}"
+        if self.tab == "queues":
+            table = self.query_one(QueueTable)
+            shown = f"{table.row_count:,} queue{'s' if table.row_count != 1 else ''}"
+            if snapshot.matching > len(snapshot.queues):
+                order = "highest" if table.sort_reverse else "lowest"
+                fetched, matching = len(snapshot.queues), snapshot.matching
+                shown += f" (the {fetched:,} of {matching:,} with the {order} {table.sort_key}: / narrows)"
+            else:
+                shown += f" · sorted by {table.sort_key}"
+            shown += " · Enter: details, peek, purge"
+        elif self.tab == "exchanges":
+            shown = "Enter: bindings · t tap · k which queues a routing key reaches · p publish · D delete"
+        else:
+            shown = f"{self.tab} of the broker"
+        line = inert(f"{shown} · {vhost} (v changes) · every {self.app.settings.refresh:g} s")
+        if snapshot.slowed_to is not None:
+            took, wait = snapshot.answered_in, snapshot.slowed_to
+            line.append(f" · management API slow (answered in {took:.1f} s): next look in {wait:.0f} s", style=WARN)
+        stale = time.monotonic() - snapshot.fresh_at if snapshot.fresh_at is not None else 0.0
+        if stale > 2 * self.app.settings.refresh + snapshot.answered_in:
+            line.append(f" · figures from {stale:.0f} s ago", style=WARN)
+        if self.app.settings.read_only:
+            line.append(" · READ-ONLY: tap, publish, purge and delete are off", style="bold")
+        return line
 
     # -- actions -------------------------------------------------------------
 
@@ -147,3 +270,103 @@ class OverviewScreen(Screen[None]):
     def action_reverse(self) -> None:
         table = self.query_one(QueueTable)
         table.sort_by(table.sort_key, reverse=not table.sort_reverse)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in CHANGES and self.app.settings.read_only:
+            return None  # dimmed in the footer
+        if action in ("filter", "sort", "reverse"):
+            return self.tab == "queues"
+        return True
+
+    # -- the explorer ------------------------------------------------------------
+
+    @on(QueueTable.Sorted)
+    def _sorted(self, event: QueueTable.Sorted) -> None:
+        self.app.sort_queues(event.api_field, event.reverse)
+
+    @on(DataTable.RowSelected, "#queue-table")
+    def _queue_chosen(self, event: DataTable.RowSelected) -> None:
+        vhost, _, name = str(event.row_key.value).partition("\x00")
+        self.app.push_screen(QueueScreen(vhost, name))
+
+    @on(Tree.NodeExpanded, "#exchange-tree")
+    def _exchange_expanded(self, event: Tree.NodeExpanded) -> None:
+        exchange = getattr(event.node.data, "exchange", None)
+        if exchange is not None:
+            self._load_bindings(exchange)
+
+    @work(group="bindings")
+    async def _load_bindings(self, exchange: Exchange) -> None:
+        tree = self.query_one(ExchangeTree)
+        try:
+            bindings = (
+                [] if exchange.name == "" else await self.app.management.bindings_from(exchange.vhost, exchange.name)
+            )
+        except BrokerError as exc:
+            self.notify(printable(str(exc)), title="Bindings", severity="error")
+            return
+        snapshot = self.app.snapshot
+        queues = {q.key: q for q in snapshot.queues} if snapshot else {}
+        tree.show_bindings(exchange, bindings, queues)
+
+    def _exchange(self) -> Exchange | None:
+        exchange = self.query_one(ExchangeTree).selected
+        if exchange is None:
+            self.notify("Select an exchange first (tab 2).", severity="warning")
+        return exchange
+
+    def action_tap(self) -> None:
+        exchange = self._exchange()
+        if exchange is None:
+            return
+        reason = refusal(exchange)
+        if reason is not None:
+            self.notify(printable(reason), title="Cannot tap", severity="warning", timeout=12)
+            return
+        self.app.push_screen(TapScreen(exchange))
+
+    def action_what_if(self) -> None:
+        exchange = self._exchange()
+        if exchange is not None:
+            self.app.push_screen(WhatIfScreen(exchange.vhost, exchange.name))
+
+    def action_publish(self) -> None:
+        exchange = self._exchange()
+        if exchange is not None:
+            self.app.push_screen(PublishScreen(exchange.vhost, exchange.name))
+
+    def action_delete_exchange(self) -> None:
+        exchange = self._exchange()
+        if exchange is None:
+            return
+        if exchange.name == "" or exchange.name.startswith("amq."):
+            self.notify("RabbitMQ's own exchanges (the default and amq.*) cannot be deleted.", severity="warning")
+            return
+        question = Text("Delete exchange ", style="bold")
+        question.append_text(inert(exchange.name, "bold"))
+        question.append_text(inert(f" in vhost {exchange.vhost}?"))
+        consequence = "Its bindings go with it; publishers that use it get 404 NOT_FOUND and their channel is closed."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete_exchange(exchange)
+
+        self.app.push_screen(ConfirmScreen(question, consequence, "Delete"), answered)
+
+    @work(group="exchange-change")
+    async def _delete_exchange(self, exchange: Exchange) -> None:
+        try:
+            await self.app.management.delete_exchange(exchange.vhost, exchange.name)
+        except BrokerError as exc:
+            self.notify(printable(str(exc)), title="Could not delete", severity="error")
+            return
+        self.notify(printable(f"Deleted exchange {exchange.name}."), title="Done")
+        if self.app.poller is not None:
+            self.app.poller.refresh_now()
+
+    def action_vhost(self) -> None:
+        def chosen(vhost: str | None) -> None:
+            if vhost is not None:
+                self.app.choose_vhost(None if vhost == EVERY_VHOST else vhost)
+
+        self.app.push_screen(VhostScreen(), chosen)

@@ -174,7 +174,7 @@ class LiveRunScreen(Screen[None]):
             self._show_header(snapshot)
             self._show_flow(snapshot)
         if part == 1 or final:
-            self.query_one(ClientsTable).show(snapshot.clients, self.history.stalled)
+            self.query_one(ClientsTable).show_clients(snapshot.clients, self.history.stalled)
         if part == 2 or final:
             self._show_header(snapshot)
             self._show_timeouts(snapshot)

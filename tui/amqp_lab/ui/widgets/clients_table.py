@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from amqp_lab.engine.clients import ClientStats
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.text import rate
+from amqp_lab.ui.widgets.keyed_table import KeyedTable
 
 COLUMNS = ("client", "role", "state", "sent", "received", "rate/s", "unacked", "detail")
 STATE_STYLES = {
@@ -42,39 +42,16 @@ def cells(client: ClientStats, stalled: bool) -> tuple[Text, ...]:
     )
 
 
-class ClientsTable(DataTable[Text]):
-    """`show()` updates rows by client name; the cursor row is the client the fault keys act on."""
+class ClientsTable(KeyedTable):
+    """Rows keyed by client name; the cursor row is the client the fault keys act on."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
-        self._shown: dict[str, tuple[Text, ...]] = {}
+        super().__init__(COLUMNS, **kwargs)
 
-    def on_mount(self) -> None:
-        for column in COLUMNS:
-            self.add_column(column, key=column)
-
-    def show(self, clients: Iterable[ClientStats], stalled: set[str]) -> None:
-        wanted = {c.name: cells(c, c.name in stalled) for c in clients}
-        for name in [n for n in self._shown if n not in wanted]:
-            self.remove_row(name)
-            del self._shown[name]
-        for name, row in wanted.items():
-            before = self._shown.get(name)
-            if before is None:
-                self.add_row(*row, key=name)
-            else:
-                for column, old, new in zip(COLUMNS, before, row, strict=True):
-                    if old != new:
-                        self.update_cell(name, column, new)
-            self._shown[name] = row
-
-    @property
-    def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+    def show_clients(self, clients: Iterable[ClientStats], stalled: set[str]) -> None:
+        self.show({c.name: cells(c, c.name in stalled) for c in clients})
 
     def state_of(self, name: str) -> str | None:
         """The state as the table shows it (stalled included), or None for a client it does not list."""
-        row = self._shown.get(name)
+        row = self.row_shown(name)
         return row[2].plain if row else None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
@@ -21,6 +22,7 @@ class Column:
     value: Callable[[QueueStats], Any]  # what sorting compares
     cell: Callable[[QueueStats], Text]  # what the table shows
     numeric: bool = False
+    api_field: str = ""  # what the management API sorts by; empty: the key
 
 
 def _number(get: Callable[[QueueStats], float], show: Callable[[float], str] = str) -> Callable[..., Text]:
@@ -31,18 +33,54 @@ COLUMNS = (
     Column("name", "Name", lambda q: q.name, lambda q: inert(q.name)),
     Column("vhost", "Vhost", lambda q: q.vhost, lambda q: inert(q.vhost)),
     Column("type", "Type", lambda q: q.type, lambda q: inert(q.type)),
-    Column("ready", "Ready", lambda q: q.ready, _number(lambda q: q.ready, lambda n: f"{n:,}"), True),
-    Column("unacked", "Unacked", lambda q: q.unacked, _number(lambda q: q.unacked, lambda n: f"{n:,}"), True),
+    Column("ready", "Ready", lambda q: q.ready, _number(lambda q: q.ready, lambda n: f"{n:,}"), True, "messages_ready"),
+    Column(
+        "unacked",
+        "Unacked",
+        lambda q: q.unacked,
+        _number(lambda q: q.unacked, lambda n: f"{n:,}"),
+        True,
+        "messages_unacknowledged",
+    ),
     Column("consumers", "Consumers", lambda q: q.consumers, _number(lambda q: q.consumers), True),
-    Column("publish", "Publish/s", lambda q: q.rates.publish, _number(lambda q: q.rates.publish, rate), True),
-    Column("deliver", "Deliver/s", lambda q: q.rates.deliver, _number(lambda q: q.rates.deliver, rate), True),
-    Column("ack", "Ack/s", lambda q: q.rates.ack, _number(lambda q: q.rates.ack, rate), True),
+    Column(
+        "publish",
+        "Publish/s",
+        lambda q: q.rates.publish,
+        _number(lambda q: q.rates.publish, rate),
+        True,
+        "message_stats.publish_details.rate",
+    ),
+    Column(
+        "deliver",
+        "Deliver/s",
+        lambda q: q.rates.deliver,
+        _number(lambda q: q.rates.deliver, rate),
+        True,
+        "message_stats.deliver_get_details.rate",
+    ),
+    Column(
+        "ack",
+        "Ack/s",
+        lambda q: q.rates.ack,
+        _number(lambda q: q.rates.ack, rate),
+        True,
+        "message_stats.ack_details.rate",
+    ),
 )
 BY_KEY = {column.key: column for column in COLUMNS}
 
 
 class QueueTable(DataTable[Text]):
     """Shows QueueStats rows; `show()` applies a new set with the fewest changes."""
+
+    class Sorted(Message):
+        """The user chose another sort: the broker should page by it too."""
+
+        def __init__(self, api_field: str, reverse: bool) -> None:
+            super().__init__()
+            self.api_field = api_field
+            self.reverse = reverse
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -88,6 +126,7 @@ class QueueTable(DataTable[Text]):
         for column in COLUMNS:
             self.columns[ColumnKey(column.key)].label = self._label(column)
         self._sort()
+        self.post_message(self.Sorted(BY_KEY[key].api_field or key, reverse))
 
     def next_sort(self) -> None:
         keys = [c.key for c in COLUMNS]

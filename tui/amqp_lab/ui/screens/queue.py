@@ -1,0 +1,307 @@
+"""One queue up close: depth and rates over time, its consumers and whether they keep up, its settings and bindings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import replace
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
+from amqp_lab.broker.errors import BrokerError, ManagementObjectGone
+from amqp_lab.broker.models import Binding as BrokerBinding
+from amqp_lab.broker.models import ChannelActivity, QueueDetail
+from amqp_lab.broker.queue_settings import consumer_timeout_ms, effective_settings
+from amqp_lab.broker.rates import SteadyRates
+from amqp_lab.ui.colors import BAD, GOOD, WARN
+from amqp_lab.ui.screens.confirm import ConfirmScreen
+from amqp_lab.ui.screens.peek import PeekScreen
+from amqp_lab.ui.screens.publish import PublishScreen
+from amqp_lab.ui.text import inert, printable, rate
+from amqp_lab.ui.widgets.keyed_table import KeyedTable
+from amqp_lab.ui.widgets.status_bar import StatusBar
+from amqp_lab.ui.widgets.trends import Trend
+
+SERIES = (
+    ("ready", "ready"),
+    ("unacked", "unacked"),
+    ("publish", "publish/s"),
+    ("deliver", "deliver/s"),
+    ("ack", "ack/s"),
+)
+HISTORY = 120  # points per series: two minutes at RabbitMQ's finest statistics interval
+CONSUMERS_SHOWN = 20  # channels asked about per poll: detail only for what fits on screen
+BINDINGS_EVERY = 5  # polls between re-reads of the bindings, which rarely change
+CONSUMER_COLUMNS = ("consumer", "health", "prefetch", "unacked", "ack/s", "acks", "channel")
+
+
+def stuck_after(refresh: float) -> float:
+    """How long unacked messages may sit without an ack before the consumer is called stuck."""
+    return max(3 * refresh, 5.0)
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def channel_label(name: str) -> str:
+    """RabbitMQ names channels "client -> broker (n)"; the client side and the number tell them apart."""
+    client, arrow, rest = name.partition(" -> ")
+    number = rest[rest.rfind(" (") :] if arrow and rest.endswith(")") else ""
+    return client + number if arrow else name
+
+
+def consumer_cells(health: ConsumerHealth) -> tuple[Text, ...]:
+    consumer, activity = health.consumer, health.activity
+    prefetch = str(consumer.prefetch) if consumer.prefetch else "unlimited"
+    if activity is None:
+        unacked, ack_rate = Text("?", style="dim"), Text("?", style="dim")
+    else:
+        full = consumer.prefetch and activity.unacked >= consumer.prefetch * max(activity.consumers, 1)
+        unacked = Text(f"{activity.unacked:,}", style=WARN if full else "", justify="right")
+        ack_rate = Text(rate(activity.ack_rate), justify="right")
+        if activity.consumers > 1:
+            unacked.append(f" (channel, {activity.consumers} consumers)", style="dim")
+    flags = health.flags
+    return (
+        inert(shorten(consumer.tag, 24)),
+        Text(", ".join(flags), style=BAD) if flags else Text("ok", style=GOOD),
+        Text(prefetch, justify="right"),
+        unacked,
+        ack_rate,
+        Text("manual" if consumer.ack_required else "auto (no ack)"),
+        inert(channel_label(consumer.channel)),
+    )
+
+
+class QueueScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("g", "peek", "Peek"),
+        Binding("p", "publish", "Publish"),
+        Binding("P", "purge", "Purge"),
+        Binding("D", "delete", "Delete"),
+    ]
+    CHANGES = {"peek", "publish", "purge", "delete"}
+
+    def __init__(self, vhost: str, name: str) -> None:
+        super().__init__()
+        self.vhost = vhost
+        self.queue_name = name
+        self.series: dict[str, deque[float]] = {key: deque(maxlen=HISTORY) for key, _ in SERIES}
+        self.detail: QueueDetail | None = None
+        self.bound_by: list[BrokerBinding] = []
+        self.fresh_at: float | None = None
+        self.rates = SteadyRates()
+        self.watch_progress = ProgressWatch(stuck_after(5.0))  # set again on mount, from the app's refresh
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Static(inert(f"queue {self.queue_name}"), id="queue-title")
+        with Horizontal(id="queue-body"):
+            with VerticalScroll(id="queue-facts"):
+                yield Static("Asking the management API…", id="queue-settings")
+                yield Static(id="queue-bindings")
+            with Vertical(id="queue-live"):
+                with Vertical(id="queue-trends"):
+                    for key, label in SERIES:
+                        yield Trend(key, label)
+                yield KeyedTable(CONSUMER_COLUMNS, id="queue-consumers")
+        yield Static(id="queue-notice")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(StatusBar).follow(self)
+        self.watch_progress = ProgressWatch(stuck_after(self.app.settings.refresh))
+        self.query_one(KeyedTable).focus()
+        self._poll()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.CHANGES and self.app.settings.read_only:
+            return None  # shown dimmed in the footer: read-only mode
+        return True
+
+    # -- polling ---------------------------------------------------------------
+
+    @work(exclusive=True, group="queue-detail")
+    async def _poll(self) -> None:
+        polls = 0
+        management = self.app.management
+        while True:
+            started = time.monotonic()
+            try:
+                detail = await management.queue(self.vhost, self.queue_name)
+                channels = list(dict.fromkeys(c.channel for c in detail.consumers))[:CONSUMERS_SHOWN]
+                answers = await asyncio.gather(
+                    *(management.channel_activity(name) for name in channels), return_exceptions=True
+                )
+                activity = {a.name: a for a in answers if isinstance(a, ChannelActivity)}
+                if polls % BINDINGS_EVERY == 0:
+                    self.bound_by = await management.queue_bindings(self.vhost, self.queue_name)
+            except ManagementObjectGone as exc:
+                self._notice(inert(f"{exc}. Esc goes back.", BAD))
+                return
+            except BrokerError as exc:
+                self._notice(inert(f"{exc} — showing figures from {self._age()}; trying again", BAD))
+            else:
+                self.fresh_at = time.monotonic()
+                self._show(detail, activity)
+            polls += 1
+            poller = self.app.poller
+            wait = poller.next_wait(time.monotonic() - started) if poller else self.app.settings.refresh
+            if wait > self.app.settings.refresh:
+                self._notice(inert(f"management API slow: next look in {wait:.0f} s", WARN))
+            await asyncio.sleep(wait)
+
+    def _age(self) -> str:
+        if self.fresh_at is None:
+            return "nowhere yet"
+        return f"{time.monotonic() - self.fresh_at:.0f} s ago"
+
+    def _notice(self, text: Text) -> None:
+        self.query_one("#queue-notice", Static).update(text)
+
+    def _show(self, detail: QueueDetail, activity: dict[str, ChannelActivity]) -> None:
+        stats = replace(
+            detail.stats,
+            rates=self.rates.steady(detail.stats.key, detail.stats.totals, detail.stats.rates, time.monotonic()),
+        )
+        detail = replace(detail, stats=stats)
+        self.detail = detail
+        values = {
+            "ready": stats.ready,
+            "unacked": stats.unacked,
+            "publish": stats.rates.publish,
+            "deliver": stats.rates.deliver,
+            "ack": stats.rates.ack,
+        }
+        for trend in self.query(Trend):
+            series = self.series[trend.series_name]
+            series.append(float(values[trend.series_name]))
+            trend.show(list(series))
+        timeout_ms, timeout_source = consumer_timeout_ms(detail)
+        health = self.watch_progress.judge(detail.consumers, activity, timeout_ms / 1000, time.monotonic())
+        self.query_one(KeyedTable).show({h.consumer.tag: consumer_cells(h) for h in health})
+        self.query_one("#queue-title", Static).update(self._title(detail))
+        self.query_one("#queue-settings", Static).update(self._settings(detail, timeout_ms, timeout_source))
+        self.query_one("#queue-bindings", Static).update(self._bindings_text())
+        note = f"refreshed every {self.app.settings.refresh:g} s"
+        if len(detail.consumers) > CONSUMERS_SHOWN:
+            note += f" · progress of the first {CONSUMERS_SHOWN} consumers' channels"
+        if self.app.settings.read_only:
+            note += " · READ-ONLY: peek, publish, purge and delete are off"
+        self._notice(Text(note, style="dim"))
+
+    def _title(self, detail: QueueDetail) -> Text:
+        stats = detail.stats
+        title = Text("queue ", style="bold")
+        title.append_text(inert(stats.name, "bold"))
+        flags = [stats.type, stats.state]
+        flags += [
+            f
+            for f, on in (
+                ("durable", detail.durable),
+                ("exclusive", detail.exclusive),
+                ("auto-delete", detail.auto_delete),
+            )
+            if on
+        ]
+        title.append_text(inert(f"  vhost {stats.vhost} · {' · '.join(flags)} · node {detail.node}"))
+        title.append(f"\n{stats.ready:,} ready · {stats.unacked:,} unacked · {stats.consumers} consumers", style="bold")
+        title.append(
+            f" · in {rate(stats.rates.publish)}/s · out {rate(stats.rates.deliver)}/s · acked {rate(stats.rates.ack)}/s"
+        )
+        return title
+
+    def _settings(self, detail: QueueDetail, timeout_ms: float, timeout_source: str) -> Text:
+        text = Text("What applies to its messages\n", style="bold")
+        settings = effective_settings(detail)
+        if not any(s.label != "consumer timeout" for s in settings):
+            text.append("  no TTL, length limit or dead-lettering\n", style="dim")
+        for setting in settings:
+            text.append_text(inert(f"  {setting.label}: {setting.value}", "bold"))
+            text.append_text(inert(f"  from {setting.source}", "italic"))
+            text.append("\n    ")
+            text.append_text(inert(setting.meaning, "dim"))
+            text.append("\n")
+        if not any(s.label == "consumer timeout" for s in settings):
+            text.append_text(inert(f"  consumer timeout: {timeout_ms / 60000:g} min, {timeout_source}", "dim"))
+            text.append("\n")
+        text.append("\nArguments\n", style="bold")
+        if not detail.arguments:
+            text.append("  none\n", style="dim")
+        for name, value in sorted(detail.arguments.items()):
+            text.append_text(inert(f"  {name} = {value!r}"))
+            text.append("\n")
+        policies = [p for p in (detail.policy, detail.operator_policy) if p]
+        text.append("\nPolicy\n", style="bold")
+        text.append_text(inert("  " + (" + ".join(policies) if policies else "none")))
+        text.append("\n")
+        return text
+
+    def _bindings_text(self) -> Text:
+        text = Text("\nBindings (what routes messages here)\n", style="bold")
+        for binding in self.bound_by:
+            source = binding.source or "(default exchange)"
+            key = binding.routing_key if not binding.arguments else repr(dict(binding.arguments))
+            text.append_text(inert(f"  {source} → key {key or '(empty)'}"))
+            text.append("\n")
+        return text
+
+    # -- actions ---------------------------------------------------------------
+
+    def action_peek(self) -> None:
+        self.app.push_screen(PeekScreen(self.vhost, self.queue_name))
+
+    def action_publish(self) -> None:
+        self.app.push_screen(PublishScreen(self.vhost, "", self.queue_name))
+
+    def action_purge(self) -> None:
+        ready = self.detail.stats.ready if self.detail else 0
+        question = Text("Purge queue ", style="bold")
+        question.append_text(inert(self.queue_name, "bold"))
+        question.append_text(inert(f" in vhost {self.vhost}?"))
+        consequence = f"Its {ready:,} ready messages are deleted for good; unacked ones stay with their consumers."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._change("purge", f"Purged {self.queue_name}.")
+
+        self.app.push_screen(ConfirmScreen(question, consequence, "Purge"), answered)
+
+    def action_delete(self) -> None:
+        question = Text("Delete queue ", style="bold")
+        question.append_text(inert(self.queue_name, "bold"))
+        question.append_text(inert(f" in vhost {self.vhost}?"))
+        consequence = "The queue, its messages and its bindings are deleted; its consumers are cancelled."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._change("delete", f"Deleted {self.queue_name}.")
+
+        self.app.push_screen(ConfirmScreen(question, consequence, "Delete"), answered)
+
+    @work(group="queue-change")
+    async def _change(self, what: str, done: str) -> None:
+        management = self.app.management
+        try:
+            if what == "purge":
+                await management.purge(self.vhost, self.queue_name)
+            else:
+                await management.delete_queue(self.vhost, self.queue_name)
+        except BrokerError as exc:
+            self.notify(printable(str(exc)), title=f"Could not {what}", severity="error")
+            return
+        self.notify(printable(done), title="Done")
+        if self.app.poller is not None:
+            self.app.poller.refresh_now()
+        if what == "delete":
+            self.dismiss(None)

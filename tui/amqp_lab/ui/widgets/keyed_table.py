@@ -1,0 +1,45 @@
+"""A DataTable whose rows are keyed and updated in place: never cleared and refilled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+
+class KeyedTable(DataTable[Text]):
+    """`show()` adds, updates cell by cell, and removes rows by key."""
+
+    def __init__(self, columns: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._columns = tuple(columns)
+        self._shown: dict[str, tuple[Text, ...]] = {}
+
+    def on_mount(self) -> None:
+        for column in self._columns:
+            self.add_column(column, key=column)
+
+    def show(self, rows: Mapping[str, tuple[Text, ...]]) -> None:
+        for key in [k for k in self._shown if k not in rows]:
+            self.remove_row(key)
+            del self._shown[key]
+        for key, row in rows.items():
+            before = self._shown.get(key)
+            if before is None:
+                self.add_row(*row, key=key)
+            else:
+                for column, old, new in zip(self._columns, before, row, strict=True):
+                    if old != new:
+                        self.update_cell(key, column, new)
+            self._shown[key] = row
+
+    def row_shown(self, key: str) -> tuple[Text, ...] | None:
+        return self._shown.get(key)
+
+    @property
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)

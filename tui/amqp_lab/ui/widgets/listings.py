@@ -1,0 +1,57 @@
+"""Rows for the explorer's connection, channel and consumer tables: what each column shows."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from amqp_lab.broker.models import Channel, ClientConnection, Consumer
+from amqp_lab.ui.colors import WARN
+from amqp_lab.ui.text import inert, rate
+
+CONNECTION_COLUMNS = ("connection", "vhost", "user", "peer", "state", "channels")
+CHANNEL_COLUMNS = ("channel", "vhost", "prefetch", "unacked", "consumers", "ack/s", "confirms")
+CONSUMER_COLUMNS = ("queue", "vhost", "consumer", "channel", "prefetch", "ack mode", "active")
+
+
+def _count(value: int) -> Text:
+    return Text(f"{value:,}", justify="right")
+
+
+def connection_row(connection: ClientConnection) -> tuple[Text, ...]:
+    return (
+        inert(connection.name),
+        inert(connection.vhost),
+        inert(connection.user),
+        inert(connection.peer),
+        inert(connection.state),
+        _count(connection.channels),
+    )
+
+
+def channel_row(channel: Channel) -> tuple[Text, ...]:
+    full = channel.prefetch and channel.unacked >= channel.prefetch
+    return (
+        inert(channel.name),
+        inert(channel.vhost),
+        Text(str(channel.prefetch) if channel.prefetch else "unlimited", justify="right"),
+        Text(f"{channel.unacked:,}", style=WARN if full else "", justify="right"),
+        _count(channel.consumers),
+        Text(rate(channel.ack_rate), justify="right"),
+        Text("on" if channel.confirm else "off"),
+    )
+
+
+def consumer_row(consumer: Consumer) -> tuple[Text, ...]:
+    return (
+        inert(consumer.queue),
+        inert(consumer.vhost),
+        inert(consumer.consumer_tag),
+        inert(consumer.channel),
+        Text(str(consumer.prefetch) if consumer.prefetch else "unlimited", justify="right"),
+        Text("manual" if consumer.ack_required else "auto"),
+        Text("yes" if consumer.active else "no (single active consumer waiting)"),
+    )
+
+
+def consumer_key(consumer: Consumer) -> str:
+    return f"{consumer.channel}\x00{consumer.consumer_tag}"
