@@ -4,9 +4,10 @@
     python3 scripts/screenshots.py
 
 Starts its own node, declares a small shop's queues, keeps traffic flowing
-through them while it takes the pictures of the overview; then the builder,
-a real run of each pattern on the live screen and a workshop step; then
-stops the node.
+through them while it takes the pictures of the overview; then the explorer's
+screens on the seeded shop of seed_broker.py (exchanges, a queue up close,
+peek, tap, route what-if); then the builder, a real run of each pattern on
+the live screen and a workshop step; then stops the node.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from pathlib import Path
 
 import aio_pika
 import rabbitmq_node
+import seed_broker
 from amqp_lab.broker.connection import ConnectionState
 from amqp_lab.config import build
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
+from amqp_lab.ui.screens.queue import QueueScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.screens.tap import TapScreen
+from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
+from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.workshop import experiment
+from textual.widgets import Input
 
 OUT = Path(__file__).resolve().parents[1] / "screenshots"
 SIZE = (140, 40)
@@ -102,6 +109,53 @@ async def shoot_theme(app: AmqpLabApp, suffix: str, every_screen: bool) -> None:
         app.save_screenshot(str(OUT / "connection.svg"))
 
 
+async def shoot_explorer(settings: object, url: str) -> None:
+    """The explorer on a busy shop: its exchanges, a queue with a stuck consumer, peek, tap and what-if."""
+    stop = asyncio.Event()
+    shop = asyncio.create_task(seed_broker.shop(url, 20, stop))
+    app = make_app(settings)  # type: ignore[arg-type]
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await until(
+                lambda: app.snapshot is not None and any(q.name.startswith("seed.") for q in app.snapshot.queues)
+            )
+            await pilot.press("2")
+            tree = app.screen.query_one(ExchangeTree)
+            await until(lambda: any(n.data.exchange.name == seed_broker.SHOP for n in tree.root.children if n.data))
+            node = next(n for n in tree.root.children if n.data and n.data.exchange.name == seed_broker.SHOP)
+            tree.focus()
+            tree.move_cursor(node)
+            node.expand()
+            await until(lambda: len(node.children) == 2)
+            app.clear_notifications()
+            await pilot.pause(0.5)
+            app.save_screenshot(str(OUT / "exchanges.svg"))
+            await pilot.press("k")
+            await pilot.pause(0.5)
+            app.screen.query_one("#whatif-key", Input).value = "orders.eu.new"
+            await pilot.pause(1.0)
+            app.save_screenshot(str(OUT / "whatif.svg"))
+            await pilot.press("escape", "t")
+            await until(lambda: isinstance(app.screen, TapScreen) and app.screen.drawn >= 30)
+            await pilot.pause(0.6)
+            app.save_screenshot(str(OUT / "tap.svg"))
+            await pilot.press("escape")
+            await pilot.pause(0.5)
+            await app.push_screen(QueueScreen("/", f"{seed_broker.SHOP}.all"))
+            consumers = app.screen.query_one(KeyedTable)
+            await until(lambda: consumers.row_count > 0 and "stuck" in str(consumers.get_row_at(0)[1]), timeout=90)
+            await until(lambda: len(app.screen.series["ready"]) >= 20, timeout=90)
+            app.clear_notifications()
+            await pilot.pause(0.5)
+            app.save_screenshot(str(OUT / "queue-detail.svg"))
+            await pilot.press("g")
+            await pilot.pause(2.0)
+            app.save_screenshot(str(OUT / "peek.svg"))
+    finally:
+        stop.set()
+        await shop
+
+
 async def shoot_lab(settings: object) -> None:
     """The builder, a real run of each pattern on the live screen, and a workshop step."""
     app = make_app(settings, builder="pub-sub")  # type: ignore[arg-type]
@@ -138,6 +192,7 @@ async def shoot(node: rabbitmq_node.PrivateNode) -> None:
     try:
         await shoot_theme(make_app(settings), "", every_screen=True)
         await shoot_theme(make_app(settings, theme="lab-light"), "-light", every_screen=False)
+        await shoot_explorer(settings, node.amqp_url)
         await shoot_lab(settings)
     finally:
         stop.set()

@@ -25,25 +25,28 @@ SHOP = "seed.orders"
 REGIONS = ("eu", "us", "apac")
 
 
-async def declare_idle(url: str, count: int, connections: int = 4) -> None:
-    """Declare `count` idle queues over a few connections at once: thousands take seconds, not minutes."""
+async def _each_idle(url: str, count: int, act: str, connections: int = 4) -> None:
+    """Declare or delete `count` idle queues over a few connections at once: thousands take seconds."""
 
-    async def declare(part: range) -> None:
+    async def part(numbers: range) -> None:
         connection = await aio_pika.connect(url)
         async with connection:
             channel = await connection.channel()
-            for n in part:
-                await channel.declare_queue(f"{IDLE}{n:05d}", durable=True)
+            for n in numbers:
+                if act == "declare":
+                    await channel.declare_queue(f"{IDLE}{n:05d}", durable=True)
+                else:
+                    await channel.queue_delete(f"{IDLE}{n:05d}")
 
-    await asyncio.gather(*(declare(range(i, count, connections)) for i in range(connections)))
+    await asyncio.gather(*(part(range(i, count, connections)) for i in range(connections)))
+
+
+async def declare_idle(url: str, count: int) -> None:
+    await _each_idle(url, count, "declare")
 
 
 async def delete_idle(url: str, count: int) -> None:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for n in range(count):
-            await channel.queue_delete(f"{IDLE}{n:05d}")
+    await _each_idle(url, count, "delete")
 
 
 async def shop(url: str, rate: float, stop: asyncio.Event) -> None:
@@ -84,6 +87,8 @@ async def shop(url: str, rate: float, stop: asyncio.Event) -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1 / rate)
         finally:
+            await slow_channel.close()  # consumers first: deleting a queue under them cancels them noisily
+            await stuck_channel.close()
             await channel.queue_delete(eu.name)
             await channel.queue_delete(everything.name)
             await channel.exchange_delete(SHOP)

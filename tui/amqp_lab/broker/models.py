@@ -214,13 +214,15 @@ class Exchange:
     durable: bool
     auto_delete: bool
     internal: bool
-    publish_in: float
+    publish_in: float  # messages per second
     publish_out: float
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    totals: MessageTotals = MessageTotals()  # publish: messages in, deliver: messages routed on
 
     COLUMNS = (
         "name,vhost,type,durable,auto_delete,internal,arguments,"
-        "message_stats.publish_in_details.rate,message_stats.publish_out_details.rate"
+        "message_stats.publish_in_details.rate,message_stats.publish_out_details.rate,"
+        "message_stats.publish_in,message_stats.publish_out"
     )
 
     @property
@@ -245,6 +247,10 @@ class Exchange:
             publish_in=number(data, "message_stats.publish_in_details.rate", what),
             publish_out=number(data, "message_stats.publish_out_details.rate", what),
             arguments=expect_object(data.get("arguments") or {}, "exchange arguments"),
+            totals=MessageTotals(
+                publish=number(data, "message_stats.publish_in", what),
+                deliver=number(data, "message_stats.publish_out", what),
+            ),
         )
 
 

@@ -18,7 +18,15 @@ from dataclasses import dataclass, replace
 
 from amqp_lab.broker.errors import ManagementError
 from amqp_lab.broker.management import ManagementClient
-from amqp_lab.broker.models import Channel, ClientConnection, Consumer, Exchange, Overview, QueueStats
+from amqp_lab.broker.models import (
+    Channel,
+    ClientConnection,
+    Consumer,
+    Exchange,
+    MessageRates,
+    Overview,
+    QueueStats,
+)
 from amqp_lab.broker.rates import SteadyRates
 
 # Rows the queue table holds at most: one page, far more than a screen shows. Past it, the
@@ -152,11 +160,20 @@ class ManagementPoller:
         rates = self._rates
         overview = replace(overview, rates=rates.steady(OVERVIEW_KEY, overview.totals, overview.rates, now))
         steady = tuple(replace(q, rates=rates.steady(q.key, q.totals, q.rates, now)) for q in queues)
-        rates.keep_only([OVERVIEW_KEY, *(q.key for q in steady)])
         extra = dict(zip([name for name in LISTINGS if name in watching], map(tuple, fetched), strict=True))
+        steady_keys = [OVERVIEW_KEY, *(q.key for q in steady)]
+        if "exchanges" in extra:
+            extra["exchanges"] = tuple(self._steady_exchange(e, now) for e in extra["exchanges"])
+            steady_keys += ["x" + e.key for e in extra["exchanges"]]
+        rates.keep_only(steady_keys)
         return BrokerSnapshot(
             overview, steady, matching, name_filter, None, now, now, vhost, answered_in=now - started, **extra
         )
+
+    def _steady_exchange(self, exchange: Exchange, now: float) -> Exchange:
+        reported = MessageRates(publish=exchange.publish_in, deliver=exchange.publish_out)
+        rates = self._rates.steady("x" + exchange.key, exchange.totals, reported, now)
+        return replace(exchange, publish_in=rates.publish, publish_out=rates.deliver)
 
     def next_wait(self, answered_in: float) -> float:
         """The interval, or longer after a slow answer: a struggling API is not asked again at once."""

@@ -10,13 +10,17 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from amqp_lab.ui.text import inert
+
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [Binding("escape,n", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Confirm")]
 
-    def __init__(self, question: Text, consequence: str, verb: str) -> None:
+    def __init__(self, verb: str, kind: str, name: str, vhost: str, consequence: str) -> None:
         super().__init__()
-        self.question = question
+        self.question = Text(f"{verb} {kind} ", style="bold")
+        self.question.append_text(inert(name, "bold"))
+        self.question.append_text(inert(f" in vhost {vhost}?"))
         self.consequence = consequence
         self.verb = verb
 

@@ -11,26 +11,63 @@ from textual.widgets import Markdown
 HELP = """\
 # amqp-lab
 
-A live view of a RabbitMQ broker: totals, message rates and every queue's
-depth, asked of the management API every `--refresh` seconds (5 by default,
-RabbitMQ's own statistics interval). From there, build and run scenarios of
-the routing patterns, or follow a guided workshop experiment.
+A live view of a RabbitMQ broker: totals, message rates, queues, exchanges
+and their bindings, connections, channels and consumers, asked of the
+management API every `--refresh` seconds (5 by default, RabbitMQ's own
+statistics interval; longer when the API answers slowly, and the screen
+says so). Explore and debug what is there, build and run scenarios of the
+routing patterns, or follow a guided workshop experiment.
 
-## Overview keys
+## The explorer (the first screen)
+
+Five tabs, `1` to `5`: queues, exchanges, connections, channels, consumers,
+of one vhost or all (`v`). Only the tab on screen is asked for; on a big
+broker the queue table holds one page (500), chosen by the broker in the
+order the table is sorted, so sorting by *Ready* finds the deepest queues.
 
 | key | what it does |
 |---|---|
 | `/` | filter queues by name (Enter keeps the filter, Esc clears it) |
-| `s` | sort by the next column (or click a column header) |
-| `o` | flip the sort order |
+| `s` `o` | sort by the next column (or click a header); flip the order |
+| `Enter` | on a queue: its detail; on an exchange: its bindings |
+| `t` | tap the exchange: watch what it routes, without taking anything |
+| `k` | which queues would a routing key (and headers) reach? |
+| `p` | publish a test message (mandatory: says routed or returned) |
+| `D` | delete the exchange, after a confirmation that names it |
+| `v` | show one vhost, or all |
 | `b` | build and run a scenario |
 | `w` | workshop: guided experiments |
 | `r` | reconnect now and refresh the statistics |
 | `c` | edit or switch the connection |
-| `t` | switch between the dark and the light theme |
+| `t` | (elsewhere) switch between the dark and the light theme |
 | `ctrl+p` | command palette: every action by name |
 | `?` | this help |
 | `q` | quit (a running scenario is stopped and cleaned up first) |
+
+## A queue up close
+
+Depth and rates over two minutes; each consumer's prefetch against what its
+channel holds unacked, its ack rate, and **stuck** when unacked messages sit
+while the channel acks nothing (the time shown is a lower bound of the
+oldest delivery's age), with a warning once that nears the *consumer
+timeout* (30 min unless the queue or a policy says otherwise), after which
+RabbitMQ closes the channel. On the left: what applies to its messages
+(TTL, dead-lettering, length limits and overflow, from its arguments and
+its policy, merged as RabbitMQ merges them), and its bindings.
+
+| key | what it does |
+|---|---|
+| `g` | peek at up to 20 messages: text, JSON or hex (`m`), properties, headers (see below) |
+| `p` | publish a test message to this queue |
+| `P` | purge it, after a confirmation |
+| `D` | delete it, after a confirmation |
+| `Esc` | back |
+
+Peeking takes the messages and puts them straight back: they are marked
+*redelivered*, and a consumer may receive them meanwhile.
+
+`--read-only` turns off every key that changes the broker (peek, tap,
+publish, purge, delete, runs): they are dimmed in the footer.
 
 ## The builder
 

@@ -163,7 +163,9 @@ class OverviewScreen(Screen[None]):
         wanted = self.query_one("#filter", Input).value.lower()
         table.show(q for q in snapshot.queues if wanted in q.name.lower())
         if snapshot.exchanges is not None:
-            self.query_one(ExchangeTree).show(snapshot.exchanges)
+            tree = self.query_one(ExchangeTree)
+            tree.show(snapshot.exchanges)
+            tree.show_destinations({q.key: q for q in snapshot.queues})
         if snapshot.connections is not None:
             rows = {c.name: connection_row(c) for c in snapshot.connections if self._in_vhost(c.vhost)}
             self.query_one("#connection-table", KeyedTable).show(rows)
@@ -295,7 +297,7 @@ class OverviewScreen(Screen[None]):
         if exchange is not None:
             self._load_bindings(exchange)
 
-    @work(group="bindings")
+    @work(group="bindings", exit_on_error=False)
     async def _load_bindings(self, exchange: Exchange) -> None:
         tree = self.query_one(ExchangeTree)
         try:
@@ -342,18 +344,15 @@ class OverviewScreen(Screen[None]):
         if exchange.name == "" or exchange.name.startswith("amq."):
             self.notify("RabbitMQ's own exchanges (the default and amq.*) cannot be deleted.", severity="warning")
             return
-        question = Text("Delete exchange ", style="bold")
-        question.append_text(inert(exchange.name, "bold"))
-        question.append_text(inert(f" in vhost {exchange.vhost}?"))
         consequence = "Its bindings go with it; publishers that use it get 404 NOT_FOUND and their channel is closed."
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self._delete_exchange(exchange)
 
-        self.app.push_screen(ConfirmScreen(question, consequence, "Delete"), answered)
+        self.app.push_screen(ConfirmScreen("Delete", "exchange", exchange.name, exchange.vhost, consequence), answered)
 
-    @work(group="exchange-change")
+    @work(group="exchange-change", exit_on_error=False)
     async def _delete_exchange(self, exchange: Exchange) -> None:
         try:
             await self.app.management.delete_exchange(exchange.vhost, exchange.name)

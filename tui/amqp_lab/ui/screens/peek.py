@@ -53,7 +53,7 @@ class PeekScreen(ModalScreen[None]):
         self.query_one(OptionList).focus()
         self.action_peek()
 
-    @work(exclusive=True, group="peek")
+    @work(exclusive=True, group="peek", exit_on_error=False)
     async def action_peek(self) -> None:
         status = self.query_one("#peek-status", Static)
         status.update("Peeking…")

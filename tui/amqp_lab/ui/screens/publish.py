@@ -68,7 +68,7 @@ class PublishScreen(ModalScreen[None]):
             mandatory=self.query_one("#publish-mandatory", Switch).value,
         )
 
-    @work(exclusive=True, group="publish")
+    @work(exclusive=True, group="publish", exit_on_error=False)
     async def action_send(self) -> None:
         result = self.query_one("#publish-result", Static)
         try:

@@ -131,7 +131,7 @@ class QueueScreen(Screen[None]):
 
     # -- polling ---------------------------------------------------------------
 
-    @work(exclusive=True, group="queue-detail")
+    @work(exclusive=True, group="queue-detail", exit_on_error=False)
     async def _poll(self) -> None:
         polls = 0
         management = self.app.management
@@ -150,8 +150,12 @@ class QueueScreen(Screen[None]):
                 self._notice(inert(f"{exc}. Esc goes back.", BAD))
                 return
             except BrokerError as exc:
+                if not self.is_attached:
+                    return
                 self._notice(inert(f"{exc} — showing figures from {self._age()}; trying again", BAD))
             else:
+                if not self.is_attached:  # the user left while the answer was on its way
+                    return
                 self.fresh_at = time.monotonic()
                 self._show(detail, activity)
             polls += 1
@@ -214,7 +218,7 @@ class QueueScreen(Screen[None]):
             )
             if on
         ]
-        title.append_text(inert(f"  vhost {stats.vhost} · {' · '.join(flags)} · node {detail.node}"))
+        title.append_text(inert(f" · vhost {stats.vhost} · {' · '.join(flags)} · node {detail.node}"))
         title.append(f"\n{stats.ready:,} ready · {stats.unacked:,} unacked · {stats.consumers} consumers", style="bold")
         title.append(
             f" · in {rate(stats.rates.publish)}/s · out {rate(stats.rates.deliver)}/s · acked {rate(stats.rates.ack)}/s"
@@ -228,7 +232,7 @@ class QueueScreen(Screen[None]):
             text.append("  no TTL, length limit or dead-lettering\n", style="dim")
         for setting in settings:
             text.append_text(inert(f"  {setting.label}: {setting.value}", "bold"))
-            text.append_text(inert(f"  from {setting.source}", "italic"))
+            text.append_text(inert(f" · from {setting.source}", "italic"))
             text.append("\n    ")
             text.append_text(inert(setting.meaning, "dim"))
             text.append("\n")
@@ -266,30 +270,21 @@ class QueueScreen(Screen[None]):
 
     def action_purge(self) -> None:
         ready = self.detail.stats.ready if self.detail else 0
-        question = Text("Purge queue ", style="bold")
-        question.append_text(inert(self.queue_name, "bold"))
-        question.append_text(inert(f" in vhost {self.vhost}?"))
-        consequence = f"Its {ready:,} ready messages are deleted for good; unacked ones stay with their consumers."
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._change("purge", f"Purged {self.queue_name}.")
-
-        self.app.push_screen(ConfirmScreen(question, consequence, "Purge"), answered)
+        self._confirm(
+            "Purge", f"Its {ready:,} ready messages are deleted for good; unacked ones stay with their consumers."
+        )
 
     def action_delete(self) -> None:
-        question = Text("Delete queue ", style="bold")
-        question.append_text(inert(self.queue_name, "bold"))
-        question.append_text(inert(f" in vhost {self.vhost}?"))
-        consequence = "The queue, its messages and its bindings are deleted; its consumers are cancelled."
+        self._confirm("Delete", "The queue, its messages and its bindings are deleted; its consumers are cancelled.")
 
+    def _confirm(self, verb: str, consequence: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self._change("delete", f"Deleted {self.queue_name}.")
+                self._change(verb.lower(), f"{verb}d {self.queue_name}.")
 
-        self.app.push_screen(ConfirmScreen(question, consequence, "Delete"), answered)
+        self.app.push_screen(ConfirmScreen(verb, "queue", self.queue_name, self.vhost, consequence), answered)
 
-    @work(group="queue-change")
+    @work(group="queue-change", exit_on_error=False)
     async def _change(self, what: str, done: str) -> None:
         management = self.app.management
         try:

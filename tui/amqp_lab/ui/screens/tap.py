@@ -65,7 +65,7 @@ class TapScreen(Screen[None]):
         title.append(f" ({self.exchange.type}) · {state}")
         self.query_one("#tap-title", Static).update(title)
 
-    @work(exclusive=True, group="tap")
+    @work(exclusive=True, group="tap", exit_on_error=False)
     async def _start(self) -> None:
         assert self.tap is not None
         try:
@@ -109,7 +109,7 @@ class TapScreen(Screen[None]):
             self._last_follow = time.monotonic()
             self._follow_bindings()
 
-    @work(exclusive=True, group="tap-follow")
+    @work(exclusive=True, group="tap-follow", exit_on_error=False)
     async def _follow_bindings(self) -> None:
         assert self.tap is not None
         with contextlib.suppress(BrokerError):  # the next round tries again; the tap keeps what it has

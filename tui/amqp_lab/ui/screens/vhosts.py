@@ -31,7 +31,7 @@ class VhostScreen(ModalScreen[str | None]):
         self.query_one(OptionList).focus()
         self._load()
 
-    @work(exclusive=True, group="vhosts")
+    @work(exclusive=True, group="vhosts", exit_on_error=False)
     async def _load(self) -> None:
         hint = self.query_one("#vhost-hint", Static)
         try:

@@ -108,7 +108,7 @@ class WhatIfScreen(ModalScreen[None]):
         self.query_one("#whatif-key", Input).focus()
         self.action_reload()
 
-    @work(exclusive=True, group="whatif")
+    @work(exclusive=True, group="whatif", exit_on_error=False)
     async def action_reload(self) -> None:
         try:
             self.routes = await fetch_routes(self.app.management, self.vhost, self.exchange)

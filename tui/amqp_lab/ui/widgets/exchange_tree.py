@@ -29,24 +29,24 @@ class BindingNode:
 
 def exchange_label(exchange: Exchange) -> Text:
     label = inert(exchange.name or "(default exchange)", "bold")
-    label.append(f"  {exchange.type}", style="italic")
+    label.append(f" · {exchange.type}")
     if exchange.alternate:
-        label.append_text(inert(f"  alternate → {exchange.alternate}", "dim"))
+        label.append_text(inert(f" · alternate → {exchange.alternate}", "dim"))
     if exchange.internal:
-        label.append("  internal", style="dim")
-    label.append(f"  in {rate(exchange.publish_in)}/s out {rate(exchange.publish_out)}/s", style="dim")
+        label.append(" · internal", style="dim")
+    label.append(f" · in {rate(exchange.publish_in)}/s, out {rate(exchange.publish_out)}/s", style="dim")
     return label
 
 
 def binding_label(binding: Binding, queues: Mapping[str, QueueStats]) -> Text:
     key = binding.routing_key if not binding.arguments else ", ".join(f"{k}={v}" for k, v in binding.arguments.items())
     label = inert(key or "(empty key)", "bold")
-    label.append("  →  ")
+    label.append(" → ")
     label.append_text(inert(f"{binding.destination_type} {binding.destination}"))
     stats = queues.get(f"{binding.vhost}\x00{binding.destination}") if binding.destination_type == "queue" else None
     if stats is not None:
         consumers = f"{stats.consumers} consumer{'s' if stats.consumers != 1 else ''}"
-        label.append(f"   {consumers}, {stats.ready:,} ready, {stats.unacked:,} unacked", style="dim")
+        label.append(f" · {consumers}, {stats.ready:,} ready, {stats.unacked:,} unacked", style="dim")
     return label
 
 
@@ -83,6 +83,18 @@ class ExchangeTree(Tree[ExchangeNode | BindingNode]):
             node.add_leaf(Text("no bindings: every message published here is unroutable", style="dim italic"))
         for binding in sorted(bindings, key=lambda b: (b.routing_key, b.destination)):
             node.add_leaf(binding_label(binding, queues), BindingNode(binding))
+
+    @property
+    def show_destinations(self, queues: Mapping[str, QueueStats]) -> None:
+        """Relabel the bindings of expanded exchanges with their queues' current consumers and depth."""
+        for node in self._exchange_nodes.values():
+            if not node.is_expanded:
+                continue
+            for child in node.children:
+                if isinstance(child.data, BindingNode):
+                    label = binding_label(child.data.binding, queues)
+                    if label != child.label:
+                        child.set_label(label)
 
     @property
     def selected(self) -> Exchange | None:

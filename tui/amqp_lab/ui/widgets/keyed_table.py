@@ -32,7 +32,7 @@ class KeyedTable(DataTable[Text]):
             else:
                 for column, old, new in zip(self._columns, before, row, strict=True):
                     if old != new:
-                        self.update_cell(key, column, new)
+                        self.update_cell(key, column, new, update_width=True)
             self._shown[key] = row
 
     def row_shown(self, key: str) -> tuple[Text, ...] | None:

@@ -1,0 +1,186 @@
+"""The explorer against a real broker holding thousands of queues and a busy shop, driven as a new user would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aio_pika
+import pytest
+import seed_broker
+from amqp_lab.broker.connection import connect_first
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.broker.tap import TAP_PREFIX
+from amqp_lab.config import Settings
+from amqp_lab.ui.app import AmqpLabApp, make_app
+from amqp_lab.ui.screens.confirm import ConfirmScreen
+from amqp_lab.ui.screens.overview import OverviewScreen
+from amqp_lab.ui.screens.peek import PeekScreen
+from amqp_lab.ui.screens.queue import QueueScreen
+from amqp_lab.ui.screens.tap import TapScreen
+from amqp_lab.ui.screens.whatif import WhatIfScreen
+from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
+from amqp_lab.ui.widgets.keyed_table import KeyedTable
+from amqp_lab.ui.widgets.queue_table import QueueTable
+from textual.widgets import Input, OptionList
+
+from tests.conftest import shown_text, wait_for
+
+SIZE = (140, 40)
+IDLE_QUEUES = 5000
+EVERYTHING = f"{seed_broker.SHOP}.all"  # bound with #, its consumer takes 5 messages and never acks
+
+
+@pytest.fixture
+async def busy_broker(rabbit) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
+    """Thousands of idle queues and the seeded shop publishing, for the length of a test."""
+    await seed_broker.declare_idle(rabbit.amqp_url, IDLE_QUEUES)
+    stop = asyncio.Event()
+    shop = asyncio.create_task(seed_broker.shop(rabbit.amqp_url, 50, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await shop
+        await seed_broker.delete_idle(rabbit.amqp_url, IDLE_QUEUES)
+
+
+async def ready_in(settings: Settings, queue: str) -> int:
+    connection = await connect_first(settings)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+
+
+def queue_rows(app: AmqpLabApp) -> list[str]:
+    table = app.screen.query_one(QueueTable)
+    return [str(table.get_row_at(n)[0].plain) for n in range(table.row_count)]
+
+
+async def tap_objects(settings: Settings) -> list[str]:
+    async with ManagementClient(settings) as client:
+        exchanges = await client.exchanges("/")
+        queues, _ = await client.queues("/", name="^amqp-lab\\.tap\\.")
+    return [e.name for e in exchanges if e.name.startswith(TAP_PREFIX)] + [q.name for q in queues]
+
+
+def focus_exchange(app: AmqpLabApp, name: str) -> None:
+    tree = app.screen.query_one(ExchangeTree)
+    node = next(n for n in tree.root.children if n.data is not None and n.data.exchange.name == name)
+    tree.focus()
+    tree.move_cursor(node)
+
+
+async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_and_purge(
+    settings: Settings, busy_broker: None
+) -> None:
+    app = make_app(settings)
+    async with app.run_test(size=SIZE) as pilot:
+        # First render: one page of the broker's queues, and the notice says how many there are in all.
+        await wait_for(lambda: app.screen.query_one(QueueTable).row_count >= 500, what="the first page of queues")
+        await wait_for(lambda: "of 5,00" in shown_text(app.screen.query_one("#notice")), what="the total in the notice")
+
+        # Find the queue by name.
+        await pilot.press("slash")
+        app.screen.query_one("#filter", Input).value = "orders.all"
+        await wait_for(lambda: queue_rows(app) == [EVERYTHING], what="the filter to find the queue")
+        await pilot.press("enter", "enter")  # keep the filter, then open the queue
+        await wait_for(lambda: isinstance(app.screen, QueueScreen), what="the queue's detail")
+
+        # Why is it slow: its one consumer holds its prefetch of 5 and never acks.
+        consumers = app.screen.query_one(KeyedTable)
+        await wait_for(lambda: "stuck" in shown_text(consumers), timeout=60, what="the consumer flagged stuck")
+        assert "max length: 10000" in shown_text(app.screen.query_one("#queue-settings"))
+        await wait_for(lambda: "seed.orders → key #" in shown_text(app.screen.query_one("#queue-bindings")))
+
+        # Peek: messages listed, and the screen says what peeking does to them.
+        await pilot.press("g")
+        await wait_for(lambda: isinstance(app.screen, PeekScreen), what="the peek screen")
+        await wait_for(lambda: app.screen.query_one(OptionList).option_count > 0, what="peeked messages")
+        assert "ack_requeue_true" in shown_text(app.screen.query_one("#peek-warning"))
+        assert '"region"' in shown_text(app.screen.query_one("#peek-detail"))
+        await pilot.press("escape")
+
+        # Purge, after a confirmation that names the queue.
+        async def filled() -> bool:
+            return await ready_in(settings, EVERYTHING) >= 200
+
+        await wait_for(filled, timeout=60, what="200 messages in the queue")
+        await pilot.press("P")
+        await wait_for(lambda: isinstance(app.screen, ConfirmScreen), what="the confirmation")
+        assert EVERYTHING in shown_text(app.screen.query_one(".title"))
+        await pilot.press("y")
+
+        async def purged() -> bool:
+            return await ready_in(settings, EVERYTHING) < 100  # the shop keeps publishing 50 a second
+
+        await wait_for(purged, what="the purge to empty the queue")
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, OverviewScreen), what="the overview")
+
+        # Which queues does a routing key reach?
+        await pilot.press("2")
+        await wait_for(lambda: bool(app.screen.query_one(ExchangeTree).root.children), what="the exchanges")
+        focus_exchange(app, seed_broker.SHOP)
+        await pilot.press("k")
+        await wait_for(lambda: isinstance(app.screen, WhatIfScreen), what="the what-if")
+        app.screen.query_one("#whatif-key", Input).value = "orders.eu.refund"
+        answer = app.screen.query_one("#whatif-answer")
+        await wait_for(lambda: "2 queues get a copy" in shown_text(answer), what="the what-if answer")
+        assert f"{seed_broker.SHOP}.eu" in shown_text(answer)
+        app.screen.query_one("#whatif-key", Input).value = "refund"
+        await wait_for(lambda: "1 queue get a copy" in shown_text(answer), what="the answer for another key")
+        await pilot.press("escape")
+
+        # Tap the exchange feeding it: messages pass by, and stopping removes what the tap declared.
+        focus_exchange(app, seed_broker.SHOP)
+        await pilot.press("t")
+        await wait_for(lambda: isinstance(app.screen, TapScreen), what="the tap")
+        tap_screen = app.screen
+        assert isinstance(tap_screen, TapScreen)
+        await wait_for(lambda: tap_screen.drawn >= 5, what="tapped messages on screen")
+        assert "orders." in shown_text(tap_screen.query_one("#tap-messages"))
+        assert await tap_objects(settings) != []
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, OverviewScreen), what="the overview again")
+
+        async def tap_gone() -> bool:
+            return await tap_objects(settings) == []
+
+        await wait_for(tap_gone, what="the tap's exchange and queue to be deleted")
+
+
+async def test_read_only_mode_refuses_every_change_and_says_so(settings: Settings) -> None:
+    connection = await connect_first(settings)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue("explore-read-only", auto_delete=False)
+        await channel.default_exchange.publish(aio_pika.Message(b"keep me"), queue.name)
+        app = make_app(replace(settings, read_only=True))
+        try:
+            async with app.run_test(size=SIZE) as pilot:
+                notice = app.screen.query_one("#notice")
+                await wait_for(lambda: "READ-ONLY" in shown_text(notice), what="the overview to say read-only")
+                await wait_for(lambda: "explore-read-only" in queue_rows(app), what="the queue listed")
+                await app.push_screen(QueueScreen("/", queue.name))
+                await wait_for(lambda: isinstance(app.screen, QueueScreen), what="the queue's detail")
+                await wait_for(lambda: "READ-ONLY" in shown_text(app.screen.query_one("#queue-notice")))
+                for key in ("P", "D", "g", "p"):
+                    await pilot.press(key)
+                    await pilot.pause()
+                    assert isinstance(app.screen, QueueScreen), f"{key} opened {app.screen}"
+                await pilot.press("escape", "2")
+                await wait_for(lambda: bool(app.screen.query_one(ExchangeTree).root.children), what="the exchanges")
+                focus_exchange(app, "amq.topic")
+                for key in ("t", "p", "D"):
+                    await pilot.press(key)
+                    await pilot.pause()
+                    assert isinstance(app.screen, OverviewScreen), f"{key} opened {app.screen}"
+                await pilot.press("k")  # asking a question changes nothing: allowed
+                await wait_for(lambda: isinstance(app.screen, WhatIfScreen), what="the what-if")
+            assert await ready_in(settings, queue.name) == 1
+            assert await tap_objects(settings) == []
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
