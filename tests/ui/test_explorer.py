@@ -17,6 +17,7 @@ from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.overview import OverviewScreen
 from amqp_lab.ui.screens.peek import PeekScreen
+from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.screens.queue import QueueScreen
 from amqp_lab.ui.screens.tap import TapScreen
 from amqp_lab.ui.screens.whatif import WhatIfScreen
@@ -133,6 +134,20 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         app.screen.query_one("#whatif-key", Input).value = "refund"
         await wait_for(lambda: "1 queue get a copy" in shown_text(answer), what="the answer for another key")
         await pilot.press("escape")
+
+        # Publish a test message: mandatory, so the broker says whether a queue took it.
+        for exchange, key, reply in (
+            ("amq.direct", "nowhere", "312 NO_ROUTE"),
+            (seed_broker.SHOP, "orders.eu.x", "routed"),
+        ):
+            focus_exchange(app, exchange)
+            await pilot.press("p")
+            await wait_for(lambda: isinstance(app.screen, PublishScreen), what="the publish screen")
+            app.screen.query_one("#publish-key", Input).value = key
+            await pilot.press("ctrl+s")
+            result = app.screen.query_one("#publish-result")
+            await wait_for(lambda r=result, w=reply: w in shown_text(r), what=f"{reply} for {key!r}")  # type: ignore[misc]
+            await pilot.press("escape")
 
         # Tap the exchange feeding it: messages pass by, and stopping removes what the tap declared.
         focus_exchange(app, seed_broker.SHOP)

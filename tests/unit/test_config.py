@@ -96,6 +96,7 @@ def test_vhost_comes_from_the_url_path_unless_given() -> None:
         ({"management_url": "ftp://h/"}, r"unknown scheme 'ftp' in management URL.*http://"),
         ({"ca_file": "/nonexistent/ca.pem"}, r"CA file /nonexistent/ca.pem does not exist"),
         ({"refresh": "0"}, r"refresh must be more than 0"),
+        ({"refresh": "0.5"}, r"refresh must be at least 1 s.*polling faster shows the same numbers"),
         ({"timeout": "soon"}, r"timeout must be a number of seconds, not 'soon'"),
     ],
 )

@@ -146,7 +146,7 @@ async def test_a_slow_management_api_is_asked_less_often_and_the_snapshot_says_s
             200, json={"items": [], "page": 1, "page_count": 1, "total_count": 0, "filtered_count": 0}
         )
 
-    settings = build({"amqp_url": "amqp://guest:guest@127.0.0.1:1/", "refresh": 0.2, "timeout": 5})
+    settings = build({"amqp_url": "amqp://guest:guest@127.0.0.1:1/", "timeout": 5})
     seen: list[BrokerSnapshot] = []
     first = asyncio.Event()
 
@@ -155,7 +155,7 @@ async def test_a_slow_management_api_is_asked_less_often_and_the_snapshot_says_s
         first.set()
 
     async with ManagementClient(settings, transport=httpx.MockTransport(slow)) as client:
-        poller = ManagementPoller(client, settings.refresh, received)
+        poller = ManagementPoller(client, 0.2, received)
         task = asyncio.create_task(poller.run())
         try:
             await asyncio.wait_for(first.wait(), 10)

@@ -23,6 +23,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_MANAGEMENT_PORT = 15672
 DEFAULT_MANAGEMENT_TLS_PORT = 15671
 DEFAULT_REFRESH = 5.0  # RabbitMQ's default collect_statistics_interval
+MIN_REFRESH = 1.0  # the finest statistics interval worth polling for; the overview does not say the broker's
 DEFAULT_TIMEOUT = 5.0
 
 # Environment variables, documented in `amqp-lab --help` and the README.
@@ -267,7 +268,7 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
         vhost=vhost,
         tls=tls,
         read_only=_boolean(values.get("read_only", False), "read_only"),
-        refresh=_positive(values.get("refresh", DEFAULT_REFRESH), "refresh", upper=3600),
+        refresh=_refresh(values.get("refresh", DEFAULT_REFRESH)),
         timeout=_positive(values.get("timeout", DEFAULT_TIMEOUT), "timeout", upper=600),
         profile=profile,
     )
@@ -344,6 +345,16 @@ def _boolean(value: Any, name: str) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _refresh(value: Any) -> float:
+    refresh = _positive(value, "refresh", upper=3600)
+    if refresh < MIN_REFRESH:
+        raise SettingsError(
+            f"refresh must be at least {MIN_REFRESH:g} s, not {value!r}: RabbitMQ's statistics change at most once "
+            "per collect_statistics_interval (5 s by default), so polling faster shows the same numbers"
+        )
+    return refresh
 
 
 def _positive(value: Any, name: str, upper: float) -> float:

@@ -50,13 +50,13 @@ TOTALS = (
     ("messages_unacked", "Unacked"),
 )
 RATES = (("publish", "Publish/s"), ("deliver", "Deliver/s"), ("ack", "Ack/s"))
-# Tab id, its title, and the listing the poller fetches while it shows (the queue table is always fetched).
+# Tab id, its title, and the listings the poller fetches while it shows (the queue table is always fetched).
 TABS = (
-    ("queues", "1 Queues", None),
-    ("exchanges", "2 Exchanges", "exchanges"),
-    ("connections", "3 Connections", "connections"),
-    ("channels", "4 Channels", "channels"),
-    ("consumers", "5 Consumers", "consumers"),
+    ("queues", "1 Queues", ()),
+    ("exchanges", "2 Exchanges", ("exchanges",)),
+    ("connections", "3 Connections", ("connections",)),
+    ("channels", "4 Channels", ("channels",)),
+    ("consumers", "5 Consumers", ("consumers", "channels")),  # a consumer's unacked and acks are its channel's
 )
 CHANGES = {"tap", "publish", "delete_exchange"}
 
@@ -126,8 +126,8 @@ class OverviewScreen(Screen[None]):
         return self.query_one(TabbedContent).active or "queues"
 
     def _watch_tab(self) -> None:
-        listing = dict((tab, listing) for tab, _, listing in TABS)[self.tab]
-        self.app.watch_listings(frozenset([listing]) if listing else frozenset())
+        listings = {tab: listings for tab, _, listings in TABS}[self.tab]
+        self.app.watch_listings(frozenset(listings))
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:

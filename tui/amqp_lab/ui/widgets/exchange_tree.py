@@ -84,7 +84,6 @@ class ExchangeTree(Tree[ExchangeNode | BindingNode]):
         for binding in sorted(bindings, key=lambda b: (b.routing_key, b.destination)):
             node.add_leaf(binding_label(binding, queues), BindingNode(binding))
 
-    @property
     def show_destinations(self, queues: Mapping[str, QueueStats]) -> None:
         """Relabel the bindings of expanded exchanges with their queues' current consumers and depth."""
         for node in self._exchange_nodes.values():

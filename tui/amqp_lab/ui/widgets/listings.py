@@ -10,7 +10,7 @@ from amqp_lab.ui.text import inert, rate
 
 CONNECTION_COLUMNS = ("connection", "vhost", "user", "peer", "state", "channels")
 CHANNEL_COLUMNS = ("channel", "vhost", "prefetch", "unacked", "consumers", "ack/s", "confirms")
-CONSUMER_COLUMNS = ("queue", "vhost", "consumer", "channel", "prefetch", "ack mode", "active")
+CONSUMER_COLUMNS = ("queue", "vhost", "consumer", "prefetch", "unacked", "ack/s", "ack mode", "active", "channel")
 
 
 def _count(value: int) -> Text:
@@ -41,15 +41,23 @@ def channel_row(channel: Channel) -> tuple[Text, ...]:
     )
 
 
-def consumer_row(consumer: Consumer) -> tuple[Text, ...]:
+def consumer_row(consumer: Consumer, channel: Channel | None) -> tuple[Text, ...]:
+    """`channel` is the consumer's channel, for what it holds unacked and acks: RabbitMQ counts those per channel."""
+    unacked = (
+        Text("?", style="dim", justify="right") if channel is None else Text(f"{channel.unacked:,}", justify="right")
+    )
+    if channel is not None and consumer.prefetch and channel.unacked >= consumer.prefetch:
+        unacked.stylize(WARN)
     return (
         inert(consumer.queue),
         inert(consumer.vhost),
         inert(consumer.consumer_tag),
-        inert(consumer.channel),
         Text(str(consumer.prefetch) if consumer.prefetch else "unlimited", justify="right"),
+        unacked,
+        Text("?" if channel is None else rate(channel.ack_rate), justify="right"),
         Text("manual" if consumer.ack_required else "auto"),
         Text("yes" if consumer.active else "no (single active consumer waiting)"),
+        inert(consumer.channel),
     )
 
 
