@@ -34,9 +34,12 @@ EXIT_FAILED = 2  # bad input, or the broker cannot be reached
 DESCRIPTION = """\
 An interactive terminal lab for AMQP 0-9-1 routing topologies on RabbitMQ.
 
-Run without a command to open the lab: a live overview of the broker's queues,
-totals and message rates; from there, b builds and runs a scenario and w opens
-the workshop. Start with `amqp-lab check` to see what it can reach.
+Run without a command to open the lab on the broker explorer: live totals and
+rates, queues, exchanges and their bindings, connections, channels and
+consumers; Enter on a queue shows why its consumers are slow and lets you peek,
+purge or delete; on an exchange, t taps it, k says which queues a routing key
+reaches, p publishes a test message. b builds and runs a scenario, w opens the
+workshop. Start with `amqp-lab check` to see what it can reach.
 """
 
 EPILOG = f"""\
@@ -109,8 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=quiet,
         help="do not verify the broker's TLS certificate (unsafe)",
     )
-    group.add_argument("--read-only", action="store_true", default=quiet, help="never change anything on the broker")
-    group.add_argument("--refresh", metavar="SECONDS", default=quiet, help="statistics refresh (default 5)")
+    group.add_argument(
+        "--read-only",
+        action="store_true",
+        default=quiet,
+        help="never change anything on the broker: no peek, tap, publish, purge, delete or run",
+    )
+    group.add_argument(
+        "--refresh",
+        metavar="SECONDS",
+        default=quiet,
+        help="seconds between statistics polls, at least 1 (default 5, RabbitMQ's own interval)",
+    )
     group.add_argument("--timeout", metavar="SECONDS", default=quiet, help="broker answer timeout (default 5)")
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
 
