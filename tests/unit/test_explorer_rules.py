@@ -91,7 +91,8 @@ def test_the_tap_copies_each_distinct_binding_key_and_refuses_the_default_exchan
     bindings = [binding("orders", "a.#"), binding("orders", "a.#", to="q2"), binding("orders", "*.b")]
     bindings.append(binding("orders", "#", to="amqp-lab.tap.1234"))  # another tap's binding is not copied
     assert binding_copies(topic, bindings) == [("a.#", {}), ("*.b", {})]
-    assert binding_copies(exchange("all", "fanout"), []) == [("", {})]
+    assert binding_copies(exchange("all", "fanout"), [binding("all", "")]) == [("", {})]
+    assert binding_copies(exchange("all", "fanout"), []) == []  # its own binding would make messages routable
     headers = exchange("h", "headers")
     assert binding_copies(headers, [binding("h", "", {"x-match": "any", "k": 1})]) == [("", {"x-match": "any", "k": 1})]
     reason = refusal(exchange("", "direct"))

@@ -61,12 +61,11 @@ def refusal(exchange: Exchange) -> str | None:
 
 def binding_copies(exchange: Exchange, bindings: list[Binding]) -> list[tuple[str, Mapping[str, Any]]]:
     """(routing key, arguments) for each distinct binding of the exchange, so the tap matches what they match."""
+    routed = [b for b in bindings if b.source == exchange.name and not b.destination.startswith(TAP_PREFIX)]
     if exchange.type == "fanout":
-        return [("", {})]
+        return [("", {})] if routed else []  # with no binding the tap's own would make messages routable
     copies: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    for binding in bindings:
-        if binding.source != exchange.name or binding.destination.startswith(TAP_PREFIX):
-            continue
+    for binding in routed:
         arguments = dict(binding.arguments) if exchange.type == "headers" else {}
         copies[repr((binding.routing_key, sorted(arguments.items())))] = (binding.routing_key, arguments)
     return list(copies.values())

@@ -93,7 +93,7 @@ class PeekScreen(ModalScreen[None]):
         message = self.messages[index]
         meta = Text()
         meta.append_text(inert(f"exchange {message.exchange or '(default)'} · routing key {message.routing_key}"))
-        meta.append(f" · redelivered {'yes' if message.redelivered else 'no'}\n\n")
+        meta.append(f" · redelivered {'yes' if message.redelivered else 'no'}\n")
         view = render_message(message.properties, message.headers, message.payload, message.size, self.mode, meta)
         self.query_one("#peek-detail", Static).update(view)
 

@@ -81,6 +81,8 @@ class TapScreen(Screen[None]):
     def _describe(self) -> str:
         assert self.tap is not None
         keys = len(self.tap.copies)
+        if not keys:
+            return "the exchange has no bindings, so it routes nothing and the tap sees nothing until one is added"
         return (
             f"{self.tap.seen:,} seen · bound with {keys} binding key{'s' if keys != 1 else ''} "
             "copied from the exchange "
@@ -142,7 +144,7 @@ class TapScreen(Screen[None]):
             return
         message = tap.messages[index - kept_from]
         heading = inert(f"routing key {message.routing_key}")
-        heading.append("\n\n")
+        heading.append("\n")
         self.query_one("#tap-detail", Static).update(
             render_message(message.properties, message.headers, message.body, len(message.body), self.mode, heading)
         )
