@@ -21,6 +21,9 @@ PRESETS = ("rpc", "map-reduce", "workers", "pub-sub", "custom")
 CHECK_PREFIX = "lab.check."  # names are built with it, and taken off again in messages
 
 
+MAX_FILE_BYTES = 1 << 20  # a scenario is a few hundred bytes; anything this big is a mistake
+
+
 class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the file, the key or line, and what is allowed."""
 
@@ -60,9 +63,16 @@ def read_source(source: str) -> tuple[str, str]:
     if not path.is_file():
         raise ScenarioError(f"{source}: no such scenario file, and not a preset (presets: {', '.join(PRESETS)})")
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError(
+                f"{path}: {size / 2**20:.0f} MB is not a scenario; scenario files are at most {MAX_FILE_BYTES >> 20} MB"
+            )
         return str(path), path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read it: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start}): save the scenario as UTF-8") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc.strerror or exc}") from None
 
 
 def from_text(text: str, where: str, overrides: Iterable[str] = ()) -> Scenario:
