@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from urllib.parse import quote
 
 import aio_pika
+import httpx
 import pytest
 import seed_broker
 from amqp_lab.broker.connection import connect_first
@@ -199,3 +201,40 @@ async def test_read_only_mode_refuses_every_change_and_says_so(settings: Setting
             assert await tap_objects(settings) == []
         finally:
             await queue.delete(if_unused=False, if_empty=False)
+
+
+HOSTILE = "evil [bold red]q[/] \x1b[2J\x07 [link=http://x]y"
+
+
+async def test_hostile_names_headers_and_payloads_are_shown_inert(settings: Settings, rabbit) -> None:  # type: ignore[no-untyped-def]
+    """Names and messages a broker may hold: markup and terminal escapes are shown as text, never obeyed."""
+    path = f"api/queues/%2F/{quote(HOSTILE, safe='')}"
+    async with httpx.AsyncClient(base_url=rabbit.management_url, auth=("guest", "guest")) as admin:
+        (await admin.put(path, json={"durable": False, "auto_delete": False})).raise_for_status()
+        message = {
+            "properties": {"headers": {HOSTILE: HOSTILE}, "content_type": "[i]text[/i]"},
+            "routing_key": HOSTILE,
+            "payload": HOSTILE + "\n" + "\x1b]0;title\x07",
+            "payload_encoding": "string",
+        }
+        (await admin.post("api/exchanges/%2F/amq.default/publish", json=message)).raise_for_status()
+        try:
+            app = make_app(settings)
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.press("slash")
+                app.screen.query_one("#filter", Input).value = "evil"
+                await wait_for(lambda: len(queue_rows(app)) == 1, what="the hostile queue listed")
+                shown = shown_text(app.screen.query_one(QueueTable))
+                assert "evil [bold red]q[/] \\x1b[2J\\x07 [link=http://x]y" in shown
+                await pilot.press("enter", "enter")
+                await wait_for(lambda: isinstance(app.screen, QueueScreen), what="the queue's detail")
+                await pilot.press("g")
+                await wait_for(lambda: isinstance(app.screen, PeekScreen), what="the peek")
+                await wait_for(lambda: app.screen.query_one(OptionList).option_count == 1, what="the message")
+                detail = shown_text(app.screen.query_one("#peek-detail"))
+                assert "[i]text[/i]" in detail  # a property, literally
+                assert detail.count("evil [bold red]q[/] \\x1b[2J\\x07") >= 3  # key, header name and value, payload
+                assert "\\x1b]0;title\\x07" in detail
+                assert "\x1b" not in detail
+        finally:
+            await admin.delete(path)

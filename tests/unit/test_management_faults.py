@@ -102,3 +102,19 @@ async def test_a_page_of_the_wrong_shape_is_rejected() -> None:
     async with client_answering(lambda request: httpx.Response(200, content=body)) as client:
         with pytest.raises(errors.ManagementBadResponse, match="malformed list for queues"):
             await client.queue_page()
+
+
+async def test_an_endless_page_is_cut_off_at_the_size_limit() -> None:
+    sent = 0
+
+    async def flood():  # type: ignore[no-untyped-def]
+        nonlocal sent
+        yield b'{"items": ['
+        while True:  # a megabyte at a time, for ever
+            sent += 1
+            yield b'{"name": "q"},' * 70_000
+
+    async with client_answering(lambda request: httpx.Response(200, content=flood())) as client:
+        with pytest.raises(errors.ManagementBadResponse, match=r"more than 32 MB .*not a management API answer"):
+            await client.queue_page()
+    assert sent < 40  # it stopped reading soon after the limit, not at the end of the stream
