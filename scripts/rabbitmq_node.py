@@ -54,6 +54,8 @@ class PrivateNode:
     management_port: int
     dist_port: int
     epmd_port: int
+    amqps_port: int = 0  # 0: no TLS listeners
+    https_port: int = 0
 
     @property
     def amqp_url(self) -> str:
@@ -62,6 +64,14 @@ class PrivateNode:
     @property
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}/"
+
+    @property
+    def amqps_url(self) -> str:
+        return f"amqps://guest:guest@127.0.0.1:{self.amqps_port}/"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}/"
 
     @property
     def host_dir(self) -> Path:
@@ -165,11 +175,15 @@ def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
         raise RuntimeError(f"rabbitmqctl {what} failed: {result.stdout}{result.stderr}".strip())
 
 
-def start(name: str = "amqplab-test@localhost", version: str = "3.10", base_dir: Path | None = None) -> PrivateNode:
+def start(
+    name: str = "amqplab-test@localhost", version: str = "3.10", base_dir: Path | None = None, tls: Path | None = None
+) -> PrivateNode:
     """Boot a node and wait until it accepts connections.
 
     `base_dir` (3.10 only) picks the node's folder; a chroot node always lives
-    in a fresh folder under the chroot's /tmp.
+    in a fresh folder under the chroot's /tmp. `tls` is a folder holding
+    ca.pem, server.pem and server.key: the node then also listens for amqps and
+    https, with that certificate.
     """
     root = build_chroot() if version == "4.0" else root_for(version)
     if not installed(version):
@@ -190,6 +204,8 @@ def start(name: str = "amqplab-test@localhost", version: str = "3.10", base_dir:
         management_port=free_port(),
         dist_port=free_port(),
         epmd_port=free_port(),
+        amqps_port=free_port() if tls else 0,
+        https_port=free_port() if tls else 0,
     )
     (host_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
     (host_dir / "rabbitmq.conf").write_text(
@@ -197,7 +213,7 @@ def start(name: str = "amqplab-test@localhost", version: str = "3.10", base_dir:
         f"management.tcp.port = {node.management_port}\n"
         "management.tcp.ip = 127.0.0.1\n"
         "loopback_users = none\n"
-        "collect_statistics_interval = 1000\n"
+        "collect_statistics_interval = 1000\n" + (_tls_config(node, tls, host_dir) if tls else "")
     )
     # Keeps the node's distribution listener on loopback as well.
     (host_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")
@@ -216,6 +232,25 @@ def start(name: str = "amqplab-test@localhost", version: str = "3.10", base_dir:
         time.sleep(0.5)  # the node's pid file may not exist yet
     (host_dir / STATE_FILE).write_text(json.dumps(asdict(node)))
     return node
+
+
+def _tls_config(node: PrivateNode, tls: Path, host_dir: Path) -> str:
+    """Copy the certificate into the node's folder (inside the chroot, if any) and listen with it."""
+    shutil.copytree(tls, host_dir / "tls")
+    files = {
+        kind: f"{node.base_dir}/tls/{name}"
+        for kind, name in (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))
+    }
+    lines = [f"listeners.ssl.default = 127.0.0.1:{node.amqps_port}"]
+    for prefix in ("ssl_options", "management.ssl"):
+        lines += [
+            f"{prefix}.cacertfile = {files['ca']}",
+            f"{prefix}.certfile = {files['cert']}",
+            f"{prefix}.keyfile = {files['key']}",
+        ]
+    lines += ["ssl_options.verify = verify_none", "ssl_options.fail_if_no_peer_cert = false"]
+    lines += [f"management.ssl.port = {node.https_port}", "management.ssl.ip = 127.0.0.1"]
+    return "\n".join(lines) + "\n"
 
 
 def stop(node: PrivateNode) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,9 +39,29 @@ def pytest_report_header() -> list[str]:
     return lines
 
 
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test CA, a server certificate it signed for 127.0.0.1 and localhost, and another CA that signed nothing."""
+    folder = tmp_path_factory.mktemp("tls")
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=amqp-lab test {ca}",
+                 "-keyout", f"{ca}.key", "-out", f"{ca}.pem", cwd=folder)  # fmt: skip
+    (folder / "server.ext").write_text("subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr", cwd=folder)  # fmt: skip
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "server.ext", "-out", "server.pem", cwd=folder)  # fmt: skip
+    return folder
+
+
 @pytest.fixture(scope="session", params=rabbitmq_node.VERSIONS, ids=lambda v: f"rabbitmq-{v}")
-def rabbit(request: pytest.FixtureRequest) -> Iterator[rabbitmq_node.PrivateNode]:
-    """A private node of each RabbitMQ version (own name, folder, ports, epmd), stopped at the end."""
+def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[rabbitmq_node.PrivateNode]:
+    """A private node of each RabbitMQ version (own name, folder, ports, epmd, amqps and https with the test CA's
+    certificate), stopped at the end."""
     version: str = request.param
     reason = _unavailable(version)
     if reason is not None:
@@ -47,11 +69,21 @@ def rabbit(request: pytest.FixtureRequest) -> Iterator[rabbitmq_node.PrivateNode
             pytest.fail(f"CI must run the broker tests on RabbitMQ {version}, but {reason}")
         pytest.skip(f"BROKER TESTS SKIPPED on RabbitMQ {version}: {reason}")
     name = f"amqplab-test-{version.replace('.', '')}-{os.getpid()}@localhost"
-    node = rabbitmq_node.start(name, version)
+    node = rabbitmq_node.start(name, version, tls=_server_files(certificates))
     try:
         yield node
     finally:
         rabbitmq_node.stop(node)
+
+
+def _server_files(certificates: Path) -> Path:
+    """Only what the node needs: the CA, its certificate and key (not the CA's key)."""
+    folder = certificates / "server"
+    if not folder.exists():
+        folder.mkdir()
+        for name in ("ca.pem", "server.pem", "server.key"):
+            shutil.copy(certificates / name, folder / name)
+    return folder
 
 
 def settings_for(node: rabbitmq_node.PrivateNode, **overrides: object) -> Settings:
