@@ -123,6 +123,16 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         await pilot.press("escape")
         await wait_for(lambda: isinstance(app.screen, OverviewScreen), what="the overview")
 
+        # The consumers tab: the stuck consumer holds its prefetch of 5, as its channel counts it.
+        await pilot.press("5")
+        consumers_tab = app.screen.query_one("#consumer-table", KeyedTable)
+
+        def stuck_row() -> list[str]:
+            rows = [[cell.plain for cell in consumers_tab.get_row_at(n)] for n in range(consumers_tab.row_count)]
+            return next((row for row in rows if row[0] == EVERYTHING), [])
+
+        await wait_for(lambda: stuck_row()[3:5] == ["5", "5"], what="the stuck consumer's prefetch and unacked")
+
         # Which queues does a routing key reach?
         await pilot.press("2")
         await wait_for(lambda: bool(app.screen.query_one(ExchangeTree).root.children), what="the exchanges")

@@ -173,9 +173,9 @@ class OverviewScreen(Screen[None]):
             rows = {c.name: channel_row(c) for c in snapshot.channels if self._in_vhost(c.vhost)}
             self.query_one("#channel-table", KeyedTable).show(rows)
         if snapshot.consumers is not None:
-            self.query_one("#consumer-table", KeyedTable).show(
-                {consumer_key(c): consumer_row(c) for c in snapshot.consumers}
-            )
+            channels = {c.name: c for c in snapshot.channels or ()}
+            rows = {consumer_key(c): consumer_row(c, channels.get(c.channel)) for c in snapshot.consumers}
+            self.query_one("#consumer-table", KeyedTable).show(rows)
         self._show_notice()
 
     def _in_vhost(self, vhost: str) -> bool:
