@@ -78,7 +78,7 @@ async def test_queue_detail_merges_arguments_and_policy_as_rabbitmq_does(
     assert shown["dead-letter exchange"] == ("from-argument", "argument")  # the argument wins
     assert shown["overflow"] == ("drop-head", "default")
     assert [(c.prefetch, c.ack_required) for c in detail.consumers] == [(7, True)]
-    assert consumer_timeout_ms(detail)[0] == 30 * 60 * 1000
+    assert consumer_timeout_ms(effective_settings(detail))[0] == 30 * 60 * 1000
 
 
 async def test_a_consumer_that_stops_acking_is_flagged_stuck(

@@ -87,7 +87,7 @@ async def test_filter_sort_and_order(settings: Settings, queues) -> None:  # typ
         await pilot.press("slash", "escape")
         box = app.screen.query_one("#filter", Input)
         assert (box.value, box.display) == ("", False)
-        assert app.poller is not None and app.poller.name_filter == ""
+        assert app.poller is not None and app.poller.wanted.name_filter == ""
 
 
 async def test_connection_screen_switches_brokers_without_restarting(rabbit) -> None:  # type: ignore[no-untyped-def]

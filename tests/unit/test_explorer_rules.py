@@ -9,7 +9,7 @@ import httpx
 import pytest
 from amqp_lab.broker.consumer_health import ProgressWatch
 from amqp_lab.broker.management import ManagementClient
-from amqp_lab.broker.models import Binding, ChannelActivity, Exchange, QueueConsumer, QueueDetail, QueueStats
+from amqp_lab.broker.models import Binding, ChannelActivity, Consumer, Exchange, QueueDetail, QueueStats
 from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
 from amqp_lab.broker.queue_settings import DEFAULT_CONSUMER_TIMEOUT_MS, consumer_timeout_ms, effective_settings
 from amqp_lab.broker.tap import binding_copies, refusal
@@ -43,17 +43,17 @@ def test_numeric_limits_take_the_lower_value_and_other_settings_the_argument() -
 
 
 def test_the_consumer_timeout_is_the_broker_default_unless_set() -> None:
-    assert consumer_timeout_ms(detail({}, {}))[0] == DEFAULT_CONSUMER_TIMEOUT_MS
-    assert consumer_timeout_ms(detail({"x-consumer-timeout": 60_000}, {}))[0] == 60_000
+    assert consumer_timeout_ms(effective_settings(detail({}, {})))[0] == DEFAULT_CONSUMER_TIMEOUT_MS
+    assert consumer_timeout_ms(effective_settings(detail({"x-consumer-timeout": 60_000}, {})))[0] == 60_000
     assert effective_settings(detail({}, {})) == []
 
 
-def consumer(channel: str = "ch 1", ack: bool = True) -> QueueConsumer:
-    return QueueConsumer(tag="c1", channel=channel, prefetch=5, ack_required=ack, active=True)
+def consumer(channel: str = "ch 1", ack: bool = True) -> Consumer:
+    return Consumer("q", "/", "c1", channel, prefetch=5, ack_required=ack, active=True)
 
 
 def activity(unacked: int, acked: int) -> dict[str, ChannelActivity]:
-    return {"ch 1": ChannelActivity("ch 1", unacked, acked, 0.0, 0, 1)}
+    return {"ch 1": ChannelActivity("ch 1", unacked, acked, 0.0, 1)}
 
 
 def test_a_channel_holding_unacked_messages_without_acking_becomes_stuck_then_nears_the_timeout() -> None:

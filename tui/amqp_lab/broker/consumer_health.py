@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amqp_lab.broker.models import ChannelActivity, QueueConsumer
+from amqp_lab.broker.models import ChannelActivity, Consumer
 
 TIMEOUT_WARNING = 0.5  # warn once a delivery has been held for half the consumer timeout
 
 
 @dataclass(frozen=True)
 class ConsumerHealth:
-    consumer: QueueConsumer
+    consumer: Consumer
     activity: ChannelActivity | None  # None: the channel was not found (closed meanwhile)
     held_for: float  # seconds the channel has held unacked messages without acking any
     stuck: bool
@@ -43,7 +43,7 @@ class ProgressWatch:
 
     def judge(
         self,
-        consumers: tuple[QueueConsumer, ...],
+        consumers: tuple[Consumer, ...],
         activity: dict[str, ChannelActivity],
         timeout_s: float,
         now: float,

@@ -263,6 +263,11 @@ class Binding:
     routing_key: str
     arguments: Mapping[str, Any]
 
+    @property
+    def destination_key(self) -> str:
+        """The destination's key, as QueueStats.key (and Exchange.key) spell it."""
+        return f"{self.vhost}\x00{self.destination}"
+
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Binding:
         what = "binding"
@@ -360,29 +365,6 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class QueueConsumer:
-    """One consumer of a queue, as the queue's detail lists it."""
-
-    tag: str
-    channel: str
-    prefetch: int  # 0: unlimited
-    ack_required: bool
-    active: bool
-
-    @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> QueueConsumer:
-        what = "consumer"
-        channel = expect_object(data.get("channel_details") or {}, "consumer channel")
-        return cls(
-            tag=text(data, "consumer_tag", what),
-            channel=text(channel, "name", what),
-            prefetch=int(number(data, "prefetch_count", what)),
-            ack_required=bool(data.get("ack_required")),
-            active=bool(data.get("active", True)),
-        )
-
-
-@dataclass(frozen=True)
 class QueueDetail:
     """One queue in full: its figures, flags, arguments, policy and consumers."""
 
@@ -395,7 +377,7 @@ class QueueDetail:
     policy: str
     operator_policy: str
     effective_policy: Mapping[str, Any]  # the policy and operator policy merged by the broker
-    consumers: tuple[QueueConsumer, ...]
+    consumers: tuple[Consumer, ...]  # as /api/consumers lists them
 
     COLUMNS = (
         QueueStats.COLUMNS + ",durable,auto_delete,exclusive,node,arguments,policy,operator_policy,"
@@ -416,7 +398,7 @@ class QueueDetail:
             policy=text(data, "policy", what),
             operator_policy=text(data, "operator_policy", what),
             effective_policy=expect_object(data.get("effective_policy_definition") or {}, "queue policy"),
-            consumers=tuple(QueueConsumer.parse(c) for c in expect_list(data.get("consumer_details") or [], what)),
+            consumers=tuple(Consumer.parse(c) for c in expect_list(data.get("consumer_details") or [], what)),
         )
 
 
@@ -428,7 +410,6 @@ class ChannelActivity:
     unacked: int
     acked: int  # acks since the channel opened
     ack_rate: float
-    prefetch: int  # the channel-wide (global) limit; 0: none
     consumers: int
 
     @classmethod
@@ -440,7 +421,6 @@ class ChannelActivity:
             unacked=int(number(data, "messages_unacknowledged", what)),
             acked=int(number(data, "message_stats.ack", what)),
             ack_rate=number(data, "message_stats.ack_details.rate", what),
-            prefetch=int(number(data, "global_prefetch_count", what)),
             consumers=int(number(data, "consumer_count", what)),
         )
 
@@ -456,10 +436,6 @@ class PeekedMessage:
     routing_key: str
     properties: Mapping[str, Any]
     remaining: int  # messages left in the queue after this one was taken
-
-    @property
-    def truncated(self) -> bool:
-        return len(self.payload) < self.size
 
     @property
     def headers(self) -> Mapping[str, Any]:

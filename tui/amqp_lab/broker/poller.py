@@ -63,6 +63,16 @@ class BrokerSnapshot:
         return self.error is None
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """What the screens want polled besides the overview."""
+
+    name_filter: str = ""  # queues whose name contains it
+    vhost: str | None = None  # None: every vhost
+    sort: tuple[str, bool] = ("name", False)  # the queue field (dotted, as the API names it) the broker sorts by
+    listings: frozenset[str] = frozenset()  # of LISTINGS, those a screen shows now; the others are not fetched
+
+
 class ManagementPoller:
     def __init__(
         self,
@@ -75,61 +85,28 @@ class ManagementPoller:
         self.interval = interval
         self.on_snapshot = on_snapshot
         self.limit = limit
-        self._name_filter = ""
-        self._vhost: str | None = None
-        self._sort: tuple[str, bool] = ("name", False)
-        self._watching: frozenset[str] = frozenset()
+        self._wanted = Wanted()
         self._wake = asyncio.Event()
         self.last: BrokerSnapshot | None = None
         self._rates = SteadyRates()
 
     @property
-    def name_filter(self) -> str:
-        return self._name_filter
+    def wanted(self) -> Wanted:
+        return self._wanted
 
-    @name_filter.setter
-    def name_filter(self, text: str) -> None:
-        if text != self._name_filter:
-            self._name_filter = text
-            self.refresh_now()
-
-    @property
-    def vhost(self) -> str | None:
-        return self._vhost
-
-    @vhost.setter
-    def vhost(self, vhost: str | None) -> None:
-        if vhost != self._vhost:
-            self._vhost = vhost
-            self.refresh_now()
-
-    @property
-    def sort(self) -> tuple[str, bool]:
-        return self._sort
-
-    @sort.setter
-    def sort(self, field_and_reverse: tuple[str, bool]) -> None:
-        """The queue field (as the API names it, dotted) and order the broker sorts by before paging."""
-        if field_and_reverse != self._sort:
-            self._sort = field_and_reverse
-            self.refresh_now()
-
-    @property
-    def watching(self) -> frozenset[str]:
-        return self._watching
-
-    @watching.setter
-    def watching(self, listings: frozenset[str]) -> None:
-        """The listings (of LISTINGS) a screen shows now; the others are not fetched."""
-        if listings != self._watching:
-            self._watching = listings
+    @wanted.setter
+    def wanted(self, wanted: Wanted) -> None:
+        """A change is asked for at once, not at the next interval."""
+        if wanted != self._wanted:
+            self._wanted = wanted
             self.refresh_now()
 
     def refresh_now(self) -> None:
         self._wake.set()
 
     async def poll_once(self) -> BrokerSnapshot:
-        name_filter, vhost, watching, (sort, reverse) = self._name_filter, self._vhost, self._watching, self._sort
+        wanted = self._wanted
+        name_filter, vhost, watching, (sort, reverse) = wanted.name_filter, wanted.vhost, wanted.listings, wanted.sort
         client = self.client
         started = time.monotonic()
         listings = {

@@ -83,9 +83,9 @@ def effective_settings(detail: QueueDetail) -> list[Setting]:
     return found
 
 
-def consumer_timeout_ms(detail: QueueDetail) -> tuple[float, str]:
-    """The consumer timeout that applies, and where it comes from."""
-    for setting in effective_settings(detail):
+def consumer_timeout_ms(settings: list[Setting]) -> tuple[float, str]:
+    """The consumer timeout that applies (of the queue's effective settings), and where it comes from."""
+    for setting in settings:
         if setting.label == "consumer timeout":
             return _number(setting.value), setting.source
     return DEFAULT_CONSUMER_TIMEOUT_MS, "broker default (rabbitmq.conf consumer_timeout may differ)"

@@ -17,7 +17,7 @@ from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Binding as BrokerBinding
 from amqp_lab.broker.models import Exchange as BrokerExchange
 from amqp_lab.scenario import topology as model
-from amqp_lab.scenario.routing import Hop, route, trace
+from amqp_lab.scenario.routing import Hop, reached, route, trace
 
 EVALUATED = ("direct", "fanout", "topic", "headers")
 MAX_EXCHANGES = 50  # a chain longer than this is not worth fetching on every question
@@ -33,10 +33,10 @@ class Routes:
     unevaluated: tuple[str, ...]  # exchanges of types whose routing the lab does not know (plugins)
 
     def ask(self, routing_key: str, headers: Mapping[str, Any] | None = None) -> Answer:
-        return Answer(
-            hops=tuple(trace(self.topology, self.exchange, routing_key, headers)),
-            queues=tuple(sorted(route(self.topology, self.exchange, routing_key, headers))),
-        )
+        if self.exchange == model.DEFAULT_EXCHANGE:  # no bindings to trace: the key names the queue
+            return Answer((), tuple(route(self.topology, self.exchange, routing_key)))
+        hops = trace(self.topology, self.exchange, routing_key, headers)
+        return Answer(tuple(hops), tuple(sorted(reached(self.topology, hops))))
 
 
 @dataclass(frozen=True)

@@ -129,9 +129,11 @@ def route(
     """Every queue the message reaches."""
     if exchange == DEFAULT_EXCHANGE:
         return frozenset([routing_key]) if topology.queue(routing_key) else frozenset()
+    return reached(topology, trace(topology, exchange, routing_key, headers))
+
+
+def reached(topology: Topology, hops: list[Hop]) -> frozenset[str]:
+    """The queues a traced message lands in."""
     return frozenset(
-        b.destination
-        for hop in trace(topology, exchange, routing_key, headers)
-        for b in hop.matched
-        if not b.to_exchange and topology.queue(b.destination)
+        b.destination for hop in hops for b in hop.matched if not b.to_exchange and topology.queue(b.destination)
     )

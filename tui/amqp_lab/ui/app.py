@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from textual.worker import Worker, WorkerState
 
 from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionState, ConnectionStatus
 from amqp_lab.broker.management import ManagementClient
-from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
+from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller, Wanted
 from amqp_lab.config import Settings, SettingsError
 from amqp_lab.engine.remote import RemoteRun, RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
@@ -67,10 +68,7 @@ class AmqpLabApp(App[None]):
         self.manager: ConnectionManager | None = None
         self.poller: ManagementPoller | None = None
         self.management: ManagementClient | None = None  # screens make one-off calls with it
-        self._queue_filter = ""
-        self._vhost: str | None = None
-        self._queue_sort: tuple[str, bool] = ("name", False)
-        self._listings: frozenset[str] = frozenset()
+        self._wanted = Wanted()  # kept here too: a new connection gets a new poller
         self.set_reactive(AmqpLabApp.settings, settings)
         self.lab_run: RemoteRun | None = None
         self.run_latest: RunSnapshot | None = None  # ten a second from the run's process; screens read it on a timer
@@ -179,10 +177,7 @@ class AmqpLabApp(App[None]):
             self.notify(printable(str(exc)), title="Management API not started", severity="error")
             return
         self.poller = ManagementPoller(self.management, self.settings.refresh, self._on_snapshot)
-        self.poller.name_filter = self._queue_filter
-        self.poller.vhost = self._vhost
-        self.poller.sort = self._queue_sort
-        self.poller.watching = self._listings
+        self.poller.wanted = self._wanted
         self.run_worker(self.poller.run(), name="management", group="management", exclusive=True)
 
     async def _stop(self) -> None:
@@ -228,28 +223,11 @@ class AmqpLabApp(App[None]):
         elif not was_ok and snapshot.ok:
             self.notify("Statistics are back.", title="Management API reachable")
 
-    def set_queue_filter(self, text: str) -> None:
-        self._queue_filter = text
+    def want(self, **changes: Any) -> None:
+        """Change what is polled (fields of Wanted): the queue filter, vhost, sort or the listings on screen."""
+        self._wanted = replace(self._wanted, **changes)
         if self.poller is not None:
-            self.poller.name_filter = text
-
-    def sort_queues(self, api_field: str, reverse: bool) -> None:
-        """The broker sorts by this before paging, so a big broker's busiest queues are the ones fetched."""
-        self._queue_sort = (api_field, reverse)
-        if self.poller is not None:
-            self.poller.sort = self._queue_sort
-
-    def choose_vhost(self, vhost: str | None) -> None:
-        """Show one vhost (None: all of them) in the explorer."""
-        self._vhost = vhost
-        if self.poller is not None:
-            self.poller.vhost = vhost
-
-    def watch_listings(self, listings: frozenset[str]) -> None:
-        """The listings the screen on top shows; only those are fetched besides the queues."""
-        self._listings = listings
-        if self.poller is not None:
-            self.poller.watching = listings
+            self.poller.wanted = self._wanted
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a worker's crash is turned into a notification, never a traceback."""

@@ -61,6 +61,11 @@ TABS = (
 CHANGES = {"tap", "publish", "delete_exchange"}
 
 
+def in_view(snapshot: BrokerSnapshot, vhost: str) -> bool:
+    """Connections and channels are listed for every vhost: keep those of the vhost on screen."""
+    return snapshot.vhost in (None, vhost)
+
+
 class ExchangeActions(ExchangeTree):
     """The exchange tree, with the keys that act on the exchange under the cursor."""
 
@@ -119,7 +124,7 @@ class OverviewScreen(Screen[None]):
         self._on_snapshot(self.app.snapshot)
 
     def on_screen_suspend(self) -> None:
-        self.app.watch_listings(frozenset())  # nothing of this screen shows: fetch only what others need
+        self.app.want(listings=frozenset())  # nothing of this screen shows: fetch only what others need
 
     @property
     def tab(self) -> str:
@@ -127,7 +132,7 @@ class OverviewScreen(Screen[None]):
 
     def _watch_tab(self) -> None:
         listings = {tab: listings for tab, _, listings in TABS}[self.tab]
-        self.app.watch_listings(frozenset(listings))
+        self.app.want(listings=frozenset(listings))
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
@@ -167,20 +172,16 @@ class OverviewScreen(Screen[None]):
             tree.show(snapshot.exchanges)
             tree.show_destinations({q.key: q for q in snapshot.queues})
         if snapshot.connections is not None:
-            rows = {c.name: connection_row(c) for c in snapshot.connections if self._in_vhost(c.vhost)}
+            rows = {c.name: connection_row(c) for c in snapshot.connections if in_view(snapshot, c.vhost)}
             self.query_one("#connection-table", KeyedTable).show(rows)
         if snapshot.channels is not None:
-            rows = {c.name: channel_row(c) for c in snapshot.channels if self._in_vhost(c.vhost)}
+            rows = {c.name: channel_row(c) for c in snapshot.channels if in_view(snapshot, c.vhost)}
             self.query_one("#channel-table", KeyedTable).show(rows)
         if snapshot.consumers is not None:
             channels = {c.name: c for c in snapshot.channels or ()}
             rows = {consumer_key(c): consumer_row(c, channels.get(c.channel)) for c in snapshot.consumers}
             self.query_one("#consumer-table", KeyedTable).show(rows)
         self._show_notice()
-
-    def _in_vhost(self, vhost: str) -> bool:
-        chosen = self.app.poller.vhost if self.app.poller else None
-        return chosen is None or vhost == chosen
 
     def _show_totals(self, overview: Overview) -> None:
         with self.app.batch_update():
@@ -258,7 +259,7 @@ class OverviewScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.app.set_queue_filter(event.value)
+        self.app.want(name_filter=event.value)
         self._on_snapshot(self.app.snapshot)
 
     @on(Input.Submitted, "#filter")
@@ -284,7 +285,7 @@ class OverviewScreen(Screen[None]):
 
     @on(QueueTable.Sorted)
     def _sorted(self, event: QueueTable.Sorted) -> None:
-        self.app.sort_queues(event.api_field, event.reverse)
+        self.app.want(sort=(event.api_field, event.reverse))
 
     @on(DataTable.RowSelected, "#queue-table")
     def _queue_chosen(self, event: DataTable.RowSelected) -> None:
@@ -366,6 +367,6 @@ class OverviewScreen(Screen[None]):
     def action_vhost(self) -> None:
         def chosen(vhost: str | None) -> None:
             if vhost is not None:
-                self.app.choose_vhost(None if vhost == EVERY_VHOST else vhost)
+                self.app.want(vhost=None if vhost == EVERY_VHOST else vhost)
 
         self.app.push_screen(VhostScreen(), chosen)

@@ -19,7 +19,7 @@ from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
 from amqp_lab.broker.errors import BrokerError, ManagementObjectGone
 from amqp_lab.broker.models import Binding as BrokerBinding
 from amqp_lab.broker.models import ChannelActivity, QueueDetail
-from amqp_lab.broker.queue_settings import consumer_timeout_ms, effective_settings
+from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effective_settings
 from amqp_lab.broker.rates import SteadyRates
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.screens.confirm import ConfirmScreen
@@ -27,6 +27,7 @@ from amqp_lab.ui.screens.peek import PeekScreen
 from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.text import inert, printable, rate
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
+from amqp_lab.ui.widgets.listings import prefetch_cell
 from amqp_lab.ui.widgets.status_bar import StatusBar
 from amqp_lab.ui.widgets.trends import Trend
 
@@ -61,7 +62,6 @@ def channel_label(name: str) -> str:
 
 def consumer_cells(health: ConsumerHealth) -> tuple[Text, ...]:
     consumer, activity = health.consumer, health.activity
-    prefetch = str(consumer.prefetch) if consumer.prefetch else "unlimited"
     if activity is None:
         unacked, ack_rate = Text("?", style="dim"), Text("?", style="dim")
     else:
@@ -72,9 +72,9 @@ def consumer_cells(health: ConsumerHealth) -> tuple[Text, ...]:
             unacked.append(f" (channel, {activity.consumers} consumers)", style="dim")
     flags = health.flags
     return (
-        inert(shorten(consumer.tag, 24)),
+        inert(shorten(consumer.consumer_tag, 24)),
         Text(", ".join(flags), style=BAD) if flags else Text("ok", style=GOOD),
-        Text(prefetch, justify="right"),
+        prefetch_cell(consumer.prefetch),
         unacked,
         ack_rate,
         Text("manual" if consumer.ack_required else "auto (no ack)"),
@@ -101,7 +101,7 @@ class QueueScreen(Screen[None]):
         self.bound_by: list[BrokerBinding] = []
         self.fresh_at: float | None = None
         self.rates = SteadyRates()
-        self.watch_progress = ProgressWatch(stuck_after(5.0))  # set again on mount, from the app's refresh
+        self.watch_progress: ProgressWatch  # made on mount, from the app's refresh
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -191,11 +191,12 @@ class QueueScreen(Screen[None]):
             series = self.series[trend.series_name]
             series.append(float(values[trend.series_name]))
             trend.show(list(series))
-        timeout_ms, timeout_source = consumer_timeout_ms(detail)
+        settings = effective_settings(detail)
+        timeout_ms, timeout_source = consumer_timeout_ms(settings)
         health = self.watch_progress.judge(detail.consumers, activity, timeout_ms / 1000, time.monotonic())
-        self.query_one(KeyedTable).show({h.consumer.tag: consumer_cells(h) for h in health})
+        self.query_one(KeyedTable).show({h.consumer.consumer_tag: consumer_cells(h) for h in health})
         self.query_one("#queue-title", Static).update(self._title(detail))
-        self.query_one("#queue-settings", Static).update(self._settings(detail, timeout_ms, timeout_source))
+        self.query_one("#queue-settings", Static).update(self._settings(detail, settings, timeout_ms, timeout_source))
         self.query_one("#queue-bindings", Static).update(self._bindings_text())
         note = f"refreshed every {self.app.settings.refresh:g} s"
         if len(detail.consumers) > CONSUMERS_SHOWN:
@@ -225,9 +226,8 @@ class QueueScreen(Screen[None]):
         )
         return title
 
-    def _settings(self, detail: QueueDetail, timeout_ms: float, timeout_source: str) -> Text:
+    def _settings(self, detail: QueueDetail, settings: list[Setting], timeout_ms: float, timeout_source: str) -> Text:
         text = Text("What applies to its messages\n", style="bold")
-        settings = effective_settings(detail)
         if not any(s.label != "consumer timeout" for s in settings):
             text.append("  no TTL, length limit or dead-lettering\n", style="dim")
         for setting in settings:

@@ -39,7 +39,6 @@ class TapScreen(Screen[None]):
         self.drawn = 0
         self.mode = "auto"
         self.following = True
-        self._last_follow = 0.0
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -75,8 +74,8 @@ class TapScreen(Screen[None]):
             self._title("not started")
             self.query_one("#tap-detail", Static).update(inert(str(exc)))
             return
-        self._last_follow = time.monotonic()
         self.set_interval(DRAW_EVERY, self._draw)
+        self.set_interval(FOLLOW_EVERY, self._follow_bindings)
 
     def _describe(self) -> str:
         assert self.tap is not None
@@ -107,9 +106,6 @@ class TapScreen(Screen[None]):
         self.drawn = tap.seen
         if self.following:
             table.move_cursor(row=table.row_count - 1)
-        if time.monotonic() - self._last_follow > FOLLOW_EVERY:
-            self._last_follow = time.monotonic()
-            self._follow_bindings()
 
     @work(exclusive=True, group="tap-follow", exit_on_error=False)
     async def _follow_bindings(self) -> None:

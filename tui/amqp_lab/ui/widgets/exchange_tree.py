@@ -43,7 +43,7 @@ def binding_label(binding: Binding, queues: Mapping[str, QueueStats]) -> Text:
     label = inert(key or "(empty key)", "bold")
     label.append(" → ")
     label.append_text(inert(f"{binding.destination_type} {binding.destination}"))
-    stats = queues.get(f"{binding.vhost}\x00{binding.destination}") if binding.destination_type == "queue" else None
+    stats = queues.get(binding.destination_key) if binding.destination_type == "queue" else None
     if stats is not None:
         consumers = f"{stats.consumers} consumer{'s' if stats.consumers != 1 else ''}"
         label.append(f" · {consumers}, {stats.ready:,} ready, {stats.unacked:,} unacked", style="dim")

@@ -13,6 +13,10 @@ CHANNEL_COLUMNS = ("channel", "vhost", "prefetch", "unacked", "consumers", "ack/
 CONSUMER_COLUMNS = ("queue", "vhost", "consumer", "prefetch", "unacked", "ack/s", "ack mode", "active", "channel")
 
 
+def prefetch_cell(prefetch: int) -> Text:
+    return Text(str(prefetch) if prefetch else "unlimited", justify="right")
+
+
 def _count(value: int) -> Text:
     return Text(f"{value:,}", justify="right")
 
@@ -33,7 +37,7 @@ def channel_row(channel: Channel) -> tuple[Text, ...]:
     return (
         inert(channel.name),
         inert(channel.vhost),
-        Text(str(channel.prefetch) if channel.prefetch else "unlimited", justify="right"),
+        prefetch_cell(channel.prefetch),
         Text(f"{channel.unacked:,}", style=WARN if full else "", justify="right"),
         _count(channel.consumers),
         Text(rate(channel.ack_rate), justify="right"),
@@ -52,7 +56,7 @@ def consumer_row(consumer: Consumer, channel: Channel | None) -> tuple[Text, ...
         inert(consumer.queue),
         inert(consumer.vhost),
         inert(consumer.consumer_tag),
-        Text(str(consumer.prefetch) if consumer.prefetch else "unlimited", justify="right"),
+        prefetch_cell(consumer.prefetch),
         unacked,
         Text("?" if channel is None else rate(channel.ack_rate), justify="right"),
         Text("manual" if consumer.ack_required else "auto"),
