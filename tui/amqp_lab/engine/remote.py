@@ -59,6 +59,10 @@ class RemoteRun:
         self.ended: RunEnded | None = None
         self._ended = asyncio.Event()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def start(self) -> None:
         # A TUI replaces sys.stderr with an object without a file descriptor; multiprocessing
         # hands stderr's descriptor to its helper process, so give it the real one.

@@ -7,6 +7,7 @@ import contextlib
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -79,6 +80,7 @@ class Run:
         if self._subscribers:
             self.ctx.on_publish = self._check_delivery
         self.last: RunSnapshot | None = None
+        self._loop_lag = 0.0
         self.leftovers: list[str] = []  # what cleanup could not remove (checked after deleting)
 
     # Lifecycle
@@ -428,9 +430,14 @@ class Run:
             self._depths[name] = QueueDepth(name, result.message_count or 0, unacked, result.consumer_count or 0)
 
     async def _snapshots(self) -> None:
+        lags: deque[float] = deque(maxlen=round(1 / SNAPSHOT_INTERVAL))
         while True:
+            self._loop_lag = max(lags, default=0.0)
             self._publish_snapshot()
+            before = time.monotonic()
             await asyncio.sleep(SNAPSHOT_INTERVAL)
+            # How late the timer fired: the clients' own loop is saturated when this grows.
+            lags.append(time.monotonic() - before - SNAPSHOT_INTERVAL)
 
     def _publish_snapshot(self) -> None:
         self.last = snapshot = self.snapshot()
@@ -489,4 +496,5 @@ class Run:
                 for name, spec in self._subscribers.items()
             ),
             notes=self.plan.notes,
+            loop_lag=self._loop_lag,
         )

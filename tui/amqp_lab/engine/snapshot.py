@@ -52,3 +52,4 @@ class RunSnapshot:
     events: tuple[Event, ...]  # newest last
     subscribers: tuple[SubscriberCheck, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second
