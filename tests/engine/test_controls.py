@@ -47,8 +47,11 @@ async def test_cleanup_removes_a_crashed_runs_leftovers_and_spares_live_runs(set
     # A crash: every connection drops and nothing is deleted; the durable queue and the exchange stay.
     for c in crashed.clients.values():
         await c.close()
-    assert crashed._admin is not None
-    await crashed._admin.close()
+    for task in crashed._tasks:
+        task.cancel()
+    admin, crashed._admin = crashed._admin, None  # its process is gone: nobody is left to reconnect
+    assert admin is not None
+    await admin.close()
     live = Run(load("rpc", ["rpc.rate=1"]), settings)
     await live.start()
     try:

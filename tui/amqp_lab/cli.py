@@ -71,6 +71,7 @@ settings come from flags, then the environment, then the config file, then defau
   {ENV["read_only"]:<26} true: never change anything on the broker
   {ENV["refresh"]:<26} seconds between statistics refreshes
   {ENV["timeout"]:<26} seconds to wait for the broker
+  {ENV["heartbeat"]:<26} AMQP heartbeat in seconds (0: off)
   {ENV_PROFILE:<26} profile to use from the config file
   {ENV_CONFIG:<26} config file (default: the user's config dir, amqp-lab/config.toml)
 
@@ -125,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between statistics polls, at least 1 (default 5, RabbitMQ's own interval)",
     )
     group.add_argument("--timeout", metavar="SECONDS", default=quiet, help="broker answer timeout (default 5)")
+    group.add_argument(
+        "--heartbeat",
+        metavar="SECONDS",
+        default=quiet,
+        help="AMQP heartbeat asked of the broker (default 60, RabbitMQ's): a dead or stalled connection is "
+        "noticed after about 3 x (SECONDS + 1)",
+    )
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
 
     parser = argparse.ArgumentParser(

@@ -25,6 +25,7 @@ DEFAULT_MANAGEMENT_TLS_PORT = 15671
 DEFAULT_REFRESH = 5.0  # RabbitMQ's default collect_statistics_interval
 MIN_REFRESH = 1.0  # the finest statistics interval worth polling for; the overview does not say the broker's
 DEFAULT_TIMEOUT = 5.0
+MAX_HEARTBEAT = 65535  # the field is 16 bits on the wire
 
 # Environment variables, documented in `amqp-lab --help` and the README.
 ENV = {
@@ -38,6 +39,7 @@ ENV = {
     "read_only": "AMQP_LAB_READ_ONLY",
     "refresh": "AMQP_LAB_REFRESH",
     "timeout": "AMQP_LAB_TIMEOUT",
+    "heartbeat": "AMQP_LAB_HEARTBEAT",
 }
 ENV_PROFILE = "AMQP_LAB_PROFILE"
 ENV_CONFIG = "AMQP_LAB_CONFIG"
@@ -54,6 +56,7 @@ FILE_KEYS = {
     "read_only",
     "refresh",
     "timeout",
+    "heartbeat",
 }
 
 
@@ -106,6 +109,7 @@ class Settings:
     read_only: bool = False
     refresh: float = DEFAULT_REFRESH
     timeout: float = DEFAULT_TIMEOUT
+    heartbeat: int | None = None  # seconds asked of the broker; None: the URL's ?heartbeat=, else 60
     profile: str | None = None
 
     @property
@@ -270,6 +274,7 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
         read_only=_boolean(values.get("read_only", False), "read_only"),
         refresh=_refresh(values.get("refresh", DEFAULT_REFRESH)),
         timeout=_positive(values.get("timeout", DEFAULT_TIMEOUT), "timeout", upper=600),
+        heartbeat=_heartbeat(values.get("heartbeat")),
         profile=profile,
     )
 
@@ -355,6 +360,18 @@ def _refresh(value: Any) -> float:
             "per collect_statistics_interval (5 s by default), so polling faster shows the same numbers"
         )
     return refresh
+
+
+def _heartbeat(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        raise SettingsError(f"heartbeat must be a whole number of seconds, not {value!r}") from None
+    if not 0 <= seconds <= MAX_HEARTBEAT:
+        raise SettingsError(f"heartbeat must be from 0 (off) to {MAX_HEARTBEAT} seconds, not {value!r}")
+    return seconds
 
 
 def _positive(value: Any, name: str, upper: float) -> float:

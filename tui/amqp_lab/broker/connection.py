@@ -71,6 +71,9 @@ Listener = Callable[[ConnectionStatus], None]
 
 async def open_connection(settings: Settings, endpoint: Endpoint) -> AbstractConnection:
     """Connect to one node, turning every failure into an `AmqpError` with a fix in its message."""
+    query = dict(endpoint.query)
+    if settings.heartbeat is not None:  # the option wins over the URL's ?heartbeat=
+        query["heartbeat"] = str(settings.heartbeat)
     try:
         return await aio_pika.connect(
             host=endpoint.host,
@@ -82,7 +85,7 @@ async def open_connection(settings: Settings, endpoint: Endpoint) -> AbstractCon
             ssl_context=tls_context(settings.tls) if endpoint.tls else None,
             timeout=settings.timeout,
             client_properties={"connection_name": f"amqp-lab {__version__}"},
-            **dict(endpoint.query),
+            **query,
         )
     except Exception as exc:
         raise describe_failure(exc, settings, endpoint) from None

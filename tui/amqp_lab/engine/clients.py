@@ -10,14 +10,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from amqp_lab.broker.connection import connect_first
+from amqp_lab.broker.connection import Backoff, connect_first
+from amqp_lab.broker.errors import AmqpError
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, age, lab_id, stamp
 from amqp_lab.engine.metrics import RateMeter
-from amqp_lab.engine.publishing import ImmediateRefused, Outbox
+from amqp_lab.engine.publishing import LINK_LOST, ImmediateRefused, Letter, Outbox, cancelled_under_us
 from amqp_lab.engine.sinks import Sink
+from amqp_lab.masking import mask_text
 from amqp_lab.scenario.plan import ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
 from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue
 
@@ -29,12 +32,15 @@ JOB_REPLY = "x-lab-reply"
 COMPLETE = "x-lab-complete"
 PUBLISH_WINDOW = 256  # confirms awaited at once by a full-speed publisher
 REMEMBERED = 10_000  # timed-out requests and closed jobs kept to recognise late answers
+LINK_GRACE = 1.0  # seconds a failed operation waits for its connection's close callback
+RECONNECT = Backoff(initial=0.25, cap=2.0)  # a client's pause between attempts once the run has the broker back
 
 
 class State(enum.Enum):
     STARTING = "starting"
     RUNNING = "running"
     PAUSED = "paused"
+    RECONNECTING = "reconnecting"
     HUNG = "hung"
     SLOW = "slow"
     REJECTING = "rejecting"
@@ -82,7 +88,13 @@ class Pacer:
 
 
 class Client:
-    """Lifecycle shared by every role: start, crash, stop, restart; stats for snapshots."""
+    """Lifecycle shared by every role: start, crash, stop, restart, and recovery from a lost connection.
+
+    When the connection goes away under a client (the broker restarted, the network
+    failed) it shows RECONNECTING, waits until the run has the broker and its topology
+    back, connects again and opens its channel as at the start: own queues are
+    declared again and consumers resume. Producers hold their next message meanwhile.
+    """
 
     spec: Any
 
@@ -96,6 +108,11 @@ class Client:
         self.connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._channel_tasks: set[asyncio.Task[Any]] = set()  # bound to the channel: restarted with it
+        self._recovery: asyncio.Task[None] | None = None
+        self._online = asyncio.Event()
+        self._gone = asyncio.Event()  # set when the current connection is lost
+        self._outbox: Outbox | None = None
         self._meter = RateMeter()
 
     @property
@@ -114,24 +131,36 @@ class Client:
     def active(self) -> bool:
         return self.state not in (State.CRASHED, State.STOPPED, State.FAILED)
 
-    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+    @property
+    def link_down(self) -> bool:
+        """The connection is lost and the client is recovering, or about to."""
+        recovering = self._recovery is not None and not self._recovery.done()
+        return recovering or (self.active and (self.connection is None or self.connection.is_closed))
+
+    def _spawn(self, coroutine: Any, channel_bound: bool = False) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
+        if channel_bound:
+            self._channel_tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._channel_tasks.discard(task)
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
+        if isinstance(exc, LINK_LOST) and self.link_down:
+            return  # the channel went with the connection; recovery opens a new one
         if self.active:
             self.state = State.FAILED
             self.detail = f"{type(exc).__name__}: {exc}"
             self.ctx.event("error", self.name, f"stopped working: {self.detail}")
 
-    async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
+    async def _cancel_tasks(self, tasks: set[asyncio.Task[Any]] | None = None) -> None:
+        tasks = set(self._tasks if tasks is None else tasks)
+        tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -140,14 +169,79 @@ class Client:
 
     async def start(self) -> None:
         if self.connection is None or self.connection.is_closed:
-            self.connection = await connect_first(self.ctx.settings)
+            self._watch(await connect_first(self.ctx.settings))
         await self._open()
+        self._online.set()
         self.state = State.RUNNING
+        self._begin()
+
+    def _begin(self) -> None:
+        """Start the client's own work, which lives across reconnections (a producer's sending loop)."""
 
     async def _open(self) -> None:
         raise NotImplementedError
 
+    def _watch(self, connection: AbstractConnection) -> None:
+        self.connection = connection
+        self._gone = asyncio.Event()
+        connection.close_callbacks.add(self._connection_closed)
+
+    def _connection_closed(self, sender: object, exc: BaseException | None = None) -> None:
+        # A connection the client closes itself is no longer self.connection by then.
+        if sender is self.connection and self.active:
+            self.lost(exc)
+
+    def lost(self, exc: BaseException | None) -> None:
+        """The connection went away: recover in the background (once, however many times this is called)."""
+        self._gone.set()
+        if self._recovery is not None and not self._recovery.done():
+            return
+        self._online.clear()
+        reason = mask_text(str(exc), self.ctx.settings.secrets()) if exc else "closed by the broker"
+        self.ctx.event("disconnect", self.name, f"connection lost: {reason}")
+        self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        was, lost_at = self.state, time.monotonic()
+        self.state = State.RECONNECTING
+        await self._cancel_tasks(self._channel_tasks)
+        self._channel_gone()
+        self._channel = None
+        self.connection = None
+        attempt = 0
+        while True:
+            await self._broker_ready()
+            try:
+                self._watch(await connect_first(self.ctx.settings))
+                await self._open()
+                break
+            except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                # RuntimeError: aio-pika's word for a connection that closed again while opening the channel
+                attempt += 1
+                self.detail = f"attempt {attempt}: {exc}"
+                if self.connection is not None:
+                    connection, self.connection = self.connection, None
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+                await asyncio.sleep(RECONNECT.delay(attempt))
+        self.detail = ""
+        self.state = was
+        self.ctx.counters["reconnects"] += 1
+        self.ctx.event("restart", self.name, f"reconnected after {time.monotonic() - lost_at:.1f} s")
+        self._online.set()
+
+    async def back_online(self) -> None:
+        await self._online.wait()
+
+    async def _broker_ready(self) -> None:
+        """Until the run has the broker and its topology back."""
+        await self.ctx.broker_up.wait()
+
+    def _channel_gone(self) -> None:
+        """The channel is closed, or about to be: settle what it held in the ledger (no network here)."""
+
     async def _close_channels(self) -> None:
+        self._channel_gone()
         await self._close_channel()
 
     async def _close_channel(self) -> None:
@@ -156,16 +250,32 @@ class Client:
             with contextlib.suppress(Exception):
                 await channel.close()
 
+    async def _close_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def _stop_recovering(self) -> None:
+        recovery, self._recovery = self._recovery, None
+        if recovery is not None and not recovery.done():
+            recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await recovery
+
     async def crash(self) -> None:
         """Drop the channel at once: whatever it held unacked goes back to its queue."""
+        await self._stop_recovering()
         await self._cancel_tasks()
         await self._close_channels()
         self.state = State.CRASHED
         self.ctx.event("crash", self.name, "crashed: channel dropped")
 
     async def stop(self) -> None:
+        await self._stop_recovering()
         await self._cancel_tasks()
         await self._close_channels()
+        self._online.clear()
         self.state = State.STOPPED
 
     async def restart(self) -> None:
@@ -177,10 +287,39 @@ class Client:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.stop()
-        if self.connection is not None and not self.connection.is_closed:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
-        self.connection = None
+        await self._close_connection()
+
+    async def _deliver(self, letter: Letter, reliable: bool) -> str | None:
+        """Publish a letter. Reliable: after a lost connection, deliver it again once the client is back,
+        until the broker answers (a duplicate if the first copy made it: the ledger counts it). Otherwise
+        a lost connection loses the message, which the ledger shows at the end: None."""
+        while True:
+            assert self._outbox is not None
+            gone = self._gone
+            try:
+                return await self._outbox.deliver(letter)
+            except (*LINK_LOST, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not cancelled_under_us():
+                    raise
+                if not await self._failed_with_link(exc, gone):
+                    raise  # the channel alone was closed, by an error of its own
+                if not reliable:
+                    self.ctx.counters["publishes_lost"] += 1
+                    return None
+            self.ctx.counters["republished"] += 1
+            await self._online.wait()
+            assert self._outbox is not None
+            letter = self._outbox.again(letter)
+
+    async def _failed_with_link(self, exc: BaseException, gone: asyncio.Event) -> bool:
+        """Whether an operation begun while `gone` was current failed because its connection went away,
+        rather than its channel alone. The error can arrive before the connection's close callback."""
+        if isinstance(exc, ConnectionError) and gone is self._gone and self.active:
+            self.lost(exc)
+        if not gone.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gone.wait(), LINK_GRACE)
+        return gone.is_set()
 
     def stats(self) -> ClientStats:
         rate = self._meter.sample(max(self.sent, self.received))
@@ -199,6 +338,9 @@ class Producer(Client):
         self._resumed = asyncio.Event()
         self._resumed.set()
         self.done = asyncio.Event()  # set when a limit was given and reached
+
+    async def _broker_ready(self) -> None:
+        await self.ctx.consumers_up.wait()
 
     def pause(self) -> None:
         self._resumed.clear()
@@ -229,6 +371,8 @@ class Publisher(Producer):
         confirms = self.spec.publish_mode == "confirms" or self.spec.mandatory
         self._channel = await self.connection.channel(publisher_confirms=confirms)
         self._outbox = Outbox(self.ctx, self._channel, self.spec.publish_mode, confirms)
+
+    def _begin(self) -> None:
         self._spawn(self._loop())
 
     async def _loop(self) -> None:
@@ -239,6 +383,7 @@ class Publisher(Producer):
         headers = dict(self.spec.headers)
         while limit is None or self.sent < limit:
             await self._resumed.wait()
+            await self._online.wait()
             await self.pacer.wait()
             await window.acquire()
             self.sent += 1
@@ -256,7 +401,8 @@ class Publisher(Producer):
             self._window.release()
 
     async def _publish(self, key: str, headers: dict[str, Any]) -> None:
-        outcome = await self._outbox.send(
+        assert self._outbox is not None
+        letter = self._outbox.letter(
             self.spec.exchange,
             key,
             self._body,
@@ -264,6 +410,7 @@ class Publisher(Producer):
             mandatory=self.spec.mandatory,
             headers=headers,
         )
+        outcome = await self._deliver(letter, reliable=self.spec.publish_mode != "none")
         if outcome == "returned":
             self.ctx.counters["returns"] += 1
         elif outcome == "nacked":
@@ -321,21 +468,24 @@ class Consumer(Client):
             self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=True)
         self._inbox = asyncio.Queue()
         self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack)
-        self._spawn(self._work())
+        self._spawn(self._work(), channel_bound=True)
 
-    async def _close_channels(self) -> None:
+    def _channel_gone(self) -> None:
         requeued = 0 if self.spec.auto_ack else self._held
         self._held = 0
         self._inbox = asyncio.Queue()
-        await self._close_channel()
         if requeued:
             self.ctx.ledger.requeued(requeued)
         own = self.spec.own_queue
-        if own is not None and own.exclusive and self.connection is not None:
-            # An exclusive queue lives as long as its connection: the client "process" is gone.
-            await self.connection.close()
-            self.connection = None
+        if own is not None and own.exclusive and self.ctx.ledger.topology.queue(own.name) is not None:
+            # An exclusive queue lives as long as its connection: what it held is gone with it.
             self.ctx.queue_gone(own.name)
+
+    async def _close_channels(self) -> None:
+        await super()._close_channels()
+        own = self.spec.own_queue
+        if own is not None and own.exclusive:
+            await self._close_connection()  # the client "process" is gone, and its queue with it
 
     async def crash(self) -> None:
         held = self._held
@@ -359,14 +509,21 @@ class Consumer(Client):
         self._inbox.put_nowait(message)
 
     async def _work(self) -> None:
-        inbox, rng, spec = self._inbox, self.ctx.rng, self.spec
+        inbox, rng, spec, gone = self._inbox, self.ctx.rng, self.spec, self._gone
         while True:
             message = await inbox.get()
             await self._working.wait()
             pause = spec.processing.sample(rng) * self.slow_factor
             if pause > 0:
                 await asyncio.sleep(pause)
-            await self._settle(message)
+            try:
+                await self._settle(message)
+            except (*LINK_LOST, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not cancelled_under_us():
+                    raise
+                if await self._failed_with_link(exc, gone):
+                    return  # unsettled, so redelivered; recovery starts the work again
+                raise
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         headers = message.headers
@@ -419,7 +576,8 @@ class Consumer(Client):
             k: v for k, v in message.headers.items() if k.startswith("x-lab-") and k not in (ID_HEADER, TIME_HEADER)
         }
         headers.setdefault(SHARD, self.name)
-        outcome = await self._outbox.send(
+        assert self._outbox is not None
+        letter = self._outbox.letter(
             DEFAULT_EXCHANGE,
             message.reply_to or "",
             b"done",
@@ -428,6 +586,12 @@ class Consumer(Client):
             correlation_id=message.correlation_id,
             headers=headers,
         )
+        try:
+            outcome = await self._outbox.deliver(letter)
+        except LINK_LOST:
+            # The request is not acked: it goes back to its queue and is answered again, under a new id.
+            self.ctx.ledger.withdrawn(letter.msg_id, letter.queues)
+            raise
         if outcome == "returned":
             self.ctx.event("return", self.name, f"reply to {message.reply_to} came back: its queue is gone")
 
@@ -467,11 +631,10 @@ class ReplyWaiter(Producer):
         super().__init__(spec, ctx)
         self.reply_queue = ""
 
-    async def _open(self) -> None:
-        await self._open_channel()
+    def _begin(self) -> None:
         self._spawn(self._loop())
 
-    async def _open_channel(self) -> None:
+    async def _open(self) -> None:
         assert self.connection is not None
         self._channel = channel = await self.connection.channel(publisher_confirms=self._confirms)
         if self.reply_mode == "direct-reply-to":
@@ -498,8 +661,7 @@ class ReplyWaiter(Producer):
     def _mode(self) -> Any:
         return "none"
 
-    async def _close_channels(self) -> None:
-        await self._close_channel()
+    def _channel_gone(self) -> None:
         if self.reply_queue and self.reply_queue != DIRECT_REPLY_TO:
             # An exclusive auto-delete reply queue goes with its consumer: replies in it are discarded.
             self.ctx.queue_gone(self.reply_queue)
@@ -508,6 +670,7 @@ class ReplyWaiter(Producer):
         limit = self.spec.limit
         while limit is None or self.sent < limit:
             await self._resumed.wait()
+            await self._online.wait()
             await self.pacer.wait()
             self.sent += 1
             await self._send_one(self.sent)
@@ -553,18 +716,21 @@ class Requester(ReplyWaiter):
         loop = asyncio.get_running_loop()
         self._pending[cid] = (time.monotonic(), loop.call_later(spec.timeout, self._timeout, cid))
         counters["requests"] += 1
+        assert self._outbox is not None
+        letter = self._outbox.letter(
+            spec.exchange,
+            key,
+            self._body,
+            persistent=spec.persistent,
+            mandatory=spec.mandatory,
+            immediate=self.immediate,
+            reply_to=self.reply_queue,
+            correlation_id=cid,
+        )
         try:
-            outcome = await self._outbox.send(
-                spec.exchange,
-                key,
-                self._body,
-                persistent=spec.persistent,
-                mandatory=spec.mandatory,
-                immediate=self.immediate,
-                reply_to=self.reply_queue,
-                correlation_id=cid,
-            )
-        except ImmediateRefused:
+            # Not sent again after a lost connection: the request times out, as a caller would see it.
+            outcome = await self._deliver(letter, reliable=False)
+        except ImmediateRefused as exc:
             self._forget(cid)
             counters["immediate_refused"] += 1
             self.ctx.event(
@@ -574,7 +740,7 @@ class Requester(ReplyWaiter):
                 "Its documented replacement: request queue TTL 0 + dead-letter exchange (ttl0_dead_letter)",
             )
             self.immediate = False
-            await self._reconnect()
+            self.lost(exc)
             return
         if outcome == "returned" and self._forget(cid) is not None:
             counters["returns"] += 1
@@ -583,15 +749,6 @@ class Requester(ReplyWaiter):
     @property
     def _mandatory(self) -> bool:
         return self.spec.mandatory
-
-    async def _reconnect(self) -> None:
-        await self._close_channels()
-        if self.connection is not None and not self.connection.is_closed:
-            with contextlib.suppress(Exception):
-                await self.connection.close()
-        self.connection = await connect_first(self.ctx.settings)
-        await self._open_channel()
-        self.ctx.event("restart", self.name, "reconnected")
 
     def _forget(self, cid: str) -> float | None:
         pending = self._pending.pop(cid, None)
@@ -657,7 +814,8 @@ class Submitter(ReplyWaiter):
         parts = spec.shard_keys or ("",)
         for key in parts:
             part = {**headers, SHARD: key} if key else headers
-            outcome = await self._outbox.send(
+            assert self._outbox is not None
+            letter = self._outbox.letter(
                 spec.exchange,
                 key,
                 self._body,
@@ -667,6 +825,7 @@ class Submitter(ReplyWaiter):
                 headers=part,
                 mandatory=True,
             )
+            outcome = await self._deliver(letter, reliable=spec.publish_mode != "none")
             if outcome in ("returned", "nacked"):
                 self.ctx.counters["returns" if outcome == "returned" else "nacked"] += 1
                 self.ctx.event(outcome, self.name, f"job {job} part {key or 'all'} was {outcome}")
@@ -707,12 +866,11 @@ class Reducer(Client):
         queue = await channel.get_queue(spec.queue, ensure=False)
         await queue.consume(self._result, no_ack=False)
         if spec.policy == "deadline":
-            self._spawn(self._sweep())
+            self._spawn(self._sweep(), channel_bound=True)
 
-    async def _close_channels(self) -> None:
+    def _channel_gone(self) -> None:
         held = self.unacked
         self._jobs.clear()
-        await self._close_channel()
         if held:
             self.ctx.ledger.requeued(held)
 
@@ -763,6 +921,7 @@ class Reducer(Client):
         reply = first.headers.get(JOB_REPLY)
         if reply:
             self.sent += 1
+            assert self._outbox is not None
             await self._outbox.send(
                 DEFAULT_EXCHANGE,
                 str(reply),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import Counter, deque
@@ -15,6 +16,12 @@ from amqp_lab.engine.sinks import Sink, open_sink
 from amqp_lab.scenario.topology import Binding, Queue
 
 EVENT_LOG_SIZE = 500
+
+
+def _set_event() -> asyncio.Event:
+    event = asyncio.Event()
+    event.set()
+    return event
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,10 @@ class RunContext:
     on_publish: Callable[[str, str], None] | None = None  # (exchange, routing key), for pub-sub's delivery check
     sinks: dict[str, Sink] = field(default_factory=dict)
     events_logged: int = 0
+    # Cleared while the run's own connection is lost; set once the broker is back and the topology declared again.
+    broker_up: asyncio.Event = field(default_factory=_set_event)
+    # Producers wait for this too: consumers are back first, as at the start, so nothing lands unread.
+    consumers_up: asyncio.Event = field(default_factory=_set_event)
 
     def sink(self, path: str) -> Sink:
         """One sink per path, shared by the workers that record to it."""

@@ -130,11 +130,40 @@ class Ledger:
             self._counts["unroutable"] += 1
         return queues
 
+    def resent(
+        self,
+        msg_id: int,
+        exchange: str,
+        routing_key: str,
+        headers: Mapping[str, Any] | None,
+        mandatory: bool,
+        before: frozenset[str],
+    ) -> frozenset[str]:
+        """Published again after a lost connection, into a topology that may have changed meanwhile (an
+        exclusive queue went and came back): expect copies where it routes now. A copy the first attempt
+        left in a queue stays expected once; should both be delivered, the second ack is a duplicate."""
+        now = self.queues_for(exchange, routing_key, headers)
+        for queue in before - now:
+            if self._settle(msg_id, queue):
+                self._counts["copies"] -= 1
+        gained = now - before
+        if gained:
+            self._expect(msg_id, gained)
+        if not mandatory and bool(before) != bool(now):
+            self._counts["unroutable"] += 1 if before else -1
+        return now
+
     def confirmed(self) -> None:
         self._counts["confirmed"] += 1
 
     def _withdraw(self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
         for queue in self.queues_for(exchange, routing_key, headers):
+            if self._settle(msg_id, queue):
+                self._counts["copies"] -= 1
+
+    def withdrawn(self, msg_id: int, queues: frozenset[str]) -> None:
+        """A message that will be replaced by another (a reply whose request is answered again)."""
+        for queue in queues:
             if self._settle(msg_id, queue):
                 self._counts["copies"] -= 1
 

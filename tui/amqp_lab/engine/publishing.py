@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
@@ -17,6 +18,15 @@ from amqp_lab.scenario.plan import PublishMode
 from amqp_lab.scenario.topology import DEFAULT_EXCHANGE
 
 NOT_IMPLEMENTED = 540
+# What a publish raises when the connection went away under it: the broker may or may not have the message.
+LINK_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
+
+
+def cancelled_under_us() -> bool:
+    """Whether a CancelledError comes from below rather than from a cancel of this task: aiormq cancels
+    whatever waits on a connection it found stuck (no frame within its heartbeat grace)."""
+    task = asyncio.current_task()
+    return task is not None and not task.cancelling()
 
 
 class ImmediateRefused(Exception):
@@ -32,6 +42,20 @@ def reply_code(exc: BaseException) -> int | None:
         if isinstance(arg, int) and 300 <= arg < 600:
             return arg
     return NOT_IMPLEMENTED if isinstance(exc, aiormq.exceptions.ConnectionNotImplemented) else None
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One message as the ledger knows it: delivering it again (after a lost connection) keeps its id."""
+
+    msg_id: int
+    exchange: str
+    routing_key: str
+    headers: Mapping[str, Any]
+    message: aio_pika.Message
+    mandatory: bool
+    immediate: bool
+    queues: frozenset[str]  # where the ledger expects it
 
 
 class Outbox:
@@ -60,7 +84,7 @@ class Outbox:
             self._exchanges[name] = found
         return found
 
-    async def send(
+    def letter(
         self,
         exchange: str,
         routing_key: str,
@@ -72,8 +96,8 @@ class Outbox:
         reply_to: str | None = None,
         correlation_id: str | None = None,
         headers: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Publish one message; "confirmed", "sent" (no confirms), "returned" or "nacked"."""
+    ) -> Letter:
+        """A message with its ledger id, entered in the ledger as published (its copies expected)."""
         ledger = self.ctx.ledger
         msg_id = ledger.next_id()
         stamped = {ID_HEADER: msg_id, TIME_HEADER: stamp(), **(headers or {})}
@@ -85,29 +109,50 @@ class Outbox:
             correlation_id=correlation_id,
             message_id=str(msg_id),
         )
-        ledger.published(msg_id, exchange, routing_key, stamped, mandatory)
+        queues = ledger.published(msg_id, exchange, routing_key, stamped, mandatory)
         if self.ctx.on_publish is not None:
             self.ctx.on_publish(exchange, routing_key)
-        target = await self._exchange(exchange)
+        return Letter(msg_id, exchange, routing_key, stamped, message, mandatory, immediate, queues)
+
+    def again(self, letter: Letter) -> Letter:
+        """The letter, to deliver again after an outage: expected where the topology routes it now."""
+        queues = self.ctx.ledger.resent(
+            letter.msg_id, letter.exchange, letter.routing_key, letter.headers, letter.mandatory, letter.queues
+        )
+        return replace(letter, queues=queues)
+
+    async def send(self, exchange: str, routing_key: str, body: bytes, **options: Any) -> str:
+        """Publish one new message once; see `deliver`."""
+        return await self.deliver(self.letter(exchange, routing_key, body, **options))
+
+    async def deliver(self, letter: Letter) -> str:
+        """Publish; "confirmed", "sent" (no confirms), "returned" or "nacked".
+
+        Raises one of LINK_LOST when the connection goes away first: the caller
+        decides whether to deliver the same letter again on a new channel.
+        """
+        ledger = self.ctx.ledger
+        target = await self._exchange(letter.exchange)
+        message, key = letter.message, letter.routing_key
         try:
             if self.mode == "transactions":
                 async with self._tx_lock:
                     transaction = self.channel.transaction()
                     await transaction.select()
-                    result = await target.publish(message, routing_key, mandatory=mandatory, immediate=immediate)
+                    result = await target.publish(message, key, mandatory=letter.mandatory, immediate=letter.immediate)
                     await transaction.commit()
             else:
-                result = await target.publish(message, routing_key, mandatory=mandatory, immediate=immediate)
+                result = await target.publish(message, key, mandatory=letter.mandatory, immediate=letter.immediate)
         except aio_pika.exceptions.DeliveryError:
-            ledger.nacked(msg_id, exchange, routing_key, stamped)
+            ledger.nacked(letter.msg_id, letter.exchange, key, letter.headers)
             return "nacked"
         except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
-            if immediate and reply_code(exc) == NOT_IMPLEMENTED:
-                ledger.refused(msg_id, exchange, routing_key, stamped)
+            if letter.immediate and reply_code(exc) == NOT_IMPLEMENTED:
+                ledger.refused(letter.msg_id, letter.exchange, key, letter.headers)
                 raise ImmediateRefused(str(exc)) from exc
             raise
         if self.confirms and not isinstance(result, Basic.Ack):
-            ledger.returned(msg_id, exchange, routing_key, stamped)
+            ledger.returned(letter.msg_id, letter.exchange, key, letter.headers)
             return "returned"
         if self.confirms or self.mode == "transactions":
             ledger.confirmed()

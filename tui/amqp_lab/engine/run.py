@@ -19,11 +19,13 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
-from amqp_lab.engine.clients import Client, Consumer, Producer, Publisher, Reducer, Requester, Submitter
+from amqp_lab.engine.clients import RECONNECT, Client, Consumer, Producer, Publisher, Reducer, Requester, Submitter
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger, lab_id
 from amqp_lab.engine.metrics import RateMeter
+from amqp_lab.engine.publishing import LINK_LOST, cancelled_under_us
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
+from amqp_lab.masking import mask_text
 from amqp_lab.scenario.model import Scenario, ScheduledAction
 from amqp_lab.scenario.patterns import build, run_prefix
 from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec
@@ -32,6 +34,7 @@ from amqp_lab.scenario.routing import binding_matches
 SNAPSHOT_INTERVAL = 0.1
 SAMPLE_INTERVAL = 1.0
 EVENTS_IN_SNAPSHOT = 100
+CONSUMERS_BACK_TIMEOUT = 10.0  # after an outage, producers wait this long at most for consumers to be back
 LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
 
 
@@ -81,6 +84,8 @@ class Run:
             self.ctx.on_publish = self._check_delivery
         self.last: RunSnapshot | None = None
         self._loop_lag = 0.0
+        self._down_since: float | None = None  # the run's connection is lost since then
+        self._outage_reason = ""
         self.leftovers: list[str] = []  # what cleanup could not remove (checked after deleting)
 
     # Lifecycle
@@ -113,11 +118,8 @@ class Run:
     async def start(self) -> None:
         self._started_at = time.monotonic()
         self.ctx.started = self._started_at
-        self._admin = await connect_first(self.settings)
         self._declared = True
-        self._monitor = await self._admin.channel()
-        await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
-        await self._declare()
+        await self._connect()
         self.clients = {spec.name: make_client(spec, self.ctx) for spec in self.plan.clients}
         # Consumers first, so nothing published finds its queue without a reader.
         producers = [c for c in self.clients.values() if isinstance(c, Producer)]
@@ -128,6 +130,48 @@ class Run:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
         self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
+
+    async def _connect(self) -> None:
+        """The run's own connection: the lease, then the topology (again, after an outage: declaring is idempotent,
+        and whatever the broker lost in a restart, non-durable queues and exchanges, comes back)."""
+        self._admin = await connect_first(self.settings)
+        self._admin.close_callbacks.add(self._connection_closed)
+        self._monitor = await self._admin.channel()
+        await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
+        await self._declare()
+
+    def _connection_closed(self, sender: object, exc: BaseException | None = None) -> None:
+        if sender is not self._admin or self.state in ("cleaning", "finished") or self._down_since is not None:
+            return
+        self._down_since = time.monotonic()
+        self.ctx.broker_up.clear()
+        self.ctx.consumers_up.clear()
+        reason = mask_text(str(exc), self.settings.secrets()) if exc else "closed by the broker"
+        self.ctx.event("disconnect", "run", f"broker connection lost ({reason}); reconnecting")
+        self._tasks.append(asyncio.get_running_loop().create_task(self._reconnect()))
+
+    async def _reconnect(self) -> None:
+        """Until the broker answers again; then clients reconnect (they wait for `broker_up`)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            await asyncio.sleep(RECONNECT.delay(attempt))
+            try:
+                await self._connect()
+                break
+            except (AmqpError, RunError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                self._outage_reason = f"attempt {attempt}: {exc}"
+        assert self._down_since is not None
+        outage = time.monotonic() - self._down_since
+        self._down_since, self._outage_reason = None, ""
+        self.ctx.counters["broker_outages"] += 1
+        self.ctx.event("restart", "run", f"broker back after {outage:.1f} s: topology declared again")
+        self.ctx.broker_up.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CONSUMERS_BACK_TIMEOUT):
+                consumers = [c for c in self.clients.values() if c.active and not isinstance(c, Producer)]
+                await asyncio.gather(*(c.back_online() for c in consumers))
+        self.ctx.consumers_up.set()
 
     async def _declare(self) -> None:
         assert self._monitor is not None
@@ -180,7 +224,7 @@ class Run:
         if self._declared:
             try:
                 if self._admin is None or self._admin.is_closed:
-                    self._admin = await connect_first(self.settings)
+                    self._admin = await connect_first(self.settings)  # not watched: the run is ending
                 await self._count_leftovers()
                 await self._delete()
             except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
@@ -411,7 +455,13 @@ class Run:
         while True:
             for latency in self.ctx.latency.values():
                 latency.roll()
-            await self._sample_depths()
+            if self._down_since is None:
+                try:
+                    await self._sample_depths()
+                except (*LINK_LOST, RuntimeError, aiormq.exceptions.AMQPError, asyncio.CancelledError) as exc:
+                    # The connection went away mid-sample (the reconnect reports it): the next sample catches up.
+                    if isinstance(exc, asyncio.CancelledError) and not cancelled_under_us():
+                        raise
             await asyncio.sleep(SAMPLE_INTERVAL)
 
     async def _sample_depths(self) -> None:
@@ -497,4 +547,6 @@ class Run:
             ),
             notes=self.plan.notes,
             loop_lag=self._loop_lag,
+            outage=None if self._down_since is None else now - self._down_since,
+            outage_reason=self._outage_reason,
         )

@@ -52,4 +52,6 @@ class RunSnapshot:
     events: tuple[Event, ...]  # newest last
     subscribers: tuple[SubscriberCheck, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    outage: float | None = None  # seconds since the run lost the broker, while it is reconnecting
+    outage_reason: str = ""  # why the last reconnect attempt failed
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second

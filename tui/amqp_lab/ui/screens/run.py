@@ -51,6 +51,12 @@ TIMEOUT_COUNTERS = (
     ("returns", "returns"),
     ("immediate_refused", "immediate refused"),
 )
+# What a broker outage did, shown once there was one.
+OUTAGE_COUNTERS = (
+    ("broker_outages", "broker outages"),
+    ("republished", "sent again"),
+    ("publishes_lost", "publishes lost"),
+)
 
 
 def emphasised(text: str) -> Text:
@@ -210,11 +216,15 @@ class LiveRunScreen(Screen[None]):
             )
             line.append(f"  {left} · e export · Esc back")
         else:
-            state = "PAUSED" if self.paused else s.state.upper()
-            line.append(f" {state} ", style="bold reverse")
-            line.append(f" {s.elapsed:.0f} s")
-            if s.duration < 3600:
-                line.append(f" of {s.duration:g} s")
+            if s.outage is not None:
+                line.append(" RECONNECTING ", style=f"bold reverse {BAD}")
+                line.append(f" broker gone for {s.outage:.0f} s; clients resume when it is back")
+            else:
+                state = "PAUSED" if self.paused else s.state.upper()
+                line.append(f" {state} ", style="bold reverse")
+                line.append(f" {s.elapsed:.0f} s")
+                if s.duration < 3600:
+                    line.append(f" of {s.duration:g} s")
         line.append("  ")
         line.append(f"lost {ledger.lost:,}", style=BAD if ledger.lost else GOOD)
         line.append(f"  · published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}")
@@ -233,6 +243,10 @@ class LiveRunScreen(Screen[None]):
             count_line(text, "missed events", int(s.counters.get("missed", 0)), BAD)
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
         count_line(text, "hung consumers", ", ".join(stalled), BAD)
+        if s.outage is not None or s.counters.get("broker_outages"):
+            for key, label in OUTAGE_COUNTERS:
+                count_line(text, label, int(s.counters.get(key, 0)), WARN)
+            count_line(text, "duplicates", s.ledger.duplicates, WARN)
         text.rstrip()
         self._update("#timeouts", text, text.plain.count("\n") + 1)
 

@@ -1,0 +1,74 @@
+"""Network faults between the lab and the broker, through a proxy of our own: a cut link, a stalled one (only the
+heartbeat can tell) and a slow one. The lab notices each within its heartbeat setting, says so, and recovers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from amqp_lab.engine.run import Run
+from amqp_lab.scenario.files import load
+from rabbitmq_node import VERSIONS, PrivateNode
+
+from tests.conftest import settings_for, wait_for
+from tests.engine.conftest import lab_objects
+from tests.fault_proxy import FaultProxy
+
+HEARTBEAT = 1
+# aiormq gives up on a connection after 3 x (heartbeat + 1) seconds without a frame; it checks each second.
+DETECTION_LIMIT = 3 * (HEARTBEAT + 1) + 2
+
+
+@pytest.mark.timeout(120)
+async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: PrivateNode) -> None:
+    if rabbit.version != VERSIONS[0]:
+        pytest.skip("the client side is under test here: one broker version is enough")
+    proxy = FaultProxy(rabbit.amqp_port)
+    port = await proxy.start()
+    through = rabbit.amqp_url.replace(f":{rabbit.amqp_port}/", f":{port}/")
+    settings = settings_for(rabbit, amqp_url=through, heartbeat=HEARTBEAT, timeout=2.0)
+    run = Run(load("workers", ["duration=120", "workers.rate=40", "workers.processing=5ms"]), settings)
+    await run.start()
+    try:
+        acked = lambda: run.snapshot().ledger.acked  # noqa: E731
+        down = lambda: run.snapshot().outage is not None  # noqa: E731
+
+        async def recovers() -> None:
+            await wait_for(lambda: not down(), timeout=30, what="the run to have the broker back")
+            resumed_from = acked()
+            await wait_for(lambda: acked() >= resumed_from + 10, timeout=30, what="acks to flow again")
+
+        await wait_for(lambda: acked() >= 10, timeout=30)
+
+        proxy.cut()  # a reset is noticed at once
+        await wait_for(down, timeout=2, what="the cut to be noticed")
+        await recovers()
+
+        proxy.stall()  # nothing is closed: only missing heartbeats tell
+        stalled_at = time.monotonic()
+        await wait_for(down, timeout=DETECTION_LIMIT + 1, what="the stall to be noticed")
+        noticed_after = time.monotonic() - stalled_at
+        assert noticed_after <= DETECTION_LIMIT
+        proxy.heal()
+        await recovers()
+
+        proxy.slow(0.1)  # slow, not broken: no reconnect, latency shows it
+        outages = run.snapshot().counters["broker_outages"]
+        await wait_for(
+            lambda: (p := run.snapshot().latency.get("delivery")) is not None and p.p50 >= 100,
+            timeout=20,
+            what="the delivery latency to show the slow link",
+        )
+        assert run.snapshot().counters["broker_outages"] == outages
+        proxy.heal()
+    finally:
+        await run.stop()
+        await proxy.close()
+
+    final = run.last
+    assert final is not None
+    assert final.counters["broker_outages"] == 2
+    reasons = [e.text for e in final.events if e.kind == "disconnect" and e.client == "run"]
+    assert len(reasons) == 2
+    assert final.ledger.lost == 0  # durable queue, persistent tasks, confirms: the publishers sent again
+    assert run.leftovers == [] and await lab_objects(settings, run.run_id) == []
