@@ -8,11 +8,11 @@ import time
 import pytest
 from amqp_lab.engine.run import Run
 from amqp_lab.scenario.files import load
+from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 
 from tests.conftest import settings_for, wait_for
 from tests.engine.conftest import lab_objects
-from tests.fault_proxy import FaultProxy
 
 HEARTBEAT = 1
 # aiormq gives up on a connection after 3 x (heartbeat + 1) seconds without a frame; it checks each second.
@@ -24,9 +24,8 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
     if rabbit.version != VERSIONS[0]:
         pytest.skip("the client side is under test here: one broker version is enough")
     proxy = FaultProxy(rabbit.amqp_port)
-    port = await proxy.start()
-    through = rabbit.amqp_url.replace(f":{rabbit.amqp_port}/", f":{port}/")
-    settings = settings_for(rabbit, amqp_url=through, heartbeat=HEARTBEAT, timeout=2.0)
+    await proxy.start()
+    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
     run = Run(load("workers", ["duration=120", "workers.rate=40", "workers.processing=5ms"]), settings)
     await run.start()
     try:

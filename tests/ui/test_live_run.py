@@ -11,17 +11,21 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from amqp_lab.broker.connection import Backoff
 from amqp_lab.config import Settings
+from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.builder import BuilderScreen, Field
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
 from amqp_lab.workshop import experiment
+from fault_proxy import FaultProxy
+from rabbitmq_node import VERSIONS, PrivateNode
 from textual.widgets import Input
 
-from tests.conftest import shown_text, wait_for
+from tests.conftest import settings_for, shown_text, wait_for
 from tests.engine.conftest import lab_objects
 
 SIZE = (140, 40)
@@ -164,3 +168,37 @@ async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings
         await wait_for(lambda: app.run_ended is not None, timeout=60, what="the run ended")
     assert await lab_objects(settings, first) == []
     assert await lab_objects(settings, second) == []
+
+
+async def test_a_lost_link_shows_reconnecting_and_the_run_resumes(rabbit: PrivateNode) -> None:
+    if rabbit.version != VERSIONS[0]:
+        pytest.skip("the client side is under test here: one broker version is enough")
+    proxy = FaultProxy(rabbit.amqp_port)
+    await proxy.start()
+    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), timeout=2.0)
+    app = make_app(settings, backoff=Backoff(0.2, 1.0))
+    try:
+        async with app.run_test(size=SIZE):
+            await app.push_screen(LiveRunScreen(load("workers", ["duration=2m", "workers.rate=20"])))
+            await wait_for(lambda: "RUNNING" in header(app) and state(app, "worker-1") == "running", what="the run")
+            proxy.down()  # the broker's host is unreachable: connections reset, new ones refused
+            await wait_for(
+                lambda: "RECONNECTING" in header(app) and state(app, "worker-1") == "reconnecting",
+                timeout=10,
+                what="the header and the clients to say reconnecting",
+            )
+            assert "broker gone for" in header(app)
+            proxy.heal()
+            await wait_for(
+                lambda: "RUNNING" in header(app) and state(app, "worker-1") == "running",
+                timeout=30,
+                what="the run to resume",
+            )
+            await wait_for(lambda: any("reconnected after" in line for line in events(app)), what="the event")
+            assert app.run_latest is not None
+            run_id = app.run_latest.run_id
+            await app.end_run()
+    finally:
+        await proxy.close()
+    assert app.run_ended is not None and not app.run_ended.leftovers
+    assert await lab_objects(settings, run_id) == []

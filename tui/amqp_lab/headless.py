@@ -30,11 +30,16 @@ PATTERN_COUNTERS = {
 }  # fmt: skip
 
 
+# What broker outages did, when there were any: counted by the clients and the run.
+OUTAGE_COUNTERS = ("broker_outages", "reconnects", "republished", "publishes_lost")
+
+
 def progress_line(s: RunSnapshot) -> str:
     ledger = s.ledger
     counters = ", ".join(f"{k} {s.counters.get(k, 0)}" for k in PATTERN_COUNTERS[s.pattern] if s.counters.get(k))
+    state = s.state if s.outage is None else f"RECONNECTING (broker gone {s.outage:.0f} s)"
     return (
-        f"{s.elapsed:5.1f}s {s.state:<8} published {ledger.published} ({s.rates['published']:.0f}/s)  "
+        f"{s.elapsed:5.1f}s {state:<8} published {ledger.published} ({s.rates['published']:.0f}/s)  "
         f"delivered {ledger.delivered} ({s.rates['delivered']:.0f}/s)  acked {ledger.acked}  "
         f"outstanding {ledger.outstanding}" + (f"  | {counters}" if counters else "")
     )
@@ -66,7 +71,7 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
         if value or name in ("published", "delivered", "acked", "lost"):
             style = "bold red" if name == "lost" and value else ""
             figures.add_row(name.replace("_", " "), Text(str(value), style=style))
-    for name in PATTERN_COUNTERS[s.pattern]:
+    for name in (*PATTERN_COUNTERS[s.pattern], *OUTAGE_COUNTERS):
         if name in s.counters:
             figures.add_row(name.replace("_", " "), str(s.counters[name]))
     latency = Table(title="latency (ms)", title_justify="left", box=None, header_style="bold")

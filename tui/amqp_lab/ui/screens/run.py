@@ -23,7 +23,7 @@ from textual.widgets import Footer, Input, Static
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import build_report
 from amqp_lab.engine.snapshot import RunSnapshot
-from amqp_lab.headless import PATTERN_COUNTERS
+from amqp_lab.headless import OUTAGE_COUNTERS, PATTERN_COUNTERS
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build, run_prefix
 from amqp_lab.scenario.plan import PRODUCING, Plan
@@ -50,12 +50,6 @@ TIMEOUT_COUNTERS = (
     ("late_results", "late results"),
     ("returns", "returns"),
     ("immediate_refused", "immediate refused"),
-)
-# What a broker outage did, shown once there was one.
-OUTAGE_COUNTERS = (
-    ("broker_outages", "broker outages"),
-    ("republished", "sent again"),
-    ("publishes_lost", "publishes lost"),
 )
 
 
@@ -244,8 +238,8 @@ class LiveRunScreen(Screen[None]):
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
         count_line(text, "hung consumers", ", ".join(stalled), BAD)
         if s.outage is not None or s.counters.get("broker_outages"):
-            for key, label in OUTAGE_COUNTERS:
-                count_line(text, label, int(s.counters.get(key, 0)), WARN)
+            for key in OUTAGE_COUNTERS:
+                count_line(text, key.replace("_", " "), int(s.counters.get(key, 0)), WARN)
             count_line(text, "duplicates", s.ledger.duplicates, WARN)
         text.rstrip()
         self._update("#timeouts", text, text.plain.count("\n") + 1)

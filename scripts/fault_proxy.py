@@ -4,6 +4,7 @@ cut    resets every open connection at once, as a dropped link does; new ones go
 stall  stops forwarding in both directions without closing anything, as a dead route does: only
        heartbeats can tell; connections made meanwhile stall too
 slow   holds every chunk `delay` seconds before passing it on
+down   resets every open connection and refuses new ones, as an unreachable host does
 heal   back to plain forwarding (stalled data then flows)
 """
 
@@ -23,13 +24,21 @@ class FaultProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self.delay = 0.0
+        self._refusing = False
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
+    def url_for(self, amqp_url: str) -> str:
+        """The broker's AMQP URL, through the proxy."""
+        return amqp_url.replace(f":{self.upstream[1]}/", f":{self.port}/")
+
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        if self._refusing:
+            client_writer.transport.abort()
+            return
         try:
             broker_reader, broker_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -64,6 +73,10 @@ class FaultProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def down(self) -> None:
+        self._refusing = True
+        self.cut()
+
     def stall(self) -> None:
         self._flowing.clear()
 
@@ -71,6 +84,7 @@ class FaultProxy:
         self.delay = delay
 
     def heal(self) -> None:
+        self._refusing = False
         self.delay = 0.0
         self._flowing.set()
 
