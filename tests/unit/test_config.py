@@ -98,11 +98,19 @@ def test_vhost_comes_from_the_url_path_unless_given() -> None:
         ({"refresh": "0"}, r"refresh must be more than 0"),
         ({"refresh": "0.5"}, r"refresh must be at least 1 s.*polling faster shows the same numbers"),
         ({"timeout": "soon"}, r"timeout must be a number of seconds, not 'soon'"),
+        ({"heartbeat": "1.5"}, r"heartbeat must be a whole number of seconds, not '1.5'"),
+        ({"heartbeat": "70000"}, r"heartbeat must be from 0 \(off\) to 65535 seconds"),
     ],
 )
 def test_bad_settings_name_what_to_fix(flags: dict[str, object], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         resolve(flags, env=NO_FILE)
+
+
+def test_heartbeat_comes_from_flags_or_the_environment_and_is_unset_by_default() -> None:
+    assert resolve(env=NO_FILE).heartbeat is None  # the URL's ?heartbeat=, else RabbitMQ's 60 s
+    assert resolve({"heartbeat": "5"}, env=NO_FILE).heartbeat == 5
+    assert resolve(env=NO_FILE | {"AMQP_LAB_HEARTBEAT": "0"}).heartbeat == 0
 
 
 def test_bad_environment_value_is_named() -> None:
