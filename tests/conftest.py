@@ -17,7 +17,10 @@ from amqp_lab.config import Settings, build
 from textual.geometry import Region
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import embedded_node
 import rabbitmq_node
+
+BROKERS = (*rabbitmq_node.VERSIONS, embedded_node.VERSION)
 
 
 def _unavailable(version: str) -> str | None:
@@ -36,7 +39,19 @@ def pytest_report_header() -> list[str]:
     for version in rabbitmq_node.VERSIONS:
         reason = _unavailable(version)
         lines.append(f"RabbitMQ {version}: " + (f"SKIPPED, {reason}" if reason else "a private node"))
+    lines.append("embedded broker: its own process, for the tests marked embedded")
     return lines
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests run on the embedded broker only where marked: the rest use what only RabbitMQ has."""
+    kept, dropped = [], []
+    for item in items:
+        on_embedded = f"[{embedded_node.VERSION}" in item.nodeid or f"-{embedded_node.VERSION}]" in item.nodeid
+        (dropped if on_embedded and item.get_closest_marker("embedded") is None else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -58,11 +73,18 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session", params=rabbitmq_node.VERSIONS, ids=lambda v: f"rabbitmq-{v}")
-def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[rabbitmq_node.PrivateNode]:
+@pytest.fixture(scope="session", params=BROKERS, ids=lambda v: v if v == embedded_node.VERSION else f"rabbitmq-{v}")
+def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[Any]:
     """A private node of each RabbitMQ version (own name, folder, ports, epmd, amqps and https with the test CA's
-    certificate), stopped at the end."""
+    certificate), and the embedded broker in its own process; stopped at the end."""
     version: str = request.param
+    if version == embedded_node.VERSION:
+        embedded = embedded_node.start()
+        try:
+            yield embedded
+        finally:
+            embedded_node.stop(embedded)
+        return
     reason = _unavailable(version)
     if reason is not None:
         if os.environ.get("CI") == "true":
@@ -86,7 +108,7 @@ def _server_files(certificates: Path) -> Path:
     return folder
 
 
-def settings_for(node: rabbitmq_node.PrivateNode, **overrides: object) -> Settings:
+def settings_for(node: Any, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "amqp_url": node.amqp_url,
         "management_url": node.management_url,
@@ -98,7 +120,7 @@ def settings_for(node: rabbitmq_node.PrivateNode, **overrides: object) -> Settin
 
 
 @pytest.fixture
-def settings(rabbit: rabbitmq_node.PrivateNode) -> Settings:
+def settings(rabbit: Any) -> Settings:
     return settings_for(rabbit)
 
 

@@ -1,4 +1,5 @@
-"""Each pattern end to end on the real broker: its counts, a balanced ledger, nothing left behind."""
+"""Each pattern end to end on each broker (RabbitMQ and the embedded one): its counts, a balanced ledger, nothing
+left behind."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from amqp_lab.config import Settings
 
 from tests.engine.conftest import client, run_scenario
+
+pytestmark = pytest.mark.embedded
 
 
 async def test_rpc_replies_returns_and_latency(settings: Settings) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
         "is gone) and delete them, saying what was removed. Runs still going are left alone. Needs the "
         "management API.",
     )
+    broker = commands.add_parser(
+        "broker",
+        help="run the embedded broker (no RabbitMQ needed)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run amqp-lab's embedded AMQP 0-9-1 broker and its management API in the foreground,\n"
+        "until Ctrl-C. It follows RabbitMQ's rules for what it supports and refuses the rest\n"
+        "(quorum and stream queues, priorities, ...) saying so; it keeps nothing on disk.\n"
+        "It listens on loopback only, unless --bind says otherwise, and then it wants a password\n"
+        "that is not the default one.",
+        epilog="examples:\n"
+        "  amqp-lab broker\n"
+        "  amqp-lab broker --port 5673 --management-port 15673\n"
+        "  AMQP_LAB_BROKER_PASSWORD=s3cret amqp-lab broker --bind 0.0.0.0 --user lab",
+    )
+    broker.add_argument(
+        "--bind", metavar="ADDRESS", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    broker.add_argument(
+        "--port", metavar="PORT", type=int, default=5672, help="AMQP port (default 5672, 0: a free one)"
+    )
+    broker.add_argument(
+        "--management-port", metavar="PORT", type=int, default=15672, help="management API port (default 15672)"
+    )
+    broker.add_argument("--user", metavar="NAME", default="guest", help="the one user (default guest)")
+    broker.add_argument(
+        "--password",
+        metavar="SECRET",
+        default=os.environ.get("AMQP_LAB_BROKER_PASSWORD", "guest"),
+        help="its password (default guest, or $AMQP_LAB_BROKER_PASSWORD, which stays out of the process list)",
+    )
     return parser
 
 
@@ -367,6 +398,26 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
     return EXIT_OK
 
 
+def run_broker(args: argparse.Namespace, console: Console, error_console: Console) -> int:
+    from amqp_lab.embedded.server import BrokerOptions, BrokerSetupError, serve
+
+    options = BrokerOptions(args.bind, args.port, args.management_port, args.user, args.password)
+
+    def ready(amqp_port: int, management_port: int) -> None:
+        console.print(f"amqp-lab embedded broker {__version__}, user {options.user!r}; Ctrl-C stops it")
+        console.print(f"  AMQP            amqp://{options.bind}:{amqp_port}/")
+        console.print(f"  management API  http://{options.bind}:{management_port}/")
+
+    try:
+        asyncio.run(serve(options, ready))
+    except BrokerSetupError as exc:
+        error_console.print(Text(f"amqp-lab broker: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        console.print("stopped; it kept nothing")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     console = Console(highlight=False)
@@ -391,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             return list_scenarios(console)
         if args.command == "cleanup":
             return cleanup(settings, console)
+        if args.command == "broker":
+            return run_broker(args, console, error_console)
         return run_tui(args, settings, error_console)
     except SettingsError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
+import aiormq.channel
+import aiormq.connection
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from pamqp.commands import Basic
@@ -41,7 +43,11 @@ def reply_code(exc: BaseException) -> int | None:
             return code
         if isinstance(arg, int) and 300 <= arg < 600:
             return arg
-    return NOT_IMPLEMENTED if isinstance(exc, aiormq.exceptions.ConnectionNotImplemented) else None
+    # aiormq raises one class per code without the code itself: its own mappings say which.
+    for code, kind in (*aiormq.channel.EXCEPTION_MAPPING.items(), *aiormq.connection.EXCEPTION_MAPPING.items()):
+        if isinstance(exc, kind):
+            return code
+    return None
 
 
 @dataclass(frozen=True)

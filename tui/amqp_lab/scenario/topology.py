@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 ExchangeType = Literal["direct", "fanout", "topic", "headers"]
@@ -73,11 +74,19 @@ class Topology:
     queues: tuple[Queue, ...] = ()
     bindings: tuple[Binding, ...] = ()
 
+    @cached_property
+    def _exchanges_by_name(self) -> dict[str, Exchange]:
+        return {e.name: e for e in self.exchanges}
+
+    @cached_property
+    def _queues_by_name(self) -> dict[str, Queue]:
+        return {q.name: q for q in self.queues}
+
     def exchange(self, name: str) -> Exchange | None:
-        return next((e for e in self.exchanges if e.name == name), None)
+        return self._exchanges_by_name.get(name)
 
     def queue(self, name: str) -> Queue | None:
-        return next((q for q in self.queues if q.name == name), None)
+        return self._queues_by_name.get(name)
 
     def with_queue(self, queue: Queue, bindings: tuple[Binding, ...] = ()) -> Topology:
         """This topology plus a queue a client declares at run time (a reply or subscriber queue)."""

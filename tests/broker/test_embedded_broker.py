@@ -1,0 +1,90 @@
+"""`amqp-lab broker`: loopback only unless asked, and then never with the default password; its user's login."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import aio_pika
+import aiormq.exceptions
+import pytest
+
+from tests.conftest import wait_for
+
+
+async def broker(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "amqp_lab", "broker", "--port", "0", "--management-port", "0", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+async def listening(process: asyncio.subprocess.Process) -> tuple[str, str]:
+    """The AMQP and management URLs the broker printed once it listened."""
+    assert process.stdout is not None
+    lines = []
+    async with asyncio.timeout(20):
+        while len(lines) < 3:
+            lines.append((await process.stdout.readline()).decode())
+    return lines[1].split()[-1], lines[2].split()[-1]
+
+
+async def stopped(process: asyncio.subprocess.Process) -> str:
+    process.send_signal(signal.SIGINT)
+    out, _ = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0
+    return out.decode()
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
+async def test_a_non_loopback_bind_needs_a_password_that_is_not_the_default(address: str) -> None:
+    process = await broker("--bind", address)
+    _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    assert "well-known default password" in err.decode()
+    assert "give --password" in err.decode()
+
+
+async def test_by_default_it_listens_on_loopback_and_lets_guest_in() -> None:
+    process = await broker()
+    try:
+        amqp, management = await listening(process)
+        assert amqp.startswith("amqp://127.0.0.1:") and management.startswith("http://127.0.0.1:")
+        connection = await aio_pika.connect(amqp.replace("amqp://", "amqp://guest:guest@"))
+        await connection.close()
+    finally:
+        assert "kept nothing" in await stopped(process)
+
+
+async def test_beyond_loopback_with_its_own_user_and_password() -> None:
+    process = await broker("--bind", "0.0.0.0", "--user", "lab", env={"AMQP_LAB_BROKER_PASSWORD": "s3cret-lab"})
+    try:
+        amqp, _ = await listening(process)
+        port = amqp.rsplit(":", 1)[1].strip("/")
+        with pytest.raises(aiormq.exceptions.ProbableAuthenticationError):
+            await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{port}/")
+        connection = await aio_pika.connect(f"amqp://lab:s3cret-lab@127.0.0.1:{port}/")
+        await connection.close()
+        assert process.returncode is None
+    finally:
+        out = await stopped(process)
+    assert "s3cret-lab" not in out  # the password is never printed
+
+
+async def test_a_port_in_use_is_a_clear_error() -> None:
+    first = await broker()
+    try:
+        amqp, _ = await listening(first)
+        port = amqp.rsplit(":", 1)[1].strip("/")
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "amqp_lab", "broker", "--port", port, "--management-port", "0",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(second.communicate(), 20)
+        assert second.returncode == 2
+        assert "cannot listen on 127.0.0.1" in err.decode()
+    finally:
+        await stopped(first)
+    await wait_for(lambda: first.returncode is not None, timeout=5)

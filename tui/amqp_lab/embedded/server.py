@@ -1,0 +1,130 @@
+"""The embedded broker as a server: its state, its listeners (AMQP and the management API) and its safety rules."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from amqp_lab.embedded.channel import Channel
+from amqp_lab.embedded.connection import Connection
+from amqp_lab.embedded.errors import AmqpFault
+from amqp_lab.embedded.vhost import Vhost
+
+DEFAULT_USER = "guest"
+DEFAULT_PASSWORD = "guest"
+LOOPBACK = "127.0.0.1"
+TICK = 0.05  # seconds between expiry checks (message TTL, x-expires)
+
+
+class BrokerSetupError(Exception):
+    """The broker cannot start as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BrokerOptions:
+    bind: str = LOOPBACK
+    amqp_port: int = 5672
+    management_port: int = 15672
+    user: str = DEFAULT_USER
+    password: str = DEFAULT_PASSWORD
+
+    def check(self) -> None:
+        """Loopback only unless asked; and then not with the well-known default password."""
+        try:
+            loopback = all(ipaddress.ip_address(a).is_loopback for a in _addresses(self.bind))
+        except ValueError:
+            raise BrokerSetupError(f"cannot bind {self.bind!r}: no such address; try 127.0.0.1") from None
+        if not loopback and self.password == DEFAULT_PASSWORD:
+            raise BrokerSetupError(
+                f"binding {self.bind} would let other machines in with the well-known default password: "
+                "give --password (or AMQP_LAB_BROKER_PASSWORD), and --user, to bind beyond loopback"
+            )
+        for port in (self.amqp_port, self.management_port):
+            if not 0 <= port <= 65535:
+                raise BrokerSetupError(f"port {port} is not a port: use 1 to 65535, or 0 for a free one")
+
+
+def _addresses(host: str) -> list[str]:
+    try:
+        return [info[4][0] for info in socket.getaddrinfo(host, None)]
+    except socket.gaierror:
+        raise ValueError(host) from None
+
+
+class Broker:
+    def __init__(self, options: BrokerOptions) -> None:
+        self.options = options
+        self.vhosts = {"/": Vhost("/")}
+        self.connections: set[Connection] = set()
+        self.reply_channels: dict[str, Channel] = {}
+        self.cluster_name = f"amqp-lab@{socket.gethostname()}"
+        self.started = time.time()
+        self._servers: list[asyncio.Server] = []
+        self._tick: asyncio.Task[None] | None = None
+        self.amqp_port = 0
+        self.management_port = 0
+
+    def authenticate(self, user: str, password: str) -> bool:
+        return hmac.compare_digest(user.encode(), self.options.user.encode()) and hmac.compare_digest(
+            password.encode(), self.options.password.encode()
+        )
+
+    async def start(self) -> None:
+        """Listen for AMQP and the management API; ports 0 pick free ones (see amqp_port, management_port)."""
+        from amqp_lab.embedded.management import ManagementApi
+
+        self.options.check()
+        loop = asyncio.get_running_loop()
+        options = self.options
+        try:
+            amqp = await loop.create_server(lambda: Connection(self), options.bind, options.amqp_port)
+            self._servers.append(amqp)
+            api = ManagementApi(self)
+            http = await loop.create_server(api.protocol, options.bind, options.management_port)
+            self._servers.append(http)
+        except OSError as exc:
+            await self.stop()
+            raise BrokerSetupError(f"cannot listen on {options.bind}: {exc.strerror or exc}") from None
+        self.amqp_port = amqp.sockets[0].getsockname()[1]
+        self.management_port = http.sockets[0].getsockname()[1]
+        self._tick = loop.create_task(self._ticking())
+
+    async def _ticking(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for vhost in self.vhosts.values():
+                vhost.tick(now)
+
+    async def stop(self) -> None:
+        """As RabbitMQ shuts down: every client is told (320 CONNECTION_FORCED), then the sockets close."""
+        if self._tick is not None:
+            self._tick.cancel()
+        for server in self._servers:
+            server.close()
+        for connection in list(self.connections):
+            connection.close_connection(AmqpFault(320, "broker forced connection closure with reason 'shutdown'"))
+            connection.flush()
+        await asyncio.sleep(0)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+
+async def serve(options: BrokerOptions, ready: Callable[[int, int], None]) -> None:
+    """Run until cancelled (Ctrl-C); `ready` gets the AMQP and management ports once both listen."""
+    broker = Broker(options)
+    await broker.start()
+    ready(broker.amqp_port, broker.management_port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await broker.stop()
