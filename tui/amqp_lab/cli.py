@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,11 @@ from amqp_lab.config import (
     FILE_KEYS,
     Settings,
     SettingsError,
+    parse_amqp_url,
     resolve,
 )
-from amqp_lab.masking import mask_text
+from amqp_lab.embedded.process import BrokerProcess, BrokerStartFailed, answers
+from amqp_lab.masking import mask_text, mask_url
 from amqp_lab.workshop import EXPERIMENTS
 from amqp_lab.workshop import experiment as find_experiment
 
@@ -327,7 +332,8 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
         )
         return EXIT_FAILED
     try:
-        document = asyncio.run(run_headless(scenario, settings, console, duration))
+        with broker_for(settings, errors) as (settings, _):
+            document = asyncio.run(run_headless(scenario, settings, console, duration))
     except (AmqpError, RunError) as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
@@ -391,11 +397,50 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
             return EXIT_FAILED
     from amqp_lab.ui.app import make_app
 
-    app = make_app(settings, builder=builder, experiment=experiment)
-    if args.command == "workshop" and experiment is None:
-        app.call_later(app.action_workshop)
-    app.run()
+    with broker_for(settings, errors) as (settings, embedded):
+        app = make_app(settings, builder=builder, experiment=experiment)
+        if embedded:
+            app.call_later(
+                app.notify,
+                "No broker was configured and nothing answered on localhost:5672: this is amqp-lab's embedded "
+                "broker, for this session. Start with --url to use RabbitMQ.",
+                title="Embedded broker",
+                timeout=12,
+            )
+        if args.command == "workshop" and experiment is None:
+            app.call_later(app.action_workshop)
+        app.run()
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def broker_for(settings: Settings, errors: Console) -> Iterator[tuple[Settings, bool]]:
+    """The settings to use, and whether they point at the embedded broker started for this session: when no
+    broker is configured and nothing answers on localhost:5672 (it stops on the way out)."""
+    if settings.broker_given or answers(5672, settings.primary.host):
+        yield settings, False
+        return
+    broker, embedded = start_embedded(settings, errors)
+    try:
+        yield embedded, True
+    finally:
+        broker.stop()
+
+
+def start_embedded(settings: Settings, errors: Console) -> tuple[BrokerProcess, Settings]:
+    broker = BrokerProcess.on_usual_ports()
+    broker.start()
+    errors.print(
+        Text(
+            f"amqp-lab: no broker configured and nothing answers on localhost:5672, so the embedded broker runs "
+            f"on {mask_url(broker.amqp_url)} (management API {broker.management_url}) until amqp-lab exits. "
+            "Give --url (or AMQP_URL) to use RabbitMQ.",
+            style="yellow",
+        ),
+        soft_wrap=True,
+    )
+    endpoint = parse_amqp_url(broker.amqp_url)
+    return broker, replace(settings, endpoints=(endpoint,), management_url=broker.management_url)
 
 
 def run_broker(args: argparse.Namespace, console: Console, error_console: Console) -> int:
@@ -436,17 +481,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check":
             return check(settings, console)
-        if args.command == "run":
-            return run_scenario(args, settings, console, error_console)
         if args.command == "scenarios":
             return list_scenarios(console)
         if args.command == "cleanup":
             return cleanup(settings, console)
         if args.command == "broker":
             return run_broker(args, console, error_console)
+        if args.command == "run":
+            return run_scenario(args, settings, console, error_console)
         return run_tui(args, settings, error_console)
     except SettingsError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    except BrokerStartFailed as exc:
+        error_console.print(Text(f"amqp-lab: the embedded broker did not start: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -110,6 +110,7 @@ class Settings:
     refresh: float = DEFAULT_REFRESH
     timeout: float = DEFAULT_TIMEOUT
     heartbeat: int | None = None  # seconds asked of the broker; None: the URL's ?heartbeat=, else 60
+    broker_given: bool = True  # False: no AMQP URL anywhere, the default localhost one is assumed
     profile: str | None = None
 
     @property
@@ -275,6 +276,7 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
         refresh=_refresh(values.get("refresh", DEFAULT_REFRESH)),
         timeout=_positive(values.get("timeout", DEFAULT_TIMEOUT), "timeout", upper=600),
         heartbeat=_heartbeat(values.get("heartbeat")),
+        broker_given="amqp_url" in values,
         profile=profile,
     )
 

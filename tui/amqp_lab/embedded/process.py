@@ -1,0 +1,88 @@
+"""The embedded broker in a process of its own, so a busy broker never stalls the lab that started it."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+AMQP_PORT = 5672
+MANAGEMENT_PORT = 15672
+
+
+def answers(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
+    """Whether something accepts connections there."""
+    with socket.socket() as probe:
+        probe.settimeout(timeout)
+        return probe.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class BrokerStartFailed(Exception):
+    """The embedded broker did not come up; the message has its own words."""
+
+
+class BrokerProcess:
+    """`amqp-lab broker` on loopback ports, started and stopped from here; user guest/guest."""
+
+    def __init__(self, amqp_port: int, management_port: int) -> None:
+        self.amqp_port = amqp_port
+        self.management_port = management_port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def on_usual_ports(cls) -> BrokerProcess:
+        """5672 and 15672 when free (tools and habits expect them), free ports otherwise."""
+        amqp = AMQP_PORT if not answers(AMQP_PORT) else free_port()
+        management = MANAGEMENT_PORT if not answers(MANAGEMENT_PORT) else free_port()
+        return cls(amqp, management)
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}/"
+
+    def start(self) -> None:
+        """Until both ports answer; BrokerStartFailed with the broker's own words when it cannot start."""
+        command = [sys.executable, "-m", "amqp_lab", "broker", "--port", str(self.amqp_port)]
+        command += ["--management-port", str(self.management_port)]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (answers(self.amqp_port) and answers(self.management_port)):
+            if self._process.poll() is not None:
+                error = self._process.stderr.read().decode().strip() if self._process.stderr else ""
+                raise BrokerStartFailed(error or f"the embedded broker exited with {self._process.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerStartFailed(f"the embedded broker did not listen within {START_TIMEOUT:g} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """As Ctrl-C would: clients are told the broker shuts down; everything it held goes."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            with contextlib.suppress(OSError):
+                process.stderr.close()
