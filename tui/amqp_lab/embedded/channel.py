@@ -12,7 +12,7 @@ from pamqp.base import Frame as Method
 from pamqp.commands import Basic, Confirm, Exchange, Queue, Tx
 from pamqp.commands import Channel as ChannelMethods
 
-from amqp_lab.embedded.errors import AmqpFault
+from amqp_lab.embedded.errors import AmqpFault, limit
 from amqp_lab.embedded.queues import Message, Queued
 from amqp_lab.embedded.queues import Queue as BrokerQueue
 from amqp_lab.embedded.vhost import DEFAULT_ALIAS, server_name
@@ -258,6 +258,8 @@ class Channel:
         if m.queue == DIRECT_REPLY_TO:
             self._consume_replies(m, tag)
             return
+        if m.arguments and "x-priority" in m.arguments:
+            raise limit("consumer priorities (x-priority)", code=406)
         queue = self.vhost.queue(self._queue_name(m.queue), self._owner())
         if queue.consumers and (m.exclusive or any(c.exclusive for c in queue.consumers)):
             raise AmqpFault(403, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
