@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.test_cli import amqp_lab
+
+pytestmark = pytest.mark.embedded
 
 
 def test_check_reports_a_reachable_broker(rabbit) -> None:  # type: ignore[no-untyped-def]
@@ -11,8 +15,12 @@ def test_check_reports_a_reachable_broker(rabbit) -> None:  # type: ignore[no-un
     lines = result.stdout.splitlines()
     assert lines[0].startswith("AMQP        ok") and "amqp://guest:****@127.0.0.1" in lines[0]
     assert lines[1].startswith("management  ok")
-    assert lines[2].startswith("broker      RabbitMQ ")
-    assert f"node {rabbit.name}" in lines[2]
+    if rabbit.version == "embedded":
+        assert lines[2].startswith("broker      amqp-lab embedded broker ")
+        assert "node embedded@" in lines[2] and "Erlang" not in lines[2]
+    else:
+        assert lines[2].startswith("broker      RabbitMQ ")
+        assert f"node {rabbit.name}" in lines[2] and " on Erlang " in lines[2]
 
 
 def test_check_without_management_api_exits_1_and_says_what_is_missing(rabbit) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,8 @@ from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionSta
 
 from tests.conftest import settings_for, wait_for
 
+pytestmark = pytest.mark.embedded
+
 FAST = Backoff(initial=0.2, cap=1.0)
 
 

@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from amqp_lab import __version__
 from amqp_lab.broker import errors
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
 
 from tests.conftest import settings_for, wait_for
+
+pytestmark = pytest.mark.embedded
 
 SEEDED = 60
 
@@ -32,13 +35,18 @@ async def seeded(rabbit) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
             await channel.queue_delete(f"{prefix}-{n:02d}")
 
 
-async def test_overview_reports_the_broker(settings: Settings) -> None:
+async def test_overview_reports_the_broker(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     async with ManagementClient(settings) as client:
         overview = await client.overview()
+    assert overview.exchanges >= 6  # the default exchange and the amq.* ones
+    if rabbit.version == "embedded":
+        assert (overview.product, overview.version) == ("amqp-lab embedded broker", __version__)
+        assert overview.node.startswith("embedded@")
+        assert overview.default_queue_type == "classic"
+        return
     assert overview.product == "RabbitMQ"
     assert overview.version.split(".")[0] in ("3", "4")
     assert overview.node.startswith("amqplab-test-")
-    assert overview.exchanges >= 7  # the default exchange and the amq.* ones
     # Only RabbitMQ 4.x names a default queue type; 3.x declares classic queues.
     expected = "classic" if overview.version.startswith("4.") else None
     assert overview.default_queue_type == expected

@@ -6,12 +6,15 @@ import asyncio
 import secrets
 
 import aio_pika
+import pytest
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
 from amqp_lab.scenario.routing import route
 from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
 
 from tests.conftest import wait_for
+
+pytestmark = pytest.mark.embedded
 
 TOPIC_PATTERNS = ["#", "*", "a.*", "a.#", "*.b.*", "a.#.c", "#.c", "a..c", "a.*.c", ""]
 TOPIC_KEYS = ["", "a", "a.", "a.b", "a.b.c", "a..c", "a.c", "x.b.y", "a.b.b.c", "c", ".c"]

@@ -293,10 +293,10 @@ def check(settings: Settings, console: Console) -> int:
         where = f"node {o.node}" + (f", cluster {o.cluster_name}" if o.cluster_name else "")
         if o.default_queue_type:
             where += f", default queue type {o.default_queue_type}"
+        runtime = f" on Erlang {o.erlang_version}" if o.erlang_version else ""
         console.print(
             Text(
-                f"broker      {o.product} {o.version} on Erlang {o.erlang_version}, {where}; "
-                f"{o.queues} queues, {o.connections} connections"
+                f"broker      {o.product} {o.version}{runtime}, {where}; {o.queues} queues, {o.connections} connections"
             ),
             soft_wrap=True,
         )

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import json
-import platform
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -284,7 +283,7 @@ class ManagementApi:
             "product_name": PRODUCT,
             "product_version": __version__,
             "rabbitmq_version": __version__,
-            "erlang_version": f"none (Python {platform.python_version()})",
+            "erlang_version": "",  # none: Python runs it (the check says which broker, not which Erlang)
             "node": self.node,
             "cluster_name": self.broker.cluster_name,
             "default_queue_type": "classic",
