@@ -43,12 +43,20 @@ def pytest_report_header() -> list[str]:
     return lines
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests run on the embedded broker only where marked: the rest use what only RabbitMQ has."""
+    """Tests run on the embedded broker only where marked: the rest use what only RabbitMQ has. Each broker's tests
+    form one group, so pytest-xdist runs them on one worker, and each worker starts only the broker it needs."""
     kept, dropped = [], []
     for item in items:
-        on_embedded = f"[{embedded_node.VERSION}" in item.nodeid or f"-{embedded_node.VERSION}]" in item.nodeid
-        (dropped if on_embedded and item.get_closest_marker("embedded") is None else kept).append(item)
+        callspec = getattr(item, "callspec", None)
+        broker = callspec.params.get("rabbit") if callspec is not None else None
+        if broker == embedded_node.VERSION and item.get_closest_marker("embedded") is None:
+            dropped.append(item)
+            continue
+        if broker is not None:
+            item.add_marker(pytest.mark.xdist_group(str(broker)))
+        kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from rabbitmq_node import PrivateNode
 
+pytestmark = pytest.mark.embedded
+
 
 def amqp_lab(node: PrivateNode, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AMQP_URL": node.amqp_url, "AMQP_LAB_MANAGEMENT_URL": node.management_url}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from amqp_lab.config import Settings
 from amqp_lab.engine.cleanup import find_leftovers, remove
 from amqp_lab.engine.run import Run
@@ -11,6 +12,8 @@ from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
 from tests.engine.conftest import client, lab_objects
+
+pytestmark = pytest.mark.embedded
 
 
 async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> None:

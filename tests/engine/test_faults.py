@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from amqp_lab.config import Settings
 from amqp_lab.engine.snapshot import RunSnapshot
 
 from tests.engine.conftest import client, run_scenario
+
+pytestmark = pytest.mark.embedded
 
 
 def schedule(*entries: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from amqp_lab.config import Settings
 from amqp_lab.engine.remote import RemoteRun, RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
@@ -11,6 +12,8 @@ from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
 from tests.engine.conftest import client, lab_objects
+
+pytestmark = pytest.mark.embedded
 
 
 async def test_remote_run_streams_snapshots_takes_controls_and_cleans_up(settings: Settings) -> None:
