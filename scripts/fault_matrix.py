@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,7 @@ def main() -> int:
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
     parser.add_argument("--heartbeat", type=int, default=2)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)  # the table says what happened; aiormq's warnings would not
     node = rabbitmq_node.start("amqplab-faults@localhost", args.version)
     try:
         asyncio.run(matrix(node, args.heartbeat))

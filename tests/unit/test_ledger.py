@@ -73,3 +73,44 @@ def test_an_exclusive_queue_that_goes_away_discards_its_copies() -> None:
     ledger.queue_gone("reply")
     ledger.finish()
     assert (ledger.counts().discarded, ledger.counts().lost) == (1, 0)
+
+
+def test_sent_again_into_a_durable_queue_it_already_reached_counts_the_second_copy_as_a_duplicate() -> None:
+    ledger = Ledger(TOPOLOGY)
+    before = ledger.published(1, "fan", "", {}, mandatory=False)
+    assert ledger.resent(1, "fan", "", {}, False, before) == before  # the confirm was lost with the connection
+    assert ledger.counts().copies == 2  # still one copy expected per queue
+    for _ in range(2):  # the first attempt had made it after all: both arrive
+        for queue in ("a", "b"):
+            ledger.delivered(1, queue, redelivered=False)
+            ledger.acked(1, queue)
+    ledger.finish()
+    counts = ledger.counts()
+    assert (counts.acked, counts.duplicates, counts.lost) == (2, 2, 0)
+
+
+def test_sent_again_after_an_exclusive_queue_went_and_came_back_is_expected_there_again() -> None:
+    subscriber = Queue("sub", durable=False, exclusive=True)
+    ledger = Ledger(TOPOLOGY)
+    ledger.set_topology(ledger.topology.with_queue(subscriber, (Binding("fan", "sub"),)))
+    before = ledger.published(1, "fan", "", {}, mandatory=False)
+    ledger.queue_gone("sub")  # its connection went: what it held is discarded
+    ledger.set_topology(ledger.topology.without_queue("sub"))
+    ledger.set_topology(ledger.topology.with_queue(subscriber, (Binding("fan", "sub"),)))  # declared again
+    ledger.resent(1, "fan", "", {}, False, before)
+    for queue in ("a", "b", "sub"):
+        ledger.delivered(1, queue, redelivered=False)
+        ledger.acked(1, queue)
+    ledger.finish()
+    counts = ledger.counts()
+    assert (counts.acked, counts.duplicates, counts.lost) == (3, 0, 0)
+
+
+def test_sent_again_where_nothing_routes_it_any_more_is_unroutable() -> None:
+    ledger = Ledger(TOPOLOGY.with_queue(Queue("only", durable=True), ()))
+    before = ledger.published(1, "", "only", {}, mandatory=False)
+    ledger.set_topology(ledger.topology.without_queue("only"))
+    assert ledger.resent(1, "", "only", {}, False, before) == frozenset()
+    ledger.finish()
+    counts = ledger.counts()
+    assert (counts.copies, counts.unroutable, counts.lost) == (0, 1, 0)

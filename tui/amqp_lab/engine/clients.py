@@ -132,6 +132,11 @@ class Client:
         return self.state not in (State.CRASHED, State.STOPPED, State.FAILED)
 
     @property
+    def reads(self) -> bool:
+        """A consumer of some queue (producers wait for these to be back after an outage)."""
+        return True
+
+    @property
     def link_down(self) -> bool:
         """The connection is lost and the client is recovering, or about to."""
         recovering = self._recovery is not None and not self._recovery.done()
@@ -197,6 +202,8 @@ class Client:
         if self._recovery is not None and not self._recovery.done():
             return
         self._online.clear()
+        if self.reads:
+            self.ctx.consumer_lost(self.name)
         reason = mask_text(str(exc), self.ctx.settings.secrets()) if exc else "closed by the broker"
         self.ctx.event("disconnect", self.name, f"connection lost: {reason}")
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
@@ -229,6 +236,8 @@ class Client:
         self.ctx.counters["reconnects"] += 1
         self.ctx.event("restart", self.name, f"reconnected after {time.monotonic() - lost_at:.1f} s")
         self._online.set()
+        if self.reads:
+            self.ctx.consumer_back(self.name)
 
     async def back_online(self) -> None:
         await self._online.wait()
@@ -262,6 +271,8 @@ class Client:
             recovery.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await recovery
+        if self.reads:
+            self.ctx.consumer_back(self.name)  # stopped or gone: producers no longer wait for it
 
     async def crash(self) -> None:
         """Drop the channel at once: whatever it held unacked goes back to its queue."""
@@ -342,6 +353,10 @@ class Producer(Client):
     async def _broker_ready(self) -> None:
         await self.ctx.consumers_up.wait()
 
+    @property
+    def reads(self) -> bool:
+        return False
+
     def pause(self) -> None:
         self._resumed.clear()
         if self.active:
@@ -384,6 +399,7 @@ class Publisher(Producer):
         while limit is None or self.sent < limit:
             await self._resumed.wait()
             await self._online.wait()
+            await self.ctx.consumers_up.wait()
             await self.pacer.wait()
             await window.acquire()
             self.sent += 1
@@ -671,6 +687,7 @@ class ReplyWaiter(Producer):
         while limit is None or self.sent < limit:
             await self._resumed.wait()
             await self._online.wait()
+            await self.ctx.consumers_up.wait()
             await self.pacer.wait()
             self.sent += 1
             await self._send_one(self.sent)

@@ -49,8 +49,10 @@ class RunContext:
     events_logged: int = 0
     # Cleared while the run's own connection is lost; set once the broker is back and the topology declared again.
     broker_up: asyncio.Event = field(default_factory=_set_event)
-    # Producers wait for this too: consumers are back first, as at the start, so nothing lands unread.
+    # Producers hold while a consumer reconnects: consumers come back first, as at the start, so the ledger
+    # knows every queue a message can reach before the message is sent.
     consumers_up: asyncio.Event = field(default_factory=_set_event)
+    consumers_down: set[str] = field(default_factory=set)
 
     def sink(self, path: str) -> Sink:
         """One sink per path, shared by the workers that record to it."""
@@ -73,6 +75,19 @@ class RunContext:
     def event(self, kind: str, client: str, text: str) -> None:
         self.events_logged += 1
         self.events.append(Event(round(time.monotonic() - self.started, 3), kind, client, text, self.events_logged))
+
+    def consumer_lost(self, name: str) -> None:
+        self.consumers_down.add(name)
+        self.consumers_up.clear()
+
+    def consumer_back(self, name: str) -> None:
+        self.consumers_down.discard(name)
+        self.consumers_ready()
+
+    def consumers_ready(self) -> None:
+        """Producers may go on, unless the broker or a consumer is still away."""
+        if self.broker_up.is_set() and not self.consumers_down:
+            self.consumers_up.set()
 
     def queue_declared(self, queue: Queue, bindings: tuple[Binding, ...] = ()) -> None:
         self.ledger.set_topology(self.ledger.topology.with_queue(queue, bindings))

@@ -140,15 +140,16 @@ class Ledger:
         before: frozenset[str],
     ) -> frozenset[str]:
         """Published again after a lost connection, into a topology that may have changed meanwhile (an
-        exclusive queue went and came back): expect copies where it routes now. A copy the first attempt
-        left in a queue stays expected once; should both be delivered, the second ack is a duplicate."""
+        exclusive queue went, its copies discarded, and came back): expect a copy wherever it routes now and
+        none is outstanding. A copy the first attempt left in a queue stays expected once; should both be
+        delivered, the second ack is a duplicate."""
         now = self.queues_for(exchange, routing_key, headers)
         for queue in before - now:
             if self._settle(msg_id, queue):
                 self._counts["copies"] -= 1
-        gained = now - before
-        if gained:
-            self._expect(msg_id, gained)
+        missing = frozenset(q for q in now if msg_id not in self._outstanding.get(q, ()))
+        if missing:
+            self._expect(msg_id, missing)
         if not mandatory and bool(before) != bool(now):
             self._counts["unroutable"] += 1 if before else -1
         return now

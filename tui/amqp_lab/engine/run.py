@@ -171,7 +171,7 @@ class Run:
             async with asyncio.timeout(CONSUMERS_BACK_TIMEOUT):
                 consumers = [c for c in self.clients.values() if c.active and not isinstance(c, Producer)]
                 await asyncio.gather(*(c.back_online() for c in consumers))
-        self.ctx.consumers_up.set()
+        self.ctx.consumers_ready()
 
     async def _declare(self) -> None:
         assert self._monitor is not None
