@@ -3,6 +3,7 @@ heartbeat can tell) and a slow one. The lab notices each within its heartbeat se
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -27,7 +28,9 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
     await proxy.start()
     settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
     run = Run(load("workers", ["duration=120", "workers.rate=40", "workers.processing=5ms"]), settings)
-    await run.start()
+    # Alongside, the other reliable mode whose answers travel back: shard results lost with a link must come again.
+    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=5"]), settings)
+    await asyncio.gather(run.start(), jobs.start())
     try:
         acked = lambda: run.snapshot().ledger.acked  # noqa: E731
         down = lambda: run.snapshot().outage is not None  # noqa: E731
@@ -61,13 +64,16 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
         assert run.snapshot().counters["broker_outages"] == outages
         proxy.heal()
     finally:
-        await run.stop()
+        await asyncio.gather(run.stop(), jobs.stop())
         await proxy.close()
 
-    final = run.last
-    assert final is not None
-    assert final.counters["broker_outages"] == 2
-    reasons = [e.text for e in final.events if e.kind == "disconnect" and e.client == "run"]
-    assert len(reasons) == 2
-    assert final.ledger.lost == 0  # durable queue, persistent tasks, confirms: the publishers sent again
-    assert run.leftovers == [] and await lab_objects(settings, run.run_id) == []
+    for each in (run, jobs):
+        final = each.last
+        assert final is not None
+        assert final.counters["broker_outages"] == 2
+        reasons = [e.text for e in final.events if e.kind == "disconnect" and e.client == "run"]
+        assert len(reasons) == 2
+        # Durable queues, persistent messages, confirms: publishers sent again what was not confirmed.
+        assert final.ledger.lost == 0, (final.pattern, final.ledger)
+        assert each.leftovers == [] and await lab_objects(settings, each.run_id) == []
+    assert jobs.last is not None and jobs.last.counters["pending_jobs"] == 0

@@ -604,8 +604,9 @@ class Consumer(Client):
         )
         try:
             outcome = await self._outbox.deliver(letter)
-        except LINK_LOST:
+        except (*LINK_LOST, asyncio.CancelledError):
             # The request is not acked: it goes back to its queue and is answered again, under a new id.
+            # (aiormq cancels what waits on a connection it found stuck: that is a lost link too.)
             self.ctx.ledger.withdrawn(letter.msg_id, letter.queues)
             raise
         if outcome == "returned":
