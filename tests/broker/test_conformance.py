@@ -12,6 +12,8 @@ import aio_pika
 import aiormq.exceptions
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.config import Settings
 from amqp_lab.engine.publishing import reply_code
 from pamqp.commands import Basic
 
@@ -326,6 +328,59 @@ async def test_a_consumer_is_told_when_its_queue_is_deleted(connection: Abstract
     await (await connection.channel()).queue_delete(name)
     await wait_for(lambda: tag not in consumers, timeout=5, what="basic.cancel from the broker")
     assert not channel.is_closed
+
+
+async def test_an_unused_queue_expires(connection: AbstractConnection, name: str, settings: Settings) -> None:
+    channel = await connection.channel()
+    await channel.declare_queue(name, durable=True, arguments={"x-expires": 300})
+
+    async def gone() -> bool:  # asked of the management API: a passive declare would count as a use
+        async with ManagementClient(settings) as management:
+            queues, _ = await management.queues(settings.vhost, name=f"^{name}$")
+        return not queues
+
+    await wait_for(gone, timeout=10, what="the unused queue to expire")
+
+
+async def test_a_global_prefetch_is_shared_by_the_channels_consumers(connection: AbstractConnection, name: str) -> None:
+    setup = await connection.channel()
+    for queue in (f"{name}.1", f"{name}.2"):
+        await setup.declare_queue(queue, exclusive=True)
+        for _ in range(5):
+            await setup.default_exchange.publish(aio_pika.Message(b"x"), queue)
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=3, global_=True)
+    held: list[AbstractIncomingMessage] = []
+    for queue in (f"{name}.1", f"{name}.2"):
+        await (await channel.get_queue(queue, ensure=False)).consume(held.append)
+    await wait_for(lambda: len(held) == 3, timeout=5, what="three deliveries over both consumers")
+    await asyncio.sleep(0.3)
+    assert len(held) == 3  # the channel's limit, whichever queue they came from
+    await held[0].ack()
+    await wait_for(lambda: len(held) == 4, timeout=5, what="one more after an ack")
+
+
+async def test_ack_multiple_and_recover(connection: AbstractConnection, name: str) -> None:
+    channel = await connection.channel()
+    queue = await channel.declare_queue(name, exclusive=True)
+    for n in range(5):
+        await channel.default_exchange.publish(aio_pika.Message(str(n).encode()), name)
+    got = [await queue.get(no_ack=False) for _ in range(5)]
+    await got[2].ack(multiple=True)  # settles 0, 1 and 2
+    await channel.channel.basic_recover(requeue=True)  # 3 and 4 come back
+    again = [await wait_for_message(queue) for _ in range(2)]
+    assert [(m.body, m.redelivered) for m in again] == [(b"3", True), (b"4", True)]
+    assert await queue.get(fail=False) is None
+
+
+async def test_reject_publish_dlx_nacks_and_dead_letters(connection: AbstractConnection, name: str) -> None:
+    channel = await connection.channel(publisher_confirms=True)
+    _, dead = await dead_letter_setup(channel, name, **{"x-max-length": 1, "x-overflow": "reject-publish-dlx"})
+    await channel.default_exchange.publish(aio_pika.Message(b"kept"), name)
+    with pytest.raises(aio_pika.exceptions.DeliveryError):
+        await channel.default_exchange.publish(aio_pika.Message(b"refused"), name)
+    letter = await wait_for_message(dead)
+    assert letter.body == b"refused" and letter.headers["x-death"][0]["reason"] == "maxlen"
 
 
 async def wait_for_message(queue: Any) -> AbstractIncomingMessage:

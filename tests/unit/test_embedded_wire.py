@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import struct
 
+import aio_pika
+import aiormq.exceptions
 import pytest
 from amqp_lab.embedded.server import Broker, BrokerOptions
 from amqp_lab.embedded.wire import (
@@ -89,5 +91,27 @@ async def test_a_wrong_protocol_header_gets_ours_and_the_door() -> None:
         assert await asyncio.wait_for(reader.read(100), 5) == PROTOCOL_HEADER
         assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed
         writer.close()
+    finally:
+        await broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"x-queue-type": "quorum"}, "quorum queues"),
+        ({"x-queue-type": "stream"}, "stream queues"),
+        ({"x-max-priority": 10}, "priority queues"),
+        ({"x-single-active-consumer": True}, "single active consumer"),
+    ],
+)
+async def test_what_it_does_not_support_is_refused_saying_so(arguments: dict[str, object], named: str) -> None:
+    broker = Broker(BrokerOptions(amqp_port=0, management_port=0))
+    await broker.start()
+    try:
+        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/")
+        channel = await connection.channel()
+        with pytest.raises(aiormq.exceptions.ChannelPreconditionFailed, match=f"{named}.*embedded broker"):
+            await channel.declare_queue("q", durable=True, arguments=arguments)
+        await connection.close()
     finally:
         await broker.stop()
