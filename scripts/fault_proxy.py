@@ -25,6 +25,7 @@ class FaultProxy:
         self._flowing.set()
         self.delay = 0.0
         self._refusing = False
+        self.passed = {"up": 0, "down": 0}  # bytes forwarded to the broker, and back to the client
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -45,12 +46,12 @@ class FaultProxy:
             client_writer.close()
             return
         self._writers |= {client_writer, broker_writer}
-        for reader, writer in ((client_reader, broker_writer), (broker_reader, client_writer)):
-            pump = asyncio.create_task(self._pump(reader, writer))
+        for reader, writer, way in ((client_reader, broker_writer, "up"), (broker_reader, client_writer, "down")):
+            pump = asyncio.create_task(self._pump(reader, writer, way))
             self._pumps.add(pump)
             pump.add_done_callback(self._pumps.discard)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str) -> None:
         try:
             while True:
                 data = await reader.read(65536)
@@ -60,6 +61,7 @@ class FaultProxy:
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 writer.write(data)
+                self.passed[way] += len(data)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass

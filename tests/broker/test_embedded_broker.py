@@ -10,6 +10,8 @@ import sys
 import aio_pika
 import aiormq.exceptions
 import pytest
+from amqp_lab.embedded.server import Broker, BrokerOptions
+from fault_proxy import FaultProxy
 
 from tests.conftest import wait_for
 
@@ -88,3 +90,25 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
     finally:
         await stopped(first)
     await wait_for(lambda: first.returncode is not None, timeout=5)
+
+
+async def test_heartbeats_are_sent_and_a_silent_client_is_dropped() -> None:
+    broker = Broker(BrokerOptions(amqp_port=0, management_port=0))
+    await broker.start()
+    proxy = FaultProxy(broker.amqp_port)
+    await proxy.start()
+    try:
+        url = proxy.url_for(f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/")
+        connection = await aio_pika.connect(url + "?heartbeat=1")  # the client's value wins
+        before = proxy.passed["down"]
+        # Sent: an idle connection still hears from the broker, a heartbeat frame (8 bytes) every half second.
+        await wait_for(lambda: proxy.passed["down"] >= before + 3 * 8, timeout=5, what="heartbeats from the broker")
+        assert len(broker.connections) == 1
+        # Checked: a client that goes silent (the link stalls) is dropped after two heartbeat intervals.
+        proxy.stall()
+        await wait_for(lambda: not broker.connections, timeout=5, what="the broker to drop the silent client")
+        proxy.heal()
+        await connection.close()
+    finally:
+        await proxy.close()
+        await broker.stop()

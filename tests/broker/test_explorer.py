@@ -121,6 +121,7 @@ async def test_a_consumer_that_stops_acking_is_flagged_stuck(
     assert flags == []  # a consumer that keeps acking is never stuck
 
 
+@pytest.mark.embedded
 async def test_peek_requeues_and_marks_redelivered(settings: Settings, channel: aio_pika.abc.AbstractChannel) -> None:
     queue_name = name("peek")
     await channel.declare_queue(queue_name, auto_delete=True, arguments={"x-expires": 60_000})
@@ -141,6 +142,7 @@ async def test_peek_requeues_and_marks_redelivered(settings: Settings, channel: 
     assert left.declaration_result.message_count == 3
 
 
+@pytest.mark.embedded
 async def test_an_exclusive_queue_cannot_be_peeked_and_the_broker_says_why(
     settings: Settings, channel: aio_pika.abc.AbstractChannel
 ) -> None:
@@ -151,6 +153,7 @@ async def test_an_exclusive_queue_cannot_be_peeked_and_the_broker_says_why(
             await client.peek("/", queue_name, 1)
 
 
+@pytest.mark.embedded
 async def test_purge_and_delete_and_read_only_refuses_both(
     settings: Settings, channel: aio_pika.abc.AbstractChannel
 ) -> None:
@@ -180,6 +183,7 @@ async def test_purge_and_delete_and_read_only_refuses_both(
             await client.exchange("/", exchange_name)
 
 
+@pytest.mark.embedded
 async def test_tap_sees_what_the_exchange_routes_and_leaves_nothing(
     settings: Settings, channel: aio_pika.abc.AbstractChannel
 ) -> None:
@@ -217,6 +221,7 @@ async def _none_left(client: ManagementClient) -> bool:
     return await lab_objects(client) == []
 
 
+@pytest.mark.embedded
 async def test_the_default_exchange_cannot_be_tapped_and_read_only_refuses_taps(settings: Settings) -> None:
     default = Exchange("", "/", "direct", True, False, False, 0.0, 0.0)
     with pytest.raises(TapRefused, match="Peek at the destination queue"):
@@ -226,6 +231,7 @@ async def test_the_default_exchange_cannot_be_tapped_and_read_only_refuses_taps(
         await Tap(replace(settings, read_only=True), topic).start([])
 
 
+@pytest.mark.embedded
 async def test_what_if_agrees_with_the_broker(settings: Settings, channel: aio_pika.abc.AbstractChannel) -> None:
     """Direct, topic and headers exchanges chained exchange-to-exchange, with an alternate exchange."""
     entry, regional, by_header, fallback = (name(k) for k in ("entry", "regional", "headers", "fallback"))

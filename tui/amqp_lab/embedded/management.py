@@ -536,6 +536,14 @@ class ManagementApi:
     # Actions
 
     def get_messages(self, queue: BrokerQueue, request: dict[str, Any]) -> list[dict[str, Any]]:
+        if queue.exclusive_owner is not None:
+            raise HttpError(
+                400,
+                "bad_request",
+                f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{queue.name}' in vhost "
+                f"'{queue.vhost.name}'. It could be originally declared on another connection or the exclusive "
+                "property value does not match that of the original declaration.",
+            )
         count = request.get("count", 1)
         ackmode = request.get("ackmode", "ack_requeue_true")
         truncate = request.get("truncate")

@@ -7,7 +7,7 @@ import base64
 import datetime as dt
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pamqp.commands import Basic
@@ -108,8 +108,7 @@ class Vhost:
         if if_unused and any(b.source == name for b in self.bindings):
             raise AmqpFault(406, f"{self._where('exchange', name)} in use")
         del self.exchanges[name]
-        self.bindings = [b for b in self.bindings if b.source != name and not (b.to_exchange and b.destination == name)]
-        self._changed()
+        self._unbind_where(lambda b: b.source == name or (b.to_exchange and b.destination == name))
 
     # Queues
 
@@ -210,7 +209,7 @@ class Vhost:
         count = queue.ready
         self.queues.pop(queue.name, None)
         self.expiring.discard(queue)
-        self.bindings = [b for b in self.bindings if b.to_exchange or b.destination != queue.name]
+        self._unbind_where(lambda b: not b.to_exchange and b.destination == queue.name)
         for consumer in list(queue.consumers):
             cancelled = getattr(consumer, "queue_deleted", None)
             if cancelled is not None:
@@ -242,12 +241,20 @@ class Vhost:
     def unbind(self, source: str, destination: str, key: str, arguments: Any, to_exchange: bool, owner: object) -> None:
         self._check_binding(source, destination, to_exchange, owner)
         binding = Binding(source, destination, key, dict(arguments or {}), to_exchange)
-        if binding in self.bindings:
-            self.bindings.remove(binding)
-            self._changed()
+        self._unbind_where(lambda b: b == binding)
+
+    def _unbind_where(self, gone: Callable[[Binding], bool]) -> None:
+        """Remove bindings; an auto-delete exchange that was their source goes with its last one."""
+        removed = [b for b in self.bindings if gone(b)]
+        if not removed:
+            return
+        self.bindings = [b for b in self.bindings if not gone(b)]
+        self._changed()
+        for source in {b.source for b in removed}:
             found = self.exchanges.get(source)
             if found is not None and found.auto_delete and not any(b.source == source for b in self.bindings):
-                del self.exchanges[source]  # an auto-delete exchange goes with its last binding
+                del self.exchanges[source]
+                self._unbind_where(lambda b, name=source: b.to_exchange and b.destination == name)
 
     def _check_binding(self, source: str, destination: str, to_exchange: bool, owner: object) -> None:
         if source in ("", DEFAULT_ALIAS) or (to_exchange and destination in ("", DEFAULT_ALIAS)):
