@@ -43,6 +43,15 @@ async def refused(operation: Awaitable[Any]) -> int | None:
     return reply_code(caught.value)
 
 
+async def test_the_broker_announces_the_capabilities_clients_rely_on(connection: AbstractConnection) -> None:
+    capabilities = connection.transport.connection.server_capabilities  # type: ignore[union-attr]
+    for name in (
+        "publisher_confirms", "basic.nack", "consumer_cancel_notify", "exchange_exchange_bindings",
+        "connection.blocked", "authentication_failure_close", "per_consumer_qos", "direct_reply_to",
+    ):  # fmt: skip
+        assert capabilities.get(name) is True, name
+
+
 async def test_reply_codes_for_what_is_missing_reserved_or_different(connection: AbstractConnection, name: str) -> None:
     channel = await connection.channel()
     assert await refused(channel.declare_queue(name, passive=True)) == 404
