@@ -18,7 +18,7 @@ from amqp_lab.broker.errors import AmqpError
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, age, lab_id, stamp
 from amqp_lab.engine.metrics import RateMeter
-from amqp_lab.engine.publishing import LINK_LOST, ImmediateRefused, Letter, Outbox, cancelled_under_us
+from amqp_lab.engine.publishing import LINK_LOST, ImmediateRefused, Letter, Outbox, link_broke
 from amqp_lab.engine.sinks import Sink
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.plan import ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
@@ -310,10 +310,8 @@ class Client:
             try:
                 return await self._outbox.deliver(letter)
             except (*LINK_LOST, asyncio.CancelledError) as exc:
-                if isinstance(exc, asyncio.CancelledError) and not cancelled_under_us():
-                    raise
-                if not await self._failed_with_link(exc, gone):
-                    raise  # the channel alone was closed, by an error of its own
+                if not link_broke(exc) or not await self._failed_with_link(exc, gone):
+                    raise  # this task was cancelled, or the channel alone closed on an error of its own
                 if not reliable:
                     self.ctx.counters["publishes_lost"] += 1
                     return None
@@ -535,9 +533,7 @@ class Consumer(Client):
             try:
                 await self._settle(message)
             except (*LINK_LOST, asyncio.CancelledError) as exc:
-                if isinstance(exc, asyncio.CancelledError) and not cancelled_under_us():
-                    raise
-                if await self._failed_with_link(exc, gone):
+                if link_broke(exc) and await self._failed_with_link(exc, gone):
                     return  # unsettled, so redelivered; recovery starts the work again
                 raise
 

@@ -24,11 +24,14 @@ NOT_IMPLEMENTED = 540
 LINK_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
 
 
-def cancelled_under_us() -> bool:
-    """Whether a CancelledError comes from below rather than from a cancel of this task: aiormq cancels
-    whatever waits on a connection it found stuck (no frame within its heartbeat grace)."""
-    task = asyncio.current_task()
-    return task is not None and not task.cancelling()
+def link_broke(exc: BaseException) -> bool:
+    """Whether an exception caught as (*LINK_LOST, CancelledError) means the connection went away: a
+    CancelledError counts only when it comes from below, not from a cancel of this task (aiormq cancels
+    whatever waits on a connection it found stuck, with no frame within its heartbeat grace)."""
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and not task.cancelling()
+    return isinstance(exc, LINK_LOST)
 
 
 class ImmediateRefused(Exception):

@@ -23,7 +23,7 @@ from amqp_lab.engine.clients import RECONNECT, Client, Consumer, Producer, Publi
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger, lab_id
 from amqp_lab.engine.metrics import RateMeter
-from amqp_lab.engine.publishing import LINK_LOST, cancelled_under_us
+from amqp_lab.engine.publishing import LINK_LOST, link_broke
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.model import Scenario, ScheduledAction
@@ -460,7 +460,7 @@ class Run:
                     await self._sample_depths()
                 except (*LINK_LOST, RuntimeError, aiormq.exceptions.AMQPError, asyncio.CancelledError) as exc:
                     # The connection went away mid-sample (the reconnect reports it): the next sample catches up.
-                    if isinstance(exc, asyncio.CancelledError) and not cancelled_under_us():
+                    if isinstance(exc, asyncio.CancelledError) and not link_broke(exc):
                         raise
             await asyncio.sleep(SAMPLE_INTERVAL)
 
