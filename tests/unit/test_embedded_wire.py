@@ -25,7 +25,7 @@ from amqp_lab.embedded.wire import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from pamqp.commands import Basic, Queue
+from pamqp.commands import Basic, Channel, Confirm, Connection, Queue
 
 
 def test_frames_are_cut_however_the_bytes_arrive() -> None:
@@ -114,4 +114,37 @@ async def test_what_it_does_not_support_is_refused_saying_so(arguments: dict[str
             await channel.declare_queue("q", durable=True, arguments=arguments)
         await connection.close()
     finally:
+        await broker.stop()
+
+
+async def test_a_return_goes_before_its_confirm_on_the_wire() -> None:
+    """aio-pika defers a multiple ack a loop turn, which hides the order; a raw client sees it."""
+    broker = Broker(BrokerOptions(amqp_port=0, management_port=0))
+    await broker.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", broker.amqp_port)
+    frames = FrameReader(131072)
+    received: list[object] = []
+
+    async def next_method() -> object:
+        while not received:
+            data = await asyncio.wait_for(reader.read(65536), 5)
+            assert data, "the broker closed the connection"
+            received.extend(decode_method(p) for kind, _, p in frames.feed(data) if kind == METHOD)
+        return received.pop(0)
+
+    try:
+        writer.write(PROTOCOL_HEADER)
+        assert isinstance(await next_method(), Connection.Start)
+        login = Connection.StartOk(client_properties={}, mechanism="PLAIN", response="\0guest\0guest")
+        writer.write(encode_method(0, login))
+        assert isinstance(await next_method(), Connection.Tune)
+        writer.write(encode_method(0, Connection.TuneOk(frame_max=131072)) + encode_method(0, Connection.Open()))
+        assert isinstance(await next_method(), Connection.OpenOk)
+        writer.write(encode_method(1, Channel.Open()) + encode_method(1, Confirm.Select()))
+        assert [type(await next_method()) for _ in range(2)] == [Channel.OpenOk, Confirm.SelectOk]
+        publish = Basic.Publish(exchange="amq.direct", routing_key="nobody", mandatory=True)
+        writer.write(encode_method(1, publish) + content(1, encode_header_payload(1, Basic.Properties()), b"x", 4096))
+        assert [type(await next_method()) for _ in range(2)] == [Basic.Return, Basic.Ack]
+    finally:
+        writer.close()
         await broker.stop()

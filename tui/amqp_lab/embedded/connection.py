@@ -102,8 +102,8 @@ class Connection(asyncio.Protocol):
         except FrameError as exc:
             self.close_connection(AmqpFault(501, str(exc)))
         finally:
+            self.flush()  # still batching: confirms go after what the batch already holds (returns first)
             self._batching = False
-            self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stage = "closed"
@@ -139,6 +139,7 @@ class Connection(asyncio.Protocol):
             self._write(data)
 
     def flush(self) -> None:
+        """Confirms gathered in the batch, then everything out in one write, in the order it was produced."""
         for channel in self.channels.values():
             channel.flush_confirms()
         if self._pending:
