@@ -646,9 +646,6 @@ class HttpConnection(asyncio.Protocol):
             self._respond(400, {"error": "bad_request", "reason": "malformed HTTP"})
             self._close()
 
-    def eof_received(self) -> bool:
-        return False
-
     def _events(self) -> None:
         while True:
             event = self.http.next_event()

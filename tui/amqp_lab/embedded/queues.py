@@ -8,7 +8,7 @@ import heapq
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pamqp.commands import Basic
@@ -28,11 +28,6 @@ class Message:
     header: bytes
     body: bytes
     properties: Basic.Properties
-    published_at: float = field(default_factory=time.time)
-
-    @property
-    def persistent(self) -> bool:
-        return self.properties.delivery_mode == 2
 
     @property
     def headers(self) -> dict[str, Any]:
@@ -57,13 +52,13 @@ class Consumer(Protocol):
 
     tag: str
     no_ack: bool
+    exclusive: bool
 
     def has_room(self) -> bool: ...
 
     def deliver(self, queue: Queue, queued: Queued) -> None: ...
 
-
-Overflow = str  # drop-head, reject-publish, reject-publish-dlx
+    def queue_deleted(self) -> None: ...
 
 
 class Queue:
@@ -96,7 +91,7 @@ class Queue:
         self.expires: float | None = _ms(arguments.get("x-expires"))
         self.max_length: int | None = arguments.get("x-max-length")
         self.max_length_bytes: int | None = arguments.get("x-max-length-bytes")
-        self.overflow: Overflow = str(arguments.get("x-overflow", "drop-head"))
+        self.overflow = str(arguments.get("x-overflow", "drop-head"))  # or reject-publish(-dlx)
         self.dead_letter_exchange: str | None = arguments.get("x-dead-letter-exchange")
         self.dead_letter_routing_key: str | None = arguments.get("x-dead-letter-routing-key")
 

@@ -211,9 +211,7 @@ class Vhost:
         self.expiring.discard(queue)
         self._unbind_where(lambda b: not b.to_exchange and b.destination == queue.name)
         for consumer in list(queue.consumers):
-            cancelled = getattr(consumer, "queue_deleted", None)
-            if cancelled is not None:
-                cancelled()
+            consumer.queue_deleted()
         queue.consumers.clear()
         queue.purge()
         self._changed()

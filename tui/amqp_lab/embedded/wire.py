@@ -149,8 +149,3 @@ def content(channel: int, header_payload: bytes, body: bytes, frame_max: int) ->
     for start in range(0, len(body), room):
         parts.append(frame(BODY, channel, body[start : start + room]))
     return b"".join(parts)
-
-
-def name_fits(name: str) -> bool:
-    """RabbitMQ's rule for names: UTF-8, at most 255 bytes."""
-    return len(name.encode()) <= 255

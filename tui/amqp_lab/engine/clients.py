@@ -239,9 +239,6 @@ class Client:
         if self.reads:
             self.ctx.consumer_back(self.name)
 
-    async def back_online(self) -> None:
-        await self._online.wait()
-
     async def _broker_ready(self) -> None:
         """Until the run has the broker and its topology back."""
         await self.ctx.broker_up.wait()

@@ -34,7 +34,6 @@ from amqp_lab.scenario.routing import binding_matches
 SNAPSHOT_INTERVAL = 0.1
 SAMPLE_INTERVAL = 1.0
 EVENTS_IN_SNAPSHOT = 100
-CONSUMERS_BACK_TIMEOUT = 10.0  # after an outage, producers wait this long at most for consumers to be back
 LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
 
 
@@ -167,11 +166,7 @@ class Run:
         self.ctx.counters["broker_outages"] += 1
         self.ctx.event("restart", "run", f"broker back after {outage:.1f} s: topology declared again")
         self.ctx.broker_up.set()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CONSUMERS_BACK_TIMEOUT):
-                consumers = [c for c in self.clients.values() if c.active and not isinstance(c, Producer)]
-                await asyncio.gather(*(c.back_online() for c in consumers))
-        self.ctx.consumers_ready()
+        self.ctx.consumers_ready()  # producers go on once no consumer is reconnecting any more
 
     async def _declare(self) -> None:
         assert self._monitor is not None
