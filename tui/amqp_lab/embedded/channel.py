@@ -24,6 +24,7 @@ from amqp_lab.embedded.wire import (
     deliver_frame,
     encode_header_payload,
     encode_method,
+    unchecked,
 )
 
 if TYPE_CHECKING:
@@ -214,8 +215,9 @@ class Channel:
         queue = self.vhost.declare_queue(
             m.queue, m.passive, m.durable, m.exclusive, m.auto_delete, m.arguments, self._owner()
         )
-        reply = Queue.DeclareOk(queue="x", message_count=queue.ready, consumer_count=len(queue.consumers))
-        reply.queue = queue.name  # set after construction: pamqp's check is narrower than RabbitMQ's names
+        reply = unchecked(
+            Queue.DeclareOk, queue=queue.name, message_count=queue.ready, consumer_count=len(queue.consumers)
+        )
         self._reply(reply, m.nowait)
 
     def _queue_bind(self, m: Queue.Bind) -> None:
@@ -265,9 +267,7 @@ class Channel:
             raise AmqpFault(403, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = ChannelConsumer(self, queue, tag, m.no_ack, self.prefetch, m.exclusive)
         self.consumers[tag] = consumer
-        reply = Basic.ConsumeOk(consumer_tag="x")
-        reply.consumer_tag = tag
-        self._reply(reply, m.nowait)
+        self._reply(unchecked(Basic.ConsumeOk, consumer_tag=tag), m.nowait)
         queue.add_consumer(consumer)
 
     def _consume_replies(self, m: Basic.Consume, tag: str) -> None:
@@ -278,9 +278,7 @@ class Channel:
         self.reply_token = server_name("")
         self._reply_consumer = tag
         self.connection.broker.reply_channels[self.reply_token] = self
-        reply = Basic.ConsumeOk(consumer_tag="x")
-        reply.consumer_tag = tag
-        self._reply(reply, m.nowait)
+        self._reply(unchecked(Basic.ConsumeOk, consumer_tag=tag), m.nowait)
 
     def _cancel(self, m: Basic.Cancel) -> None:
         if m.consumer_tag == self._reply_consumer and self.reply_token is not None:
@@ -289,9 +287,7 @@ class Channel:
         consumer = self.consumers.get(m.consumer_tag)
         if consumer is not None:
             self._remove_consumer(consumer)
-        reply = Basic.CancelOk(consumer_tag="x")
-        reply.consumer_tag = m.consumer_tag
-        self._reply(reply, m.nowait)
+        self._reply(unchecked(Basic.CancelOk, consumer_tag=m.consumer_tag), m.nowait)
 
     def _remove_consumer(self, consumer: ChannelConsumer) -> None:
         self.consumers.pop(consumer.tag, None)
@@ -302,8 +298,7 @@ class Channel:
         """Its queue was deleted: basic.cancel to the client (consumer_cancel_notify)."""
         self.consumers.pop(consumer.tag, None)
         if not self._closing:
-            cancel = Basic.Cancel(consumer_tag="x", nowait=True)
-            cancel.consumer_tag = consumer.tag
+            cancel = unchecked(Basic.Cancel, consumer_tag=consumer.tag, nowait=True)
             self.connection.send_method(self.number, cancel)
 
     def has_room(self, consumer: ChannelConsumer) -> bool:
@@ -356,10 +351,14 @@ class Channel:
             queue.unacked += 1
             self.unacked[tag] = Delivery(None, queue, queued)
         message = queued.message
-        reply = Basic.GetOk(
-            delivery_tag=tag, redelivered=queued.redelivered, exchange="x", routing_key="x", message_count=queue.ready
+        reply = unchecked(
+            Basic.GetOk,
+            delivery_tag=tag,
+            redelivered=queued.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_count=queue.ready,
         )
-        reply.exchange, reply.routing_key = message.exchange, message.routing_key
         self._send_content(reply, message)
 
     # Acknowledgements
@@ -493,8 +492,13 @@ class Channel:
         vhost.count_publish(message.exchange, routed)
         if not routed and mandatory:
             self.flush_confirms()  # a return goes before the confirm of its message, and after earlier ones
-            reply = Basic.Return(reply_code=NO_ROUTE, reply_text="NO_ROUTE", exchange="x", routing_key="x")
-            reply.exchange, reply.routing_key = message.exchange, message.routing_key
+            reply = unchecked(
+                Basic.Return,
+                reply_code=NO_ROUTE,
+                reply_text="NO_ROUTE",
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+            )
             self._send_content(reply, message)
         if seq:
             if refused:

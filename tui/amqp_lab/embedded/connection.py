@@ -54,7 +54,8 @@ class Connection(asyncio.Protocol):
         self.vhost: Vhost | None = None
         self.user = ""
         self.name = ""
-        self.peer = ""
+        self.peer_host = ""
+        self.peer_port = 0
         self.client_properties: dict[str, Any] = {}
         self.channels: dict[int, Channel] = {}
         self.frame_max = FRAME_MAX
@@ -76,8 +77,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
-        self.peer = f"{host}:{port}"
+        self.peer_host, self.peer_port = transport.get_extra_info("peername")[:2]
         self.broker.connections.add(self)
 
     def data_received(self, data: bytes) -> None:

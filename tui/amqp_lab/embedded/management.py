@@ -463,19 +463,18 @@ class ManagementApi:
         return found
 
     def _connection_name(self, connection: Connection) -> str:
-        return f"{connection.peer} -> {self.broker.options.bind}:{self.broker.amqp_port}"
+        return f"{connection.peer_host}:{connection.peer_port} -> {self.broker.options.bind}:{self.broker.amqp_port}"
 
     def _channel_name(self, channel: Channel) -> str:
         return f"{self._connection_name(channel.connection)} ({channel.number})"
 
     def connection_document(self, connection: Connection) -> dict[str, Any]:
-        host, _, port = connection.peer.rpartition(":")
         return {
             "name": self._connection_name(connection),
             "vhost": connection.vhost.name if connection.vhost else "/",
             "user": connection.user,
-            "peer_host": host,
-            "peer_port": int(port or 0),
+            "peer_host": connection.peer_host,
+            "peer_port": connection.peer_port,
             "state": "running",
             "channels": len(connection.channels),
             "protocol": "AMQP 0-9-1",
@@ -487,7 +486,6 @@ class ManagementApi:
 
     def channel_document(self, channel: Channel) -> dict[str, Any]:
         connection = channel.connection
-        host, _, port = connection.peer.rpartition(":")
         return {
             "name": self._channel_name(channel),
             "number": channel.number,
@@ -495,8 +493,8 @@ class ManagementApi:
             "user": connection.user,
             "connection_details": {
                 "name": self._connection_name(connection),
-                "peer_host": host,
-                "peer_port": int(port or 0),
+                "peer_host": connection.peer_host,
+                "peer_port": connection.peer_port,
             },
             "prefetch_count": channel.prefetch,
             "global_prefetch_count": channel.global_prefetch,
@@ -511,15 +509,14 @@ class ManagementApi:
     def consumer_document(self, consumer: Any) -> dict[str, Any]:
         channel: Channel = consumer.channel
         connection = channel.connection
-        host, _, port = connection.peer.rpartition(":")
         return {
             "queue": {"name": consumer.queue.name, "vhost": channel.vhost.name},
             "channel_details": {
                 "name": self._channel_name(channel),
                 "number": channel.number,
                 "connection_name": self._connection_name(connection),
-                "peer_host": host,
-                "peer_port": int(port or 0),
+                "peer_host": connection.peer_host,
+                "peer_port": connection.peer_port,
                 "user": connection.user,
             },
             "consumer_tag": consumer.tag,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from pamqp import commands, encode
 from pamqp.base import Frame as Method
@@ -78,6 +79,15 @@ def decode_method(payload: bytes) -> Method:
         method.unmarshal(payload[4:])
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
         raise FrameError(f"malformed {method.name}: {exc}") from None
+    return method
+
+
+def unchecked(method_class: type[Method], **values: Any) -> Method:
+    """A method holding names RabbitMQ accepts: pamqp checks them on construction against a narrower rule, so
+    they are set after it."""
+    method = method_class()
+    for name, value in values.items():
+        setattr(method, name, value)
     return method
 
 
