@@ -109,11 +109,11 @@ class PrivateNode:
 
     def stop_app(self) -> None:
         """Stop the broker inside the node: clients lose it as in an outage."""
-        _checked(self.ctl("stop_app"), "stop_app")
+        checked(self.ctl("stop_app"), "stop_app")
 
     def start_app(self) -> None:
-        _checked(self.ctl("start_app"), "start_app")
-        _checked(self.ctl("await_startup"), "await_startup")
+        checked(self.ctl("start_app"), "start_app")
+        checked(self.ctl("await_startup"), "await_startup")
 
 
 def root_for(version: str) -> Path:
@@ -170,20 +170,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
+def checked(result: subprocess.CompletedProcess[str], what: str) -> None:
     if result.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {what} failed: {result.stdout}{result.stderr}".strip())
 
 
 def start(
-    name: str = "amqplab-test@localhost", version: str = "3.10", base_dir: Path | None = None, tls: Path | None = None
+    name: str = "amqplab-test@localhost",
+    version: str = "3.10",
+    base_dir: Path | None = None,
+    tls: Path | None = None,
+    epmd_port: int | None = None,
+    cookie: str | None = None,
 ) -> PrivateNode:
     """Boot a node and wait until it accepts connections.
 
     `base_dir` (3.10 only) picks the node's folder; a chroot node always lives
     in a fresh folder under the chroot's /tmp. `tls` is a folder holding
     ca.pem, server.pem and server.key: the node then also listens for amqps and
-    https, with that certificate.
+    https, with that certificate. Nodes of one cluster share an `epmd_port`
+    (to find each other) and a `cookie` (to trust each other).
     """
     root = build_chroot() if version == "4.0" else root_for(version)
     if not installed(version):
@@ -203,10 +209,14 @@ def start(
         amqp_port=free_port(),
         management_port=free_port(),
         dist_port=free_port(),
-        epmd_port=free_port(),
+        epmd_port=epmd_port or free_port(),
         amqps_port=free_port() if tls else 0,
         https_port=free_port() if tls else 0,
     )
+    if cookie is not None:  # HOME is the node's folder, for the server and for rabbitmqctl alike
+        cookie_file = host_dir / ".erlang.cookie"
+        cookie_file.write_text(cookie)
+        cookie_file.chmod(0o400)
     (host_dir / "enabled_plugins").write_text("[rabbitmq_management].\n")
     (host_dir / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{node.amqp_port}\n"
@@ -253,14 +263,16 @@ def _tls_config(node: PrivateNode, tls: Path, host_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stop(node: PrivateNode) -> None:
-    """Stop the node and its epmd, and remove its folder."""
+def stop(node: PrivateNode, last: bool = True) -> None:
+    """Stop the node and remove its folder; the last node on its epmd stops that epmd too."""
     node.ctl("stop", timeout=120)
+    shutil.rmtree(node.host_dir, ignore_errors=True)
+    if not last:
+        return
     # epmd refuses -kill while the node is still registered, for a moment after stop.
     deadline = time.monotonic() + 30
     while "not allowed" in node.run("epmd", "-kill", timeout=30).stdout and time.monotonic() < deadline:
         time.sleep(0.2)
-    shutil.rmtree(node.host_dir, ignore_errors=True)
     _unmount_proc(Path(node.root))
 
 

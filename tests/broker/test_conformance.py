@@ -411,3 +411,26 @@ async def drain(queue: Any) -> list[bytes]:
     while (message := await queue.get(no_ack=True, fail=False)) is not None:
         bodies.append(message.body)
     return bodies
+
+
+async def test_a_quorum_queue_is_durable_and_shared_and_says_its_type(
+    rabbit: Any, connection: AbstractConnection, name: str, settings: Settings
+) -> None:
+    quorum = {"x-queue-type": "quorum"}
+    for flags in ({"durable": False}, {"durable": True, "exclusive": True}, {"durable": True, "auto_delete": True}):
+        channel = await connection.channel()
+        assert await refused(channel.declare_queue(f"{name}.refused", arguments=quorum, **flags)) == 406
+    channel = await connection.channel()
+    queue = await channel.declare_queue(name, durable=True, arguments=quorum)
+    await channel.default_exchange.publish(aio_pika.Message(b"kept", delivery_mode=2), name)
+    message = await queue.get(timeout=5)
+    assert message.body == b"kept"
+    await message.ack()
+    async with ManagementClient(settings) as client:
+        listed = await client.queue(settings.vhost, name)
+        assert listed.stats.type == "quorum"
+        assert listed.stats.members and listed.stats.leader in listed.stats.members
+    assert await refused(queue.delete(if_unused=True, if_empty=False)) == 540  # what aio-pika asks by default
+    again = await aio_pika.connect(rabbit.amqp_url)
+    await (await again.channel()).queue_delete(name)
+    await again.close()

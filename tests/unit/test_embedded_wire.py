@@ -98,7 +98,7 @@ async def test_a_wrong_protocol_header_gets_ours_and_the_door() -> None:
 @pytest.mark.parametrize(
     ("arguments", "named"),
     [
-        ({"x-queue-type": "quorum"}, "quorum queues"),
+        ({"x-delivery-limit": 3}, "delivery limits"),
         ({"x-queue-type": "stream"}, "stream queues"),
         ({"x-max-priority": 10}, "priority queues"),
         ({"x-single-active-consumer": True}, "single active consumer"),

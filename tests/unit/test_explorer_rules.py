@@ -143,6 +143,8 @@ async def test_a_slow_management_api_is_asked_less_often_and_the_snapshot_says_s
         await asyncio.sleep(0.3)
         if request.url.path.endswith("/overview"):
             return httpx.Response(200, json={"rabbitmq_version": "3.10.8"})
+        if request.url.path.endswith("/nodes"):
+            return httpx.Response(200, json=[{"name": "rabbit@slow", "running": True}])
         return httpx.Response(
             200, json={"items": [], "page": 1, "page_count": 1, "total_count": 0, "filtered_count": 0}
         )

@@ -114,3 +114,21 @@ def test_sent_again_where_nothing_routes_it_any_more_is_unroutable() -> None:
     ledger.finish()
     counts = ledger.counts()
     assert (counts.copies, counts.unroutable, counts.lost) == (0, 1, 0)
+
+
+def test_a_stream_keeps_its_copies_owed_to_no_one_and_counts_what_is_read() -> None:
+    topology = Topology(
+        exchanges=(Exchange("fan", "fanout"),),
+        queues=(Queue("log", arguments={"x-queue-type": "stream"}), Queue("b")),
+        bindings=(Binding("fan", "log"), Binding("fan", "b")),
+    )
+    ledger = Ledger(topology)
+    for msg_id in (1, 2):
+        ledger.published(msg_id, "fan", "", {}, mandatory=False)
+        ledger.acked(msg_id, "b")
+    ledger.delivered(1, "log", redelivered=False)
+    ledger.acked(1, "log")
+    ledger.acked(1, "log")  # a replay reads the same event again: not a duplicate
+    ledger.finish()
+    counts = ledger.counts()
+    assert (counts.copies, counts.kept, counts.read, counts.duplicates, counts.lost) == (2, 2, 2, 0, 0)

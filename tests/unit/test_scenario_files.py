@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 from amqp_lab.scenario.files import PRESETS, ScenarioError, load, presets, save
+from amqp_lab.scenario.model import DEFAULT_SUBSCRIBERS, Scenario
 from amqp_lab.scenario.patterns import build
+from amqp_lab.scenario.plan import ConsumerSpec
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -65,6 +67,15 @@ def test_a_file_can_start_from_a_preset(tmp_path: Path) -> None:
         ('pattern = "rpc"\n[rpc\n', "mine.toml: not valid TOML"),
         ('pattern = "custom"\n[[custom.consumers]]\nname = "c"\nqueue = "nowhere"\n', "consumes queue 'nowhere'"),
         ('pattern = "rpc"\nrpc = 3\n', "rpc"),
+        (
+            'pattern = "workers"\n[workers]\nqueue_type = "quorum"\nmax_length = 5\noverflow = "reject-publish-dlx"\n',
+            "quorum queues have no reject-publish-dlx overflow",
+        ),
+        ('pattern = "workers"\n[workers]\nqueue_type = "stream"\n', "'auto', 'classic' or 'quorum'"),
+        ('pattern = "pub-sub"\n[pub-sub]\nreliable = false\nqueue_type = "quorum"\n', "need reliable = true"),
+        ('pattern = "pub-sub"\n[pub-sub]\nlate_subscriber = "orders"\n', "set queue_type = 'stream'"),
+        ('pattern = "pub-sub"\n[pub-sub]\nlate_subscriber = "nobody"\n', "'nobody' is not one of the subscribers"),
+        ('pattern = "pub-sub"\n[pub-sub]\nqueue_type = "stream"\noffset = "yesterday"\n', "a time ago such as 10s"),
     ],
 )
 def test_bad_files_say_what_to_fix(tmp_path: Path, text: str, message: str) -> None:
@@ -90,3 +101,39 @@ def test_a_saved_scenario_loads_back_the_same(tmp_path: Path, name: str) -> None
     path = tmp_path / "saved.toml"
     save(scenario, path)
     assert load(str(path)) == scenario
+
+
+def queue_types(scenario: Scenario) -> dict[str, str]:
+    plan = build(scenario, "lab.t.")
+    queues = [*plan.topology.queues, *(c.own_queue for c in plan.clients if getattr(c, "own_queue", None))]
+    return {q.name.removeprefix("lab.t."): q.type for q in queues}
+
+
+def test_reliable_modes_default_to_quorum_queues_and_fast_ones_to_classic() -> None:
+    assert queue_types(load("workers")) == {"tasks": "quorum"}
+    assert queue_types(load("workers", ["workers.publish_mode='none'"])) == {"tasks": "classic"}
+    assert set(queue_types(load("pub-sub")).values()) == {"quorum"}
+    assert queue_types(load("pub-sub", ["pub-sub.reliable=false"])) == dict.fromkeys(
+        [f"subscriber.{name}" for name in DEFAULT_SUBSCRIBERS], "classic"
+    )
+    assert set(queue_types(load("map-reduce", ["map-reduce.policy='wait-for-all'"])).values()) == {"quorum"}
+    assert set(queue_types(load("map-reduce", ["map-reduce.policy='deadline'"])).values()) == {"classic"}
+    assert queue_types(load("rpc", ["rpc.persistent=false"]))["rpc.requests"] == "classic"
+    # the one overflow quorum queues lack keeps auto on classic
+    overflow = ["workers.max_length=5", "workers.overflow='reject-publish-dlx'"]
+    assert queue_types(load("workers", overflow)) == {"tasks": "classic"}
+
+
+def test_a_late_subscriber_reads_a_stream_the_run_declared_from_the_start() -> None:
+    scenario = load(
+        "pub-sub",
+        ["pub-sub.queue_type='stream'", "pub-sub.late_subscriber='orders'", "pub-sub.joins_after='4s'",
+         "pub-sub.offset='30s'"],
+    )  # fmt: skip
+    plan = build(scenario, "lab.t.")
+    assert {q.name for q in plan.topology.queues} == {f"lab.t.subscriber.{name}" for name in DEFAULT_SUBSCRIBERS}
+    assert all(q.type == "stream" and "x-expires" not in q.arguments for q in plan.topology.queues)
+    readers = {c.name: c for c in plan.clients if isinstance(c, ConsumerSpec)}
+    assert (readers["orders"].joins_after, readers["orders"].offset) == (4.0, 30.0)
+    assert (readers["payments"].joins_after, readers["payments"].offset) == (0.0, "next")
+    assert any("orders joins after 4 s and reads its stream from 30s back" in note for note in plan.notes)

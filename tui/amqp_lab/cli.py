@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run amqp-lab's embedded AMQP 0-9-1 broker and its management API in the foreground,\n"
         "until Ctrl-C. It follows RabbitMQ's rules for what it supports and refuses the rest\n"
-        "(quorum and stream queues, priorities, ...) saying so; it keeps nothing on disk.\n"
+        "(streams, priorities, ...) saying so; it keeps nothing on disk.\n"
         "It listens on loopback only, unless --bind says otherwise, and then it wants a password\n"
         "that is not the default one.",
         epilog="examples:\n"

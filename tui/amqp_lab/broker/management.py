@@ -36,6 +36,7 @@ from amqp_lab.broker.models import (
     ClientConnection,
     Consumer,
     Exchange,
+    NodeStatus,
     Overview,
     PeekedMessage,
     QueueDetail,
@@ -90,6 +91,9 @@ class ManagementClient:
 
     async def overview(self) -> Overview:
         return Overview.parse(await self.get_json("api/overview"))
+
+    async def nodes(self) -> list[NodeStatus]:
+        return self._records(await self.get_json("api/nodes", columns=NodeStatus.COLUMNS), NodeStatus.parse, "nodes")
 
     async def vhosts(self) -> list[Vhost]:
         return self._records(await self.get_json("api/vhosts", columns="name,messages"), Vhost.parse, "vhosts")

@@ -146,6 +146,49 @@ class Overview:
         )
 
 
+def node_names(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    names = data.get(key) or []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ManagementBadResponse(f"management API sent malformed {key}, expected a list of node names")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node of the cluster, as the management API sees it."""
+
+    name: str
+    running: bool
+    memory_alarm: bool
+    disk_alarm: bool
+    partitions: tuple[str, ...]  # nodes this one cannot see: a network partition
+
+    COLUMNS = "name,running,mem_alarm,disk_free_alarm,partitions"
+
+    @property
+    def short_name(self) -> str:
+        return self.name.partition("@")[0]
+
+    @property
+    def state(self) -> str:
+        if not self.running:
+            return "down"
+        alarms = [kind for kind, on in (("memory", self.memory_alarm), ("disk", self.disk_alarm)) if on]
+        if alarms:
+            return " and ".join(alarms) + " alarm"
+        return "partitioned" if self.partitions else "running"
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> NodeStatus:
+        return cls(
+            name=text(data, "name", "node"),
+            running=bool(data.get("running")),
+            memory_alarm=bool(data.get("mem_alarm")),
+            disk_alarm=bool(data.get("disk_free_alarm")),
+            partitions=node_names(data, "partitions"),
+        )
+
+
 @dataclass(frozen=True)
 class QueueStats:
     name: str
@@ -157,6 +200,9 @@ class QueueStats:
     consumers: int
     rates: MessageRates
     totals: MessageTotals = MessageTotals()
+    leader: str = ""  # the node a classic queue lives on, or a quorum queue's or stream's leader
+    members: tuple[str, ...] = ()  # the nodes holding a replica (quorum queues and streams)
+    online: tuple[str, ...] = ()  # the members that are up
 
     @property
     def key(self) -> str:
@@ -168,13 +214,16 @@ class QueueStats:
         "name,vhost,type,state,messages_ready,messages_unacknowledged,consumers,"
         "message_stats.publish_details.rate,message_stats.deliver_get_details.rate,"
         "message_stats.ack_details.rate,message_stats.redeliver_details.rate,"
-        "message_stats.publish,message_stats.deliver_get,message_stats.ack"
+        "message_stats.publish,message_stats.deliver_get,message_stats.ack,node,leader,members,online"
     )
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> QueueStats:
         what = "queue"
         return cls(
+            leader=text(data, "leader", what) or text(data, "node", what),
+            members=node_names(data, "members"),
+            online=node_names(data, "online"),
             name=text(data, "name", what),
             vhost=text(data, "vhost", what, "/"),
             type=text(data, "type", what, "classic"),
@@ -380,7 +429,7 @@ class QueueDetail:
     consumers: tuple[Consumer, ...]  # as /api/consumers lists them
 
     COLUMNS = (
-        QueueStats.COLUMNS + ",durable,auto_delete,exclusive,node,arguments,policy,operator_policy,"
+        QueueStats.COLUMNS + ",durable,auto_delete,exclusive,arguments,policy,operator_policy,"
         "effective_policy_definition,consumer_details"
     )
 

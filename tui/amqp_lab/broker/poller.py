@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from amqp_lab.broker.errors import ManagementError
+from amqp_lab.broker.errors import ManagementError, ManagementForbidden
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import (
     Channel,
@@ -24,6 +24,7 @@ from amqp_lab.broker.models import (
     Consumer,
     Exchange,
     MessageRates,
+    NodeStatus,
     Overview,
     QueueStats,
 )
@@ -55,6 +56,7 @@ class BrokerSnapshot:
     connections: tuple[ClientConnection, ...] | None = None
     channels: tuple[Channel, ...] | None = None
     consumers: tuple[Consumer, ...] | None = None
+    nodes: tuple[NodeStatus, ...] | None = None  # None: the API did not say (a user without the monitoring tag)
     answered_in: float = 0.0  # seconds the poll took
     slowed_to: float | None = None  # the wait before the next poll, when a slow API made it longer
 
@@ -116,8 +118,9 @@ class ManagementPoller:
             "consumers": lambda: client.consumers(vhost),
         }
         try:
-            overview, (queues, matching), *fetched = await asyncio.gather(
+            overview, nodes, (queues, matching), *fetched = await asyncio.gather(
                 client.overview(),
+                self._nodes(),
                 client.queues(
                     vhost,
                     name=re.escape(name_filter) if name_filter else None,
@@ -144,8 +147,25 @@ class ManagementPoller:
             steady_keys += ["x" + e.key for e in extra["exchanges"]]
         rates.keep_only(steady_keys)
         return BrokerSnapshot(
-            overview, steady, matching, name_filter, None, now, now, vhost, answered_in=now - started, **extra
+            overview,
+            steady,
+            matching,
+            name_filter,
+            None,
+            now,
+            now,
+            vhost,
+            nodes=nodes,
+            answered_in=now - started,
+            **extra,
         )
+
+    async def _nodes(self) -> tuple[NodeStatus, ...] | None:
+        """The cluster's nodes; None where the API will not list them (403 without the monitoring tag)."""
+        try:
+            return tuple(await self.client.nodes())
+        except ManagementForbidden:
+            return None
 
     def _steady_exchange(self, exchange: Exchange, now: float) -> Exchange:
         reported = MessageRates(publish=exchange.publish_in, deliver=exchange.publish_out)

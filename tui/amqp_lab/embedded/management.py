@@ -190,6 +190,8 @@ class ManagementApi:
         if method == "GET":
             if kind == "overview":
                 return self.overview()
+            if kind == "nodes" and depth == 1:
+                return [self.node_document()]
             if kind == "whoami":
                 return {"name": self.broker.options.user, "tags": ["administrator"]}
             if kind == "vhosts" and depth == 1:
@@ -311,6 +313,11 @@ class ManagementApi:
     def node(self) -> str:
         return f"embedded@{self.broker.cluster_name.partition('@')[2]}"
 
+    def node_document(self) -> dict[str, Any]:
+        """Its one node, always running: it has no memory or disk alarms to raise."""
+        return {"name": self.node, "type": "disc", "running": True, "mem_alarm": False, "disk_free_alarm": False,
+                "partitions": []}  # fmt: skip
+
     def vhost_document(self, vhost: Vhost) -> dict[str, Any]:
         ready = sum(q.ready for q in vhost.queues.values())
         unacked = sum(q.unacked for q in vhost.queues.values())
@@ -323,12 +330,14 @@ class ManagementApi:
         }
 
     def queue_document(self, queue: BrokerQueue) -> dict[str, Any]:
+        kind = queue.arguments.get("x-queue-type", "classic")
         return {
             "name": queue.name,
             "vhost": queue.vhost.name,
-            "type": "classic",
+            "type": kind,
             "state": "running",
             "node": self.node,
+            **({"leader": self.node, "members": [self.node], "online": [self.node]} if kind == "quorum" else {}),
             "durable": queue.durable,
             "auto_delete": queue.auto_delete,
             "exclusive": queue.exclusive_owner is not None,

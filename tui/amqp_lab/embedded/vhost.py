@@ -36,7 +36,7 @@ UNSUPPORTED_ARGUMENTS = {
     "x-dead-letter-strategy": "at-least-once dead-lettering (x-dead-letter-strategy)",
     "x-stream-max-segment-size-bytes": "streams",
     "x-max-age": "streams (x-max-age)",
-    "x-quorum-initial-group-size": "quorum queues",
+    "x-quorum-initial-group-size": "quorum queues of more than one member",
     "x-delivery-limit": "delivery limits of quorum queues (x-delivery-limit)",
 }
 
@@ -145,6 +145,11 @@ class Vhost:
             raise AmqpFault(403, f"queue name '{name}' contains reserved prefix 'amq.*'")
         arguments = dict(arguments or {})
         self._check_arguments(name, arguments)
+        if arguments.get("x-queue-type") == "quorum":
+            # One node: a quorum queue of one member. RabbitMQ's rules for the type still hold.
+            for refused, why in ((exclusive, "exclusive"), (not durable, "non-durable"), (auto_delete, "auto-delete")):
+                if refused:
+                    raise AmqpFault(406, f"invalid property '{why}' for {self._where('queue', name)}")
         existing = self.queues.get(name)
         if existing is not None:
             self.queue(name, owner)  # exclusive to another connection: 405
@@ -177,7 +182,7 @@ class Vhost:
             return AmqpFault(406, f"invalid arg '{key}' for {self._where('queue', name)}: {why}")
 
         kind = arguments.get("x-queue-type", "classic")
-        if kind != "classic":
+        if kind not in ("classic", "quorum"):
             raise limit(f"{kind} queues (x-queue-type)", code=406)
         for key, what in UNSUPPORTED_ARGUMENTS.items():
             if key in arguments and arguments[key] not in (False, None):
@@ -198,6 +203,13 @@ class Vhost:
         if name not in self.queues:
             return 0  # RabbitMQ: deleting what is not there succeeds
         queue = self.queue(name, owner)
+        if queue.arguments.get("x-queue-type") == "quorum" and (if_unused or if_empty):
+            flag = "if-unused" if if_unused else "if-empty"
+            raise AmqpFault(
+                540,
+                f"cannot delete {self._where('queue', name)}. "
+                f"queue.delete operations with {flag} flag set are not supported by quorum queues",
+            )
         if if_unused and queue.consumers:
             raise AmqpFault(406, f"{self._where('queue', name)} in use")
         if if_empty and queue.ready:

@@ -8,6 +8,7 @@ import enum
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiormq.exceptions
@@ -38,6 +39,7 @@ RECONNECT = Backoff(initial=0.25, cap=2.0)  # a client's pause between attempts 
 
 class State(enum.Enum):
     STARTING = "starting"
+    WAITING = "waiting to join"
     RUNNING = "running"
     PAUSED = "paused"
     RECONNECTING = "reconnecting"
@@ -450,6 +452,7 @@ class Consumer(Client):
         self._sink: Sink | None = ctx.sink(spec.sink) if spec.sink else None
         self._latency = ctx.latency_of("delivery")
         self._acks: set[asyncio.Future[Any]] = set()
+        self._read_up_to: int | None = None  # the last stream offset delivered: a reconnect reads on from there
 
     @property
     def unacked(self) -> int:
@@ -478,8 +481,21 @@ class Consumer(Client):
         if spec.reply:
             self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=True)
         self._inbox = asyncio.Queue()
-        self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack)
+        offset = self._stream_offset()
+        arguments = {"x-stream-offset": offset} if offset is not None else None
+        self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack, arguments=arguments)
         self._spawn(self._work(), channel_bound=True)
+
+    def _stream_offset(self) -> str | int | datetime | None:
+        """Where a stream reader starts: its spec's offset at first, after a reconnect just past what it read."""
+        offset = self.spec.offset
+        if offset is None:
+            return None
+        if self._read_up_to is not None:
+            return self._read_up_to + 1
+        if isinstance(offset, float):  # seconds back: the broker finds the first chunk from then
+            return datetime.now(UTC) - timedelta(seconds=offset)
+        return offset
 
     def _channel_gone(self) -> None:
         requeued = 0 if self.spec.auto_ack else self._held
@@ -511,6 +527,9 @@ class Consumer(Client):
         self._held += 1
         headers = message.headers
         msg_id = lab_id(headers)
+        position = headers.get("x-stream-offset")
+        if isinstance(position, int):
+            self._read_up_to = position
         if msg_id is not None:
             deaths = headers.get("x-death")
             self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered), deaths[0] if deaths else None)

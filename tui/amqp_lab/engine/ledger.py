@@ -58,6 +58,8 @@ class LedgerCounts:
     discarded: int = 0  # in an exclusive queue that went away with its client
     duplicates: int = 0  # settled a second time (a redelivery of something already acked)
     still_queued: int = 0  # found in a queue when the run ended
+    kept: int = 0  # copies written to a stream: kept there for any reader to read, owed to none
+    read: int = 0  # deliveries read from streams and acked (a replay reads the same events again)
     outstanding: int = 0  # copies not settled yet (in queues, in flight, or held by consumers)
     lost: int = 0  # outstanding after the run ended: should exist somewhere and does not
 
@@ -88,6 +90,7 @@ class Ledger:
         self._routes.clear()
         # Routes are cached per (exchange, key), except through headers exchanges, where headers decide.
         self._headers_exchanges = {e.name for e in topology.exchanges if e.type == "headers"}
+        self.streams = frozenset(q.name for q in topology.queues if q.type == "stream")
 
     def next_id(self) -> int:
         self._next_id += 1
@@ -106,9 +109,12 @@ class Ledger:
 
     def _expect(self, msg_id: int, queues: frozenset[str]) -> None:
         for queue in queues:
-            self._outstanding.setdefault(queue, set()).add(msg_id)
             self.routed_to[queue] = self.routed_to.get(queue, 0) + 1
-        self._counts["copies"] += len(queues)
+            if queue in self.streams:
+                self._counts["kept"] += 1
+                continue
+            self._outstanding.setdefault(queue, set()).add(msg_id)
+            self._counts["copies"] += 1
 
     def _settle(self, msg_id: int, queue: str) -> bool:
         copies = self._outstanding.get(queue)
@@ -198,8 +204,8 @@ class Ledger:
             self._expect(msg_id, frozenset([queue]))
 
     def acked(self, msg_id: int, queue: str) -> None:
-        if self._settle(msg_id, queue):
-            self._counts["acked"] += 1
+        if queue in self.streams or self._settle(msg_id, queue):
+            self._counts["read" if queue in self.streams else "acked"] += 1
             self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
         else:
             self._counts["duplicates"] += 1

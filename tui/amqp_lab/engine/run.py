@@ -19,7 +19,17 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
-from amqp_lab.engine.clients import RECONNECT, Client, Consumer, Producer, Publisher, Reducer, Requester, Submitter
+from amqp_lab.engine.clients import (
+    RECONNECT,
+    Client,
+    Consumer,
+    Producer,
+    Publisher,
+    Reducer,
+    Requester,
+    State,
+    Submitter,
+)
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger, lab_id
 from amqp_lab.engine.metrics import RateMeter
@@ -120,15 +130,34 @@ class Run:
         self._declared = True
         await self._connect()
         self.clients = {spec.name: make_client(spec, self.ctx) for spec in self.plan.clients}
+        late = [c for c in self.clients.values() if isinstance(c, Consumer) and c.spec.joins_after > 0]
+        for client in late:
+            client.state = State.WAITING
         # Consumers first, so nothing published finds its queue without a reader.
         producers = [c for c in self.clients.values() if isinstance(c, Producer)]
-        await asyncio.gather(*(c.start() for c in self.clients.values() if not isinstance(c, Producer)))
+        first = [c for c in self.clients.values() if not isinstance(c, Producer) and c not in late]
+        await asyncio.gather(*(c.start() for c in first))
         await asyncio.gather(*(c.start() for c in producers))
         self.state = "running"
         self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
         self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
+        self._tasks += [loop.create_task(self._join_late(client)) for client in late]
+
+    async def _join_late(self, client: Consumer) -> None:
+        """A subscriber that joins a while into the run, reading its stream from its offset."""
+        await asyncio.sleep(client.spec.joins_after)
+        await self.ctx.broker_up.wait()
+        try:
+            await client.start()
+        except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            client.state = State.FAILED
+            self.ctx.event("error", client.name, f"could not join: {exc}")
+            return
+        offset = client.spec.offset
+        start = f"{offset:g} s back" if isinstance(offset, float) else offset
+        self.ctx.event("info", client.name, f"joined {client.spec.joins_after:g} s into the run, reading from {start}")
 
     async def _connect(self) -> None:
         """The run's own connection: the lease, then the topology (again, after an outage: declaring is idempotent,
@@ -257,6 +286,8 @@ class Run:
         channel = await self._admin.channel()
         ledger = self.ctx.ledger
         for queue in self._shared_queues():
+            if queue in ledger.streams:
+                continue  # a stream keeps what it holds: nothing there is owed to anyone
             try:
                 declared = await channel.declare_queue(queue, passive=True)
             except aiormq.exceptions.AMQPError:

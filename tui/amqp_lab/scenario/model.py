@@ -12,10 +12,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from amqp_lab.scenario.plan import PublishMode
 from amqp_lab.scenario.topology import ExchangeType
-from amqp_lab.scenario.units import Distribution, Duration, Positive, Rate, Share
+from amqp_lab.scenario.units import Distribution, Duration, Positive, Rate, Share, parse_duration
 
 Pattern = Literal["rpc", "map-reduce", "workers", "pub-sub", "custom"]
 Count = Annotated[int, Field(ge=0)]
+QueueType = Literal["auto", "classic", "quorum"]
+QUEUE_TYPE_WHY = "auto: quorum in reliable modes (replicated, survives a node), classic otherwise (fastest)"
+STREAM_OFFSETS = ("first", "last", "next")
+
+
+def resolve(queue_type: str, reliable: bool) -> str:
+    """The queue type `auto` stands for: quorum queues where nothing may be lost."""
+    if queue_type != "auto":
+        return queue_type
+    return "quorum" if reliable else "classic"
 
 
 class Section(BaseModel):
@@ -48,6 +58,11 @@ class RpcOptions(Section):
         Distribution(kind="exponential", mean=0.02), "how long a handler works on a request"
     )
     payload: Count = option(128, "request size in bytes")
+    queue_type: QueueType = option("auto", "of the request queue; " + QUEUE_TYPE_WHY + " (persistent requests)")
+
+    @property
+    def reliable(self) -> bool:
+        return self.persistent
 
 
 class MapReduceOptions(Section):
@@ -68,6 +83,7 @@ class MapReduceOptions(Section):
     prefetch: Positive = option(10, "jobs a shard may hold unacked")
     processing: Distribution = option(Distribution(kind="exponential", mean=0.05), "how long a shard works on a job")
     payload: Count = option(256, "job size in bytes")
+    queue_type: QueueType = option("auto", "of the shard and result queues; " + QUEUE_TYPE_WHY + " (wait-for-all)")
 
     @property
     def reliable(self) -> bool:
@@ -90,6 +106,23 @@ class WorkersOptions(Section):
         "drop-head", "drop-head loses the oldest tasks (the ledger says lost); reject-publish nacks new ones"
     )
     payload: Count = option(256, "task size in bytes")
+    queue_type: QueueType = option("auto", "of the task queue; " + QUEUE_TYPE_WHY + " (persistent, confirmed)")
+
+    @property
+    def reliable(self) -> bool:
+        return self.persistent and self.publish_mode != "none"
+
+    @property
+    def resolved_queue_type(self) -> str:
+        if self.queue_type == "auto" and self.max_length is not None and self.overflow == "reject-publish-dlx":
+            return "classic"  # the one overflow quorum queues lack
+        return resolve(self.queue_type, self.reliable)
+
+    @model_validator(mode="after")
+    def _quorum_overflow(self) -> WorkersOptions:
+        if self.queue_type == "quorum" and self.max_length is not None and self.overflow == "reject-publish-dlx":
+            raise ValueError("quorum queues have no reject-publish-dlx overflow: use reject-publish or drop-head")
+        return self
 
     @field_validator("sink")
     @classmethod
@@ -126,6 +159,44 @@ class PubSubOptions(Section):
     prefetch: Positive = option(20, "events a subscriber may hold unacked")
     processing: Distribution = option(Distribution(kind="fixed", mean=0.002), "how long a subscriber works")
     payload: Count = option(128, "event size in bytes")
+    queue_type: Literal["auto", "classic", "quorum", "stream"] = option(
+        "auto", "of the subscribers' queues; stream: an append-only log a reader can replay; " + QUEUE_TYPE_WHY
+    )
+    late_subscriber: str | None = option(None, "with streams: this subscriber joins `joins_after` into the run")
+    joins_after: Duration = option(5.0, "when the late subscriber joins")
+    offset: str = option(
+        "first", "where the late subscriber starts reading its stream: first, last, next, or a time ago (10s)"
+    )
+
+    @property
+    def resolved_queue_type(self) -> str:
+        return resolve(self.queue_type, self.reliable)
+
+    @property
+    def stream_offset(self) -> str | float:
+        """first, last or next; or how many seconds back to start."""
+        return self.offset if self.offset in STREAM_OFFSETS else parse_duration(self.offset)
+
+    @model_validator(mode="after")
+    def _queue_type_fits(self) -> PubSubOptions:
+        if self.queue_type in ("quorum", "stream") and not self.reliable:
+            raise ValueError(
+                f"{self.queue_type} queues are durable and shared: they need reliable = true "
+                "(without it each subscriber has an exclusive classic queue)"
+            )
+        if self.late_subscriber is not None:
+            if self.late_subscriber not in self.subscribers:
+                raise ValueError(f"late_subscriber {self.late_subscriber!r} is not one of the subscribers")
+            if self.resolved_queue_type != "stream":
+                raise ValueError("a late subscriber reads what it missed from a stream: set queue_type = 'stream'")
+        if self.offset not in STREAM_OFFSETS:
+            try:
+                parse_duration(self.offset)
+            except ValueError:
+                raise ValueError(
+                    f"offset {self.offset!r}: use first, last, next, or a time ago such as 10s or 1m"
+                ) from None
+        return self
 
     @field_validator("regions", "services", "events")
     @classmethod

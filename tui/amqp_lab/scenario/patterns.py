@@ -6,12 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from amqp_lab.scenario.model import (
+    STREAM_OFFSETS,
     CustomOptions,
     MapReduceOptions,
     PubSubOptions,
     RpcOptions,
     Scenario,
     WorkersOptions,
+    resolve,
 )
 from amqp_lab.scenario.plan import ConsumerSpec, Plan, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
 from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
@@ -34,9 +36,28 @@ def _safety(scenario: Scenario) -> dict[str, Any]:
     return {"x-expires": int(scenario.safety_expires * 1000)}
 
 
+def _typed(scenario: Scenario, queue_type: str) -> dict[str, Any]:
+    """A run's durable queue of `queue_type`, with a way to go should the run die without cleaning up."""
+    if queue_type == "stream":  # a stream cannot expire: it keeps its events that long instead
+        return {"x-queue-type": "stream", "x-max-age": f"{max(1, int(scenario.safety_expires))}s"}
+    arguments = _safety(scenario)
+    if queue_type == "quorum":
+        arguments["x-queue-type"] = "quorum"
+    return arguments
+
+
+def _type_note(queue_type: str) -> str:
+    return {
+        "classic": "classic queues: on one node, fastest",
+        "quorum": "quorum queues: replicated on a majority of nodes, they survive one going down",
+        "stream": "streams: an append-only log; reading does not remove, a late reader can replay",
+    }[queue_type]
+
+
 def build_rpc(o: RpcOptions, scenario: Scenario, p: str) -> Plan:
     exchange = Exchange(f"{p}rpc", "direct")
-    arguments = _safety(scenario)
+    queue_type = resolve(o.queue_type, o.reliable)
+    arguments = _typed(scenario, queue_type)
     exchanges, queues, bindings = [exchange], [], []
     clients: list[Any] = []
     if o.ttl0_dead_letter:
@@ -77,6 +98,7 @@ def build_rpc(o: RpcOptions, scenario: Scenario, p: str) -> Plan:
     notes = [
         f"reply path: {o.reply_queue}" + (" (exclusive, auto-delete)" if o.reply_queue != "direct-reply-to" else ""),
         "requests are " + ("persistent" if o.persistent else "non-persistent: faster, gone if the broker restarts"),
+        "request queue: " + _type_note(queue_type),
     ]
     if o.immediate:
         notes.append("immediate: RabbitMQ 3.0+ closes the connection with 540 NOT_IMPLEMENTED")
@@ -89,8 +111,9 @@ def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
     persistent = o.reliable if o.persistent is None else o.persistent
     publish_mode = o.publish_mode or ("confirms" if o.reliable else "none")
     jobs = Exchange(f"{p}jobs", o.exchange)
-    results = Queue(f"{p}results", arguments=_safety(scenario))
-    shard_queues = [Queue(f"{p}shard.{i}", arguments=_safety(scenario)) for i in range(1, o.shards + 1)]
+    queue_type = resolve(o.queue_type, o.reliable)
+    results = Queue(f"{p}results", arguments=_typed(scenario, queue_type))
+    shard_queues = [Queue(f"{p}shard.{i}", arguments=_typed(scenario, queue_type)) for i in range(1, o.shards + 1)]
     keys = tuple(f"shard.{i}" for i in range(1, o.shards + 1)) if o.exchange == "direct" else ()
     bindings = [Binding(jobs.name, q.name, keys[i] if keys else "") for i, q in enumerate(shard_queues)]
     clients: list[Any] = [
@@ -134,13 +157,14 @@ def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
             if o.reliable
             else f"a partial result after {o.deadline:g} s; later shard results are discarded"
         ),
+        _type_note(queue_type),
     ]
     topology = Topology((jobs,), (*shard_queues, results), tuple(bindings))
     return Plan("map-reduce", p, topology, tuple(clients), tuple(notes))
 
 
 def build_workers(o: WorkersOptions, scenario: Scenario, p: str) -> Plan:
-    arguments = _safety(scenario)
+    arguments = _typed(scenario, o.resolved_queue_type)
     if o.max_length is not None:
         arguments |= {"x-max-length": o.max_length, "x-overflow": o.overflow}
     exchange = Exchange(f"{p}tasks", "direct")
@@ -163,7 +187,11 @@ def build_workers(o: WorkersOptions, scenario: Scenario, p: str) -> Plan:
         ConsumerSpec(f"worker-{i}", "worker", queue.name, o.prefetch, o.ack == "auto", o.processing, sink=o.sink)
         for i in range(1, o.workers + 1)
     ]
-    notes = [f"prefetch {o.prefetch}: a worker holds at most that many unacked tasks", f"{o.ack} ack"]
+    notes = [
+        f"prefetch {o.prefetch}: a worker holds at most that many unacked tasks",
+        f"{o.ack} ack",
+        _type_note(o.resolved_queue_type),
+    ]
     if o.sink:
         notes.append(f"results recorded to {o.sink}")
     topology = Topology((exchange,), (queue,), (Binding(exchange.name, queue.name, "task"),))
@@ -191,6 +219,9 @@ def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
         )
         for i in range(1, o.publishers + 1)
     ]
+    queue_type = o.resolved_queue_type
+    streams: list[Queue] = []
+    stream_bindings: list[Binding] = []
     for name, patterns in o.subscribers.items():
         # Reliable: a durable queue that keeps events while its subscriber is away. Otherwise an
         # exclusive queue that lives and dies with the subscriber's connection.
@@ -198,9 +229,14 @@ def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
             f"{p}subscriber.{name}",
             durable=o.reliable,
             exclusive=not o.reliable,
-            arguments=_safety(scenario) if o.reliable else {},
+            arguments=_typed(scenario, queue_type) if o.reliable else {},
         )
         bindings = tuple(Binding(exchange.name, queue.name, pattern) for pattern in patterns)
+        late = name == o.late_subscriber
+        if queue_type == "stream":
+            # The run declares the streams, so each keeps the events from the start, a late reader's too.
+            streams.append(queue)
+            stream_bindings += bindings
         clients.append(
             ConsumerSpec(
                 name,
@@ -208,8 +244,10 @@ def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
                 queue.name,
                 o.prefetch,
                 processing=o.processing,
-                own_queue=queue,
+                own_queue=None if queue_type == "stream" else queue,
                 own_bindings=bindings,
+                offset=(o.stream_offset if late else "next") if queue_type == "stream" else None,
+                joins_after=o.joins_after if late else 0.0,
             )
         )
     notes = [
@@ -218,7 +256,13 @@ def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
         if o.reliable
         else "not reliable: a subscriber's queue goes away with it, and so do its events",
     ]
-    return Plan("pub-sub", p, Topology((exchange,)), tuple(clients), tuple(notes))
+    if o.reliable:
+        notes.append(_type_note(queue_type))
+    if o.late_subscriber is not None:
+        start = o.offset if o.offset in STREAM_OFFSETS else f"{o.offset} back"
+        notes.append(f"{o.late_subscriber} joins after {o.joins_after:g} s and reads its stream from {start}")
+    topology = Topology((exchange,), tuple(streams), tuple(stream_bindings))
+    return Plan("pub-sub", p, topology, tuple(clients), tuple(notes))
 
 
 def build_custom(o: CustomOptions, scenario: Scenario, p: str) -> Plan:

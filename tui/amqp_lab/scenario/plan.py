@@ -43,7 +43,9 @@ class ConsumerSpec:
     reply_mode: PublishMode = "none"
     sink: str | None = None
     own_queue: Queue | None = None  # declared (and bound) by this client: a subscriber's queue
-    own_bindings: tuple[Binding, ...] = ()
+    own_bindings: tuple[Binding, ...] = ()  # a subscriber's patterns (bound by the run when it has no own queue)
+    offset: str | float | None = None  # a stream reader's start: first, last, next, or seconds back
+    joins_after: float = 0.0  # starts this long into the run instead of at its start
 
 
 @dataclass(frozen=True)

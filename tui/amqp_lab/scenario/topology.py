@@ -45,6 +45,10 @@ class Queue:
             )
 
     @property
+    def type(self) -> str:
+        return str(self.arguments.get("x-queue-type", "classic"))
+
+    @property
     def dead_letter_exchange(self) -> str | None:
         return self.arguments.get("x-dead-letter-exchange")
 

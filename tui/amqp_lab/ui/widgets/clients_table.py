@@ -17,6 +17,7 @@ STATE_STYLES = {
     "running": GOOD,
     "paused": WARN,
     "reconnecting": WARN,
+    "waiting to join": "dim",
     "slow": WARN,
     "rejecting": WARN,
     "hung": BAD,

@@ -12,6 +12,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
 from amqp_lab.broker.models import QueueStats
+from amqp_lab.ui.colors import BAD
 from amqp_lab.ui.text import inert, rate
 
 
@@ -29,10 +30,20 @@ def _number(get: Callable[[QueueStats], float], show: Callable[[float], str] = s
     return lambda q: Text(show(get(q)), justify="right")
 
 
+def members(queue: QueueStats) -> Text:
+    """Replicas of a quorum queue or stream, with how many are up; a classic queue has none."""
+    if not queue.members:
+        return Text("")
+    down = len(queue.members) - len(queue.online)
+    return Text(f"{len(queue.members)}" + (f" ({down} down)" if down else ""), style=BAD if down else "")
+
+
 COLUMNS = (
     Column("name", "Name", lambda q: q.name, lambda q: inert(q.name)),
     Column("vhost", "Vhost", lambda q: q.vhost, lambda q: inert(q.vhost)),
     Column("type", "Type", lambda q: q.type, lambda q: inert(q.type)),
+    Column("leader", "Leader", lambda q: q.leader, lambda q: inert(q.leader.partition("@")[0]), api_field="node"),
+    Column("members", "Members", lambda q: (len(q.members), len(q.online)), lambda q: members(q)),
     Column("ready", "Ready", lambda q: q.ready, _number(lambda q: q.ready, lambda n: f"{n:,}"), True, "messages_ready"),
     Column(
         "unacked",

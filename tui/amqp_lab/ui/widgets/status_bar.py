@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -12,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
+from amqp_lab.broker.models import NodeStatus
 from amqp_lab.broker.poller import BrokerSnapshot
 from amqp_lab.config import Settings
 from amqp_lab.ui.text import inert
@@ -25,6 +27,21 @@ BADGE_CLASSES = {
 }
 
 
+def cluster_badge(cluster_name: str, nodes: Sequence[NodeStatus] | None) -> tuple[str, str] | None:
+    """The cluster badge's label and class: shown for a cluster, or for a lone node in trouble."""
+    if not nodes:
+        return None
+    troubled = [node for node in nodes if node.state != "running"]
+    if len(nodes) == 1 and not troubled:
+        return None
+    running = sum(node.running for node in nodes)
+    label = f"cluster {cluster_name} ● {running}/{len(nodes)} up" if len(nodes) > 1 else f"node {nodes[0].short_name}"
+    if troubled:
+        label += ": " + ", ".join(f"{node.short_name} {node.state}" for node in troubled)
+    alarmed = any(node.running and node.state != "running" for node in nodes)
+    return label, "-bad" if alarmed or not running else "-busy" if troubled else "-ok"
+
+
 class StatusBar(Horizontal):
     settings: reactive[Settings | None] = reactive(None, init=False)
     amqp: reactive[ConnectionStatus | None] = reactive(None, init=False)
@@ -34,6 +51,7 @@ class StatusBar(Horizontal):
         yield Static("amqp-lab", id="brand")
         yield Static(id="broker")
         yield Static(id="amqp-badge", classes="badge")
+        yield Static(id="cluster-badge", classes="badge")
         yield Static(id="management-badge", classes="badge")
         yield Static("READ-ONLY", id="read-only-badge", classes="badge -warn")
 
@@ -63,6 +81,20 @@ class StatusBar(Horizontal):
         label = "management ● ok" if snapshot and snapshot.ok else "management ● unreachable"
         if label != str(badge.content):
             badge.update(label)
+        self._show_cluster()
+
+    def _show_cluster(self) -> None:
+        badge = self.query_one("#cluster-badge", Static)
+        snapshot = self.snapshot
+        shown = None
+        if snapshot is not None and snapshot.ok and snapshot.overview is not None:
+            shown = cluster_badge(snapshot.overview.cluster_name, snapshot.nodes)
+        badge.display = shown is not None
+        if shown is not None:
+            label, kind = shown
+            badge.set_classes("badge " + kind)
+            if label != str(badge.content):
+                badge.update(inert(label))
 
     def watch_amqp(self) -> None:
         self._show_amqp()
