@@ -18,6 +18,7 @@ from textual.geometry import Region
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import embedded_node
+import rabbitmq_cluster
 import rabbitmq_node
 
 BROKERS = (*rabbitmq_node.VERSIONS, embedded_node.VERSION)
@@ -40,6 +41,7 @@ def pytest_report_header() -> list[str]:
         reason = _unavailable(version)
         lines.append(f"RabbitMQ {version}: " + (f"SKIPPED, {reason}" if reason else "a private node"))
     lines.append("embedded broker: its own process, for the tests marked embedded")
+    lines.append("cluster: three private RabbitMQ 3.10 nodes, for the tests in tests/cluster")
     return lines
 
 
@@ -56,6 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if broker is not None:
             item.add_marker(pytest.mark.xdist_group(str(broker)))
+        elif "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
         kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -104,6 +108,21 @@ def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[Any]:
         yield node
     finally:
         rabbitmq_node.stop(node)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """Three private RabbitMQ 3.10 nodes joined into one cluster (scripts/rabbitmq_cluster.py); stopped at the end."""
+    reason = _unavailable("3.10")
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the cluster tests, but {reason}")
+        pytest.skip(f"CLUSTER TESTS SKIPPED: {reason}")
+    started = rabbitmq_cluster.start(prefix=f"amqplab-cluster-{os.getpid()}")
+    try:
+        yield started
+    finally:
+        rabbitmq_cluster.stop(started)
 
 
 def _server_files(certificates: Path) -> Path:

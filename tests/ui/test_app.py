@@ -40,8 +40,9 @@ async def queues(rabbit) -> AsyncIterator[tuple[str, aio_pika.abc.AbstractChanne
 def shown_queues(app: AmqpLabApp) -> dict[str, int]:
     """Queue name -> ready count, as the table shows them, in row order."""
     table = app.screen.query_one(QueueTable)
+    ready = table.get_column_index("ready")
     rows = [table.get_row_at(i) for i in range(table.row_count)]
-    return {str(row[0]): int(str(row[3]).replace(",", "")) for row in rows}
+    return {str(row[0]): int(str(row[ready]).replace(",", "")) for row in rows}
 
 
 def lab(settings: Settings) -> AmqpLabApp:

@@ -33,6 +33,7 @@ from amqp_lab.engine.clients import (
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger, lab_id
 from amqp_lab.engine.metrics import RateMeter
+from amqp_lab.engine.placement import Placement
 from amqp_lab.engine.publishing import LINK_LOST, link_broke
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
 from amqp_lab.masking import mask_text
@@ -75,6 +76,7 @@ class Run:
         self.prefix = run_prefix(self.run_id)
         self.plan = build(scenario, self.prefix)
         self.ctx = RunContext(settings, Ledger(self.plan.topology), random.Random(scenario.seed))
+        self._placement = Placement(settings, self.prefix, self.ctx)
         self.clients: dict[str, Client] = {}
         self.state = "starting"
         self._listeners: list[Callable[[RunSnapshot], None]] = []
@@ -142,6 +144,7 @@ class Run:
         self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
+        self._tasks.append(loop.create_task(self._placement.run()))
         self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
         self._tasks += [loop.create_task(self._join_late(client)) for client in late]
 
@@ -162,11 +165,17 @@ class Run:
     async def _connect(self) -> None:
         """The run's own connection: the lease, then the topology (again, after an outage: declaring is idempotent,
         and whatever the broker lost in a restart, non-durable queues and exchanges, comes back)."""
-        self._admin = await connect_first(self.settings)
-        self._admin.close_callbacks.add(self._connection_closed)
-        self._monitor = await self._admin.channel()
-        await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
-        await self._declare()
+        self._admin = admin = await connect_first(self.settings)
+        try:
+            self._monitor = await admin.channel()
+            await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
+            await self._declare()
+        except BaseException:
+            # A half-made connection would keep its lease (exclusive) and lock the next attempt out of it.
+            with contextlib.suppress(Exception):
+                await admin.close()
+            raise
+        admin.close_callbacks.add(self._connection_closed)
 
     def _connection_closed(self, sender: object, exc: BaseException | None = None) -> None:
         if sender is not self._admin or self.state in ("cleaning", "finished") or self._down_since is not None:
@@ -531,6 +540,7 @@ class Run:
                     depth,
                     in_rate=meters[0].sample(ledger.routed_to.get(name, 0), now),
                     out_rate=meters[1].sample(ledger.acked_in.get(name, 0), now),
+                    place=self._placement.queues.get(name),
                 )
             )
         return tuple(depths)
@@ -575,4 +585,5 @@ class Run:
             loop_lag=self._loop_lag,
             outage=None if self._down_since is None else now - self._down_since,
             outage_reason=self._outage_reason,
+            nodes=self._placement.nodes,
         )

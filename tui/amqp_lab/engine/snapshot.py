@@ -9,6 +9,7 @@ from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.context import Event
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.metrics import Percentiles
+from amqp_lab.engine.placement import NodeState, QueuePlace
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class QueueDepth:
     consumers: int
     in_rate: float = 0.0  # copies routed to it per second (the ledger's routing, live)
     out_rate: float = 0.0  # acked from it per second
+    place: QueuePlace | None = None  # its type and node(s), as the management API last said
 
 
 @dataclass(frozen=True)
@@ -54,4 +56,5 @@ class RunSnapshot:
     notes: tuple[str, ...] = field(default=())
     outage: float | None = None  # seconds since the run lost the broker, while it is reconnecting
     outage_reason: str = ""  # why the last reconnect attempt failed
+    nodes: tuple[NodeState, ...] = ()  # the cluster's nodes and their states, as the management API last said
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second

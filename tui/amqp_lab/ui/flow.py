@@ -332,6 +332,22 @@ def _source(lane: Lane, snapshot: RunSnapshot | None) -> tuple[Text, Text, Text]
     return producers, into, Text(lane.exchange, style=DEAD if secondary else "bold")
 
 
+def _place(depth: QueueDepth | None, snapshot: RunSnapshot | None) -> Text:
+    """A queue's type when not classic and, in a cluster, its node or leader and replicas online."""
+    place = depth.place if depth is not None else None
+    if place is None or snapshot is None:
+        return Text("")
+    parts = [Text(place.type, style="dim")] if place.type != "classic" else []
+    if len(snapshot.nodes) > 1:
+        parts.append(Text(f"@{place.leader}", style="dim"))
+        if place.replicas:
+            online = place.replicas - place.replicas_down
+            parts.append(Text(f"{online}/{place.replicas}", style=WARN if place.replicas_down else "dim"))
+    if place.state != "running":
+        parts.append(Text(place.state.upper(), style=BAD))
+    return Text(" ").join([Text(""), *parts]) if parts else Text("")
+
+
 def _add_lane(table: Table, lane: Lane, scale: int, snapshot: RunSnapshot | None, wide: bool, last: bool) -> None:
     rate_in = lane.queue.in_rate if lane.queue else None
     rate_out = lane.queue.out_rate if lane.queue else None
@@ -345,7 +361,7 @@ def _add_lane(table: Table, lane: Lane, scale: int, snapshot: RunSnapshot | None
     table.add_row(
         *lead,
         key,
-        Text(lane.queue_name, style="bold"),
+        Text.assemble((lane.queue_name, "bold"), _place(lane.queue, snapshot)),
         _bar(lane.queue, scale),
         _edge("", rate_out, 10) if lane.consumers else Text("  (no consumer)", style=WARN),
         _labels(lane.consumers),

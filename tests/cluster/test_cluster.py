@@ -1,0 +1,172 @@
+"""The lab on a three-node RabbitMQ cluster: the nodes in the header, failover, where queues live, and a node
+stopped in the middle of a run. Management is asked on node 1; the tests stop nodes 2 and 3 only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionState
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.config import Settings
+from amqp_lab.engine.run import Run
+from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.files import load
+from amqp_lab.ui.app import make_app
+from textual.widgets import Static
+
+from tests.conftest import settings_for, wait_for
+from tests.engine.conftest import lab_objects
+
+
+def on_cluster(cluster: Any, first: int = 1) -> Settings:
+    """AMQP to every node, node `first` tried first; the management API on node 1."""
+    nodes = [cluster.node(first), *(node for node in cluster.nodes if node is not cluster.node(first))]
+    return settings_for(cluster, amqp_url=",".join(node.amqp_url for node in nodes), heartbeat=2)
+
+
+@asynccontextmanager
+async def node_down(cluster: Any, number: int) -> AsyncIterator[None]:
+    """The broker on one node stopped (rabbitmqctl stop_app), and started again on leaving."""
+    await asyncio.to_thread(cluster.stop_node, number)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(cluster.start_node, number)
+
+
+def label(node: Any) -> str:
+    return str(node.name.partition("@")[0])
+
+
+async def test_the_script_makes_one_named_cluster_of_three_running_nodes(cluster: Any) -> None:
+    assert sorted(cluster.running()) == sorted(node.name for node in cluster.nodes)
+    async with ManagementClient(on_cluster(cluster)) as management:
+        assert (await management.overview()).cluster_name == "amqp-lab-test"
+        nodes = await management.nodes()
+    assert sorted(node.name for node in nodes) == sorted(node.name for node in cluster.nodes)
+    assert all(node.state == "running" for node in nodes)
+
+
+async def test_the_header_shows_a_node_go_down_and_come_back(cluster: Any) -> None:
+    app = make_app(on_cluster(cluster), backoff=Backoff(0.2, 1.0))
+    async with app.run_test(size=(160, 40)):
+
+        def badge() -> str:
+            return str(app.screen.query_one("#cluster-badge", Static).content)
+
+        await wait_for(lambda: badge() == "cluster amqp-lab-test ● 3/3 up", what="three nodes up in the header")
+        async with node_down(cluster, 3):
+            await wait_for(
+                lambda: badge() == f"cluster amqp-lab-test ● 2/3 up: {label(cluster.node(3))} down",
+                what="node 3 down in the header",
+            )
+            assert app.screen.query_one("#cluster-badge").has_class("-busy")
+        await wait_for(lambda: badge() == "cluster amqp-lab-test ● 3/3 up", what="node 3 back in the header")
+
+
+async def test_the_connection_fails_over_to_the_next_node(cluster: Any) -> None:
+    manager = ConnectionManager(on_cluster(cluster, first=2), Backoff(0.2, 1.0))
+    seen: list[tuple[ConnectionState, str]] = []
+    manager.add_listener(lambda status: seen.append((status.state, status.endpoint)))
+    try:
+        status = await manager.connect()
+        assert status.state is ConnectionState.CONNECTED and f":{cluster.node(2).amqp_port}/" in status.endpoint
+        async with node_down(cluster, 2):
+            await wait_for(
+                lambda: (
+                    manager.status.state is ConnectionState.CONNECTED
+                    and f":{cluster.node(1).amqp_port}/" in manager.status.endpoint
+                ),
+                what="connected again, to the next node in the list: node 1",
+            )
+        assert any(state is ConnectionState.RECONNECTING for state, _ in seen)
+    finally:
+        await manager.close()
+
+
+async def test_a_quorum_queue_has_three_members_and_a_new_leader_when_its_leader_stops(cluster: Any) -> None:
+    settings = on_cluster(cluster, first=2)
+    connection = await aio_pika.connect(cluster.node(2).amqp_url)
+    name = "cluster.placement"
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        async with ManagementClient(settings) as management:
+
+            async def placed() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+                found = await management.queue(settings.vhost, name)
+                return found.stats.leader, found.stats.members, found.stats.online
+
+            leader, members, online = await placed()
+            assert leader == cluster.node(2).name  # declared through node 2
+            assert sorted(members) == sorted(online) == sorted(node.name for node in cluster.nodes)
+            await connection.close()
+            async with node_down(cluster, 2):
+
+                async def moved() -> bool:
+                    leader, _, online = await placed()
+                    return leader != cluster.node(2).name and cluster.node(2).name not in online
+
+                await wait_for(moved, what="a new leader, and node 2 offline")
+    finally:
+        if not connection.is_closed:
+            await connection.close()
+        async with await aio_pika.connect(cluster.node(1).amqp_url) as cleanup:
+            await (await cleanup.channel()).queue_delete(name)
+
+
+async def run_with_node_failure(cluster: Any, *overrides: str) -> tuple[RunSnapshot, list[RunSnapshot]]:
+    """A workers run through node 2 first; node 2 stopped once tasks flow, started again after a few seconds."""
+    settings = on_cluster(cluster, first=2)
+    run = Run(load("workers", ["duration=16s", "workers.rate=100", "workers.processing=5ms", *overrides]), settings)
+    seen: list[RunSnapshot] = []
+    run.add_listener(seen.append)
+    execution = asyncio.create_task(run.execute())
+    try:
+        await wait_for(lambda: bool(seen) and seen[-1].ledger.acked > 100, what="tasks flowing")
+        down_at = len(seen)
+        async with node_down(cluster, 2):
+            await wait_for(
+                lambda: any(e.text.startswith(f"node {label(cluster.node(2))}:") for e in seen[-1].events),
+                timeout=30,
+                what="the run's events to say node 2 went down",
+            )
+        final = await asyncio.wait_for(execution, 90)
+    finally:
+        if not execution.done():
+            execution.cancel()
+    assert final.state == "finished"
+    assert run.leftovers == []
+
+    async def nothing_left() -> bool:  # the management API of a cluster lists a deletion a moment later
+        return await lab_objects(settings, run.run_id) == []
+
+    await wait_for(nothing_left, timeout=15, what="nothing of the run left on the broker")
+    return final, seen[down_at:]
+
+
+async def test_a_node_stopped_mid_run_loses_nothing_with_quorum_queues(cluster: Any) -> None:
+    final, after = await run_with_node_failure(cluster)
+    tasks = next(q for q in final.queues if q.name.endswith(".tasks"))
+    assert tasks.place is not None and tasks.place.type == "quorum" and tasks.place.replicas == 3
+    texts = [e.text for e in final.events]
+    assert f"node {label(cluster.node(2))}: running → down" in texts
+    assert f"node {label(cluster.node(2))}: down → running" in texts
+    assert any(text.startswith(f"leader moved from {label(cluster.node(2))} to ") for text in texts)
+    assert any(c.state == "reconnecting" for s in after for c in s.clients)  # they were on node 2
+    assert final.counters["reconnects"] >= len(final.clients)
+    assert final.ledger.lost == 0 and final.ledger.outstanding == 0
+    assert final.ledger.acked > 1000  # work went on on the other nodes
+
+
+async def test_a_classic_queue_whose_node_is_down_is_shown_unavailable(cluster: Any) -> None:
+    final, after = await run_with_node_failure(cluster, "workers.queue_type='classic'")
+    down = [s for s in after if s.outage is not None]
+    assert down, "the run never said the broker was unavailable"
+    assert any("down or inaccessible" in s.outage_reason for s in down)  # RabbitMQ's words for the queue
+    assert any(q.place is not None and q.place.state == "down" for s in after for q in s.queues)
+    assert final.outage is None and final.ledger.acked > after[0].ledger.acked  # back, and working again

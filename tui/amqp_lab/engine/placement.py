@@ -1,0 +1,112 @@
+"""Where a run's queues live in a cluster, and which nodes are up: read from the management API every few seconds.
+
+A run on one node learns little here; on a cluster it is how a node going down, a quorum queue
+electing a new leader and a classic queue losing its only node become visible, as events and on
+each queue of the snapshot. The management API may be on the node that went down: then the last
+answer stands, marked stale, and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+from amqp_lab.broker.errors import ManagementError
+from amqp_lab.broker.management import ManagementClient
+from amqp_lab.broker.models import NodeStatus, QueueStats
+from amqp_lab.config import Settings, SettingsError
+from amqp_lab.engine.context import RunContext
+
+INTERVAL = 2.0
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """One queue's type and where it lives: its node (classic) or leader and replicas (quorum, stream)."""
+
+    type: str
+    state: str  # running; down when its only node (a classic queue's) is
+    leader: str  # its node's label (see labels)
+    replicas: int = 0
+    replicas_down: int = 0
+
+
+@dataclass(frozen=True)
+class NodeState:
+    name: str  # its label (see labels)
+    state: str  # running, down, memory alarm, ...
+
+
+def labels(names: list[str]) -> dict[str, str]:
+    """The shortest part of each node name that tells them apart: rabbit@host1 and rabbit@host2 are host1
+    and host2; lab-1@localhost and lab-2@localhost are lab-1 and lab-2."""
+    for part in (0, 2):
+        shown = {name: name.partition("@")[part] or name for name in names}
+        if len(set(shown.values())) == len(shown):
+            return shown
+    return {name: name for name in names}
+
+
+class Placement:
+    """Polls the run's queues and the cluster's nodes; says in the run's events what changed."""
+
+    def __init__(self, settings: Settings, prefix: str, ctx: RunContext) -> None:
+        self._settings = settings
+        self._prefix = prefix
+        self._ctx = ctx
+        self.queues: dict[str, QueuePlace] = {}
+        self.nodes: tuple[NodeState, ...] = ()
+        self.stale = False  # the last poll failed: what is shown is the answer before
+        self._labels: dict[str, str] = {}
+
+    async def run(self) -> None:
+        try:
+            client = ManagementClient(self._settings)
+        except SettingsError:
+            return  # TLS files that do not load: the run's own connection says so
+        async with client:
+            while True:
+                try:
+                    nodes, (queues, _) = await asyncio.gather(
+                        client.nodes(), client.queues(self._settings.vhost, name="^" + re.escape(self._prefix))
+                    )
+                except ManagementError:
+                    self.stale = True
+                else:
+                    self.stale = False
+                    self._nodes_seen(nodes)
+                    self._queues_seen(queues)
+                await asyncio.sleep(INTERVAL)
+
+    def _nodes_seen(self, nodes: list[NodeStatus]) -> None:
+        before = {node.name: node.state for node in self.nodes}
+        self._labels = labels([node.name for node in nodes])
+        self.nodes = tuple(NodeState(self._label(node.name), node.state) for node in nodes)
+        for node in self.nodes:
+            was = before.get(node.name)
+            if was is not None and was != node.state:
+                kind = "restart" if node.state == "running" else "disconnect"
+                self._ctx.event(kind, "cluster", f"node {node.name}: {was} → {node.state}")
+
+    def _label(self, node: str) -> str:
+        return self._labels.get(node, node)
+
+    def _queues_seen(self, queues: list[QueueStats]) -> None:
+        for queue in queues:
+            down = len(set(queue.members) - set(queue.online))
+            place = QueuePlace(queue.type, queue.state, self._label(queue.leader), len(queue.members), down)
+            was = self.queues.get(queue.name)
+            self.queues[queue.name] = place
+            if was is None:
+                continue
+            local = queue.name.removeprefix(self._prefix)
+            if was.state != place.state:
+                kind = "restart" if place.state == "running" else "disconnect"
+                self._ctx.event(kind, local, f"queue {was.state} → {place.state} (on {place.leader})")
+            if place.leader and was.leader != place.leader:
+                self._ctx.event("restart", local, f"leader moved from {was.leader} to {place.leader}")
+            if was.replicas_down != place.replicas_down:
+                online = place.replicas - place.replicas_down
+                kind = "disconnect" if place.replicas_down else "restart"
+                self._ctx.event(kind, local, f"{online} of {place.replicas} replicas online")
