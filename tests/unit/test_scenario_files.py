@@ -9,6 +9,7 @@ from amqp_lab.scenario.files import PRESETS, ScenarioError, load, presets, save
 from amqp_lab.scenario.model import DEFAULT_SUBSCRIBERS, Scenario
 from amqp_lab.scenario.patterns import build
 from amqp_lab.scenario.plan import ConsumerSpec
+from amqp_lab.workshop import EXPERIMENTS, Experiment
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -137,3 +138,12 @@ def test_a_late_subscriber_reads_a_stream_the_run_declared_from_the_start() -> N
     assert (readers["orders"].joins_after, readers["orders"].offset) == (4.0, 30.0)
     assert (readers["payments"].joins_after, readers["payments"].offset) == (0.0, "next")
     assert any("orders joins after 4 s and reads its stream from 30s back" in note for note in plan.notes)
+
+
+@pytest.mark.parametrize("found", EXPERIMENTS, ids=lambda e: e.key)
+def test_every_experiment_and_each_of_its_reruns_builds(found: Experiment) -> None:
+    build(found.scenario(), "lab.t.")
+    for step in found.steps:
+        for action in step.actions:
+            if action[0] == "rerun":
+                build(found.scenario(*action[1:]), "lab.t.")

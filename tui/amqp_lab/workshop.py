@@ -141,6 +141,34 @@ EXPERIMENTS = (
         ),
     ),
     Experiment(
+        "node-failure",
+        "A node fails: quorum queues carry on, a classic queue waits",
+        "workers",
+        ("workers.rate=50", 'workers.processing="fixed:10ms"', 'workers.queue_type="quorum"'),
+        (
+            Step(
+                "Needs a cluster (connect with every node's URL, comma separated; on one machine: "
+                "`python3 scripts/rabbitmq_cluster.py start`). The task queue is a **quorum** queue: the flow "
+                "diagram shows its leader (@node) and replicas online (3/3), the header the cluster's nodes. "
+                "Now stop the leader's node: `rabbitmqctl -n NODE stop_app` (the test cluster: "
+                "`python3 scripts/rabbitmq_cluster.py stop-node N --dir DIR`), then press n."
+            ),
+            Step(
+                "Watch: the header says **2/3 up**; the clients that were on that node show **reconnecting**, then "
+                "run again on another (event log: reconnected after ...); the queue elects a **new leader** (event "
+                "log: leader moved; flow: 2/3). Confirms wait for the new leader, so the status line keeps "
+                "**lost 0**. Start the node again (`start_app`, or `start-node N`) and press n."
+            ),
+            Step(
+                "The node is back: **3/3** replicas, the leader stays where it moved. The lab restarted the run "
+                "with a **classic** queue: it lives on one node only. Stop that node (@node in the flow diagram): "
+                "the run says **RECONNECTING** and RabbitMQ's reason, *home node ... is down or inaccessible*, "
+                "until the node is back. Nothing moves meanwhile: that is what replication buys.",
+                actions=(("rerun", 'workers.queue_type="classic"'),),
+            ),
+        ),
+    ),
+    Experiment(
         "immediate-flag",
         "The immediate flag: what RabbitMQ 3+ does, and what to use instead",
         "rpc",
