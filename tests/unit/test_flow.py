@@ -7,6 +7,7 @@ from dataclasses import replace
 from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.context import Event
 from amqp_lab.engine.ledger import LedgerCounts
+from amqp_lab.engine.placement import NodeState, QueuePlace
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
 from amqp_lab.scenario.files import load
 from amqp_lab.scenario.patterns import build
@@ -118,3 +119,14 @@ def test_history_keeps_new_events_once_and_spots_a_stalled_consumer() -> None:
     history.sample(snapshot())
     assert history.series["published/s"].last == 20.0
     assert history.series[f"queue {PREFIX}tasks"].last == 49
+
+
+def test_a_queue_shows_its_type_and_in_a_cluster_its_leader_and_replicas_online() -> None:
+    plan = build(load("workers"), PREFIX)
+    quorum = QueuePlace("quorum", "running", "lab-3", replicas=3, replicas_down=1)
+    three = tuple(NodeState(f"lab-{n}", "down" if n == 2 else "running") for n in (1, 2, 3))
+    one_node = replace(snapshot().queues[0], place=quorum)
+    assert "tasks quorum @lab-3 2/3" in drawn(render_flow(plan, snapshot(queues=(one_node,), nodes=three)))
+    assert "tasks quorum ▕" in drawn(render_flow(plan, snapshot(queues=(one_node,), nodes=three[:1])))
+    classic_down = replace(one_node, place=QueuePlace("classic", "down", "lab-2"))
+    assert "tasks @lab-2 DOWN" in drawn(render_flow(plan, snapshot(queues=(classic_down,), nodes=three)))
