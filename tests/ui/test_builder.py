@@ -124,3 +124,16 @@ async def test_read_only_refuses_to_run() -> None:
             lambda: any("Read-only mode" in n.message for n in app._notifications), what="the read-only refusal"
         )
         assert isinstance(app.screen, BuilderScreen)
+
+
+async def test_every_preset_opens_runnable_and_lists_and_tables_can_be_edited() -> None:
+    app = builder_lab("pub-sub")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, BuilderScreen) and "events" in preview(app), what="pub-sub")
+        for tab in ("rpc", "map-reduce", "workers", "pub-sub"):
+            app.screen.query_one(Tabs).active = f"tab-{tab}"
+            await wait_for(lambda: "Not runnable yet" not in preview(app) != "", what=f"{tab} runnable")
+        subscribers = field(app, "pub-sub.subscribers")
+        await type_into(pilot, subscribers.query_one(Input), '{audit = ["#"], "late-eu" = ["eu.*.paid"]}')
+        await wait_for(lambda: "late-eu" in preview(app), what="the edited subscribers in the preview")
+        assert subscribers.error is None and "Not runnable yet" not in preview(app)

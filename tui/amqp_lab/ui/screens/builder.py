@@ -37,8 +37,9 @@ COMMON = ("name", "duration", "drain", "seed")  # the scenario's own keys a form
 LABELS = {"rpc": "RPC", "map-reduce": "Map-reduce", "workers": "Workers", "pub-sub": "Pub-sub", "custom": "Custom"}
 
 
-def inline_toml(value: Any) -> str:
-    """A value as one line of TOML, for an Input: lists and tables inline."""
+def inline_toml(value: Any, nested: bool = False) -> str:
+    """A value as one line of TOML, for an Input: lists and tables inline. A string alone is shown bare (the form
+    reads a bare word as a string); inside a list or table it is quoted, as TOML wants."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -51,15 +52,15 @@ def inline_toml(value: Any) -> str:
         return (
             "{"
             + ", ".join(
-                f"{json.dumps(k) if not k.replace('-', '').isalnum() else k} = {inline_toml(v)}"
+                f"{json.dumps(k) if not k.replace('-', '').isalnum() else k} = {inline_toml(v, nested=True)}"
                 for k, v in value.items()
             )
             + "}"
         )
     if isinstance(value, list):
-        return "[" + ", ".join(inline_toml(v) for v in value) + "]"
+        return "[" + ", ".join(inline_toml(v, nested=True) for v in value) + "]"
     if isinstance(value, str):
-        return value
+        return json.dumps(value) if nested else value
     return str(value)
 
 
