@@ -59,6 +59,7 @@ async def settled(pilot: Pilot[None]) -> None:
         ),
         what="both connections to fail",
     )
+    await pilot.pause()  # a toast is a message to the app: let those already sent arrive, then clear them
     app.clear_notifications()
     steady_cursors(app)
     await pilot.pause()

@@ -42,8 +42,6 @@ COLUMNS = (
     Column("name", "Name", lambda q: q.name, lambda q: inert(q.name)),
     Column("vhost", "Vhost", lambda q: q.vhost, lambda q: inert(q.vhost)),
     Column("type", "Type", lambda q: q.type, lambda q: inert(q.type)),
-    Column("leader", "Leader", lambda q: q.leader, lambda q: inert(q.leader.partition("@")[0]), api_field="node"),
-    Column("members", "Members", lambda q: (len(q.members), len(q.online)), lambda q: members(q)),
     Column("ready", "Ready", lambda q: q.ready, _number(lambda q: q.ready, lambda n: f"{n:,}"), True, "messages_ready"),
     Column(
         "unacked",
@@ -78,6 +76,9 @@ COLUMNS = (
         True,
         "message_stats.ack_details.rate",
     ),
+    # Where it lives, last: on one node it says little, and the figures above matter more.
+    Column("leader", "Leader", lambda q: q.leader, lambda q: inert(q.leader.partition("@")[0]), api_field="node"),
+    Column("members", "Members", lambda q: (len(q.members), len(q.online)), lambda q: members(q)),
 )
 BY_KEY = {column.key: column for column in COLUMNS}
 
