@@ -11,8 +11,8 @@ find each other, and one Erlang cookie, so they trust each other. Nodes 2 and
     python3 scripts/rabbitmq_cluster.py start-node 2 --dir /tmp/lab-cluster  # and comes back
     python3 scripts/rabbitmq_cluster.py stop --dir /tmp/lab-cluster
 
-`start` prints AMQP_URL (every node, comma separated: amqp-lab fails over
-between them) and AMQP_LAB_MANAGEMENT_URL (node 1) for `eval`. Runs as root.
+`start` prints AMQP_URL and AMQP_LAB_MANAGEMENT_URL (every node's, comma
+separated: amqp-lab fails over between them) for `eval`. Runs as root.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class PrivateCluster:
 
     @property
     def management_url(self) -> str:
-        return self.nodes[0].management_url
+        """Every node's management API, node 1 first: the lab moves on to the next when one stops answering."""
+        return ",".join(node.management_url for node in self.nodes)
 
     def node(self, number: int) -> PrivateNode:
         """Node 1, 2 or 3."""

@@ -1,5 +1,5 @@
 """The lab on a three-node RabbitMQ cluster: the nodes in the header, failover, where queues live, and a node
-stopped in the middle of a run. Management is asked on node 1; the tests stop nodes 2 and 3 only."""
+stopped in the middle of a run."""
 
 from __future__ import annotations
 
@@ -23,9 +23,14 @@ from tests.engine.conftest import lab_objects
 
 
 def on_cluster(cluster: Any, first: int = 1) -> Settings:
-    """AMQP to every node, node `first` tried first; the management API on node 1."""
+    """AMQP and the management API of every node, node `first` tried first."""
     nodes = [cluster.node(first), *(node for node in cluster.nodes if node is not cluster.node(first))]
-    return settings_for(cluster, amqp_url=",".join(node.amqp_url for node in nodes), heartbeat=2)
+    return settings_for(
+        cluster,
+        amqp_url=",".join(node.amqp_url for node in nodes),
+        management_url=",".join(node.management_url for node in nodes),
+        heartbeat=2,
+    )
 
 
 @asynccontextmanager
@@ -66,6 +71,17 @@ async def test_the_header_shows_a_node_go_down_and_come_back(cluster: Any) -> No
             )
             assert app.screen.query_one("#cluster-badge").has_class("-busy")
         await wait_for(lambda: badge() == "cluster amqp-lab-test ● 3/3 up", what="node 3 back in the header")
+
+
+async def test_the_management_api_fails_over_to_the_next_node_and_says_the_first_is_down(cluster: Any) -> None:
+    async with ManagementClient(on_cluster(cluster, first=2)) as management:
+        assert (await management.overview()).node == cluster.node(2).name
+        async with node_down(cluster, 2):
+            overview = await management.overview()
+            assert overview.node == cluster.node(1).name  # asked on the next node of the list
+            down = {node.name: node.state for node in await management.nodes()}
+            assert down[cluster.node(2).name] == "down"
+            assert management.settings.management_display == cluster.node(1).management_url
 
 
 async def test_the_connection_fails_over_to_the_next_node(cluster: Any) -> None:

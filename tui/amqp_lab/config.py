@@ -112,6 +112,8 @@ class Settings:
     heartbeat: int | None = None  # seconds asked of the broker; None: the URL's ?heartbeat=, else 60
     broker_given: bool = True  # False: no AMQP URL anywhere, the default localhost one is assumed
     profile: str | None = None
+    # The management API on other nodes of a cluster, asked when the first does not answer.
+    management_fallbacks: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def primary(self) -> Endpoint:
@@ -120,6 +122,11 @@ class Settings:
     @property
     def management_display(self) -> str:
         return mask_url(self.management_url)
+
+    @property
+    def management_urls_display(self) -> str:
+        """Every management URL, masked, comma separated: as the connection form shows and reads them."""
+        return ", ".join(mask_url(url) for url in (self.management_url, *self.management_fallbacks))
 
     @property
     def management_credentials(self) -> tuple[str, str]:
@@ -155,6 +162,9 @@ class Settings:
         """
         pairs = [(e.username, e.password) for e in self.endpoints]
         pairs.append(self.management_credentials)
+        pairs += [
+            (unquote(p.username or ""), unquote(p.password or "")) for p in map(urlsplit, self.management_fallbacks)
+        ]
         return tuple(sorted({p for u, p in pairs if p and p != u}, key=len, reverse=True))
 
 
@@ -262,10 +272,16 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
     if tls.key_file and not tls.cert_file:
         raise SettingsError("a client key needs its certificate too: add --cert-file")
 
-    management_url = values.get("management_url") or derive_management_url(endpoints[0])
-    if not isinstance(management_url, str):
-        raise SettingsError("management_url must be a URL, e.g. http://localhost:15672/")
-    check_management_url(management_url)
+    given = values.get("management_url")
+    if isinstance(given, str):
+        given = [u.strip() for u in given.split(",") if u.strip()]
+    if given is not None and (not isinstance(given, list | tuple) or not all(isinstance(u, str) for u in given)):
+        raise SettingsError("management_url must be a URL or a list of URLs, e.g. http://localhost:15672/")
+    # Not given: the management API on each node's host (one per host: nodes on one host share its port).
+    management_urls = list(dict.fromkeys(given or [derive_management_url(e) for e in endpoints]))
+    for url in management_urls:
+        check_management_url(url)
+    management_url, *management_fallbacks = management_urls
 
     return Settings(
         endpoints=endpoints,
@@ -278,6 +294,7 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
         heartbeat=_heartbeat(values.get("heartbeat")),
         broker_given="amqp_url" in values,
         profile=profile,
+        management_fallbacks=tuple(management_fallbacks),
     )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -60,11 +61,20 @@ Record = TypeVar("Record")
 
 
 class ManagementClient:
-    """Async client for one broker's management API. Use as an async context manager."""
+    """Async client for a broker's management API (on a cluster, of the first node that answers). Use as an async
+    context manager."""
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.settings = settings
         self._secrets = settings.secrets()
+        self._origin = settings
+        self._urls = (settings.management_url, *settings.management_fallbacks)
+        self._at = 0
+        self._transport = transport
+        self._use(settings)
+
+    def _use(self, settings: Settings) -> None:
+        """Talk to the management API at settings.management_url from now on."""
+        self.settings = settings
         verify: ssl.SSLContext | bool = True
         if settings.management_base.startswith("https"):
             verify = tls_context(settings.tls)
@@ -73,7 +83,7 @@ class ManagementClient:
             auth=settings.management_credentials,
             timeout=httpx.Timeout(settings.timeout),
             verify=verify,
-            transport=transport,
+            transport=self._transport,
             headers={"accept": "application/json"},
             follow_redirects=False,
         )
@@ -239,6 +249,21 @@ class ManagementClient:
         return await self._request(method, path, gone, json_body=body)
 
     async def _request(
+        self, method: str, path: str, gone: str | None, params: Any = None, json_body: Any = None
+    ) -> Any:
+        """On a cluster, a node that does not answer hands the request to the next node's API, which stays in use."""
+        for tried in range(1, len(self._urls) + 1):
+            try:
+                return await self._request_here(method, path, gone, params, json_body)
+            except (ManagementUnreachable, ManagementTimeout):
+                if tried == len(self._urls):
+                    raise
+                await self._client.aclose()
+                self._at = (self._at + 1) % len(self._urls)
+                self._use(replace(self._origin, management_url=self._urls[self._at]))
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _request_here(
         self, method: str, path: str, gone: str | None, params: Any = None, json_body: Any = None
     ) -> Any:
         where = self.settings.management_display

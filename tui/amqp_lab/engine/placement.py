@@ -51,9 +51,12 @@ def labels(names: list[str]) -> dict[str, str]:
 class Placement:
     """Polls the run's queues and the cluster's nodes; says in the run's events what changed."""
 
-    def __init__(self, settings: Settings, prefix: str, ctx: RunContext) -> None:
+    def __init__(
+        self, settings: Settings, prefix: str, ctx: RunContext, unlisted: frozenset[str] = frozenset()
+    ) -> None:
         self._settings = settings
         self._prefix = prefix
+        self._unlisted = unlisted  # the run's own bookkeeping queues: not the user's topology
         self._ctx = ctx
         self.queues: dict[str, QueuePlace] = {}
         self.nodes: tuple[NodeState, ...] = ()
@@ -94,6 +97,8 @@ class Placement:
 
     def _queues_seen(self, queues: list[QueueStats]) -> None:
         for queue in queues:
+            if queue.name in self._unlisted:
+                continue
             down = len(set(queue.members) - set(queue.online))
             place = QueuePlace(queue.type, queue.state, self._label(queue.leader), len(queue.members), down)
             was = self.queues.get(queue.name)
@@ -105,7 +110,8 @@ class Placement:
                 kind = "restart" if place.state == "running" else "disconnect"
                 self._ctx.event(kind, local, f"queue {was.state} → {place.state} (on {place.leader})")
             if place.leader and was.leader != place.leader:
-                self._ctx.event("restart", local, f"leader moved from {was.leader} to {place.leader}")
+                moved = "leader moved" if place.replicas else "moved"  # a classic queue has one node, no leader
+                self._ctx.event("restart", local, f"{moved} from {was.leader} to {place.leader}")
             if was.replicas_down != place.replicas_down:
                 online = place.replicas - place.replicas_down
                 kind = "disconnect" if place.replicas_down else "restart"

@@ -76,7 +76,7 @@ class Run:
         self.prefix = run_prefix(self.run_id)
         self.plan = build(scenario, self.prefix)
         self.ctx = RunContext(settings, Ledger(self.plan.topology), random.Random(scenario.seed))
-        self._placement = Placement(settings, self.prefix, self.ctx)
+        self._placement = Placement(settings, self.prefix, self.ctx, frozenset([f"{self.prefix}{LEASE}"]))
         self.clients: dict[str, Client] = {}
         self.state = "starting"
         self._listeners: list[Callable[[RunSnapshot], None]] = []

@@ -31,8 +31,8 @@ class ConnectionScreen(ModalScreen[Settings | None]):
             yield Static("Connection", classes="title")
             yield Label("AMQP URL (several nodes of a cluster: separate with commas)")
             yield Input(urls, id="amqp-url", compact=True)
-            yield Label("Management API URL (empty: the AMQP host on port 15672, same user)")
-            yield Input(s.management_display, id="management-url", compact=True)
+            yield Label("Management API URL (empty: each AMQP host on port 15672, same user; several: commas)")
+            yield Input(s.management_urls_display, id="management-url", compact=True)
             yield Label("Virtual host")
             yield Input(s.vhost, id="vhost", compact=True)
             yield Label("CA file, client certificate, client key (for amqps:// and https://)")
@@ -63,7 +63,11 @@ class ConnectionScreen(ModalScreen[Settings | None]):
                 "amqp_url": ",".join(
                     unmask_url(url, self.settings.secret_for) for url in self._value("amqp-url").split(",")
                 ),
-                "management_url": unmask_url(self._value("management-url"), self.settings.secret_for) or None,
+                "management_url": ",".join(
+                    unmask_url(url.strip(), self.settings.secret_for)
+                    for url in self._value("management-url").split(",")
+                )
+                or None,
                 "vhost": self._value("vhost") or None,
                 "ca_file": self._value("ca-file"),
                 "cert_file": self._value("cert-file"),
