@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from amqp_lab.config import SettingsError, resolve
+from amqp_lab.config import SettingsError, build, resolve
 
 NO_FILE = {"AMQP_LAB_CONFIG": os.devnull}  # an empty config file
 
@@ -143,3 +143,14 @@ def test_non_utf8_config_file_is_reported(tmp_path: Path) -> None:
 def test_missing_explicit_config_file_is_an_error() -> None:
     with pytest.raises(SettingsError, match=r"config file /nonexistent/amqp-lab\.toml does not exist"):
         resolve(config_file="/nonexistent/amqp-lab.toml", env={})
+
+
+def test_a_cluster_has_a_management_api_per_node_to_fall_back_on() -> None:
+    given = build({"management_url": "http://ops:s3cret@h1:15672/, http://h2:15672/"})
+    assert (given.management_url, given.management_fallbacks) == ("http://ops:s3cret@h1:15672/", ("http://h2:15672/",))
+    assert given.management_urls_display == "http://ops:****@h1:15672/, http://h2:15672/"
+    derived = build({"amqp_url": "amqp://u:pw1@h1:5672/,amqp://u:pw1@h2:5672/,amqp://u:pw1@h2:5673/"})
+    assert derived.management_url == "http://u:pw1@h1:15672/"
+    assert derived.management_fallbacks == ("http://u:pw1@h2:15672/",)  # one per host
+    listed = build({"management_url": ["http://a:15672/", "http://b:x9@b:15672/"]})
+    assert "x9" in listed.secrets()

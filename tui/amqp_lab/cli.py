@@ -69,7 +69,7 @@ examples:
 
 settings come from flags, then the environment, then the config file, then defaults:
   {ENV["amqp_urls"]:<26} AMQP URL; several nodes of a cluster separated by commas
-  {ENV["management_url"]:<26} management API URL (default: AMQP host, port 15672, same user)
+  {ENV["management_url"]:<26} management API URL(s) (default: each AMQP host, port 15672, same user)
   {ENV["vhost"]:<26} virtual host (default: the URL's path, else /)
   {ENV["ca_file"]:<26} CA bundle for amqps:// and https://
   {ENV["cert_file"]:<26} client certificate;  {ENV["key_file"]}: its key
@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=quiet,
         help="AMQP URL, amqp:// or amqps://; repeat for the nodes of a cluster, tried in order",
     )
-    group.add_argument("--management-url", metavar="URL", default=quiet, help="management API URL, http(s)://")
+    group.add_argument(
+        "--management-url",
+        metavar="URL",
+        default=quiet,
+        help="management API URL, http(s)://; a cluster's nodes: separate with commas",
+    )
     group.add_argument("--vhost", metavar="NAME", default=quiet, help="virtual host")
     group.add_argument("--profile", metavar="NAME", default=quiet, help="named profile from the config file")
     group.add_argument("--config", metavar="FILE", default=quiet, help="config file to read")
