@@ -78,6 +78,7 @@ settings come from flags, then the environment, then the config file, then defau
   {ENV["refresh"]:<26} seconds between statistics refreshes
   {ENV["timeout"]:<26} seconds to wait for the broker
   {ENV["heartbeat"]:<26} AMQP heartbeat in seconds (0: off)
+  {ENV["agents"]:<26} agents that runs hand their clients to (default 0: none)
   {ENV_PROFILE:<26} profile to use from the config file
   {ENV_CONFIG:<26} config file (default: the user's config dir, amqp-lab/config.toml)
 
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=quiet,
         help="AMQP heartbeat asked of the broker (default 60, RabbitMQ's): a dead or stalled connection is "
         "noticed after about 3 x (SECONDS + 1)",
+    )
+    group.add_argument(
+        "--agents",
+        metavar="N",
+        default=quiet,
+        help="runs hand their simulated clients to N `amqp-lab agent` processes (on other machines) through "
+        "the broker, instead of running them here",
     )
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
 
@@ -218,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
         "is gone) and delete them, saying what was removed. Runs still going are left alone. Needs the "
         "management API.",
     )
+    agent = commands.add_parser(
+        "agent",
+        parents=[connection],
+        help="run simulated clients for runs started elsewhere (load from several machines)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Wait on the broker for runs started with --agents N (by `amqp-lab run` or the TUI,\n"
+        "on any machine), take a share of their simulated clients, and report what they do,\n"
+        "through the exchange amqp-lab.control. One run at a time; until Ctrl-C.",
+        epilog="examples:\n"
+        "  amqp-lab agent --url amqp://lab:secret@broker:5672/\n"
+        "  amqp-lab run workers --agents 2 --url amqp://lab:secret@broker:5672/   # on the coordinating machine",
+    )
+    agent.add_argument("--name", metavar="NAME", help="how runs and screens call it (default: host name and a tag)")
     broker = commands.add_parser(
         "broker",
         help="run the embedded broker (no RabbitMQ needed)",
@@ -468,6 +489,27 @@ def run_broker(args: argparse.Namespace, console: Console, error_console: Consol
     return 0
 
 
+def run_agent(args: argparse.Namespace, settings: Settings, console: Console) -> int:
+    import signal
+
+    from amqp_lab.broker.errors import AmqpError
+    from amqp_lab.engine.agent import Agent
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
+        await Agent(settings, args.name, say=lambda line: console.print(Text(line))).serve(stop)
+
+    try:
+        asyncio.run(serve())
+    except AmqpError as exc:
+        console.print(Text(f"amqp-lab agent: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     console = Console(highlight=False)
@@ -492,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
             return cleanup(settings, console)
         if args.command == "broker":
             return run_broker(args, console, error_console)
+        if args.command == "agent":
+            return run_agent(args, settings, console)
         if args.command == "run":
             return run_scenario(args, settings, console, error_console)
         return run_tui(args, settings, error_console)

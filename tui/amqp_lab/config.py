@@ -26,6 +26,7 @@ DEFAULT_REFRESH = 5.0  # RabbitMQ's default collect_statistics_interval
 MIN_REFRESH = 1.0  # the finest statistics interval worth polling for; the overview does not say the broker's
 DEFAULT_TIMEOUT = 5.0
 MAX_HEARTBEAT = 65535  # the field is 16 bits on the wire
+MAX_AGENTS = 64
 
 # Environment variables, documented in `amqp-lab --help` and the README.
 ENV = {
@@ -40,6 +41,7 @@ ENV = {
     "refresh": "AMQP_LAB_REFRESH",
     "timeout": "AMQP_LAB_TIMEOUT",
     "heartbeat": "AMQP_LAB_HEARTBEAT",
+    "agents": "AMQP_LAB_AGENTS",
 }
 ENV_PROFILE = "AMQP_LAB_PROFILE"
 ENV_CONFIG = "AMQP_LAB_CONFIG"
@@ -57,6 +59,7 @@ FILE_KEYS = {
     "refresh",
     "timeout",
     "heartbeat",
+    "agents",
 }
 
 
@@ -111,6 +114,7 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     heartbeat: int | None = None  # seconds asked of the broker; None: the URL's ?heartbeat=, else 60
     broker_given: bool = True  # False: no AMQP URL anywhere, the default localhost one is assumed
+    agents: int = 0  # runs hand their clients to this many `amqp-lab agent` processes; 0: run them here
     profile: str | None = None
     # The management API on other nodes of a cluster, asked when the first does not answer.
     management_fallbacks: tuple[str, ...] = field(default=(), repr=False)
@@ -292,6 +296,7 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
         refresh=_refresh(values.get("refresh", DEFAULT_REFRESH)),
         timeout=_positive(values.get("timeout", DEFAULT_TIMEOUT), "timeout", upper=600),
         heartbeat=_heartbeat(values.get("heartbeat")),
+        agents=_agents(values.get("agents", 0)),
         broker_given="amqp_url" in values,
         profile=profile,
         management_fallbacks=tuple(management_fallbacks),
@@ -391,6 +396,16 @@ def _heartbeat(value: Any) -> int | None:
     if not 0 <= seconds <= MAX_HEARTBEAT:
         raise SettingsError(f"heartbeat must be from 0 (off) to {MAX_HEARTBEAT} seconds, not {value!r}")
     return seconds
+
+
+def _agents(value: Any) -> int:
+    try:
+        count = int(str(value))
+    except ValueError:
+        raise SettingsError(f"agents must be a whole number, not {value!r}") from None
+    if not 0 <= count <= MAX_AGENTS:
+        raise SettingsError(f"agents must be from 0 (clients run here) to {MAX_AGENTS}, not {value!r}")
+    return count
 
 
 def _positive(value: Any, name: str, upper: float) -> float:

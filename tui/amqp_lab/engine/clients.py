@@ -22,7 +22,7 @@ from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.publishing import LINK_LOST, ImmediateRefused, Letter, Outbox, link_broke
 from amqp_lab.engine.sinks import Sink
 from amqp_lab.masking import mask_text
-from amqp_lab.scenario.plan import ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
+from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
 from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue
 
 JOB = "x-lab-job"
@@ -972,3 +972,15 @@ class Reducer(Client):
                 took = age(next(iter(parts.values())).headers.get(JOB_TIME))
                 if took is not None and took > self.spec.deadline:
                     await self._combine(job, self._close(job), complete=False)
+
+
+def make_client(spec: ClientSpec, ctx: RunContext) -> Client:
+    if isinstance(spec, PublisherSpec):
+        return Publisher(spec, ctx)
+    if isinstance(spec, ConsumerSpec):
+        return Consumer(spec, ctx)
+    if isinstance(spec, RequesterSpec):
+        return Requester(spec, ctx)
+    if isinstance(spec, ReducerSpec):
+        return Reducer(spec, ctx)
+    return Submitter(spec, ctx)

@@ -10,6 +10,7 @@ the run is over was lost: it should exist somewhere and does not.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -70,7 +71,7 @@ class LedgerCounts:
 class Ledger:
     """Counts and outstanding copies. Touched once per message event; snapshots are taken from it."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, gathered: bool = False) -> None:
         self._routes: dict[tuple[str, str], frozenset[str]] = {}
         self.set_topology(topology)
         self._outstanding: dict[str, set[int]] = {}
@@ -79,6 +80,9 @@ class Ledger:
         self._finished = False
         self.acked_in: dict[str, int] = {}
         self.routed_to: dict[str, int] = {}  # copies each queue was sent: its inbound flow
+        # Gathered from agents, an ack can arrive before the publish it settles (another agent's batch is later):
+        # such acks wait here for their copy; any left when the run ends were duplicates.
+        self._early: Counter[tuple[int, str]] | None = Counter() if gathered else None
 
     @property
     def topology(self) -> Topology:
@@ -113,8 +117,13 @@ class Ledger:
             if queue in self.streams:
                 self._counts["kept"] += 1
                 continue
-            self._outstanding.setdefault(queue, set()).add(msg_id)
             self._counts["copies"] += 1
+            if self._early and self._early[(msg_id, queue)]:
+                self._early[(msg_id, queue)] -= 1
+                self._counts["acked"] += 1
+                self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
+                continue
+            self._outstanding.setdefault(queue, set()).add(msg_id)
 
     def _settle(self, msg_id: int, queue: str) -> bool:
         copies = self._outstanding.get(queue)
@@ -207,6 +216,8 @@ class Ledger:
         if queue in self.streams or self._settle(msg_id, queue):
             self._counts["read" if queue in self.streams else "acked"] += 1
             self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
+        elif self._early is not None:
+            self._early[(msg_id, queue)] += 1
         else:
             self._counts["duplicates"] += 1
 
@@ -239,6 +250,9 @@ class Ledger:
     def finish(self) -> None:
         """The run is over: whatever is outstanding now is lost."""
         self._finished = True
+        if self._early:
+            self._counts["duplicates"] += self._early.total()
+            self._early.clear()
 
     def counts(self) -> LedgerCounts:
         outstanding = sum(len(copies) for copies in self._outstanding.values())

@@ -49,6 +49,7 @@ def build_report(scenario: Scenario, snapshot: RunSnapshot, broker: str, leftove
         "clients": [asdict(c) for c in snapshot.clients],
         "queues": [asdict(q) for q in snapshot.queues],
         "nodes": [asdict(n) for n in snapshot.nodes],
+        "agents": [asdict(a) for a in snapshot.agents],
         "subscribers": [asdict(s) for s in snapshot.subscribers],
         "timeouts": [asdict(e) for e in snapshot.events if e.kind in TIMEOUT_KINDS],
         "events": [asdict(e) for e in snapshot.events],

@@ -25,12 +25,12 @@ from amqp_lab.engine.clients import (
     Consumer,
     Producer,
     Publisher,
-    Reducer,
     Requester,
     State,
-    Submitter,
+    make_client,
 )
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.fleet import AgentsMissing, Fleet
 from amqp_lab.engine.ledger import Ledger, lab_id
 from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.placement import Placement
@@ -39,7 +39,7 @@ from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.model import Scenario, ScheduledAction
 from amqp_lab.scenario.patterns import build, run_prefix
-from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec
+from amqp_lab.scenario.plan import ConsumerSpec
 from amqp_lab.scenario.routing import binding_matches
 
 SNAPSHOT_INTERVAL = 0.1
@@ -50,18 +50,6 @@ LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `c
 
 class RunError(Exception):
     """The run could not start or went wrong in a way the user must fix; the message says how."""
-
-
-def make_client(spec: ClientSpec, ctx: RunContext) -> Client:
-    if isinstance(spec, PublisherSpec):
-        return Publisher(spec, ctx)
-    if isinstance(spec, ConsumerSpec):
-        return Consumer(spec, ctx)
-    if isinstance(spec, RequesterSpec):
-        return Requester(spec, ctx)
-    if isinstance(spec, ReducerSpec):
-        return Reducer(spec, ctx)
-    return Submitter(spec, ctx)
 
 
 class Run:
@@ -75,7 +63,10 @@ class Run:
         self.run_id = run_id or secrets.token_hex(3)
         self.prefix = run_prefix(self.run_id)
         self.plan = build(scenario, self.prefix)
-        self.ctx = RunContext(settings, Ledger(self.plan.topology), random.Random(scenario.seed))
+        self.ctx = RunContext(
+            settings, Ledger(self.plan.topology, gathered=settings.agents > 0), random.Random(scenario.seed)
+        )
+        self._fleet: Fleet | None = None  # the agents running this run's clients, if settings.agents
         self._placement = Placement(settings, self.prefix, self.ctx, frozenset([f"{self.prefix}{LEASE}"]))
         self.clients: dict[str, Client] = {}
         self.state = "starting"
@@ -84,6 +75,7 @@ class Run:
         self._monitor: AbstractChannel | None = None
         self._depths: dict[str, QueueDepth] = {}
         self._tasks: list[asyncio.Task[Any]] = []
+        self._late_joins: list[asyncio.Task[None]] = []
         self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
         self._queue_meters: dict[str, tuple[RateMeter, RateMeter]] = {}
         self._started_at = 0.0
@@ -131,6 +123,25 @@ class Run:
         self.ctx.started = self._started_at
         self._declared = True
         await self._connect()
+        if self.settings.agents:
+            await self._hand_to_agents()
+        else:
+            await self._start_clients()
+        self.state = "running"
+        self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
+        self._tasks.append(loop.create_task(self._placement.run()))
+        self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
+
+    async def _hand_to_agents(self) -> None:
+        self._fleet = Fleet(self.settings, self.ctx, self.run_id, self.scenario)
+        try:
+            await self._fleet.recruit(self.settings.agents, self.plan.clients)
+        except AgentsMissing as exc:
+            raise RunError(str(exc)) from None
+
+    async def _start_clients(self) -> None:
         self.clients = {spec.name: make_client(spec, self.ctx) for spec in self.plan.clients}
         late = [c for c in self.clients.values() if isinstance(c, Consumer) and c.spec.joins_after > 0]
         for client in late:
@@ -140,13 +151,8 @@ class Run:
         first = [c for c in self.clients.values() if not isinstance(c, Producer) and c not in late]
         await asyncio.gather(*(c.start() for c in first))
         await asyncio.gather(*(c.start() for c in producers))
-        self.state = "running"
-        self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
-        self._tasks.append(loop.create_task(self._placement.run()))
-        self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
-        self._tasks += [loop.create_task(self._join_late(client)) for client in late]
+        self._late_joins = [loop.create_task(self._join_late(client)) for client in late]
 
     async def _join_late(self, client: Consumer) -> None:
         """A subscriber that joins a while into the run, reading its stream from its offset."""
@@ -247,13 +253,19 @@ class Run:
         for client in self.clients.values():
             if isinstance(client, Producer):
                 client.pause()
+        if self._fleet is not None:
+            await self._fleet.pause()
         await self._settle_producers()
         await self._drain(self.scenario.drain)
+        if self._fleet is not None:
+            await self._fleet.finish()  # their last reports are in: the ledger has every agent's part
         self.state = "cleaning"
-        for task in self._tasks:
+        for task in [*self._tasks, *self._late_joins]:
             if not task.done() and task is not asyncio.current_task():
                 task.cancel()
         await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
+        if self._fleet is not None:
+            await self._fleet.close()
         if self._declared:
             try:
                 if self._admin is None or self._admin.is_closed:
@@ -363,6 +375,9 @@ class Run:
 
     def client(self, name: str) -> Client:
         found = self.clients.get(name)
+        remote = self._fleet.holder(name) if self._fleet else None
+        if found is None and remote is not None:
+            raise RunError(f"{name} runs on agent {remote}: controls reach the clients on this machine only")
         if found is None:
             raise RunError(f"no client named {name!r}; clients: {', '.join(self.clients)}")
         return found
@@ -547,7 +562,7 @@ class Run:
 
     def snapshot(self) -> RunSnapshot:
         ledger = self.ctx.ledger.counts()
-        counters = dict(self.ctx.counters)
+        counters = dict(self.ctx.counters + self._fleet.counters()) if self._fleet else dict(self.ctx.counters)
         if "jobs_submitted" in counters:
             done = counters.get("jobs_complete", 0) + counters.get("jobs_partial", 0)
             counters["pending_jobs"] = counters["jobs_submitted"] - done
@@ -568,7 +583,10 @@ class Run:
             rates=rates,
             latency={name: lat.recent for name, lat in self.ctx.latency.items()},
             latency_total={name: lat.total for name, lat in self.ctx.latency.items()},
-            clients=tuple(client.stats() for client in self.clients.values()),
+            clients=(
+                *(client.stats() for client in self.clients.values()),
+                *(self._fleet.client_stats() if self._fleet else ()),
+            ),
             queues=self._queue_depths(now),
             events=tuple(self.ctx.events)[-EVENTS_IN_SNAPSHOT:],
             subscribers=tuple(
@@ -586,4 +604,5 @@ class Run:
             outage=None if self._down_since is None else now - self._down_since,
             outage_reason=self._outage_reason,
             nodes=self._placement.nodes,
+            agents=self._fleet.summary() if self._fleet else (),
         )

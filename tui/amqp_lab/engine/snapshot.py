@@ -37,6 +37,17 @@ class SubscriberCheck:
 
 
 @dataclass(frozen=True)
+class AgentSummary:
+    """An agent running part of the run's clients: its state and its share of the work."""
+
+    name: str
+    state: str  # starting, running, done, lost, failed
+    clients: tuple[str, ...]
+    sent: int
+    received: int
+
+
+@dataclass(frozen=True)
 class RunSnapshot:
     run_id: str
     title: str
@@ -57,4 +68,5 @@ class RunSnapshot:
     outage: float | None = None  # seconds since the run lost the broker, while it is reconnecting
     outage_reason: str = ""  # why the last reconnect attempt failed
     nodes: tuple[NodeState, ...] = ()  # the cluster's nodes and their states, as the management API last said
+    agents: tuple[AgentSummary, ...] = ()  # with --agents: who runs which clients
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second

@@ -1,0 +1,224 @@
+"""`amqp-lab agent`: simulated clients on another machine, for a run that is coordinated through the broker.
+
+An agent waits on the control exchange. A run looking for agents asks (discover); an idle agent
+offers itself; the run hands it a share of the scenario's clients (assign). The agent runs them
+against the topology the run declared, and four times a second sends the run what its clients
+did: their state, the ledger calls they made (replayed on the run's ledger), latency samples,
+counters and events. It pauses its producers, and finishes its share, when told; it finishes on
+its own when the run's queue goes away (the run ended or died), so nothing of it stays behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq.exceptions
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from amqp_lab.broker.connection import connect_first
+from amqp_lab.config import Settings
+from amqp_lab.engine.clients import Client, Producer, Publisher, make_client
+from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.relay import ID_SPAN, LedgerRelay
+from amqp_lab.scenario.model import Scenario
+from amqp_lab.scenario.patterns import build, run_prefix
+
+CONTROL = "amqp-lab.control"  # a topic exchange; auto-delete: it goes with the last agent
+DISCOVER = "agents.discover"
+REPORT_EVERY = 0.25
+WATCH_EVERY = 2.0
+
+
+def direct_key(agent: str) -> str:
+    return f"agent.{agent}"
+
+
+async def declare_control(channel: AbstractChannel) -> aio_pika.abc.AbstractExchange:
+    return await channel.declare_exchange(CONTROL, aio_pika.ExchangeType.TOPIC, auto_delete=True)
+
+
+def encode(kind: str, **fields: Any) -> aio_pika.Message:
+    return aio_pika.Message(json.dumps({"type": kind, **fields}).encode(), content_type="application/json")
+
+
+class Samples:
+    """A latency meter that keeps its samples to send them on."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def record(self, seconds: float) -> None:
+        self.values.append(seconds)
+
+    def take(self) -> list[float]:
+        values, self.values = self.values, []
+        return values
+
+
+@dataclass
+class AgentContext(RunContext):
+    samples: dict[str, Samples] = field(default_factory=dict)
+
+    def latency_of(self, name: str) -> Any:  # Samples, where a run's context has a Latency
+        return self.samples.setdefault(name, Samples())
+
+
+class Share:
+    """The clients one run gave this agent."""
+
+    def __init__(self, settings: Settings, assignment: dict[str, Any], agent: str) -> None:
+        scenario = Scenario.model_validate(assignment["scenario"])
+        plan = build(scenario, run_prefix(assignment["run_id"]))
+        self.run_id: str = assignment["run_id"]
+        self.coordinator: str = assignment["reply_to"]
+        self.agent = agent
+        relay = LedgerRelay(plan.topology, int(assignment["id_base"]))
+        self.relay = relay
+        self.ctx = AgentContext(settings, relay, random.Random(scenario.seed + int(assignment["id_base"]) // ID_SPAN))  # type: ignore[arg-type]
+        if plan.pattern == "pub-sub":  # the run counts, per subscriber, the events its patterns select
+            self.ctx.on_publish = lambda exchange, key: relay.ops.append(["publish_seen", exchange, key])
+        wanted = set(assignment["clients"])
+        self.clients: dict[str, Client] = {s.name: make_client(s, self.ctx) for s in plan.clients if s.name in wanted}
+        self._events_sent = 0
+
+    async def start(self) -> None:
+        producers = [c for c in self.clients.values() if isinstance(c, Producer)]
+        await asyncio.gather(*(c.start() for c in self.clients.values() if c not in producers))
+        await asyncio.gather(*(c.start() for c in producers))
+
+    def report(self) -> aio_pika.Message:
+        events = [asdict(e) for e in self.ctx.events if e.seq > self._events_sent]
+        self._events_sent = self.ctx.events_logged
+        return encode(
+            "report",
+            agent=self.agent,
+            ops=self.relay.take(),
+            samples={name: samples.take() for name, samples in self.ctx.samples.items()},
+            counters=dict(self.ctx.counters),
+            events=events,
+            clients=[asdict(client.stats()) for client in self.clients.values()],
+        )
+
+    def pause(self) -> None:
+        for client in self.clients.values():
+            if isinstance(client, Producer):
+                client.pause()
+
+    async def finish(self) -> None:
+        """Producers stop, publishes in flight get their confirms, every client closes."""
+        self.pause()
+        publishers = [c for c in self.clients.values() if isinstance(c, Publisher) and c.active]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await asyncio.gather(*(publisher.settle() for publisher in publishers))
+        await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
+        self.ctx.close_sinks()
+
+
+class Agent:
+    def __init__(self, settings: Settings, name: str | None = None, say: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}-{random.randrange(16**4):04x}"
+        self._say = say
+        self.share: Share | None = None
+        self._share_task: asyncio.Task[None] | None = None
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._finishing = asyncio.Event()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        self._connection = connection = await connect_first(self.settings)
+        try:
+            self._channel = channel = await connection.channel()
+            exchange = await declare_control(channel)
+            queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
+            for key in (DISCOVER, direct_key(self.name)):
+                await queue.bind(exchange, key)
+            await queue.consume(self._on_control, no_ack=True)
+            self._say(f"agent {self.name} waiting for runs on {self.settings.primary.display()}")
+            await stop.wait()
+        finally:
+            if self._share_task is not None:
+                self._share_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._share_task
+            await connection.close()
+
+    async def _send(self, to: str, message: aio_pika.Message) -> None:
+        assert self._channel is not None
+        await self._channel.default_exchange.publish(message, routing_key=to)
+
+    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+        try:
+            data = json.loads(message.body)
+            kind = data["type"]
+        except (ValueError, KeyError, TypeError):
+            return  # not ours to read
+        if kind == "discover" and self.share is None and self._share_task is None:
+            await self._send(data["reply_to"], encode("offer", agent=self.name, run_id=data["run_id"]))
+        elif kind == "assign" and self._share_task is None:
+            self._share_task = asyncio.get_running_loop().create_task(self._run_share(data))
+        elif kind == "pause" and self.share is not None:
+            self.share.pause()
+        elif kind == "finish" and self.share is not None and data.get("run_id") == self.share.run_id:
+            self._finishing.set()
+
+    async def _run_share(self, assignment: dict[str, Any]) -> None:
+        self._finishing = asyncio.Event()
+        share = None
+        try:
+            share = Share(self.settings, assignment, self.name)
+            await share.start()
+            self.share = share
+            self._say(f"run {share.run_id}: running {', '.join(share.clients)}")
+            await self._send(share.coordinator, encode("started", agent=self.name))
+            await self._report_until_finished(share)
+            await share.finish()
+            await self._send(share.coordinator, share.report())
+            await self._send(share.coordinator, encode("done", agent=self.name))
+            self._say(f"run {share.run_id}: done")
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError, KeyError) as exc:
+            self._say(f"run {assignment.get('run_id')}: {exc}")
+            if share is not None:
+                await share.finish()
+            with contextlib.suppress(Exception):
+                await self._send(assignment["reply_to"], encode("failed", agent=self.name, reason=str(exc)))
+        finally:
+            self.share, self._share_task = None, None
+
+    async def _report_until_finished(self, share: Share) -> None:
+        """Report four times a second; stop when told to finish, or when the run's queue is gone."""
+        assert self._channel is not None
+        watched = 0.0
+        while not self._finishing.is_set():
+            await self._send(share.coordinator, share.report())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finishing.wait(), REPORT_EVERY)
+            watched += REPORT_EVERY
+            if watched >= WATCH_EVERY:
+                watched = 0.0
+                if not await self._still_there(share.coordinator):
+                    self._say(f"run {share.run_id}: the run is gone; finishing")
+                    return
+
+    async def _still_there(self, queue: str) -> bool:
+        assert self._connection is not None
+        probe = await self._connection.channel()  # a failed passive declare closes its channel
+        try:
+            await probe.declare_queue(queue, passive=True)
+            return True
+        except aiormq.exceptions.ChannelLockedResource:
+            return True  # exclusive to the run's connection: it lives
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        finally:
+            if not probe.is_closed:
+                await probe.close()
