@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+from amqp_lab.config import build
+from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger
+from amqp_lab.engine.relay import ID_SPAN, LedgerRelay, replay
 from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
 
 TOPOLOGY = Topology(
@@ -132,3 +138,31 @@ def test_a_stream_keeps_its_copies_owed_to_no_one_and_counts_what_is_read() -> N
     ledger.finish()
     counts = ledger.counts()
     assert (counts.copies, counts.kept, counts.read, counts.duplicates, counts.lost) == (2, 2, 2, 0, 0)
+
+
+def test_gathered_from_agents_an_ack_may_arrive_before_its_publish() -> None:
+    ledger = Ledger(TOPOLOGY, gathered=True)
+    ledger.acked(5, "b")  # the consuming agent's batch came in first
+    ledger.published(5, "fan", "", {}, mandatory=False)  # copies for a and b: b's is settled on arrival
+    counts = ledger.counts()
+    assert (counts.acked, counts.outstanding, counts.duplicates) == (1, 1, 0)
+    ledger.acked(9, "b")  # a message nobody published: a duplicate, once the run is over
+    ledger.finish()
+    assert ledger.counts().duplicates == 1
+
+
+def test_an_agents_recorded_calls_replay_to_the_same_counts() -> None:
+    relay = LedgerRelay(TOPOLOGY, id_base=ID_SPAN)
+    direct = Ledger(TOPOLOGY)
+    for ledger in (relay, direct):
+        msg_id = ledger.next_id()
+        assert ledger.published(msg_id, "fan", "", {}, mandatory=False) == {"a", "b"}
+        ledger.delivered(msg_id, "a", redelivered=False)
+        ledger.acked(msg_id, "a")
+        ledger.rejected(msg_id, "b", "", {})
+        ledger.confirmed()
+    ctx = RunContext(build({}), Ledger(TOPOLOGY, gathered=True), random.Random(1))
+    replay(ctx, relay.take())
+    assert ctx.ledger.counts() == direct.counts()
+    with pytest.raises(ValueError, match="unknown ledger operation 'finish'"):
+        replay(ctx, [["finish"]])  # the control exchange is not trusted
