@@ -399,6 +399,10 @@ class Publisher(Producer):
             await self.ctx.consumers_up.wait()
             await self.pacer.wait()
             await window.acquire()
+            if not self._resumed.is_set():
+                # Paused while pacing: the run may have settled and drained already, sending now would race it.
+                window.release()
+                continue
             self.sent += 1
             key = keys[0] if len(keys) == 1 else choose(keys)
             task = self._spawn(self._publish(key, headers))
@@ -702,6 +706,8 @@ class ReplyWaiter(Producer):
             await self._online.wait()
             await self.ctx.consumers_up.wait()
             await self.pacer.wait()
+            if not self._resumed.is_set():
+                continue  # paused while pacing (see Publisher._loop)
             self.sent += 1
             await self._send_one(self.sent)
         self.done.set()

@@ -43,6 +43,7 @@ from amqp_lab.scenario.plan import ConsumerSpec
 from amqp_lab.scenario.routing import binding_matches
 
 SNAPSHOT_INTERVAL = 0.1
+STREAM_QUIET = 0.5  # seconds without a read from a stream before the run takes its readers to have caught up
 SAMPLE_INTERVAL = 1.0
 EVENTS_IN_SNAPSHOT = 100
 LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
@@ -293,11 +294,18 @@ class Run:
                 await asyncio.gather(*(publisher.settle() for publisher in publishers))
 
     async def _drain(self, limit: float) -> None:
+        """Until nothing is owed (and stream readers have read the tail: nothing is owed there, so their reads
+        must have stopped for a moment), or `limit` seconds."""
         deadline = time.monotonic() + limit
         ledger = self.ctx.ledger
+        read, read_at = -1, 0.0
         while time.monotonic() < deadline:
+            counts = ledger.counts()
+            if counts.read != read:
+                read, read_at = counts.read, time.monotonic()
             waiting = any(isinstance(c, Requester) and c.unacked for c in self.clients.values())
-            if ledger.counts().outstanding == 0 and not waiting:
+            streams_read = not ledger.streams or time.monotonic() - read_at >= STREAM_QUIET
+            if counts.outstanding == 0 and not waiting and streams_read:
                 return
             await asyncio.sleep(0.05)
 
