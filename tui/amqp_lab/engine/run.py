@@ -43,6 +43,7 @@ from amqp_lab.scenario.plan import ConsumerSpec
 from amqp_lab.scenario.routing import binding_matches
 
 SNAPSHOT_INTERVAL = 0.1
+REQUEUE_GRACE = 2.0  # seconds the leftover count waits for owed messages to come back to their queue
 STREAM_QUIET = 0.5  # seconds without a read from a stream before the run takes its readers to have caught up
 SAMPLE_INTERVAL = 1.0
 EVENTS_IN_SNAPSHOT = 100
@@ -315,14 +316,12 @@ class Run:
         channel = await self._admin.channel()
         ledger = self.ctx.ledger
         for queue in self._shared_queues():
-            if queue in ledger.streams:
-                continue  # a stream keeps what it holds: nothing there is owed to anyone
+            if queue in ledger.streams or not ledger.outstanding_in(queue):
+                continue  # nothing owed there (a stream owes nothing to anyone): nothing to tell apart
             try:
                 declared = await channel.declare_queue(queue, passive=True)
             except aiormq.exceptions.AMQPError:
                 channel = await self._admin.channel()
-                continue
-            if not declared.declaration_result.message_count:
                 continue
             await channel.set_qos(prefetch_count=1000)
             quiet = asyncio.Event()
@@ -334,11 +333,13 @@ class Run:
                 event.set()
 
             tag = await declared.consume(found, no_ack=True)
+            # A quorum queue takes back what closed consumers held through its log, a moment later.
+            deadline = time.monotonic() + REQUEUE_GRACE
             while True:
                 quiet.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(quiet.wait(), 0.3)
-                if not quiet.is_set():
+                if not quiet.is_set() and (not ledger.outstanding_in(queue) or time.monotonic() >= deadline):
                     break
             await declared.cancel(tag)
         with contextlib.suppress(Exception):
