@@ -110,9 +110,10 @@ def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[Any]:
         rabbitmq_node.stop(node)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """Three private RabbitMQ 3.10 nodes joined into one cluster (scripts/rabbitmq_cluster.py); stopped at the end."""
+    """Three private RabbitMQ 3.10 nodes joined into one cluster (scripts/rabbitmq_cluster.py); stopped after the
+    module that uses them, so they do not load the machine while the other brokers' tests go on."""
     reason = _unavailable("3.10")
     if reason is not None:
         if os.environ.get("CI") == "true":

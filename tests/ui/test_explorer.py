@@ -36,13 +36,13 @@ EVERYTHING = f"{seed_broker.SHOP}.all"  # bound with #, its consumer takes 5 mes
 
 
 @pytest.fixture
-async def busy_broker(rabbit) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
-    """Thousands of idle queues and the seeded shop publishing, for the length of a test."""
+async def busy_broker(rabbit) -> AsyncIterator[asyncio.Task[None]]:  # type: ignore[no-untyped-def]
+    """Thousands of idle queues and the seeded shop publishing (the task), for the length of a test."""
     await seed_broker.declare_idle(rabbit.amqp_url, IDLE_QUEUES)
     stop = asyncio.Event()
     shop = asyncio.create_task(seed_broker.shop(rabbit.amqp_url, 50, stop))
     try:
-        yield
+        yield shop
     finally:
         stop.set()
         await shop
@@ -77,7 +77,7 @@ def focus_exchange(app: AmqpLabApp, name: str) -> None:
 
 
 async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_and_purge(
-    settings: Settings, busy_broker: None
+    settings: Settings, busy_broker: asyncio.Task[None]
 ) -> None:
     app = make_app(settings)
     async with app.run_test(size=SIZE) as pilot:
@@ -167,7 +167,9 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         await wait_for(lambda: isinstance(app.screen, TapScreen), what="the tap")
         tap_screen = app.screen
         assert isinstance(tap_screen, TapScreen)
-        await wait_for(lambda: tap_screen.drawn >= 5, what="tapped messages on screen")
+        assert not busy_broker.done(), "the seeded shop stopped publishing"
+        # The shop publishes 50 a second; a loaded CI machine has taken over 30 s to show five.
+        await wait_for(lambda: tap_screen.drawn >= 5, timeout=60, what="tapped messages on screen")
         assert "orders." in shown_text(tap_screen.query_one("#tap-messages"))
         assert await tap_objects(settings) != []
         await pilot.press("escape")
