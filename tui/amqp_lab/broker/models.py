@@ -153,6 +153,16 @@ def node_names(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def node_labels(names: list[str]) -> dict[str, str]:
+    """The shortest part of each node name that tells them apart: rabbit@host1 and rabbit@host2 are host1
+    and host2; lab-1@localhost and lab-2@localhost are lab-1 and lab-2."""
+    for part in (0, 2):
+        shown = {name: name.partition("@")[part] or name for name in names}
+        if len(set(shown.values())) == len(shown):
+            return shown
+    return {name: name for name in names}
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     """One node of the cluster, as the management API sees it."""
@@ -164,10 +174,6 @@ class NodeStatus:
     partitions: tuple[str, ...]  # nodes this one cannot see: a network partition
 
     COLUMNS = "name,running,mem_alarm,disk_free_alarm,partitions"
-
-    @property
-    def short_name(self) -> str:
-        return self.name.partition("@")[0]
 
     @property
     def state(self) -> str:

@@ -162,7 +162,7 @@ class Agent:
             kind = data["type"]
         except (ValueError, KeyError, TypeError):
             return  # not ours to read
-        if kind == "discover" and self.share is None and self._share_task is None:
+        if kind == "discover" and self._share_task is None:
             await self._send(data["reply_to"], encode("offer", agent=self.name, run_id=data["run_id"]))
         elif kind == "assign" and self._share_task is None:
             self._share_task = asyncio.get_running_loop().create_task(self._run_share(data))

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
@@ -69,7 +69,6 @@ class Fleet:
         self._offered = asyncio.Event()
         self._changed = asyncio.Event()
         self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._inbox = ""
         self._watch: asyncio.Task[None] | None = None
@@ -77,7 +76,7 @@ class Fleet:
     async def recruit(self, count: int, specs: tuple[ClientSpec, ...]) -> None:
         """Find `count` idle agents and start a share of `specs` on each; AgentsMissing says what failed."""
         self._connection = await connect_first(self._settings)
-        self._channel = channel = await self._connection.channel()
+        channel = await self._connection.channel()
         self._exchange = await declare_control(channel)
         inbox = await channel.declare_queue("", exclusive=True, auto_delete=True)
         self._inbox = inbox.name

@@ -3,7 +3,7 @@
 A run on one node learns little here; on a cluster it is how a node going down, a quorum queue
 electing a new leader and a classic queue losing its only node become visible, as events and on
 each queue of the snapshot. The management API may be on the node that went down: then the last
-answer stands, marked stale, and the run goes on without it.
+answer stands and the run goes on without it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from amqp_lab.broker.errors import ManagementError
 from amqp_lab.broker.management import ManagementClient
-from amqp_lab.broker.models import NodeStatus, QueueStats
+from amqp_lab.broker.models import NodeStatus, QueueStats, node_labels
 from amqp_lab.config import Settings, SettingsError
 from amqp_lab.engine.context import RunContext
 
@@ -27,25 +27,15 @@ class QueuePlace:
 
     type: str
     state: str  # running; down when its only node (a classic queue's) is
-    leader: str  # its node's label (see labels)
+    leader: str  # its node's label (see node_labels)
     replicas: int = 0
     replicas_down: int = 0
 
 
 @dataclass(frozen=True)
 class NodeState:
-    name: str  # its label (see labels)
+    name: str  # its label (see node_labels)
     state: str  # running, down, memory alarm, ...
-
-
-def labels(names: list[str]) -> dict[str, str]:
-    """The shortest part of each node name that tells them apart: rabbit@host1 and rabbit@host2 are host1
-    and host2; lab-1@localhost and lab-2@localhost are lab-1 and lab-2."""
-    for part in (0, 2):
-        shown = {name: name.partition("@")[part] or name for name in names}
-        if len(set(shown.values())) == len(shown):
-            return shown
-    return {name: name for name in names}
 
 
 class Placement:
@@ -60,7 +50,6 @@ class Placement:
         self._ctx = ctx
         self.queues: dict[str, QueuePlace] = {}
         self.nodes: tuple[NodeState, ...] = ()
-        self.stale = False  # the last poll failed: what is shown is the answer before
         self._labels: dict[str, str] = {}
 
     async def run(self) -> None:
@@ -75,16 +64,15 @@ class Placement:
                         client.nodes(), client.queues(self._settings.vhost, name="^" + re.escape(self._prefix))
                     )
                 except ManagementError:
-                    self.stale = True
+                    pass  # the last answer stands
                 else:
-                    self.stale = False
                     self._nodes_seen(nodes)
                     self._queues_seen(queues)
                 await asyncio.sleep(INTERVAL)
 
     def _nodes_seen(self, nodes: list[NodeStatus]) -> None:
         before = {node.name: node.state for node in self.nodes}
-        self._labels = labels([node.name for node in nodes])
+        self._labels = node_labels([node.name for node in nodes])
         self.nodes = tuple(NodeState(self._label(node.name), node.state) for node in nodes)
         for node in self.nodes:
             was = before.get(node.name)

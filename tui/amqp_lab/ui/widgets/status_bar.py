@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
-from amqp_lab.broker.models import NodeStatus
+from amqp_lab.broker.models import NodeStatus, node_labels
 from amqp_lab.broker.poller import BrokerSnapshot
 from amqp_lab.config import Settings
 from amqp_lab.ui.text import inert
@@ -35,9 +35,10 @@ def cluster_badge(cluster_name: str, nodes: Sequence[NodeStatus] | None) -> tupl
     if len(nodes) == 1 and not troubled:
         return None
     running = sum(node.running for node in nodes)
-    label = f"cluster {cluster_name} ● {running}/{len(nodes)} up" if len(nodes) > 1 else f"node {nodes[0].short_name}"
+    shown = node_labels([node.name for node in nodes])
+    label = f"cluster {cluster_name} ● {running}/{len(nodes)} up" if len(nodes) > 1 else f"node {shown[nodes[0].name]}"
     if troubled:
-        label += ": " + ", ".join(f"{node.short_name} {node.state}" for node in troubled)
+        label += ": " + ", ".join(f"{shown[node.name]} {node.state}" for node in troubled)
     alarmed = any(node.running and node.state != "running" for node in nodes)
     return label, "-bad" if alarmed or not running else "-busy" if troubled else "-ok"
 
