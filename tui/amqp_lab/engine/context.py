@@ -15,7 +15,12 @@ from amqp_lab.engine.metrics import Latency
 from amqp_lab.engine.sinks import Sink, open_sink
 from amqp_lab.scenario.topology import Binding, Queue
 
-EVENT_LOG_SIZE = 500
+EVENT_LOG_SIZE = 500  # the latest events of every kind, for the live screens
+# Kinds a run may log once per message: under load they come by the thousand, so only the latest are kept (and
+# counted by kind). Every other kind (faults, crashes, outages, refusals, errors) is kept for the report, up to
+# NOTABLE_KEPT, and what went beyond that is counted.
+PER_MESSAGE_KINDS = frozenset({"timeout", "late", "orphan", "partial", "return", "returned", "nack", "nacked"})
+NOTABLE_KEPT = 5000
 
 
 def _set_event() -> asyncio.Event:
@@ -44,6 +49,8 @@ class RunContext:
     latency: dict[str, Latency] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENT_LOG_SIZE))
+    notable: list[Event] = field(default_factory=list)  # every event not of PER_MESSAGE_KINDS, up to NOTABLE_KEPT
+    event_counts: Counter[str] = field(default_factory=Counter)  # every event logged, by kind
     on_publish: Callable[[str, str], None] | None = None  # (exchange, routing key), for pub-sub's delivery check
     sinks: dict[str, Sink] = field(default_factory=dict)
     events_logged: int = 0
@@ -74,7 +81,16 @@ class RunContext:
 
     def event(self, kind: str, client: str, text: str) -> None:
         self.events_logged += 1
-        self.events.append(Event(round(time.monotonic() - self.started, 3), kind, client, text, self.events_logged))
+        self.event_counts[kind] += 1
+        event = Event(round(time.monotonic() - self.started, 3), kind, client, text, self.events_logged)
+        self.events.append(event)
+        if kind not in PER_MESSAGE_KINDS and len(self.notable) < NOTABLE_KEPT:
+            self.notable.append(event)
+
+    def kept_events(self) -> tuple[Event, ...]:
+        """What a run's record keeps: every notable event, and the latest of the per-message ones, in order."""
+        seen = {e.seq for e in self.notable}
+        return tuple(sorted([*self.notable, *(e for e in self.events if e.seq not in seen)], key=lambda e: e.seq))
 
     def consumer_lost(self, name: str) -> None:
         self.consumers_down.add(name)

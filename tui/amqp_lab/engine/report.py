@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,7 +35,16 @@ def expectations(scenario: Scenario, snapshot: RunSnapshot) -> list[Expectation]
     return [Expectation(name, most, counter_value(snapshot, name)) for name, most in scenario.expect.items()]
 
 
-def build_report(scenario: Scenario, snapshot: RunSnapshot, broker: str, leftovers: list[str]) -> dict[str, Any]:
+def left_out(snapshot: RunSnapshot) -> dict[str, int]:
+    """Events logged but not in the report, by kind: only per-message kinds (timeouts, returns, ...) are thinned."""
+    kept = Counter(e.kind for e in snapshot.events)
+    return {kind: count - kept[kind] for kind, count in sorted(snapshot.event_counts.items()) if count > kept[kind]}
+
+
+def build_report(
+    scenario: Scenario, snapshot: RunSnapshot, broker: str, leftovers: list[str], cleanup_error: str | None = None
+) -> dict[str, Any]:
+    """The report; `cleanup_error` says why the run could not clean up (then `leftovers` is what may be left)."""
     checks = expectations(scenario, snapshot)
     return {
         "amqp_lab": __version__,
@@ -53,7 +63,10 @@ def build_report(scenario: Scenario, snapshot: RunSnapshot, broker: str, leftove
         "subscribers": [asdict(s) for s in snapshot.subscribers],
         "timeouts": [asdict(e) for e in snapshot.events if e.kind in TIMEOUT_KINDS],
         "events": [asdict(e) for e in snapshot.events],
+        "event_counts": dict(snapshot.event_counts),
+        "events_left_out": left_out(snapshot),
         "expectations": [{**asdict(c), "met": c.met} for c in checks],
         "left_on_broker": leftovers,
+        "cleanup_error": cleanup_error,
         "passed": all(c.met for c in checks) and not leftovers,
     }

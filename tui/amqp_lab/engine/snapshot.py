@@ -62,11 +62,12 @@ class RunSnapshot:
     latency_total: Mapping[str, Percentiles]  # since the start
     clients: tuple[ClientStats, ...]
     queues: tuple[QueueDepth, ...]
-    events: tuple[Event, ...]  # newest last
+    events: tuple[Event, ...]  # newest last: the latest while running; once finished, every one the run kept
     subscribers: tuple[SubscriberCheck, ...] = ()
     notes: tuple[str, ...] = field(default=())
     outage: float | None = None  # seconds since the run lost the broker, while it is reconnecting
     outage_reason: str = ""  # why the last reconnect attempt failed
     nodes: tuple[NodeState, ...] = ()  # the cluster's nodes and their states, as the management API last said
     agents: tuple[AgentSummary, ...] = ()  # with --agents: who runs which clients
+    event_counts: Mapping[str, int] = field(default_factory=dict)  # every event logged, by kind
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second
