@@ -118,3 +118,31 @@ async def test_an_endless_page_is_cut_off_at_the_size_limit() -> None:
         with pytest.raises(errors.ManagementBadResponse, match=r"more than 32 MB .*not a management API answer"):
             await client.queue_page()
     assert sent < 40  # it stopped reading soon after the limit, not at the end of the stream
+
+
+async def test_a_passing_server_error_on_a_read_is_asked_again() -> None:
+    """A loaded RabbitMQ 4.0 answered /api/exchanges with HTTP 500 once: the read is asked again, and the user sees
+    the answer, not the fault."""
+    answers = [httpx.Response(500, content=b"busy"), httpx.Response(200, json=[])]
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return answers.pop(0)
+
+    async with client_answering(handler) as client:
+        assert await client.exchanges("/") == []
+    assert len(asked) == 2 and asked[0] == asked[1]
+
+
+async def test_a_change_is_never_sent_twice_after_a_server_error() -> None:
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.method)
+        return httpx.Response(500, content=b"busy")
+
+    async with client_answering(handler) as client:
+        with pytest.raises(errors.ManagementServerError):
+            await client.purge("/", "q")
+    assert asked == ["DELETE"]

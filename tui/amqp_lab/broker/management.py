@@ -40,6 +40,7 @@ from amqp_lab.broker.models import (
     NodeStatus,
     Overview,
     PeekedMessage,
+    QueueArguments,
     QueueDetail,
     QueuePage,
     QueueStats,
@@ -56,6 +57,7 @@ MAX_PAGE_SIZE = 500  # RabbitMQ refuses larger pages
 PEEK_TRUNCATE = 64 * 1024  # bytes of each peeked payload the broker sends back
 # A page of 500 queues is well under 1 MB; anything far beyond is not an API answer.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+SERVER_ERROR_PAUSES = (0.25, 1.0)  # seconds before asking a read again after an HTTP 5xx
 
 Record = TypeVar("Record")
 
@@ -142,6 +144,22 @@ class ManagementClient:
             total_count=int(number(data, "total_count", what)),
             filtered_count=int(number(data, "filtered_count", what)),
         )
+
+    async def queues_with_arguments(self, vhost: str, name: str) -> list[QueueArguments]:
+        """Every queue whose name matches the regular expression `name`, with its arguments, page by page."""
+        found: list[QueueArguments] = []
+        page = 1
+        while True:
+            params = {"page": page, "page_size": MAX_PAGE_SIZE, "name": name, "use_regex": "true"}
+            data = expect_object(
+                await self.get_json(_scoped("api/queues", vhost), columns=QueueArguments.COLUMNS, **params),
+                "a queue page",
+            )
+            items = self._records(data.get("items"), QueueArguments.parse, "queues")
+            found.extend(items)
+            if page >= int(number(data, "page_count", "queue page")) or not items:
+                return found
+            page += 1
 
     async def queues(
         self,
@@ -254,7 +272,7 @@ class ManagementClient:
         """On a cluster, a node that does not answer hands the request to the next node's API, which stays in use."""
         for tried in range(1, len(self._urls) + 1):
             try:
-                return await self._request_here(method, path, gone, params, json_body)
+                return await self._answered(method, path, gone, params, json_body)
             except (ManagementUnreachable, ManagementTimeout):
                 if tried == len(self._urls):
                     raise
@@ -262,6 +280,17 @@ class ManagementClient:
                 self._at = (self._at + 1) % len(self._urls)
                 self._use(replace(self._origin, management_url=self._urls[self._at]))
         raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _answered(self, method: str, path: str, gone: str | None, params: Any, json_body: Any) -> Any:
+        """A loaded broker's API answers a read with a passing 500 now and then (RabbitMQ 4.0 under load, seen on
+        /api/exchanges): reads are asked again after a pause before the error counts."""
+        pauses = SERVER_ERROR_PAUSES if method == "GET" else ()
+        for pause in pauses:
+            try:
+                return await self._request_here(method, path, gone, params, json_body)
+            except ManagementServerError:
+                await asyncio.sleep(pause)
+        return await self._request_here(method, path, gone, params, json_body)
 
     async def _request_here(
         self, method: str, path: str, gone: str | None, params: Any = None, json_body: Any = None

@@ -252,6 +252,26 @@ class QueuePage:
 
 
 @dataclass(frozen=True)
+class QueueArguments:
+    """A queue's name, the arguments it was declared with, and what it holds: enough to tell whose it is."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    messages: int
+
+    COLUMNS = "name,arguments,messages"
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> QueueArguments:
+        what = "queue"
+        return cls(
+            name=text(data, "name", what),
+            arguments=expect_object(data.get("arguments") or {}, "queue arguments"),
+            messages=int(number(data, "messages", what)),
+        )
+
+
+@dataclass(frozen=True)
 class Vhost:
     name: str
     messages: int
