@@ -87,11 +87,17 @@ async def shop(url: str, rate: float, stop: asyncio.Event) -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1 / rate)
         finally:
-            await slow_channel.close()  # consumers first: deleting a queue under them cancels them noisily
-            await stuck_channel.close()
-            await channel.queue_delete(eu.name)
-            await channel.queue_delete(everything.name)
-            await channel.exchange_delete(SHOP)
+            # Consumers first: deleting a queue under them cancels them noisily. A delivery still being handled
+            # may be acked on its closing channel, which RabbitMQ answers by closing the whole connection (504
+            # CHANNEL_ERROR), so the deletes go over a connection of their own.
+            for consuming in (slow_channel, stuck_channel):
+                with contextlib.suppress(Exception):
+                    await consuming.close()
+            async with await aio_pika.connect(url) as cleaner:
+                deleting = await cleaner.channel()
+                await deleting.queue_delete(eu.name)
+                await deleting.queue_delete(everything.name)
+                await deleting.exchange_delete(SHOP)
 
 
 async def main() -> None:
