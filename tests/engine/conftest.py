@@ -38,3 +38,17 @@ async def run_scenario(
 
 def client(snapshot: RunSnapshot, name: str):
     return next(c for c in snapshot.clients if c.name == name)
+
+
+async def crashed_run(settings: Settings, source: str, *overrides: str) -> Run:
+    """A run that declared its topology and died: every connection dropped, nothing deleted, nobody reconnecting."""
+    run = Run(load(source, overrides), settings)
+    await run.start()
+    for c in run.clients.values():
+        await c.close()
+    for task in run._tasks:
+        task.cancel()
+    admin, run._admin = run._admin, None
+    assert admin is not None
+    await admin.close()
+    return run

@@ -11,7 +11,7 @@ from amqp_lab.engine.run import Run
 from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
-from tests.engine.conftest import client, lab_objects
+from tests.engine.conftest import client, crashed_run, lab_objects
 
 pytestmark = pytest.mark.embedded
 
@@ -45,16 +45,7 @@ async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> No
 
 
 async def test_cleanup_removes_a_crashed_runs_leftovers_and_spares_live_runs(settings: Settings) -> None:
-    crashed = Run(load("workers", ["workers.rate=0"]), settings)
-    await crashed.start()
-    # A crash: every connection drops and nothing is deleted; the durable queue and the exchange stay.
-    for c in crashed.clients.values():
-        await c.close()
-    for task in crashed._tasks:
-        task.cancel()
-    admin, crashed._admin = crashed._admin, None  # its process is gone: nobody is left to reconnect
-    assert admin is not None
-    await admin.close()
+    crashed = await crashed_run(settings, "workers", "workers.rate=0")
     live = Run(load("rpc", ["rpc.rate=1"]), settings)
     await live.start()
     try:

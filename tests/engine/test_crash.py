@@ -62,7 +62,7 @@ async def test_a_killed_run_leaves_only_expiring_queues_and_cleanup_removes_them
         assert before[name].arguments.get("x-expires") == 3_600_000
 
     cleanup = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "amqp_lab", "cleanup", env=environment(rabbit), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "amqp_lab", "cleanup", "--yes", env=environment(rabbit), stdout=asyncio.subprocess.PIPE
     )
     listed, _ = await asyncio.wait_for(cleanup.communicate(), 120)
     assert cleanup.returncode == 0

@@ -36,6 +36,7 @@ from amqp_lab.workshop import experiment as find_experiment
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # AMQP works, the management API does not
 EXIT_FAILED = 2  # bad input, or the broker cannot be reached
+EXIT_UNCLEAN = 3  # a run ended with the broker out of reach: its report is written, its objects may be left
 
 DESCRIPTION = """\
 An interactive terminal lab for AMQP 0-9-1 routing topologies on RabbitMQ.
@@ -56,7 +57,7 @@ commands:
   workshop    open the lab on a guided experiment, step by step
   run         run a scenario headless (presets: rpc, map-reduce, workers, pub-sub, custom, or a TOML file)
   scenarios   list the built-in scenarios
-  cleanup     delete what crashed runs left on the broker (lab.<run-id>.* queues and exchanges)
+  cleanup     delete what crashed runs left on the broker (lab.<run-id>.* objects the lab marked), after asking
 
 examples:
   amqp-lab check
@@ -179,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "simulated clients, print live progress and a summary, delete everything it declared\n"
         "(also on Ctrl-C).\n\n"
         "Exit 0 when every expectation held (by default: nothing lost), 1 when one failed or\n"
-        "something was left on the broker, 2 for bad input or an unreachable broker.",
+        "something was left on the broker, 2 for bad input or an unreachable broker, 3 when the\n"
+        "broker was out of reach at the end: the report is written and says what may be left\n"
+        "(`amqp-lab cleanup` removes it once the broker is back).",
         epilog="examples:\n"
         "  amqp-lab run rpc\n"
         "  amqp-lab run rpc --set rpc.reply_queue=direct-reply-to --set rpc.handlers=0\n"
@@ -218,14 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "scenarios", help="list the built-in scenarios", description="List the built-in scenarios, one line each."
     )
-    commands.add_parser(
+    cleanup_command = commands.add_parser(
         "cleanup",
         parents=[connection],
         help="delete what crashed runs left behind",
-        description="Find lab.<run-id>.* queues and exchanges whose run is no longer connected (its lease queue "
-        "is gone) and delete them, saying what was removed. Runs still going are left alone. Needs the "
-        "management API.",
+        description="Find the queues and exchanges that runs of amqp-lab declared and left behind: named "
+        "lab.<run-id>.*, marked with that run id (argument amqp-lab-run), and whose run is no longer connected. "
+        "List them with the messages each queue holds, ask, then delete them. Runs still going, and anything "
+        "named lab.* that the lab did not mark, are left alone. Needs the management API. Exit 0 when done "
+        "(or nothing to do), 1 when not confirmed, 2 when the broker cannot be reached.",
     )
+    cleanup_command.add_argument("--yes", action="store_true", help="delete without asking")
     agent = commands.add_parser(
         "agent",
         parents=[connection],
@@ -366,6 +372,8 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
     if report is not None:
         report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         console.print(f"report written to {report}")
+    if document["cleanup_error"]:
+        return EXIT_UNCLEAN
     return EXIT_OK if document["passed"] else EXIT_PARTIAL
 
 
@@ -378,30 +386,48 @@ def list_scenarios(console: Console) -> int:
     return EXIT_OK
 
 
-def cleanup(settings: Settings, console: Console) -> int:
+def cleanup(settings: Settings, console: Console, confirmed: bool) -> int:
     from amqp_lab.broker.errors import AmqpError, ManagementError
     from amqp_lab.engine.cleanup import find_leftovers, remove
 
     if settings.read_only:
         console.print("read-only mode: cleanup deletes queues and exchanges; drop --read-only to run it")
         return EXIT_FAILED
-
-    async def clean() -> tuple[list[str], tuple[str, ...]]:
-        leftovers = await find_leftovers(settings)
-        return await remove(settings, leftovers), leftovers.live_runs
-
     try:
-        removed, live = asyncio.run(clean())
+        leftovers = asyncio.run(find_leftovers(settings))
+        if leftovers.live_runs:
+            console.print(f"left alone: run(s) still connected: {', '.join(leftovers.live_runs)}")
+        if leftovers.foreign:
+            console.print(
+                Text(f"left alone, not declared by amqp-lab (no run marker): {', '.join(leftovers.foreign)}"),
+                soft_wrap=True,
+            )
+        if not leftovers.found:
+            console.print("nothing to remove: no leftovers of crashed runs")
+            return EXIT_OK
+        console.print(f"left behind by runs that are over ({len(leftovers.found)}):")
+        for leftover in leftovers.found:
+            console.print(Text(f"  {leftover}"), soft_wrap=True)
+        if not confirmed and not _ask(console, leftovers.messages):
+            console.print("nothing removed (confirm with y, or give --yes)")
+            return EXIT_PARTIAL
+        removed = asyncio.run(remove(settings, leftovers))
     except (AmqpError, ManagementError) as exc:
         console.print(Text(f"amqp-lab cleanup: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     for line in removed:
-        console.print(f"removed {line}")
-    if not removed:
-        console.print("nothing to remove: no leftovers of crashed runs")
-    if live:
-        console.print(f"left alone: run(s) still connected: {', '.join(live)}")
+        console.print(Text(f"removed {line}"), soft_wrap=True)
     return EXIT_OK
+
+
+def _ask(console: Console, messages: int) -> bool:
+    held = f", and the {messages} message(s) in them," if messages else ""
+    try:
+        answer = console.input(f"delete these{held}? [y/N] ")
+    except EOFError:  # no one to ask (stdin closed or not a terminal with nothing piped in)
+        console.print()
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> int:
@@ -531,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "scenarios":
             return list_scenarios(console)
         if args.command == "cleanup":
-            return cleanup(settings, console)
+            return cleanup(settings, console, args.yes)
         if args.command == "broker":
             return run_broker(args, console, error_console)
         if args.command == "agent":

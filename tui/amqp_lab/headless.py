@@ -90,7 +90,15 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
     for e in expectations(scenario, s):
         mark = Text("ok  ", "green") if e.met else Text("FAIL", "bold red")
         parts.append(Text.assemble(mark, f" {e.counter} {e.actual} (at most {e.most})"))
-    if run.leftovers:
+    if run.cleanup_error:
+        parts.append(
+            Text(
+                f"NOT CLEANED UP: {run.cleanup_error}. May be left on the broker: {', '.join(run.leftovers)}. "
+                "Run amqp-lab cleanup once the broker is back",
+                style="bold red",
+            )
+        )
+    elif run.leftovers:
         parts.append(Text(f"left on the broker: {', '.join(run.leftovers)}", style="bold red"))
     else:
         parts.append(Text(f"cleaned up: nothing of run {s.run_id} is left on the broker", style="green"))
@@ -127,4 +135,4 @@ async def run_headless(
         run.add_listener(plain)
         final = await run.execute(duration, stop)
     console.print(summary(scenario, final, run))
-    return build_report(scenario, final, settings.primary.display(), run.leftovers)
+    return build_report(scenario, final, settings.primary.display(), run.leftovers, run.cleanup_error)

@@ -63,6 +63,7 @@ class LedgerCounts:
     read: int = 0  # deliveries read from streams and acked (a replay reads the same events again)
     outstanding: int = 0  # copies not settled yet (in queues, in flight, or held by consumers)
     lost: int = 0  # outstanding after the run ended: should exist somewhere and does not
+    unchecked: int = 0  # outstanding when the run ended with the broker out of reach: neither found nor lost
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -78,6 +79,7 @@ class Ledger:
         self._next_id = 0
         self._counts: dict[str, int] = dict.fromkeys(LedgerCounts().as_dict(), 0)
         self._finished = False
+        self._checked = True
         self.acked_in: dict[str, int] = {}
         self.routed_to: dict[str, int] = {}  # copies each queue was sent: its inbound flow
         # Gathered from agents, an ack can arrive before the publish it settles (another agent's batch is later):
@@ -247,17 +249,20 @@ class Ledger:
         if self._settle(msg_id, queue):
             self._counts["still_queued"] += 1
 
-    def finish(self) -> None:
-        """The run is over: whatever is outstanding now is lost."""
+    def finish(self, checked: bool = True) -> None:
+        """The run is over: whatever is outstanding now is lost, or, when the broker could not be reached to look
+        for it (`checked` false), unchecked."""
         self._finished = True
+        self._checked = checked
         if self._early:
             self._counts["duplicates"] += self._early.total()
             self._early.clear()
 
     def counts(self) -> LedgerCounts:
         outstanding = sum(len(copies) for copies in self._outstanding.values())
-        lost = outstanding if self._finished else 0
-        return LedgerCounts(**{**self._counts, "outstanding": outstanding, "lost": lost})
+        over = outstanding if self._finished else 0
+        lost, unchecked = (over, 0) if self._checked else (0, over)
+        return LedgerCounts(**{**self._counts, "outstanding": outstanding, "lost": lost, "unchecked": unchecked})
 
     def outstanding_in(self, queue: str) -> int:
         return len(self._outstanding.get(queue, ()))

@@ -162,7 +162,7 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
             run.ctx.event("error", str(command[1]) if len(command) > 1 else "run", str(exc))
     await run.stop()
     assert run.last is not None
-    report = build_report(scenario, run.last, settings.primary.display(), run.leftovers)
+    report = build_report(scenario, run.last, settings.primary.display(), run.leftovers, run.cleanup_error)
     with contextlib.suppress(OSError):
         pipe.send(("end", RunEnded(run.last, report, tuple(run.leftovers))))
 

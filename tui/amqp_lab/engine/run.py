@@ -38,7 +38,7 @@ from amqp_lab.engine.publishing import LINK_LOST, link_broke
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.model import Scenario, ScheduledAction
-from amqp_lab.scenario.patterns import build, run_prefix
+from amqp_lab.scenario.patterns import build, run_marker, run_prefix
 from amqp_lab.scenario.plan import ConsumerSpec
 from amqp_lab.scenario.routing import binding_matches
 
@@ -47,6 +47,17 @@ REQUEUE_GRACE = 2.0  # seconds the leftover count waits for owed messages to com
 STREAM_QUIET = 0.5  # seconds without a read from a stream before the run takes its readers to have caught up
 SAMPLE_INTERVAL = 1.0
 EVENTS_IN_SNAPSHOT = 100
+CLEANUP_TIMEOUT = 30.0  # seconds for counting leftovers and deleting, on top of the broker answer timeout
+# How a cleanup fails when the broker is gone or goes while it runs: aio-pika raises RuntimeError on a closed
+# connection, aiormq cancels what waits on a connection it found dead.
+CLEANUP_FAILURES = (
+    AmqpError,
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    RuntimeError,
+    TimeoutError,
+)
 LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
 
 
@@ -92,6 +103,7 @@ class Run:
         self._down_since: float | None = None  # the run's connection is lost since then
         self._outage_reason = ""
         self.leftovers: list[str] = []  # what cleanup could not remove (checked after deleting)
+        self.cleanup_error: str | None = None  # why cleanup could not run at all (the broker out of reach)
 
     # Lifecycle
 
@@ -176,7 +188,9 @@ class Run:
         self._admin = admin = await connect_first(self.settings)
         try:
             self._monitor = await admin.channel()
-            await self._monitor.declare_queue(f"{self.prefix}{LEASE}", durable=False, exclusive=True, auto_delete=True)
+            await self._monitor.declare_queue(
+                f"{self.prefix}{LEASE}", exclusive=True, auto_delete=True, arguments=run_marker(self.prefix)
+            )
             await self._declare()
         except BaseException:
             # A half-made connection would keep its lease (exclusive) and lock the next attempt out of it.
@@ -268,16 +282,16 @@ class Run:
         await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
         if self._fleet is not None:
             await self._fleet.close()
+        checked = True
         if self._declared:
             try:
-                if self._admin is None or self._admin.is_closed:
-                    self._admin = await connect_first(self.settings)  # not watched: the run is ending
-                await self._count_leftovers()
-                await self._delete()
-            except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
-                self.leftovers = [f"unknown: the broker could not be reached to clean up ({exc}); run amqp-lab cleanup"]
-                self.ctx.event("error", "run", self.leftovers[0])
-        self.ctx.ledger.finish()
+                await self._clean_up()
+            except (*CLEANUP_FAILURES, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and not link_broke(exc):
+                    raise
+                checked = False
+                self._cleanup_failed(exc)
+        self.ctx.ledger.finish(checked)
         self.ctx.close_sinks()
         for latency in self.ctx.latency.values():
             latency.roll()
@@ -286,6 +300,27 @@ class Run:
         if self._admin is not None:
             with contextlib.suppress(Exception):
                 await self._admin.close()
+
+    async def _clean_up(self) -> None:
+        """Tell what is still queued from what is lost, then delete everything the run declared."""
+        if self._admin is None or self._admin.is_closed:
+            self._admin = await connect_first(self.settings)  # not watched: the run is ending
+        async with asyncio.timeout(CLEANUP_TIMEOUT + self.settings.timeout):
+            await self._count_leftovers()
+            await self._delete()
+
+    def _cleanup_failed(self, exc: BaseException) -> None:
+        """The broker is out of reach at the end: say what may still be there, and how to remove it later."""
+        reason = mask_text(str(exc) or type(exc).__name__, self.settings.secrets())
+        self.cleanup_error = f"the broker could not be reached to clean up ({reason})"
+        shared = sorted(self._shared_queues())
+        self.leftovers = [f"queue {q}" for q in shared] + [f"exchange {e.name}" for e in self.plan.topology.exchanges]
+        self.ctx.event(
+            "error",
+            "run",
+            f"{self.cleanup_error}: {len(self.leftovers)} object(s) may be left; `amqp-lab cleanup` removes them "
+            "once the broker is back. Messages still in them were not counted: the ledger calls them unchecked",
+        )
 
     async def _settle_producers(self) -> None:
         """Let publishes already on the wire get their confirms, so the ledger knows their fate."""
@@ -597,7 +632,8 @@ class Run:
                 *(self._fleet.client_stats() if self._fleet else ()),
             ),
             queues=self._queue_depths(now),
-            events=tuple(self.ctx.events)[-EVENTS_IN_SNAPSHOT:],
+            events=self.ctx.kept_events() if self.state == "finished" else tuple(self.ctx.events)[-EVENTS_IN_SNAPSHOT:],
+            event_counts=dict(self.ctx.event_counts),
             subscribers=tuple(
                 SubscriberCheck(
                     name,

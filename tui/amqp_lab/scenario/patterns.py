@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from amqp_lab.scenario.model import (
@@ -19,6 +20,9 @@ from amqp_lab.scenario.plan import ConsumerSpec, Plan, PublisherSpec, ReducerSpe
 from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
 
 RUN_PREFIX = "lab."
+# Every queue and exchange a run declares carries its run id under this argument (brokers keep arguments they do
+# not know): `amqp-lab cleanup` removes only what is marked so, never a user's object that merely looks like ours.
+RUN_MARKER = "amqp-lab-run"
 
 
 def run_prefix(run_id: str) -> str:
@@ -28,7 +32,29 @@ def run_prefix(run_id: str) -> str:
 def build(scenario: Scenario, prefix: str) -> Plan:
     """The plan for one run of `scenario`, every name starting with `prefix`."""
     builder: Callable[[Any, Scenario, str], Plan] = BUILDERS[scenario.pattern]
-    return builder(scenario.options, scenario, prefix)
+    return _marked(builder(scenario.options, scenario, prefix))
+
+
+def run_marker(prefix: str) -> dict[str, str]:
+    """The argument that says an object was declared by the run with this prefix."""
+    return {RUN_MARKER: prefix.removeprefix(RUN_PREFIX).rstrip(".")}
+
+
+def _marked(plan: Plan) -> Plan:
+    """The plan with the run's marker on every queue and exchange of its own (not on amq.* ones it uses)."""
+    marker = run_marker(plan.prefix)
+
+    def mark(item: Any) -> Any:
+        ours = item.name.startswith(plan.prefix)
+        return replace(item, arguments={**item.arguments, **marker}) if ours else item
+
+    topology = plan.topology
+    clients = tuple(
+        replace(c, own_queue=mark(c.own_queue)) if isinstance(c, ConsumerSpec) and c.own_queue else c
+        for c in plan.clients
+    )
+    marked = replace(topology, exchanges=tuple(map(mark, topology.exchanges)), queues=tuple(map(mark, topology.queues)))
+    return replace(plan, topology=marked, clients=clients)
 
 
 def _safety(scenario: Scenario) -> dict[str, Any]:

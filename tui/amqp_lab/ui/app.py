@@ -118,6 +118,14 @@ class AmqpLabApp(App[None]):
         self._run_running.set()
         if ended.error:
             self.notify(printable(ended.error), title="The run stopped", severity="error", timeout=15)
+        elif ended.report and ended.report.get("cleanup_error"):
+            self.notify(
+                f"{printable(str(ended.report['cleanup_error']))}.\nMay be left: {', '.join(ended.leftovers)}\n"
+                "Run amqp-lab cleanup once the broker is back.",
+                title="Not cleaned up",
+                severity="error",
+                timeout=20,
+            )
         elif ended.leftovers:
             self.notify(
                 "Left on the broker: " + ", ".join(ended.leftovers) + "\nRun amqp-lab cleanup to remove them.",
