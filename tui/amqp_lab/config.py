@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 import platformdirs
 
@@ -303,10 +303,30 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
     )
 
 
-def parse_amqp_url(url: str) -> Endpoint:
-    shown = mask_url(url)
+RESERVED_IN_USERINFO = (
+    "the user name or password holds a character a URL reserves (/ ? # [ ] @ :): write it percent-encoded, "
+    "e.g. / as %2F, @ as %40, : as %3A, % as %25"
+)
+
+
+def _split(url: str, what: str) -> SplitResult:
+    """The URL's parts, or an error that says how to write a user name or password holding a reserved character:
+    a raw / ? or # ends the host part early (the last @ then falls outside it), a raw [ or ] is taken for an IPv6
+    address."""
     try:
         parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    rest = url.partition("://")[2]
+    if parts is None or ("@" in rest and rest.rfind("@") >= len(parts.netloc)):
+        raise SettingsError(f"malformed {what} {mask_url(url)}: {RESERVED_IN_USERINFO}")
+    return parts
+
+
+def parse_amqp_url(url: str) -> Endpoint:
+    shown = mask_url(url)
+    parts = _split(url, "AMQP URL")
+    try:
         port = parts.port
     except ValueError:
         raise SettingsError(f"malformed AMQP URL {shown}: the port must be a number from 1 to 65535") from None
@@ -342,8 +362,8 @@ def derive_management_url(endpoint: Endpoint) -> str:
 
 def check_management_url(url: str) -> None:
     shown = mask_url(url)
+    parts = _split(url, "management URL")
     try:
-        parts = urlsplit(url)
         _ = parts.port
     except ValueError:
         raise SettingsError(f"malformed management URL {shown}: the port must be a number") from None

@@ -8,8 +8,9 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 MASK = "****"
 
-# user:password@ inside any URL-like text, e.g. in a library's exception message.
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s/]*)@")
+# scheme://user:password@ inside any text, e.g. a library's exception message. The password runs to the last @ of
+# the word: a raw (not percent-encoded) password may hold / : @ % ? # and the like.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>\S*)@")
 
 
 def url_host(host: str, port: int | None = None) -> str:
@@ -19,19 +20,25 @@ def url_host(host: str, port: int | None = None) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ****; the user name stays, it helps debugging."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return mask_text(url)
-    if parts.password is None:
-        return url
-    try:
-        host = url_host(parts.hostname or "", parts.port)
-    except ValueError:
-        return mask_text(url)
-    netloc = f"{parts.username or ''}:{MASK}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL as typed, with its password replaced by ****; the user name stays, it helps debugging.
+
+    Holds for any text typed as a URL, well-formed or not: the password is all between the user's colon and the
+    last @, whatever characters it holds. Without an @ a URL has no password, but `amqp://user:secret` (the host
+    forgotten) would show its "port": a port that is not a number is masked too.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # no scheme typed: user:password@host
+        scheme, rest = "", url
+    start = f"{scheme}{sep}"
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _password = rest[:at].partition(":")
+        return f"{start}{user}:{MASK}@{rest[at + 1 :]}" if colon else url
+    authority, slash, path = rest.partition("/")
+    host, colon, port = authority.rpartition(":")
+    if colon and port and not (port.isascii() and port.isdigit()) and not authority.endswith("]"):
+        return f"{start}{host}:{MASK}{slash}{path}"
+    return url
 
 
 def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
