@@ -42,7 +42,7 @@ def test_help_teaches_commands_environment_and_examples() -> None:
         (["check", "--url", "http://guest:pw@localhost:15672/"], {}, "unknown scheme 'http'"),
         (["check", "--url", "amqp://guest:pw@localhost:70000/"], {}, "port must be a number"),
         (["check", "--url", "amqp://:5672/"], {}, "no host"),
-        (["check", "--management-url", "localhost:15672"], {}, "in management URL"),
+        (["check", "--management-url", "localhost:15672"], {}, "in the management URL"),
         (["check"], {"AMQP_LAB_TIMEOUT": "-1"}, "timeout must be more than 0"),
         (["check", "--profile", "nope"], {}, "no profile 'nope'"),
         (["check", "--bogus"], {}, "unrecognized arguments: --bogus"),

@@ -93,7 +93,7 @@ def test_vhost_comes_from_the_url_path_unless_given() -> None:
         ({"amqp_url": ["amqp://h:99999/"]}, r"port must be a number from 1 to 65535"),
         ({"amqp_url": ["amqp://h:abc/"]}, r"port must be a number"),
         ({"amqp_url": ["amqp:///vhost"]}, r"no host"),
-        ({"management_url": "ftp://h/"}, r"unknown scheme 'ftp' in management URL.*http://"),
+        ({"management_url": "ftp://h/"}, r"unknown scheme 'ftp' in the management URL.*http://"),
         ({"ca_file": "/nonexistent/ca.pem"}, r"CA file /nonexistent/ca.pem does not exist"),
         ({"refresh": "0"}, r"refresh must be more than 0"),
         ({"refresh": "0.5"}, r"refresh must be at least 1 s.*polling faster shows the same numbers"),

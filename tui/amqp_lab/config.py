@@ -8,6 +8,7 @@ message names what to fix.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -197,6 +198,8 @@ def load_config_file(path: Path, explicit: bool) -> dict[str, Any]:
         raise SettingsError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # the TOML parser recurses once per level of nesting
+        raise SettingsError(f"config file {path} nests tables or lists far too deep: it is not a config file") from None
     _check_keys(data, path, allow={"profiles", "default_profile"})
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -309,33 +312,39 @@ RESERVED_IN_USERINFO = (
 )
 
 
-def _split(url: str, what: str) -> SplitResult:
-    """The URL's parts, or an error that says how to write a user name or password holding a reserved character:
-    a raw / ? or # ends the host part early (the last @ then falls outside it), a raw [ or ] is taken for an IPv6
-    address."""
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*")
+
+
+def _split(url: str, what: str, schemes: tuple[str, ...], usage: str) -> tuple[SplitResult, str]:
+    """The URL's parts and how to show it, or an error that says what to fix.
+
+    The scheme is checked first, and the URL is shown only once it has one of `schemes`: typed without one
+    (`user:pa/ss@host`) a password can take any place, so nothing of the URL is shown. A raw / ? or # in a
+    password ends the host part early (the last @ then falls outside it), a raw [ or ] is taken for an IPv6
+    address: both are refused saying how to percent-encode them.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes:
+        named = repr(scheme) if sep and _SCHEME.fullmatch(scheme) else "(none)"
+        api = "amqp" in schemes and named.startswith("'http")
+        hint = " (that is the management API: give it as --management-url)" if api else ""
+        raise SettingsError(f"unknown scheme {named} in the {what}: use {usage}{hint}")
+    shown = mask_url(url)
     try:
         parts = urlsplit(url)
     except ValueError:
         parts = None
-    rest = url.partition("://")[2]
     if parts is None or ("@" in rest and rest.rfind("@") >= len(parts.netloc)):
-        raise SettingsError(f"malformed {what} {mask_url(url)}: {RESERVED_IN_USERINFO}")
-    return parts
+        raise SettingsError(f"malformed {what} {shown}: {RESERVED_IN_USERINFO}")
+    return parts, shown
 
 
 def parse_amqp_url(url: str) -> Endpoint:
-    shown = mask_url(url)
-    parts = _split(url, "AMQP URL")
+    parts, shown = _split(url, "AMQP URL", ("amqp", "amqps"), "amqp://host:5672/ or amqps://host:5671/")
     try:
         port = parts.port
     except ValueError:
         raise SettingsError(f"malformed AMQP URL {shown}: the port must be a number from 1 to 65535") from None
-    if parts.scheme not in ("amqp", "amqps"):
-        scheme = parts.scheme or "(none)"
-        hint = " (that is the management API: give it as --management-url)" if scheme.startswith("http") else ""
-        raise SettingsError(
-            f"unknown scheme {scheme!r} in AMQP URL {shown}: use amqp://host:5672/ or amqps://host:5671/{hint}"
-        )
     if not parts.hostname:
         raise SettingsError(f"malformed AMQP URL {shown}: no host, e.g. amqp://guest:guest@localhost:5672/")
     if port == 0:
@@ -361,17 +370,11 @@ def derive_management_url(endpoint: Endpoint) -> str:
 
 
 def check_management_url(url: str) -> None:
-    shown = mask_url(url)
-    parts = _split(url, "management URL")
+    parts, shown = _split(url, "management URL", ("http", "https"), "http://host:15672/ or https://host:15671/")
     try:
         _ = parts.port
     except ValueError:
         raise SettingsError(f"malformed management URL {shown}: the port must be a number") from None
-    if parts.scheme not in ("http", "https"):
-        raise SettingsError(
-            f"unknown scheme {parts.scheme or '(none)'!r} in management URL {shown}: "
-            "use http://host:15672/ or https://host:15671/"
-        )
     if not parts.hostname:
         raise SettingsError(f"malformed management URL {shown}: no host")
 
