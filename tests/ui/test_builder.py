@@ -137,3 +137,17 @@ async def test_every_preset_opens_runnable_and_lists_and_tables_can_be_edited() 
         await type_into(pilot, subscribers.query_one(Input), '{audit = ["#"], "late-eu" = ["eu.*.paid"]}')
         await wait_for(lambda: "late-eu" in preview(app), what="the edited subscribers in the preview")
         assert subscribers.error is None and "Not runnable yet" not in preview(app)
+
+
+async def test_a_count_past_its_bound_is_refused_as_typed_and_the_screen_answers() -> None:
+    """30000 workers typed into the form froze the screen for minutes (the checks were quadratic): now the bound
+    says why at once, and a count at the bound previews."""
+    app = builder_lab("workers")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, BuilderScreen) and "worker ×3" in preview(app), what="workers")
+        workers = field(app, "workers.workers")
+        await type_into(pilot, workers.query_one(Input), "30000")
+        await wait_for(lambda: workers.error is not None, what="an error on workers.workers")
+        await wait_for(lambda: "more than the 500 allowed" in error_line(workers), what="the bound under the field")
+        await type_into(pilot, workers.query_one(Input), "500")
+        await wait_for(lambda: "worker ×500" in preview(app), what="500 workers in the preview")

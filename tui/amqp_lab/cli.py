@@ -348,12 +348,12 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
     from amqp_lab.engine.run import RunError
     from amqp_lab.headless import run_headless
     from amqp_lab.scenario.files import ScenarioError, load
-    from amqp_lab.scenario.units import parse_duration
 
+    # --duration is the scenario's own duration, so the report states the one that ran, bounded and checked alike.
+    overrides = [*args.overrides, *([f"duration={args.duration}"] if args.duration else [])]
     try:
-        scenario = load(args.scenario, args.overrides)
-        duration = parse_duration(args.duration) if args.duration else None
-    except (ScenarioError, ValueError) as exc:
+        scenario = load(args.scenario, overrides)
+    except ScenarioError as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     report = Path(args.report).expanduser() if args.report else None
@@ -365,7 +365,7 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
         return EXIT_FAILED
     try:
         with broker_for(settings, errors) as (settings, _):
-            document = asyncio.run(run_headless(scenario, settings, console, duration))
+            document = asyncio.run(run_headless(scenario, settings, console))
     except (AmqpError, RunError) as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
@@ -550,7 +550,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
-    setup_logging(getattr(args, "log_file", None), settings)
+    try:
+        setup_logging(getattr(args, "log_file", None), settings)
+    except OSError as exc:
+        reason = "it is a folder" if isinstance(exc, IsADirectoryError) else exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError):
+            reason = "its folder does not exist"
+        error_console.print(Text(f"amqp-lab: --log-file {args.log_file}: cannot write it: {reason}", style="red"))
+        return EXIT_FAILED
     try:
         if args.command == "check":
             return check(settings, console)

@@ -105,9 +105,7 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
     return Group(*parts)
 
 
-async def run_headless(
-    scenario: Scenario, settings: Settings, console: Console, duration: float | None
-) -> dict[str, Any]:
+async def run_headless(scenario: Scenario, settings: Settings, console: Console) -> dict[str, Any]:
     """Run with a live display; the report as a document (its "passed" decides the exit code)."""
     run = Run(scenario, settings)
     stop = asyncio.Event()
@@ -122,7 +120,7 @@ async def run_headless(
     if console.is_terminal:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             run.add_listener(lambda s: live.update(live_view(s)))
-            final = await run.execute(duration, stop)
+            final = await run.execute(stop=stop)
     else:
         last_line = [0.0]
 
@@ -133,6 +131,6 @@ async def run_headless(
                 console.print(progress_line(s), soft_wrap=True, highlight=False)
 
         run.add_listener(plain)
-        final = await run.execute(duration, stop)
+        final = await run.execute(stop=stop)
     console.print(summary(scenario, final, run))
     return build_report(scenario, final, settings.primary.display(), run.leftovers, run.cleanup_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -110,7 +111,7 @@ def check_buildable(scenario: Scenario, where: str) -> None:
     plan = build(scenario, CHECK_PREFIX)
     problems = plan.topology.problems()
     names = [c.name for c in plan.clients]
-    problems += [f"two clients are named {n!r}" for n in sorted({n for n in names if names.count(n) > 1})]
+    problems += [f"two clients are named {n!r}" for n, count in sorted(Counter(names).items()) if count > 1]
     exchanges = {e.name for e in plan.topology.exchanges} | {""}
     queues = {q.name for q in plan.topology.queues}
     for client in plan.clients:
@@ -135,11 +136,37 @@ def check_buildable(scenario: Scenario, where: str) -> None:
         raise ScenarioError(f"{where}: " + "; ".join(p.replace(CHECK_PREFIX, "") for p in problems))
 
 
+MAX_DEPTH = 10  # tables and lists inside each other: a scenario needs five at most (custom.queues[1].arguments)
+
+
 def _parse(text: str, where: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:  # the TOML parser recurses once per level
+        raise ScenarioError(_too_deep(where)) from None
+    _check_depth(data, where)
+    return data
+
+
+def _too_deep(where: str) -> str:
+    return f"{where}: tables and lists nested more than {MAX_DEPTH} deep; a scenario needs five levels at most"
+
+
+def _check_depth(data: Any, where: str) -> None:
+    """Without recursion, so that any depth is refused with a message rather than a RecursionError later."""
+    level: list[Any] = [data]
+    for _depth in range(MAX_DEPTH + 1):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return
+    raise ScenarioError(_too_deep(where))
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,6 +193,12 @@ def _apply(data: dict[str, Any], override: str) -> None:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        value = None
+    place = f"--set {override[:40]!r}"
+    if value is None or len(parts) > MAX_DEPTH:
+        raise ScenarioError(_too_deep(place))
+    _check_depth(value, place)
     target = data
     for part in parts[:-1]:
         target = target.setdefault(part, {})

@@ -12,10 +12,36 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from amqp_lab.scenario.plan import PublishMode
 from amqp_lab.scenario.topology import ExchangeType
-from amqp_lab.scenario.units import Distribution, Duration, Positive, Rate, Share, parse_duration
+from amqp_lab.scenario.units import (
+    MAX_RATE,
+    Distribution,
+    Duration,
+    Prefetch,
+    Rate,
+    Share,
+    at_most,
+    at_most_items,
+    parse_duration,
+)
 
 Pattern = Literal["rpc", "map-reduce", "workers", "pub-sub", "custom"]
-Count = Annotated[int, Field(ge=0)]
+# Upper bounds, each with the reason a user is shown when a value goes past it.
+MAX_CLIENTS = 500
+CLIENTS_WHY = (
+    "each simulated client holds its own connection in the lab's one process, which past a few hundred measures "
+    "itself rather than the broker; spread more over machines with --agents"
+)
+MAX_PAYLOAD = 16 * 1024 * 1024
+MAX_MESSAGES = 1_000_000_000
+MAX_ITEMS = 1000  # entries in a list or table of a scenario (routing words, subscribers, custom objects, schedule)
+ITEMS_WHY = "a topology this large is not a lab any more; split it"
+Count = Annotated[int, Field(ge=0), at_most(MAX_MESSAGES, "more messages than a lab run gets through")]
+Clients = Annotated[int, Field(ge=0), at_most(MAX_CLIENTS, CLIENTS_WHY)]
+SomeClients = Annotated[int, Field(ge=1), at_most(MAX_CLIENTS, CLIENTS_WHY)]
+Payload = Annotated[int, Field(ge=0), at_most(MAX_PAYLOAD, "RabbitMQ 4 refuses messages over 16 MiB by default")]
+MAX_WORDS = 100
+Words = Annotated[list[str], at_most_items(MAX_WORDS, "a routing key's word takes at most 100 values here")]
+MAX_ROUTING_KEYS = 10_000  # regions x services x events: the keys publishers pick from, kept in memory
 QueueType = Literal["auto", "classic", "quorum"]
 QUEUE_TYPE_WHY = "auto: quorum in reliable modes (replicated, survives a node), classic otherwise (fastest)"
 STREAM_OFFSETS = ("first", "last", "next")
@@ -38,8 +64,8 @@ def option(default: Any, why: str) -> Any:
 
 
 class RpcOptions(Section):
-    requesters: Count = option(2, "clients that call; each waits for its own replies")
-    handlers: Count = option(2, "more handlers share the requests: shorter round trips, nothing else changes")
+    requesters: Clients = option(2, "clients that call; each waits for its own replies")
+    handlers: Clients = option(2, "more handlers share the requests: shorter round trips, nothing else changes")
     rate: Rate = option(20.0, "requests per second per requester, or max")
     limit: Count | None = option(None, "each requester stops after this many requests")
     timeout: Duration = option(1.0, "a request unanswered this long is a timeout; a reply after it is late")
@@ -53,11 +79,11 @@ class RpcOptions(Section):
         False, "what replaces immediate: request queue TTL 0 and a dead-letter exchange for untaken requests"
     )
     unroutable: Share = option(0.0, "share of requests for a method no handler serves, to show mandatory at work")
-    prefetch: Positive = option(10, "requests a handler may hold unacked")
+    prefetch: Prefetch = option(10, "requests a handler may hold unacked")
     processing: Distribution = option(
         Distribution(kind="exponential", mean=0.02), "how long a handler works on a request"
     )
-    payload: Count = option(128, "request size in bytes")
+    payload: Payload = option(128, "request size in bytes")
     queue_type: QueueType = option("auto", "of the request queue; " + QUEUE_TYPE_WHY + " (persistent requests)")
 
     @property
@@ -66,8 +92,8 @@ class RpcOptions(Section):
 
 
 class MapReduceOptions(Section):
-    shards: Positive = option(3, "workers that each compute part of every job")
-    submitters: Positive = option(1, "clients that submit jobs (and, with direct, partition them)")
+    shards: SomeClients = option(3, "workers that each compute part of every job")
+    submitters: SomeClients = option(1, "clients that submit jobs (and, with direct, partition them)")
     rate: Rate = option(5.0, "jobs per second per submitter, or max")
     limit: Count | None = option(None, "each submitter stops after this many jobs")
     exchange: Literal["fanout", "direct"] = option(
@@ -80,9 +106,9 @@ class MapReduceOptions(Section):
     reply: bool = option(True, "the combined result goes back to the submitter through reply_to")
     persistent: bool | None = option(None, "unset: on for wait-for-all (reliable), off for deadline (fast)")
     publish_mode: PublishMode | None = option(None, "unset: confirms for wait-for-all, none for deadline")
-    prefetch: Positive = option(10, "jobs a shard may hold unacked")
+    prefetch: Prefetch = option(10, "jobs a shard may hold unacked")
     processing: Distribution = option(Distribution(kind="exponential", mean=0.05), "how long a shard works on a job")
-    payload: Count = option(256, "job size in bytes")
+    payload: Payload = option(256, "job size in bytes")
     queue_type: QueueType = option("auto", "of the shard and result queues; " + QUEUE_TYPE_WHY + " (wait-for-all)")
 
     @property
@@ -91,11 +117,11 @@ class MapReduceOptions(Section):
 
 
 class WorkersOptions(Section):
-    workers: Count = option(3, "competing consumers of one queue: add some and watch a backlog drain")
-    producers: Positive = option(1, "clients that submit tasks")
+    workers: Clients = option(3, "competing consumers of one queue: add some and watch a backlog drain")
+    producers: SomeClients = option(1, "clients that submit tasks")
     rate: Rate = option(50.0, "tasks per second per producer, or max")
     limit: Count | None = option(None, "each producer stops after this many tasks")
-    prefetch: Positive = option(10, "tasks a worker may hold unacked; they are redelivered when it crashes")
+    prefetch: Prefetch = option(10, "tasks a worker may hold unacked; they are redelivered when it crashes")
     ack: Literal["manual", "auto"] = option("manual", "auto: the broker forgets a task once sent; a crash loses it")
     processing: Distribution = option(Distribution(kind="exponential", mean=0.05), "how long a task takes")
     persistent: bool = option(True, "tasks are written to disk and survive a broker restart")
@@ -105,7 +131,7 @@ class WorkersOptions(Section):
     overflow: Literal["drop-head", "reject-publish", "reject-publish-dlx"] = option(
         "drop-head", "drop-head loses the oldest tasks (the ledger says lost); reject-publish nacks new ones"
     )
-    payload: Count = option(256, "task size in bytes")
+    payload: Payload = option(256, "task size in bytes")
     queue_type: QueueType = option("auto", "of the task queue; " + QUEUE_TYPE_WHY + " (persistent, confirmed)")
 
     @property
@@ -141,14 +167,14 @@ DEFAULT_SUBSCRIBERS = {
 
 
 class PubSubOptions(Section):
-    publishers: Positive = option(2, "services that emit events")
+    publishers: SomeClients = option(2, "services that emit events")
     rate: Rate = option(20.0, "events per second per publisher, or max")
     limit: Count | None = option(None, "each publisher stops after this many events")
     exchange: ExchangeType = option("topic", "topic lets each subscriber choose by pattern; try direct to see why")
-    regions: list[str] = option(["eu", "us", "ap"], "first word of the routing key region.service.event")
-    services: list[str] = option(["orders", "billing", "shipping"], "second word of the routing key")
-    events: list[str] = option(["created", "paid", "cancelled"], "third word of the routing key")
-    subscribers: dict[str, list[str]] = option(
+    regions: Words = option(["eu", "us", "ap"], "first word of the routing key region.service.event")
+    services: Words = option(["orders", "billing", "shipping"], "second word of the routing key")
+    events: Words = option(["created", "paid", "cancelled"], "third word of the routing key")
+    subscribers: Annotated[dict[str, list[str]], at_most_items(MAX_CLIENTS, CLIENTS_WHY)] = option(
         DEFAULT_SUBSCRIBERS, "each subscriber's binding patterns: * is one word, # is zero or more"
     )
     reliable: bool = option(
@@ -156,9 +182,9 @@ class PubSubOptions(Section):
     )
     publish_mode: PublishMode = option("confirms", "confirms say each event is safe; transactions do it slower")
     mandatory: bool = option(False, "publishers do not know their consumers; on, events nobody wants come back")
-    prefetch: Positive = option(20, "events a subscriber may hold unacked")
+    prefetch: Prefetch = option(20, "events a subscriber may hold unacked")
     processing: Distribution = option(Distribution(kind="fixed", mean=0.002), "how long a subscriber works")
-    payload: Count = option(128, "event size in bytes")
+    payload: Payload = option(128, "event size in bytes")
     queue_type: Literal["auto", "classic", "quorum", "stream"] = option(
         "auto", "of the subscribers' queues; stream: an append-only log a reader can replay; " + QUEUE_TYPE_WHY
     )
@@ -176,6 +202,16 @@ class PubSubOptions(Section):
     def stream_offset(self) -> str | float:
         """first, last or next; or how many seconds back to start."""
         return self.offset if self.offset in STREAM_OFFSETS else parse_duration(self.offset)
+
+    @model_validator(mode="after")
+    def _keys_fit(self) -> PubSubOptions:
+        keys = len(self.regions) * len(self.services) * len(self.events)
+        if keys > MAX_ROUTING_KEYS:
+            raise ValueError(
+                f"regions x services x events make {keys:,} routing keys, more than the {MAX_ROUTING_KEYS:,} "
+                "publishers pick from here: use fewer words"
+            )
+        return self
 
     @model_validator(mode="after")
     def _queue_type_fits(self) -> PubSubOptions:
@@ -250,24 +286,24 @@ class PublisherEntry(Section):
     persistent: bool = True
     mandatory: bool = False
     publish_mode: PublishMode = "confirms"
-    payload: Count = 128
+    payload: Payload = 128
 
 
 class ConsumerEntry(Section):
     name: str
     queue: str
-    prefetch: Positive = 10
+    prefetch: Prefetch = 10
     ack: Literal["manual", "auto"] = "manual"
     processing: Distribution = Distribution()
     reply: bool = Field(False, description="answer messages that carry reply_to")
 
 
 class CustomOptions(Section):
-    exchanges: list[ExchangeEntry] = []
-    queues: list[QueueEntry] = []
-    bindings: list[BindingEntry] = []
-    publishers: list[PublisherEntry] = []
-    consumers: list[ConsumerEntry] = []
+    exchanges: Annotated[list[ExchangeEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
+    queues: Annotated[list[QueueEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
+    bindings: Annotated[list[BindingEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
+    publishers: Annotated[list[PublisherEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
+    consumers: Annotated[list[ConsumerEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
 
 
 Action = Literal[
@@ -293,7 +329,9 @@ class ScheduledAction(Section):
     at: Duration
     action: Action
     client: str
-    value: float | None = Field(None, description="the new rate for `rate`, the slow-down factor for `slow`")
+    value: Annotated[float | None, at_most(MAX_RATE, "rates and slow-down factors go no higher")] = Field(
+        None, description="the new rate for `rate`, the slow-down factor for `slow`"
+    )
     lasting: Duration | None = Field(None, alias="for", description="undo the fault after this long")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -333,7 +371,7 @@ class Scenario(Section):
     workers: WorkersOptions = WorkersOptions()
     pub_sub: PubSubOptions = Field(default=PubSubOptions(), alias="pub-sub")
     custom: CustomOptions = CustomOptions()
-    schedule: list[ScheduledAction] = []
+    schedule: Annotated[list[ScheduledAction], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
     # the most of each counter the run may end with; anything above fails the run (exit 1)
     expect: dict[str, Count] = {"lost": 0}
 

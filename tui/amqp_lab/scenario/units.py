@@ -5,9 +5,37 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+MAX_DURATION = 7 * 24 * 3600.0  # a week: longer than any lab run, and within x-expires' 32-bit milliseconds
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,g}"
+
+
+def at_most(maximum: float, why: str, shown: Callable[[float], str] = _number) -> AfterValidator:
+    """An upper bound that says its reason: every count and size a user can type has one."""
+
+    def check(value: Any) -> Any:
+        if value is not None and value > maximum:
+            raise ValueError(f"{shown(value)} is more than the {shown(maximum)} allowed: {why}")
+        return value
+
+    return AfterValidator(check)
+
+
+def at_most_items(maximum: int, why: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if len(value) > maximum:
+            raise ValueError(f"{len(value):,} entries are more than the {maximum:,} allowed: {why}")
+        return value
+
+    return AfterValidator(check)
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -35,7 +63,12 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    at_most(MAX_DURATION, "a week is longer than any lab run", lambda seconds: f"{_number(seconds)} s"),
+    PlainSerializer(format_duration, return_type=str),
+]
 
 
 def parse_rate(value: Any) -> float | None:
@@ -55,9 +88,12 @@ def parse_rate(value: Any) -> float | None:
     return rate
 
 
+MAX_RATE = 100_000.0
+
 Rate = Annotated[
     float | None,
     BeforeValidator(parse_rate),
+    at_most(MAX_RATE, 'one simulated client does not publish faster; write "max" for as fast as it can'),
     PlainSerializer(lambda rate: "max" if rate is None else rate),
 ]
 
@@ -99,5 +135,6 @@ class Distribution(BaseModel):
         return f"{self.kind}, mean {format_duration(self.mean)} ± {format_duration(self.spread)}"
 
 
-Positive = Annotated[int, Field(ge=1)]
+# The prefetch count is 16 bits on the wire (basic.qos).
+Prefetch = Annotated[int, Field(ge=1), at_most(65535, "basic.qos carries the prefetch count in 16 bits")]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
