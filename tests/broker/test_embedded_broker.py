@@ -13,7 +13,7 @@ import pytest
 from amqp_lab.embedded.server import Broker, BrokerOptions
 from fault_proxy import FaultProxy
 
-from tests.conftest import wait_for
+from tests.conftest import deadline, wait_for
 
 
 async def broker(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
@@ -35,7 +35,7 @@ async def listening(process: asyncio.subprocess.Process) -> tuple[str, str]:
 
 async def stopped(process: asyncio.subprocess.Process) -> str:
     process.send_signal(signal.SIGINT)
-    out, _ = await asyncio.wait_for(process.communicate(), 20)
+    out, _ = await asyncio.wait_for(process.communicate(), deadline(20))
     assert process.returncode == 0
     return out.decode()
 
@@ -43,7 +43,7 @@ async def stopped(process: asyncio.subprocess.Process) -> str:
 @pytest.mark.parametrize("address", ["0.0.0.0", "::"])
 async def test_a_non_loopback_bind_needs_a_password_that_is_not_the_default(address: str) -> None:
     process = await broker("--bind", address)
-    _, err = await asyncio.wait_for(process.communicate(), 20)
+    _, err = await asyncio.wait_for(process.communicate(), deadline(20))
     assert process.returncode == 2
     assert "well-known default password" in err.decode()
     assert "give --password" in err.decode()
@@ -84,7 +84,7 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
             sys.executable, "-m", "amqp_lab", "broker", "--port", port, "--management-port", "0",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await asyncio.wait_for(second.communicate(), 20)
+        _, err = await asyncio.wait_for(second.communicate(), deadline(20))
         assert second.returncode == 2
         assert "cannot listen on 127.0.0.1" in err.decode()
     finally:

@@ -18,7 +18,7 @@ from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import make_app
 from textual.widgets import Static
 
-from tests.conftest import settings_for, wait_for
+from tests.conftest import deadline, settings_for, wait_for
 from tests.engine.conftest import lab_objects
 
 
@@ -151,7 +151,7 @@ async def run_with_node_failure(cluster: Any, *overrides: str) -> tuple[RunSnaps
                 timeout=30,
                 what="the run's events to say node 2 went down",
             )
-        final = await asyncio.wait_for(execution, 90)
+        final = await asyncio.wait_for(execution, deadline(90))
     finally:
         if not execution.done():
             execution.cancel()

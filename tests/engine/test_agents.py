@@ -19,7 +19,7 @@ from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 
-from tests.conftest import wait_for
+from tests.conftest import deadline, wait_for
 from tests.engine.conftest import lab_objects
 
 
@@ -58,7 +58,7 @@ async def run_with_agents(settings: Settings, *overrides: str, during: Any = Non
     execution = asyncio.create_task(run.execute())
     if during is not None:
         await during(seen)
-    final = await asyncio.wait_for(execution, 90)
+    final = await asyncio.wait_for(execution, deadline(90))
     assert final.state == "finished"
     assert run.leftovers == [] and await lab_objects(settings, run.run_id) == []
     return run, final

@@ -13,7 +13,7 @@ import pytest
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
 
-from tests.conftest import wait_for
+from tests.conftest import deadline, wait_for
 from tests.engine.conftest import crashed_run, lab_objects
 
 pytestmark = pytest.mark.embedded
@@ -31,7 +31,7 @@ async def cleanup(rabbit: Any, *args: str, answer: bytes | None = None) -> tuple
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(answer or b""), 120)
+    output, _ = await asyncio.wait_for(process.communicate(answer or b""), deadline(120))
     assert process.returncode is not None
     return process.returncode, output.decode()
 

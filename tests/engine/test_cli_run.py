@@ -11,13 +11,20 @@ from pathlib import Path
 import pytest
 from rabbitmq_node import PrivateNode
 
+from tests.conftest import deadline
+
 pytestmark = pytest.mark.embedded
 
 
 def amqp_lab(node: PrivateNode, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AMQP_URL": node.amqp_url, "AMQP_LAB_MANAGEMENT_URL": node.management_url}
     return subprocess.run(
-        [sys.executable, "-m", "amqp_lab", *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        [sys.executable, "-m", "amqp_lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=deadline(120),
+        env=env,
+        check=False,
     )
 
 
@@ -57,7 +64,12 @@ def test_a_failed_expectation_exits_1(rabbit: PrivateNode, tmp_path: Path) -> No
 def test_bad_input_exits_2_before_touching_the_broker(tmp_path: Path, args: list[str], message: str) -> None:
     env = {**os.environ, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}  # nothing listens: must not be needed
     result = subprocess.run(
-        [sys.executable, "-m", "amqp_lab", *args], capture_output=True, text=True, timeout=60, env=env, check=False
+        [sys.executable, "-m", "amqp_lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=deadline(60),
+        env=env,
+        check=False,
     )
     assert result.returncode == 2
     assert message in result.stderr
@@ -67,7 +79,7 @@ def test_bad_input_exits_2_before_touching_the_broker(tmp_path: Path, args: list
 def test_unreachable_broker_exits_2_with_the_reason() -> None:
     env = {**os.environ, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}
     result = subprocess.run(
-        [sys.executable, "-m", "amqp_lab", "run", "rpc"], capture_output=True, text=True, timeout=60, env=env,
+        [sys.executable, "-m", "amqp_lab", "run", "rpc"], capture_output=True, text=True, timeout=deadline(60), env=env,
         check=False,
     )  # fmt: skip
     assert result.returncode == 2

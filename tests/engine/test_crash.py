@@ -12,7 +12,7 @@ from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
 from rabbitmq_node import PrivateNode
 
-from tests.conftest import wait_for
+from tests.conftest import deadline, wait_for
 from tests.engine.conftest import lab_objects
 
 
@@ -46,7 +46,7 @@ async def test_a_killed_run_leaves_only_expiring_queues_and_cleanup_removes_them
         assert any(not detail.exclusive for detail in before.values())
     finally:
         process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(process.wait(), 30)
+        await asyncio.wait_for(process.wait(), deadline(30))
     assert process.returncode == -signal.SIGKILL
 
     exclusive = {name for name, detail in before.items() if detail.exclusive}
@@ -64,7 +64,7 @@ async def test_a_killed_run_leaves_only_expiring_queues_and_cleanup_removes_them
     cleanup = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "amqp_lab", "cleanup", "--yes", env=environment(rabbit), stdout=asyncio.subprocess.PIPE
     )
-    listed, _ = await asyncio.wait_for(cleanup.communicate(), 120)
+    listed, _ = await asyncio.wait_for(cleanup.communicate(), deadline(120))
     assert cleanup.returncode == 0
     for name in left:
         assert name in listed.decode()  # each leftover is listed as it is removed

@@ -12,7 +12,7 @@ from amqp_lab.scenario.files import load
 from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 
-from tests.conftest import settings_for, wait_for
+from tests.conftest import deadline, settings_for, wait_for
 from tests.engine.conftest import lab_objects
 
 HEARTBEAT = 1
@@ -50,7 +50,7 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
         stalled_at = time.monotonic()
         await wait_for(down, timeout=DETECTION_LIMIT + 1, what="the stall to be noticed")
         noticed_after = time.monotonic() - stalled_at
-        assert noticed_after <= DETECTION_LIMIT
+        assert noticed_after <= deadline(DETECTION_LIMIT)  # aiormq's timer fires late on a loaded machine
         proxy.heal()
         await recovers()
 

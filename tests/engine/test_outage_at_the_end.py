@@ -18,7 +18,7 @@ from amqp_lab.scenario.files import load
 from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 
-from tests.conftest import settings_for, wait_for
+from tests.conftest import deadline, settings_for, wait_for
 from tests.engine.conftest import lab_objects
 
 
@@ -43,7 +43,7 @@ async def test_a_run_ending_while_the_broker_is_gone_reports_what_it_could_not_c
     await wait_for(lambda: run.snapshot().ledger.acked >= 10, timeout=30, what="acks")
     proxy.down()
     await wait_for(lambda: run.snapshot().outage is not None, timeout=10, what="the outage to be noticed")
-    await asyncio.wait_for(run.stop(), 60)
+    await asyncio.wait_for(run.stop(), deadline(60))
 
     final = run.last
     assert final is not None and final.state == "finished"
@@ -88,7 +88,7 @@ async def test_amqp_lab_run_writes_its_report_and_exits_3_when_the_broker_is_gon
         proxy.down()
         await asyncio.sleep(0)  # the run now goes on reconnecting; SIGINT ends it as Ctrl-C would
         process.send_signal(2)
-        output, _ = await asyncio.wait_for(process.communicate(), 90)
+        output, _ = await asyncio.wait_for(process.communicate(), deadline(90))
     finally:
         if process.returncode is None:
             process.kill()

@@ -9,6 +9,8 @@ import sys
 import pytest
 from amqp_lab import __version__
 
+from tests.conftest import deadline
+
 
 def amqp_lab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AMQP_", "AMQP_LAB_"))}
@@ -18,7 +20,7 @@ def amqp_lab(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         [sys.executable, "-m", "amqp_lab", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=deadline(60),
         env=environment,
         check=False,
     )

@@ -27,6 +27,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pamqp.commands import Basic, Channel, Confirm, Connection, Queue
 
+from tests.conftest import deadline
+
 
 def test_frames_are_cut_however_the_bytes_arrive() -> None:
     frames = frame(METHOD, 1, b"abc") + frame(BODY, 2, b"") + frame(HEADER, 3, b"x" * 300)
@@ -88,8 +90,8 @@ async def test_a_wrong_protocol_header_gets_ours_and_the_door() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", broker.amqp_port)
         writer.write(b"AMQP\x00\x00\x08\x00")  # 0-8
         await writer.drain()
-        assert await asyncio.wait_for(reader.read(100), 5) == PROTOCOL_HEADER
-        assert await asyncio.wait_for(reader.read(100), 5) == b""  # closed
+        assert await asyncio.wait_for(reader.read(100), deadline(5)) == PROTOCOL_HEADER
+        assert await asyncio.wait_for(reader.read(100), deadline(5)) == b""  # closed
         writer.close()
     finally:
         await broker.stop()
@@ -127,7 +129,7 @@ async def test_a_return_goes_before_its_confirm_on_the_wire() -> None:
 
     async def next_method() -> object:
         while not received:
-            data = await asyncio.wait_for(reader.read(65536), 5)
+            data = await asyncio.wait_for(reader.read(65536), deadline(5))
             assert data, "the broker closed the connection"
             received.extend(decode_method(p) for kind, _, p in frames.feed(data) if kind == METHOD)
         return received.pop(0)

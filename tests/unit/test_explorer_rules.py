@@ -19,6 +19,8 @@ from amqp_lab.ui.screens.queue import channel_label
 from amqp_lab.ui.screens.whatif import HeadersError, parse_headers
 from rich.console import Console
 
+from tests.conftest import deadline
+
 
 def detail(arguments: dict[str, object], policy: dict[str, object], name: str = "") -> QueueDetail:
     stats = QueueStats.parse({"name": "q", "vhost": "/"})
@@ -161,7 +163,7 @@ async def test_a_slow_management_api_is_asked_less_often_and_the_snapshot_says_s
         poller = ManagementPoller(client, 0.2, received)
         task = asyncio.create_task(poller.run())
         try:
-            await asyncio.wait_for(first.wait(), 10)
+            await asyncio.wait_for(first.wait(), deadline(10))
         finally:
             task.cancel()
     snapshot = seen[0]

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.conftest import deadline
+
 HEADLESS = [
     "amqp_lab.config",
     "amqp_lab.masking",
@@ -27,5 +29,7 @@ HEADLESS = [
 @pytest.mark.parametrize("module", HEADLESS)
 def test_module_imports_without_textual(module: str) -> None:
     code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=deadline(60), check=True
+    )
     assert result.stdout.strip() == "[]"

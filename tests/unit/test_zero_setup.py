@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from amqp_lab.embedded.process import answers
 
+from tests.conftest import deadline
+
 
 def test_run_without_a_broker_uses_the_embedded_one_and_stops_it(tmp_path: Path) -> None:
     if answers(5672) or answers(15672):
@@ -19,7 +21,7 @@ def test_run_without_a_broker_uses_the_embedded_one_and_stops_it(tmp_path: Path)
     environment |= {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}  # no config file either
     result = subprocess.run(
         [sys.executable, "-m", "amqp_lab", "run", "pub-sub", "--duration", "2s"],
-        capture_output=True, text=True, timeout=120, env=environment, check=False,
+        capture_output=True, text=True, timeout=deadline(120), env=environment, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no broker configured and nothing answers on localhost:5672" in result.stderr
