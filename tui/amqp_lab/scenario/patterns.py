@@ -230,12 +230,13 @@ def event_keys(o: PubSubOptions) -> tuple[str, ...]:
 
 def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
     exchange = Exchange(f"{p}events", o.exchange, durable=o.reliable)
+    keys = event_keys(o)  # one tuple shared by every publisher
     clients: list[Any] = [
         PublisherSpec(
             f"publisher-{i}",
             "publisher",
             exchange.name,
-            event_keys(o),
+            keys,
             o.rate,
             o.limit,
             persistent=o.reliable,
