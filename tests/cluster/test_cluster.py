@@ -136,21 +136,39 @@ async def test_a_quorum_queue_has_three_members_and_a_new_leader_when_its_leader
 
 
 async def run_with_node_failure(cluster: Any, *overrides: str) -> tuple[RunSnapshot, list[RunSnapshot]]:
-    """A workers run through node 2 first; node 2 stopped once tasks flow, started again after a few seconds."""
+    """A workers run through node 2 first; node 2 stopped once tasks flow, started again once the run has said so;
+    the run ends when it has said node 2 is back and work has gone on (stopping a node takes 10-15 s on a loaded
+    machine: a run of fixed length could end before it saw anything)."""
     settings = on_cluster(cluster, first=2)
-    run = Run(load("workers", ["duration=16s", "workers.rate=100", "workers.processing=5ms", *overrides]), settings)
+    run = Run(load("workers", ["workers.rate=100", "workers.processing=5ms", *overrides]), settings)
     seen: list[RunSnapshot] = []
-    run.add_listener(seen.append)
-    execution = asyncio.create_task(run.execute())
+    texts: set[str] = set()  # every event text seen: a snapshot carries only the latest hundred while running
+
+    def listen(snapshot: RunSnapshot) -> None:
+        seen.append(snapshot)
+        texts.update(e.text for e in snapshot.events)
+
+    run.add_listener(listen)
+    stop = asyncio.Event()
+    execution = asyncio.create_task(run.execute(duration=3600, stop=stop))
+    node = label(cluster.node(2))
     try:
         await wait_for(lambda: bool(seen) and seen[-1].ledger.acked > 100, what="tasks flowing")
         down_at = len(seen)
         async with node_down(cluster, 2):
             await wait_for(
-                lambda: any(e.text.startswith(f"node {label(cluster.node(2))}:") for e in seen[-1].events),
+                lambda: any(text.startswith(f"node {node}:") for text in texts),
                 timeout=30,
                 what="the run's events to say node 2 went down",
             )
+        await wait_for(lambda: f"node {node}: down → running" in texts, what="the run's events to say node 2 is back")
+        back = seen[-1].ledger.acked
+        await wait_for(
+            lambda: seen[-1].outage is None and seen[-1].ledger.acked > max(back + 200, 1000),
+            timeout=60,
+            what="work going on with node 2 back",
+        )
+        stop.set()
         final = await asyncio.wait_for(execution, deadline(90))
     finally:
         if not execution.done():
