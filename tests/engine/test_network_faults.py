@@ -63,6 +63,13 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
         )
         assert run.snapshot().counters["broker_outages"] == outages
         proxy.heal()
+
+        def settled(each: Run) -> bool:
+            snapshot = each.snapshot()
+            return snapshot.outage is None and all(c.state != "reconnecting" for c in snapshot.clients)
+
+        # Stopped mid-reconnect, a run cannot send again what was not confirmed (a loaded machine reconnects slowly).
+        await wait_for(lambda: settled(run) and settled(jobs), what="both runs back with every client")
     finally:
         await asyncio.gather(run.stop(), jobs.stop())
         await proxy.close()
