@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 NO_ROUTE = 312
 
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024  # RabbitMQ 4's default max_message_size (3.x: 128 MiB)
+
 
 @dataclass(eq=False)
 class ChannelConsumer:
@@ -119,6 +121,7 @@ class Channel:
             Basic.Nack: self._nack,
             Basic.Reject: self._reject,
             Basic.Recover: self._recover,
+            Basic.RecoverAsync: self._recover,
             Confirm.Select: self._confirm_select,
             Tx.Select: self._tx_select,
             Tx.Commit: self._tx_commit,
@@ -233,8 +236,11 @@ class Channel:
         self._reply(Queue.PurgeOk(message_count=count), m.nowait)
 
     def _queue_delete(self, m: Queue.Delete) -> None:
-        count = self.vhost.delete_queue(self._queue_name(m.queue), m.if_unused, m.if_empty, self._owner())
-        self._reply(Queue.DeleteOk(message_count=count), m.nowait)
+        queue = self.vhost.deletable_queue(self._queue_name(m.queue), m.if_unused, m.if_empty, self._owner())
+        # delete-ok first, then the cancels of its consumers (this channel's too), in RabbitMQ's order
+        self._reply(Queue.DeleteOk(message_count=0 if queue is None else queue.ready), m.nowait)
+        if queue is not None:
+            self.vhost.remove_queue(queue)
 
     def _queue_name(self, name: str) -> str:
         if not name:
@@ -297,7 +303,7 @@ class Channel:
     def consumer_cancelled_by_broker(self, consumer: ChannelConsumer) -> None:
         """Its queue was deleted: basic.cancel to the client (consumer_cancel_notify)."""
         self.consumers.pop(consumer.tag, None)
-        if not self._closing:
+        if not self._closing and self.connection.cancel_notify:  # only to clients that said they understand it
             cancel = unchecked(Basic.Cancel, consumer_tag=consumer.tag, nowait=True)
             self.connection.send_method(self.number, cancel)
 
@@ -409,7 +415,8 @@ class Channel:
 
         return rejected
 
-    def _recover(self, m: Basic.Recover) -> None:
+    def _recover(self, m: Basic.Recover | Basic.RecoverAsync) -> None:
+        """basic.recover, and the deprecated basic.recover-async, which RabbitMQ still takes (without a reply)."""
         if not m.requeue:
             raise AmqpFault(540, "requeue=false")
         for delivery in sorted(self.unacked.values(), key=lambda d: d.queued.seq):
@@ -418,7 +425,8 @@ class Channel:
             delivery.queue.settled(acked=False)
             delivery.queue.requeue(delivery.queued)
         self.unacked.clear()
-        self._reply(Basic.RecoverOk())
+        if isinstance(m, Basic.Recover):
+            self._reply(Basic.RecoverOk())
 
     # Publishing
 
@@ -441,6 +449,10 @@ class Channel:
                 raise AmqpFault(505, "a second content header for one message")
             pending.size, pending.properties = decode_header(payload)
             pending.header = payload
+            if pending.size > MAX_MESSAGE_SIZE:  # refused before a byte of it is buffered
+                size = pending.size
+                self._content = None
+                raise AmqpFault(406, f"message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}")
         elif kind == BODY:
             if pending.size < 0:
                 raise AmqpFault(505, "content body before its header")

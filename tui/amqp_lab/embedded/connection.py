@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,14 @@ if TYPE_CHECKING:
     from amqp_lab.embedded.server import Broker
     from amqp_lab.embedded.vhost import Vhost
 
+log = logging.getLogger(__name__)
+
 FRAME_MAX = 131072
+FRAME_MIN = 4096  # the least frame_max a client may ask for (AMQP 0-9-1)
+HANDSHAKE_TIMEOUT = 10.0  # RabbitMQ's handshake_timeout: a socket that does not open a connection by then is closed
+# A client that does not read what it is sent (returns, deliveries) is not read from past this much unsent output,
+# as RabbitMQ's flow control stops reading a publisher: what it is sent stays bounded.
+WRITE_BUFFER_HIGH = 1024 * 1024
 CHANNEL_MAX = 2047
 HEARTBEAT_SECONDS = 60
 CLOSE_OK_TIMEOUT = 3.0
@@ -67,6 +75,7 @@ class Connection(asyncio.Protocol):
         self._reader = FrameReader(FRAME_MAX)
         self._last_received = time.monotonic()
         self._heartbeat_timer: asyncio.TimerHandle | None = None
+        self._handshake_timer: asyncio.TimerHandle | None = None
         self._pending: list[bytes] = []
         self._batching = False
         self.paused = False  # the socket's buffer is full: deliveries wait
@@ -78,7 +87,16 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer_host, self.peer_port = transport.get_extra_info("peername")[:2]
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self.broker.connections.add(self)
+        self._handshake_timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        if self._stage not in ("open", "closing", "closed"):
+            log.info(
+                "closing %s:%s: no connection opened within %g s", self.peer_host, self.peer_port, HANDSHAKE_TIMEOUT
+            )
+            self._abort()
 
     def data_received(self, data: bytes) -> None:
         self._last_received = time.monotonic()
@@ -107,6 +125,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stage = "closed"
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
         if self._heartbeat_timer is not None:
             self._heartbeat_timer.cancel()
         for channel in list(self.channels.values()):
@@ -118,9 +138,14 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.paused = False
+        self._last_received = time.monotonic()  # its heartbeats wait, unread, in the socket
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
         for channel in self.channels.values():
             channel.resume()
 
@@ -189,6 +214,9 @@ class Connection(asyncio.Protocol):
                 raise AmqpFault(501, f"unknown frame type {kind}")
         except AmqpFault as fault:
             self.close_connection(fault)
+        except Exception:  # a bug met by one client's frame costs that client its connection, no one else anything
+            log.exception("frame on channel %s of %s failed", number, self.name or self.peer_host)
+            self.close_connection(AmqpFault(541, "the embedded broker failed on this frame; see its log"))
 
     def _connection_method(self, method: Method) -> None:
         stage = self._stage
@@ -198,6 +226,9 @@ class Connection(asyncio.Protocol):
             self._tuned(method)
         elif isinstance(method, ConnectionMethods.Open) and stage == "open":
             self._open(method)
+        elif isinstance(method, ConnectionMethods.UpdateSecret) and stage == "open" and self.vhost is not None:
+            # A new secret for the same user (RabbitMQ's way to renew an expiring token); PLAIN has nothing to renew.
+            self.send_method(0, ConnectionMethods.UpdateSecretOk())
         elif isinstance(method, ConnectionMethods.Close):
             self.send_method(0, ConnectionMethods.CloseOk())
             self.flush()
@@ -219,6 +250,12 @@ class Connection(asyncio.Protocol):
         }
         self.send_method(0, ConnectionMethods.Start(server_properties=properties, mechanisms="PLAIN", locales="en_US"))
 
+    @property
+    def cancel_notify(self) -> bool:
+        """Whether the client announced consumer_cancel_notify: RabbitMQ sends basic.cancel only to those."""
+        capabilities = self.client_properties.get("capabilities")
+        return isinstance(capabilities, dict) and capabilities.get("consumer_cancel_notify") is True
+
     def _authenticate(self, method: ConnectionMethods.StartOk) -> None:
         self.client_properties = dict(method.client_properties or {})
         self.name = str(self.client_properties.get("connection_name", ""))
@@ -238,8 +275,12 @@ class Connection(asyncio.Protocol):
         )
 
     def _tuned(self, method: ConnectionMethods.TuneOk) -> None:
+        if method.frame_max and not FRAME_MIN <= method.frame_max <= FRAME_MAX:
+            raise AmqpFault(530, f"frame_max={method.frame_max} outside {FRAME_MIN}..{FRAME_MAX}")
+        if method.channel_max > CHANNEL_MAX:  # RabbitMQ refuses more than it offered
+            raise AmqpFault(530, f"channel_max={method.channel_max} > {CHANNEL_MAX} max size")
         self.channel_max = method.channel_max or CHANNEL_MAX
-        self.frame_max = min(method.frame_max or FRAME_MAX, FRAME_MAX)
+        self.frame_max = method.frame_max or FRAME_MAX
         self._reader.frame_max = self.frame_max
         self.heartbeat = method.heartbeat  # the client's value wins, as with RabbitMQ
         self._stage = "open"
@@ -249,8 +290,9 @@ class Connection(asyncio.Protocol):
     def _beat(self) -> None:
         if self._stage == "closed":
             return
-        if time.monotonic() - self._last_received > 2 * self.heartbeat:
-            self._abort()  # missed heartbeats from the client
+        # Missed heartbeats from the client; not counted while it is not read from (RabbitMQ pauses its monitor too).
+        if not self.paused and time.monotonic() - self._last_received > 2 * self.heartbeat:
+            self._abort()
             return
         self.send(HEARTBEAT_FRAME)
         self._heartbeat_timer = asyncio.get_running_loop().call_later(self.heartbeat / 2, self._beat)
@@ -288,8 +330,12 @@ class Connection(asyncio.Protocol):
         if isinstance(method, ChannelMethods.Open):
             if channel is not None:
                 raise AmqpFault(504, f"second 'channel.open' seen on channel {number}")
-            if number > self.channel_max:
-                raise AmqpFault(530, f"channel number {number} is over channel_max {self.channel_max}")
+            if len(self.channels) >= self.channel_max:  # RabbitMQ limits how many are open, not their numbers
+                raise AmqpFault(
+                    530,
+                    f"number of channels opened ({len(self.channels)}) has reached the negotiated channel_max "
+                    f"({self.channel_max})",
+                )
             assert self.vhost is not None
             self.channels[number] = Channel(self, number, self.vhost)
             self.send_method(number, ChannelMethods.OpenOk())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,8 @@ UNSUPPORTED_ARGUMENTS = {
     "x-quorum-initial-group-size": "quorum queues of more than one member",
     "x-delivery-limit": "delivery limits of quorum queues (x-delivery-limit)",
 }
+
+log = logging.getLogger(__name__)
 
 
 def server_name(prefix: str) -> str:
@@ -76,10 +79,12 @@ class Vhost:
     def declare_exchange(
         self, name: str, kind: str, passive: bool, durable: bool, auto_delete: bool, internal: bool, arguments: Any
     ) -> None:
+        if name == "":
+            raise AmqpFault(403, f"operation not permitted on the default {self._where('exchange', '')}")
         if passive:
             self.exchange(name)
             return
-        if name == "" or name.startswith("amq."):
+        if name.startswith("amq."):
             raise AmqpFault(403, f"exchange name '{name}' contains reserved prefix 'amq.*'")
         if kind not in EXCHANGE_TYPES:
             if kind.startswith("x-"):
@@ -117,13 +122,16 @@ class Vhost:
         if found is None:
             raise AmqpFault(404, f"no {self._where('queue', name)}")
         if found.exclusive_owner is not None and found.exclusive_owner is not owner:
-            raise AmqpFault(
-                405,
-                f"cannot obtain exclusive access to locked {self._where('queue', name)}. It could be originally "
-                "declared on another connection or the exclusive property value does not match that of the "
-                "original declaration.",
-            )
+            raise self._locked(name)
         return found
+
+    def _locked(self, name: str) -> AmqpFault:
+        return AmqpFault(
+            405,
+            f"cannot obtain exclusive access to locked {self._where('queue', name)}. It could be originally "
+            "declared on another connection or the exclusive property value does not match that of the "
+            "original declaration.",
+        )
 
     def declare_queue(
         self,
@@ -153,6 +161,8 @@ class Vhost:
         existing = self.queues.get(name)
         if existing is not None:
             self.queue(name, owner)  # exclusive to another connection: 405
+            if exclusive != (existing.exclusive_owner is not None):
+                raise self._locked(name)  # RabbitMQ: the exclusive flag differs, on the owning connection too
             wanted = {"durable": durable, "exclusive": exclusive, "auto_delete": auto_delete}
             current = {
                 "durable": existing.durable,
@@ -181,6 +191,9 @@ class Vhost:
         def invalid(key: str, why: str) -> AmqpFault:
             return AmqpFault(406, f"invalid arg '{key}' for {self._where('queue', name)}: {why}")
 
+        for key in ("x-dead-letter-exchange", "x-dead-letter-routing-key", "x-overflow", "x-queue-type"):
+            if key in arguments and not isinstance(arguments[key], str):
+                raise invalid(key, f"{{unacceptable_type,{_amqp_type(arguments[key])}}}")
         kind = arguments.get("x-queue-type", "classic")
         if kind not in ("classic", "quorum"):
             raise limit(f"{kind} queues (x-queue-type)", code=406)
@@ -191,7 +204,7 @@ class Vhost:
             if key in arguments:
                 value = arguments[key]
                 if isinstance(value, bool) or not isinstance(value, int):
-                    raise invalid(key, f"{{unacceptable_type,{type(value).__name__}}}")
+                    raise invalid(key, f"{{unacceptable_type,{_amqp_type(value)}}}")
                 if value < least:
                     raise invalid(key, f"{{value_{'zero' if value == 0 else 'negative'},{value}}}")
         if "x-overflow" in arguments and arguments["x-overflow"] not in OVERFLOWS:
@@ -199,9 +212,10 @@ class Vhost:
         if "x-dead-letter-routing-key" in arguments and "x-dead-letter-exchange" not in arguments:
             raise invalid("x-dead-letter-routing-key", '{missing_dependent_argument,<<"x-dead-letter-exchange">>}')
 
-    def delete_queue(self, name: str, if_unused: bool, if_empty: bool, owner: object) -> int:
+    def deletable_queue(self, name: str, if_unused: bool, if_empty: bool, owner: object) -> Queue | None:
+        """The queue a queue.delete may remove (None: not there, which RabbitMQ answers delete-ok), or the fault."""
         if name not in self.queues:
-            return 0  # RabbitMQ: deleting what is not there succeeds
+            return None
         queue = self.queue(name, owner)
         if queue.arguments.get("x-queue-type") == "quorum" and (if_unused or if_empty):
             flag = "if-unused" if if_unused else "if-empty"
@@ -214,7 +228,7 @@ class Vhost:
             raise AmqpFault(406, f"{self._where('queue', name)} in use")
         if if_empty and queue.ready:
             raise AmqpFault(406, f"{self._where('queue', name)} not empty")
-        return self.remove_queue(queue)
+        return queue
 
     def remove_queue(self, queue: Queue) -> int:
         """Gone: consumers are told (basic.cancel), what it held is dropped."""
@@ -243,13 +257,20 @@ class Vhost:
 
     def bind(self, source: str, destination: str, key: str, arguments: Any, to_exchange: bool, owner: object) -> None:
         self._check_binding(source, destination, to_exchange, owner)
+        if self.exchange(source).type == "headers" and "x-match" in (arguments or {}):
+            _check_match(arguments["x-match"])
         binding = Binding(source, destination, key, dict(arguments or {}), to_exchange)
         if binding not in self.bindings:
             self.bindings.append(binding)
             self._changed()
 
     def unbind(self, source: str, destination: str, key: str, arguments: Any, to_exchange: bool, owner: object) -> None:
-        self._check_binding(source, destination, to_exchange, owner)
+        """Idempotent, as RabbitMQ's: a binding whose exchange or queue is gone already is unbound (aio-pika's
+        RPC.close() unbinds from an auto-delete exchange that went with its queue)."""
+        if source in ("", DEFAULT_ALIAS) or (to_exchange and destination in ("", DEFAULT_ALIAS)):
+            raise AmqpFault(403, f"operation not permitted on the default {self._where('exchange', '')}")
+        if not to_exchange and destination in self.queues:
+            self.queue(destination, owner)  # another connection's exclusive queue stays locked
         binding = Binding(source, destination, key, dict(arguments or {}), to_exchange)
         self._unbind_where(lambda b: b == binding)
 
@@ -316,7 +337,8 @@ class Vhost:
         entry = next((d for d in deaths if d.get("queue") == queue.name and d.get("reason") == reason), None)
         if entry is not None:
             deaths.remove(entry)
-            entry["count"] = int(entry.get("count", 0)) + 1
+            count = entry.get("count")  # a client may have put anything there
+            entry["count"] = (count if isinstance(count, int) and not isinstance(count, bool) else 0) + 1
             entry["time"] = now
         else:
             entry = {
@@ -340,17 +362,63 @@ class Vhost:
         key = queue.dead_letter_routing_key or message.routing_key
         letter = Message(exchange, key, encode_header_payload(len(message.body), properties), message.body, properties)
         for target in self.route(exchange, key, headers):
-            target.enqueue(letter)
+            if not _cycles(reason, headers["x-death"], target.name):
+                target.enqueue(letter)
 
     def tick(self, now: float) -> None:
-        """Expire messages at the heads of queues with a TTL, and queues unused for their x-expires."""
+        """Expire messages at the heads of queues with a TTL, and queues unused for their x-expires. A queue whose
+        expiry fails (whatever a client put in a message) is logged and skipped: the others keep expiring."""
         for queue in list(self.expiring):
-            queue.expire(now)
-            if queue.expires is not None and queue.unused_for(now) >= queue.expires and queue.name in self.queues:
-                self.remove_queue(queue)
+            try:
+                queue.expire(now)
+                if queue.expires is not None and queue.unused_for(now) >= queue.expires and queue.name in self.queues:
+                    self.remove_queue(queue)
+            except Exception:
+                log.exception("expiring %s failed; it is skipped this time", self._where("queue", queue.name))
+
+
+X_MATCH = ("all", "any", "all-with-x", "any-with-x")
+
+
+def _check_match(mode: Any) -> None:
+    """A headers binding's x-match, refused as RabbitMQ refuses it at bind time."""
+    if not isinstance(mode, str):
+        raise AmqpFault(406, f"Invalid x-match field type {_amqp_type(mode)} (value {mode!r}); expected longstr")
+    if mode not in X_MATCH:
+        raise AmqpFault(406, f'Invalid x-match field value <<"{mode}">>; expected all, any, all-with-x, or any-with-x')
+
+
+def _cycles(reason: str, deaths: list[dict[str, Any]], target: str) -> bool:
+    """RabbitMQ drops a dead-lettered message that would reach a queue it has been dead-lettered from already,
+    unless it was rejected somewhere on the way: a cycle with no consumer to break it (TTL 0 back to itself)."""
+    if reason == "rejected":
+        return False
+    for death in deaths:  # newest first
+        if death.get("reason") == "rejected":
+            return False
+        if death.get("queue") == target:
+            return True
+    return False
 
 
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return "none" if value is None else str(value)
+
+
+def _amqp_type(value: Any) -> str:
+    """A field's type as RabbitMQ names it in its refusals."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str | bytes):
+        return "longstr"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "void" if value is None else type(value).__name__
