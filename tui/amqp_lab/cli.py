@@ -270,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     broker.add_argument("--user", metavar="NAME", default="guest", help="the one user (default guest)")
     broker.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="stop when standard input ends (how amqp-lab ties a broker it starts to its own life)",
+    )
+    broker.add_argument(
         "--password",
         metavar="SECRET",
         default=os.environ.get("AMQP_LAB_BROKER_PASSWORD", "guest"),
@@ -506,7 +511,7 @@ def run_broker(args: argparse.Namespace, console: Console, error_console: Consol
         console.print(f"  management API  http://{options.bind}:{management_port}/")
 
     try:
-        asyncio.run(serve(options, ready))
+        asyncio.run(serve(options, ready, args.until_stdin_closes))
     except BrokerSetupError as exc:
         error_console.print(Text(f"amqp-lab broker: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED

@@ -10,13 +10,15 @@ import asyncio
 import base64
 import binascii
 import json
-import re
+import logging
+import struct
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
+import re2
 from pamqp.commands import Basic
 
 from amqp_lab import __version__
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 SAMPLE_EVERY = 1.0
 MAX_BODY = 1 << 20
 PRODUCT = "amqp-lab embedded broker"
+
+log = logging.getLogger(__name__)
 
 
 class HttpError(Exception):
@@ -376,10 +380,7 @@ class ManagementApi:
         name = query.get("name")
         if name:
             if query.get("use_regex") == "true":
-                try:
-                    pattern = re.compile(name)
-                except re.error:
-                    raise HttpError(400, "bad_request", f"invalid regular expression {name!r}") from None
+                pattern = _regex(name)
                 documents = [d for d in documents if pattern.search(d["name"])]
             else:
                 documents = [d for d in documents if name in d["name"]]
@@ -599,13 +600,23 @@ class ManagementApi:
         payload = request.get("payload", "")
         if not isinstance(key, str) or not isinstance(payload, str):
             raise HttpError(400, "bad_request", "routing_key and payload must be strings")
-        body = base64.b64decode(payload) if request.get("payload_encoding") == "base64" else payload.encode()
+        try:
+            body = (
+                base64.b64decode(payload, validate=True)
+                if request.get("payload_encoding") == "base64"
+                else payload.encode()
+            )
+        except binascii.Error:
+            raise HttpError(400, "bad_request", "payload is not base64 (payload_encoding base64)") from None
         given = request.get("properties") or {}
+        if not isinstance(given, dict):
+            raise HttpError(400, "bad_request", "properties must be a JSON object")
         try:
             properties = Basic.Properties(**{k: v for k, v in given.items() if k in Basic.Properties.__slots__})
-        except (TypeError, ValueError) as exc:
+            header = encode_header_payload(len(body), properties)
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:  # pamqp's words for what AMQP cannot carry
             raise HttpError(400, "bad_request", f"invalid properties: {exc}") from None
-        message = Message(exchange, key, encode_header_payload(len(body), properties), body, properties)
+        message = Message(exchange, key, header, body, properties)
         queues = vhost.route(exchange, key, message.headers)
         for queue in queues:
             queue.enqueue(message)
@@ -684,6 +695,9 @@ class HttpConnection(asyncio.Protocol):
             )
         except HttpError as exc:
             status, data = exc.status, {"error": exc.error, "reason": exc.reason}
+        except Exception:  # a request the API did not foresee costs that request, never the broker
+            log.exception("management API: %s %s failed", request.method, request.target)
+            status, data = 500, {"error": "internal_error", "reason": "the embedded broker failed on this request"}
         self._respond(status, data)
 
     def _respond(self, status: int, data: Any) -> None:
@@ -706,3 +720,21 @@ class HttpConnection(asyncio.Protocol):
     def _close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+
+MAX_PATTERN = 1000  # characters of a name filter's regular expression
+
+
+def _regex(pattern: str) -> Any:
+    """A user's name filter, compiled by RE2: linear in the name's length whatever the pattern, so no filter can
+    stall the broker (Python's re backtracks exponentially on `(a+)+$`). RE2 has no back-references or lookaround:
+    those are refused with 400, as an invalid pattern is."""
+    if len(pattern) > MAX_PATTERN:
+        raise HttpError(400, "bad_request", f"regular expression over {MAX_PATTERN} characters")
+    options = re2.Options()
+    options.log_errors = False  # the broker's stderr is a pipe nobody may be reading
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise HttpError(400, "bad_request", f"invalid regular expression {pattern!r}: {reason}") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import subprocess
 import sys
@@ -62,9 +61,11 @@ class BrokerProcess:
     def start(self) -> None:
         """Until both ports answer; BrokerStartFailed with the broker's own words when it cannot start."""
         command = [sys.executable, "-m", "amqp_lab", "broker", "--port", str(self.amqp_port)]
-        command += ["--management-port", str(self.management_port)]
+        command += ["--management-port", str(self.management_port), "--until-stdin-closes"]
+        # This process holds the broker's stdin: however it ends, killed included, the broker reads the end of it
+        # and stops; it is never left listening with guest/guest on 5672.
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         deadline = time.monotonic() + START_TIMEOUT
         while not (answers(self.amqp_port) and answers(self.management_port)):
@@ -77,11 +78,12 @@ class BrokerProcess:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """As Ctrl-C would: clients are told the broker shuts down; everything it held goes."""
+        """As a shutdown: clients are told the broker goes (320); everything it held goes."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
+        if process.stdin is not None:
+            process.stdin.close()  # the broker reads the end of its input and shuts down, telling its clients
         try:
             process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:

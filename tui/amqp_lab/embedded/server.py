@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +42,10 @@ class BrokerOptions:
             loopback = all(ipaddress.ip_address(a).is_loopback for a in _addresses(self.bind))
         except ValueError:
             raise BrokerSetupError(f"cannot bind {self.bind!r}: no such address; try 127.0.0.1") from None
-        if not loopback and self.password == DEFAULT_PASSWORD:
+        if not loopback and self.password in (DEFAULT_PASSWORD, ""):
+            which = "an empty password" if not self.password else "the well-known default password"
             raise BrokerSetupError(
-                f"binding {self.bind} would let other machines in with the well-known default password: "
+                f"binding {self.bind} would let other machines in with {which}: "
                 "give --password (or AMQP_LAB_BROKER_PASSWORD), and --user, to bind beyond loopback"
             )
         for port in (self.amqp_port, self.management_port):
@@ -119,12 +123,28 @@ class Broker:
         self._servers.clear()
 
 
-async def serve(options: BrokerOptions, ready: Callable[[int, int], None]) -> None:
-    """Run until cancelled (Ctrl-C); `ready` gets the AMQP and management ports once both listen."""
+async def serve(options: BrokerOptions, ready: Callable[[int, int], None], until_stdin_closes: bool = False) -> None:
+    """Run until cancelled (Ctrl-C), or, with `until_stdin_closes`, until standard input ends: the lab that
+    started the broker holds its other end, and however the lab ends, even killed, the broker ends with it.
+    `ready` gets the AMQP and management ports once both listen."""
     broker = Broker(options)
     await broker.start()
     ready(broker.amqp_port, broker.management_port)
+    done = asyncio.Event()
+    if until_stdin_closes:
+        loop = asyncio.get_running_loop()
+        # A daemon thread: blocked on a read, it must not hold up the way out on Ctrl-C.
+        threading.Thread(
+            target=_read_until_closed, args=(lambda: loop.call_soon_threadsafe(done.set),), daemon=True
+        ).start()
     try:
-        await asyncio.Event().wait()
+        await done.wait()
     finally:
         await broker.stop()
+
+
+def _read_until_closed(closed: Callable[[], None]) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        while sys.stdin.buffer.read(4096):
+            pass
+    closed()
