@@ -4,8 +4,7 @@ delivery order, redelivered flags, x-death, returns before confirms, exclusive a
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import Any
 
 import aio_pika
@@ -20,20 +19,6 @@ from pamqp.commands import Basic
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.embedded
-
-
-@pytest.fixture
-async def connection(rabbit: Any) -> AsyncIterator[AbstractConnection]:
-    opened = await aio_pika.connect(rabbit.amqp_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def name() -> str:
-    return f"conformance.{secrets.token_hex(4)}"
 
 
 async def refused(operation: Awaitable[Any]) -> int | None:

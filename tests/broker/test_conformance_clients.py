@@ -3,8 +3,6 @@ RabbitMQ 3.10, 4.0 and the embedded broker alike: each is what RabbitMQ does, an
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
@@ -20,20 +18,6 @@ from tests.broker.test_conformance import refused
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.embedded
-
-
-@pytest.fixture
-async def connection(rabbit: Any) -> AsyncIterator[AbstractConnection]:
-    opened = await aio_pika.connect(rabbit.amqp_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-@pytest.fixture
-def name() -> str:
-    return f"clients.{secrets.token_hex(4)}"
 
 
 async def test_unbinding_what_is_gone_already_is_unbind_ok(connection: AbstractConnection, name: str) -> None:
