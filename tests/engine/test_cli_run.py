@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,24 @@ def test_run_writes_a_report_and_exits_0(rabbit: PrivateNode, tmp_path: Path) ->
     assert document["left_on_broker"] == []
     assert {c["role"] for c in document["clients"]} == {"producer", "worker"}
     assert document["latency_ms"]["delivery"]["count"] == document["ledger"]["delivered"]
+
+
+async def test_ctrl_c_cleans_up_reports_and_exits_130(rabbit: PrivateNode, tmp_path: Path) -> None:
+    """Stopped early, a run still drains, cleans up and writes its report, and says it was interrupted: exit 0
+    would tell a CI script the run went as planned."""
+    report = tmp_path / "report.json"
+    env = {**os.environ, "AMQP_URL": rabbit.amqp_url, "AMQP_LAB_MANAGEMENT_URL": rabbit.management_url}
+    command = [sys.executable, "-m", "amqp_lab", "run", "workers", "--duration", "5m", "--json", str(report)]
+    process = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    while b"running" not in await asyncio.wait_for(process.stdout.readline(), deadline(60)):
+        pass
+    process.send_signal(signal.SIGINT)
+    output, _ = await asyncio.wait_for(process.communicate(), deadline(60))
+    assert process.returncode == 130, output.decode()
+    document = json.loads(report.read_text())
+    assert document["interrupted"] is True and document["left_on_broker"] == []
+    assert document["ledger"]["published"] > 0
 
 
 def test_a_failed_expectation_exits_1(rabbit: PrivateNode, tmp_path: Path) -> None:

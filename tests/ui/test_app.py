@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 from amqp_lab.broker.connection import Backoff, ConnectionState
-from amqp_lab.config import Settings
+from amqp_lab.config import Settings, build
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.connection import ConnectionScreen
 from amqp_lab.ui.screens.help import HelpScreen
@@ -163,3 +163,18 @@ async def test_a_broker_outage_shows_reconnecting_then_connected(rabbit) -> None
         finally:
             await asyncio.to_thread(rabbit.start_app)
         await wait_for(lambda: "● connected" in str(badge.render()), what="connected badge again")
+
+
+async def test_connect_with_nothing_changed_keeps_every_setting_the_form_does_not_show() -> None:
+    """The form rebuilt the settings from its fields alone, and pressing Connect reset the heartbeat and agents."""
+    before = build(
+        {"amqp_url": "amqp://guest:guest@127.0.0.1:1/", "management_url": "http://127.0.0.1:1/", "refresh": 3600,
+         "heartbeat": 7, "agents": 2, "timeout": 3.5}
+    )  # fmt: skip
+    app = lab(before)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await wait_for(lambda: isinstance(app.screen, ConnectionScreen), what="the connection screen")
+        await pilot.press("ctrl+s")
+        await wait_for(lambda: not isinstance(app.screen, ConnectionScreen), what="the form to close")
+        assert app.settings == before

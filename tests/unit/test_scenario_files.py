@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from amqp_lab.scenario.files import PRESETS, ScenarioError, load, presets, save
+from amqp_lab.scenario.files import PRESETS, ScenarioError, from_text, load, presets, save
 from amqp_lab.scenario.model import DEFAULT_SUBSCRIBERS, Scenario
 from amqp_lab.scenario.patterns import build
 from amqp_lab.scenario.plan import ConsumerSpec
@@ -147,3 +147,43 @@ def test_every_experiment_and_each_of_its_reruns_builds(found: Experiment) -> No
         for action in step.actions:
             if action[0] == "rerun":
                 build(found.scenario(*action[1:]), "lab.t.")
+
+
+def test_a_file_table_replaces_the_presets_as_set_does(tmp_path: Path) -> None:
+    """[pub-sub.subscribers] in a file over the preset is the file's subscribers, not the preset's and the file's."""
+    path = tmp_path / "mine.toml"
+    path.write_text('preset = "pub-sub"\n[pub-sub.subscribers]\naudit = ["#"]\n')
+    from_file = load(str(path))
+    from_set = load("pub-sub", ['pub-sub.subscribers={audit = ["#"]}'])
+    assert dict(from_file.pub_sub.subscribers) == dict(from_set.pub_sub.subscribers) == {"audit": ["#"]}
+    assert from_file.pub_sub.rate == load("pub-sub").pub_sub.rate  # the section's other keys stay the preset's
+
+
+def test_another_patterns_key_is_refused_not_ignored() -> None:
+    with pytest.raises(ScenarioError, match=r"workers\.\* sets up workers runs.*pattern is rpc"):
+        load("rpc", ["workers.workers=5"])
+
+
+def test_a_run_of_no_duration_is_refused() -> None:
+    with pytest.raises(ScenarioError, match=r"duration.*greater than 0"):
+        load("workers", ["duration=0"])
+
+
+def test_headers_publishers_need_no_routing_keys() -> None:
+    text = """
+pattern = "custom"
+[[custom.exchanges]]
+name = "by-region"
+type = "headers"
+[[custom.publishers]]
+name = "p"
+exchange = "by-region"
+headers = {region = "eu"}
+[[custom.publishers]]
+name = "q"
+exchange = "amq.headers"
+"""
+    scenario = from_text(text, "mine.toml")
+    assert [p.routing_keys for p in scenario.custom.publishers] == [[""], [""]]
+    with pytest.raises(ScenarioError, match="routing_keys"):  # a direct exchange still needs them
+        from_text('pattern = "custom"\n[[custom.publishers]]\nname = "p"\nexchange = "amq.direct"\n', "mine.toml")

@@ -37,6 +37,7 @@ EXIT_OK = 0
 EXIT_PARTIAL = 1  # AMQP works, the management API does not
 EXIT_FAILED = 2  # bad input, or the broker cannot be reached
 EXIT_UNCLEAN = 3  # a run ended with the broker out of reach: its report is written, its objects may be left
+EXIT_INTERRUPTED = 130  # stopped with Ctrl-C (or SIGTERM) before its end: cleaned up and reported all the same
 
 DESCRIPTION = """\
 An interactive terminal lab for AMQP 0-9-1 routing topologies on RabbitMQ.
@@ -182,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Exit 0 when every expectation held (by default: nothing lost), 1 when one failed or\n"
         "something was left on the broker, 2 for bad input or an unreachable broker, 3 when the\n"
         "broker was out of reach at the end: the report is written and says what may be left\n"
-        "(`amqp-lab cleanup` removes it once the broker is back).",
+        "(`amqp-lab cleanup` removes it once the broker is back), 130 when stopped by Ctrl-C\n"
+        "before its end (it still cleans up and writes its report, which says interrupted).",
         epilog="examples:\n"
         "  amqp-lab run rpc\n"
         "  amqp-lab run rpc --set rpc.reply_queue=direct-reply-to --set rpc.handlers=0\n"
@@ -379,6 +381,8 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
         console.print(f"report written to {report}")
     if document["cleanup_error"]:
         return EXIT_UNCLEAN
+    if document["interrupted"]:
+        return EXIT_INTERRUPTED
     return EXIT_OK if document["passed"] else EXIT_PARTIAL
 
 
@@ -584,4 +588,4 @@ def main(argv: list[str] | None = None) -> int:
         error_console.print(Text(f"amqp-lab: the embedded broker did not start: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

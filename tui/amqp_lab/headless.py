@@ -113,6 +113,7 @@ async def run_headless(scenario: Scenario, settings: Settings, console: Console)
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # A run stopped by a signal still drains, cleans up and reports; the report says it was interrupted.
     title = f"{scenario.title}: {scenario.description}" if scenario.description else scenario.title
     console.print(Text(title, style="bold"), soft_wrap=True)
     for note in run.plan.notes:
@@ -133,4 +134,5 @@ async def run_headless(scenario: Scenario, settings: Settings, console: Console)
         run.add_listener(plain)
         final = await run.execute(stop=stop)
     console.print(summary(scenario, final, run))
-    return build_report(scenario, final, settings.primary.display(), run.leftovers, run.cleanup_error)
+    report = build_report(scenario, final, settings.primary.display(), run.leftovers, run.cleanup_error)
+    return {**report, "interrupted": stop.is_set()}

@@ -87,6 +87,7 @@ def from_text(text: str, where: str, overrides: Iterable[str] = ()) -> Scenario:
         data = _merge(_parse(preset(base).text, f"preset {base}"), data)
     for override in overrides:
         _apply(data, override)
+    _check_sections(data, overrides, where)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -170,13 +171,27 @@ def _check_depth(data: Any, where: str) -> None:
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """A file over its preset: a section's keys replace the preset's one by one, and a key's value replaces the
+    preset's whole, tables too ([pub-sub.subscribers] is the file's subscribers, as --set makes it)."""
     merged = dict(base)
     for key, value in top.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
     return merged
+
+
+def _check_sections(data: Mapping[str, Any], overrides: list[str], where: str) -> None:
+    """--set of another pattern's section would be ignored by this run without a word: refused instead."""
+    pattern = data.get("pattern")
+    for override in overrides:
+        section = override.partition("=")[0].strip().partition(".")[0]
+        if section in PRESETS and section != pattern and pattern in PRESETS:
+            raise ScenarioError(
+                f"{where}: --set {override[:60]!r}: {section}.* sets up {section} runs, and this scenario's pattern "
+                f"is {pattern}: use {pattern}.* keys, or run the {section} preset"
+            )
 
 
 def _apply(data: dict[str, Any], override: str) -> None:

@@ -298,12 +298,34 @@ class ConsumerEntry(Section):
     reply: bool = Field(False, description="answer messages that carry reply_to")
 
 
+HEADERS_EXCHANGES = ("amq.headers", "amq.match")
+
+
 class CustomOptions(Section):
     exchanges: Annotated[list[ExchangeEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
     queues: Annotated[list[QueueEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
     bindings: Annotated[list[BindingEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
     publishers: Annotated[list[PublisherEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
     consumers: Annotated[list[ConsumerEntry], at_most_items(MAX_ITEMS, ITEMS_WHY)] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _headers_need_no_keys(cls, data: Any) -> Any:
+        """A headers exchange routes on headers alone: its publishers may leave routing_keys out."""
+        if not isinstance(data, dict) or not isinstance(data.get("publishers"), list):
+            return data
+        exchanges = data.get("exchanges") if isinstance(data.get("exchanges"), list) else []
+        headers = {
+            *HEADERS_EXCHANGES,
+            *(e.get("name") for e in exchanges if isinstance(e, dict) and e.get("type") == "headers"),
+        }
+        publishers = [
+            {**p, "routing_keys": [""]}
+            if isinstance(p, dict) and "routing_keys" not in p and p.get("exchange") in headers
+            else p
+            for p in data["publishers"]
+        ]
+        return {**data, "publishers": publishers}
 
 
 Action = Literal[
@@ -350,7 +372,7 @@ EXPECTABLE = (
     "orphan_replies",
     "returns",
     "nacked",
-    "partial_jobs",
+    "jobs_partial",
     "pending_jobs",
     "late_results",
     "missed",
@@ -362,7 +384,7 @@ class Scenario(Section):
     pattern: Pattern
     name: str = Field("", description="shown in the run's title and report")
     description: str = ""
-    duration: Duration = Field(10.0, description="how long producers send: 30s, 2m")
+    duration: Duration = Field(10.0, gt=0, description="how long producers send: 30s, 2m (a run of 0 s sends nothing)")
     drain: Duration = Field(3.0, description="after the producers stop, how long consumers may finish their work")
     seed: int = Field(1, description="same seed, same random choices: runs you can compare")
     safety_expires: Duration = Field(3600.0, description="x-expires on durable queues: a crashed run's queues go away")

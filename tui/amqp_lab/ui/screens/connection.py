@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +14,11 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from amqp_lab.config import Settings, SettingsError, build
 from amqp_lab.masking import unmask_url
 from amqp_lab.ui.text import inert
+
+# The settings the form shows and reads back.
+FORM_FIELDS = frozenset(
+    {"endpoints", "management_url", "management_fallbacks", "vhost", "tls", "read_only", "broker_given", "profile"}
+)
 
 
 class ConnectionScreen(ModalScreen[Settings | None]):
@@ -58,7 +65,7 @@ class ConnectionScreen(ModalScreen[Settings | None]):
 
     def collect(self) -> Settings:
         """The form's Settings; SettingsError names the field to fix."""
-        return build(
+        formed = build(
             {
                 "amqp_url": ",".join(
                     unmask_url(url, self.settings.secret_for) for url in self._value("amqp-url").split(",")
@@ -74,11 +81,13 @@ class ConnectionScreen(ModalScreen[Settings | None]):
                 "key_file": self._value("key-file"),
                 "verify": self.query_one("#verify", Checkbox).value,
                 "read_only": self.query_one("#read-only", Checkbox).value,
-                "refresh": self.settings.refresh,
-                "timeout": self.settings.timeout,
             },
             self.settings.profile,
         )
+        # What the form does not show (refresh, timeout, heartbeat, agents, ...) comes from the settings it opened
+        # with: pressing Connect with nothing changed changes nothing.
+        kept = {f.name: getattr(self.settings, f.name) for f in fields(Settings) if f.name not in FORM_FIELDS}
+        return replace(formed, **kept)
 
     @on(Button.Pressed, "#connect")
     def action_connect(self) -> None:
