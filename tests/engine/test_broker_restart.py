@@ -18,7 +18,7 @@ from tests.engine.conftest import lab_objects
 RUNS = {
     # reliable: durable queue, persistent tasks, confirms (the defaults)
     "workers": ("workers", "workers.rate=40", "workers.processing=5ms"),
-    "map-reduce": ("map-reduce", "map-reduce.policy=wait-for-all", "map-reduce.rate=10"),
+    "map-reduce": ("map-reduce", "map-reduce.policy=wait-for-all", "map-reduce.rate=10", "drain=60s"),
     "pub-sub": ("pub-sub", "pub-sub.rate=10"),  # reliable by default
     # requests are non-persistent by default, as the patterns document suggests
     "rpc": ("rpc", "rpc.rate=10", "rpc.unroutable=0", "rpc.timeout=1s"),

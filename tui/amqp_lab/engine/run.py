@@ -61,6 +61,12 @@ CLEANUP_FAILURES = (
 LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
 
 
+def pending_jobs(counters: dict[str, int]) -> int:
+    """Map-reduce jobs submitted and neither combined nor given up on (partial)."""
+    done = counters.get("jobs_complete", 0) + counters.get("jobs_partial", 0)
+    return counters.get("jobs_submitted", 0) - done
+
+
 class RunError(Exception):
     """The run could not start or went wrong in a way the user must fix; the message says how."""
 
@@ -339,7 +345,10 @@ class Run:
             counts = ledger.counts()
             if counts.read != read:
                 read, read_at = counts.read, time.monotonic()
+            # Owed answers too: replies to requests, and combined results of map-reduce jobs (the pipeline from
+            # shards to reducer to submitter lags the ledger's copies on a loaded machine).
             waiting = any(isinstance(c, Requester) and c.unacked for c in self.clients.values())
+            waiting = waiting or pending_jobs(self._counters()) > 0
             streams_read = not ledger.streams or time.monotonic() - read_at >= STREAM_QUIET
             if counts.outstanding == 0 and not waiting and streams_read:
                 return
@@ -604,12 +613,15 @@ class Run:
             )
         return tuple(depths)
 
+    def _counters(self) -> dict[str, int]:
+        """The clients' counters, the agents' included."""
+        return dict(self.ctx.counters + self._fleet.counters()) if self._fleet else dict(self.ctx.counters)
+
     def snapshot(self) -> RunSnapshot:
         ledger = self.ctx.ledger.counts()
-        counters = dict(self.ctx.counters + self._fleet.counters()) if self._fleet else dict(self.ctx.counters)
+        counters = self._counters()
         if "jobs_submitted" in counters:
-            done = counters.get("jobs_complete", 0) + counters.get("jobs_partial", 0)
-            counters["pending_jobs"] = counters["jobs_submitted"] - done
+            counters["pending_jobs"] = pending_jobs(counters)
         if self._subscribers:
             counters["missed"] = sum(self._missed.values())
         now = time.monotonic()
