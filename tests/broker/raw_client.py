@@ -25,7 +25,7 @@ class RawClient:
     @classmethod
     async def open(cls, port: int, channel_max: int = 0, frame_max: int = FRAME_MAX) -> RawClient:
         """Connected and opened on vhost / as guest, asking for `channel_max` (0: what the broker offers) and
-        `frame_max` at tune; it says it understands basic.cancel from the broker, as every library does."""
+        `frame_max` at tune; it says it understands basic.cancel and connection.blocked, as every library does."""
         client = await cls.tuned(port, channel_max, frame_max)
         await client.expect(Connection.OpenOk)
         return client
@@ -36,7 +36,7 @@ class RawClient:
         client = cls(*await asyncio.open_connection("127.0.0.1", port))
         client.writer.write(PROTOCOL_HEADER)
         await client.expect(Connection.Start)
-        properties = {"capabilities": {"consumer_cancel_notify": True}}
+        properties = {"capabilities": {"consumer_cancel_notify": True, "connection.blocked": True}}
         client.send(0, Connection.StartOk(client_properties=properties, mechanism="PLAIN", response="\0guest\0guest"))
         tune = await client.expect(Connection.Tune)
         client.send(0, Connection.TuneOk(channel_max=channel_max or tune.channel_max, frame_max=frame_max))

@@ -23,6 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamqp.commands import Basic
 from pamqp.commands import Channel as ChannelMethods
+from pamqp.commands import Connection as ConnectionMethods
+from pamqp.commands import Queue as QueueMethods
 
 from tests.broker.raw_client import RawClient
 from tests.broker.test_embedded_broker import broker as broker_process
@@ -207,3 +209,44 @@ async def test_the_management_api_answers_what_it_cannot_do_with_400(
         else:
             assert answer.status_code == 400 and reason in answer.json()["reason"], answer.text
     await still_serves(broker)
+
+
+async def test_publishers_are_blocked_past_the_memory_limit_and_unblocked_below_it() -> None:
+    """RabbitMQ's memory alarm: a connection that publishes past the limit gets connection.blocked and is not read
+    from; once consumers take the messages away, connection.unblocked, and it goes on."""
+    broker = Broker(BrokerOptions(amqp_port=0, management_port=0, memory_limit=2 * 1024 * 1024))
+    await broker.start()
+    publisher = await RawClient.open(broker.amqp_port)
+    try:
+        publisher.send(1, ChannelMethods.Open())
+        await publisher.expect(ChannelMethods.OpenOk)
+        publisher.send(1, QueueMethods.Declare(queue="backlog", durable=True))
+        await publisher.expect(QueueMethods.DeclareOk)
+        one = encode_method(1, Basic.Publish(routing_key="backlog")) + content(
+            1, encode_header_payload(1024, Basic.Properties()), b"m" * 1024, 131072
+        )
+        blocked: list[object] = []
+
+        async def publish_until_blocked() -> bool:
+            publisher.writer.write(one * 100)
+            with contextlib.suppress(TimeoutError):
+                blocked.append((await asyncio.wait_for(publisher.method(), 0.05))[1])
+            return any(isinstance(m, ConnectionMethods.Blocked) for m in blocked)
+
+        await wait_for(publish_until_blocked, timeout=30, what="connection.blocked")
+        assert broker.memory_alarm and broker.memory_used > broker.options.memory_limit
+        async with httpx.AsyncClient(auth=("guest", "guest")) as api:
+            node = (await api.get(f"http://127.0.0.1:{broker.management_port}/api/nodes")).json()[0]
+        assert node["mem_alarm"] is True
+        held = broker.vhosts["/"].queues["backlog"].ready
+        await asyncio.sleep(0.5)
+        assert broker.vhosts["/"].queues["backlog"].ready <= held + 200  # not read from: the backlog stops growing
+
+        async with await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{broker.amqp_port}/") as consumer:
+            channel = await consumer.channel()
+            await (await channel.get_queue("backlog", ensure=False)).purge()  # as consumers would, faster
+        assert isinstance(await publisher.expect(ConnectionMethods.Unblocked), ConnectionMethods.Unblocked)
+        assert not broker.memory_alarm
+    finally:
+        await publisher.close()
+        await broker.stop()

@@ -272,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     broker.add_argument("--user", metavar="NAME", default="guest", help="the one user (default guest)")
     broker.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="messages it may hold before publishers are blocked (connection.blocked), as RabbitMQ's memory alarm: "
+        "256MB, 1GB, or a fraction of this machine's memory (default 0.4)",
+    )
+    broker.add_argument(
         "--until-stdin-closes",
         action="store_true",
         help="stop when standard input ends (how amqp-lab ties a broker it starts to its own life)",
@@ -505,9 +511,14 @@ def start_embedded(settings: Settings, errors: Console) -> tuple[BrokerProcess, 
 
 
 def run_broker(args: argparse.Namespace, console: Console, error_console: Console) -> int:
-    from amqp_lab.embedded.server import BrokerOptions, BrokerSetupError, serve
+    from amqp_lab.embedded.server import BrokerOptions, BrokerSetupError, parse_memory_limit, serve
 
-    options = BrokerOptions(args.bind, args.port, args.management_port, args.user, args.password)
+    try:
+        limit = {"memory_limit": parse_memory_limit(args.memory_limit)} if args.memory_limit else {}
+    except BrokerSetupError as exc:
+        error_console.print(Text(f"amqp-lab broker: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    options = BrokerOptions(args.bind, args.port, args.management_port, args.user, args.password, **limit)
 
     def ready(amqp_port: int, management_port: int) -> None:
         console.print(f"amqp-lab embedded broker {__version__}, user {options.user!r}; Ctrl-C stops it")

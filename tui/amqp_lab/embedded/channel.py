@@ -431,6 +431,8 @@ class Channel:
     # Publishing
 
     def _publish(self, m: Basic.Publish) -> None:
+        if self.connection.broker.memory_alarm:
+            self.connection.block()  # this message is taken; the next frames wait for the alarm to clear
         if m.immediate:
             raise AmqpFault(540, "immediate=true")
         exchange = self.vhost.exchange(m.exchange)

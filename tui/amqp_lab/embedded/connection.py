@@ -79,6 +79,7 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._batching = False
         self.paused = False  # the socket's buffer is full: deliveries wait
+        self._holds: set[str] = set()  # why this connection is not read from now
         self.stats: dict[str, int] = {"recv_oct": 0, "send_oct": 0}
 
     # asyncio.Protocol
@@ -138,16 +139,41 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.paused = True
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._hold("output")
 
     def resume_writing(self) -> None:
         self.paused = False
-        self._last_received = time.monotonic()  # its heartbeats wait, unread, in the socket
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._release("output")
         for channel in self.channels.values():
             channel.resume()
+
+    # Reading is held for as long as any reason stands: unsent output piling up, the memory alarm.
+
+    def _hold(self, reason: str) -> None:
+        if not self._holds and self.transport is not None:
+            self.transport.pause_reading()
+        self._holds.add(reason)
+
+    def _release(self, reason: str) -> None:
+        self._holds.discard(reason)
+        if not self._holds and self.transport is not None and not self.transport.is_closing():
+            self._last_received = time.monotonic()  # its heartbeats wait, unread, in the socket
+            self.transport.resume_reading()
+
+    def block(self) -> None:
+        """It publishes while the broker is low on memory: not read from until the alarm clears."""
+        if "memory" in self._holds:
+            return
+        if self._capability("connection.blocked"):
+            self.send_method(0, ConnectionMethods.Blocked(reason="low on memory"))
+        self._hold("memory")
+
+    def unblock(self) -> None:
+        if "memory" not in self._holds:
+            return
+        if self._capability("connection.blocked"):
+            self.send_method(0, ConnectionMethods.Unblocked())
+        self._release("memory")
 
     # Output
 
@@ -253,8 +279,11 @@ class Connection(asyncio.Protocol):
     @property
     def cancel_notify(self) -> bool:
         """Whether the client announced consumer_cancel_notify: RabbitMQ sends basic.cancel only to those."""
+        return self._capability("consumer_cancel_notify")
+
+    def _capability(self, name: str) -> bool:
         capabilities = self.client_properties.get("capabilities")
-        return isinstance(capabilities, dict) and capabilities.get("consumer_cancel_notify") is True
+        return isinstance(capabilities, dict) and capabilities.get(name) is True
 
     def _authenticate(self, method: ConnectionMethods.StartOk) -> None:
         self.client_properties = dict(method.client_properties or {})
@@ -291,7 +320,7 @@ class Connection(asyncio.Protocol):
         if self._stage == "closed":
             return
         # Missed heartbeats from the client; not counted while it is not read from (RabbitMQ pauses its monitor too).
-        if not self.paused and time.monotonic() - self._last_received > 2 * self.heartbeat:
+        if not self._holds and time.monotonic() - self._last_received > 2 * self.heartbeat:
             self._abort()
             return
         self.send(HEARTBEAT_FRAME)

@@ -318,8 +318,10 @@ class ManagementApi:
         return f"embedded@{self.broker.cluster_name.partition('@')[2]}"
 
     def node_document(self) -> dict[str, Any]:
-        """Its one node, always running: it has no memory or disk alarms to raise."""
-        return {"name": self.node, "type": "disc", "running": True, "mem_alarm": False, "disk_free_alarm": False,
+        """Its one node, always running; a memory alarm as RabbitMQ's (over held messages), no disk to alarm on."""
+        broker = self.broker
+        return {"name": self.node, "type": "disc", "running": True, "mem_alarm": broker.memory_alarm,
+                "mem_used": broker.memory_used, "mem_limit": broker.options.memory_limit, "disk_free_alarm": False,
                 "partitions": []}  # fmt: skip
 
     def vhost_document(self, vhost: Vhost) -> dict[str, Any]:

@@ -99,6 +99,11 @@ class Queue:
     def ready(self) -> int:
         return len(self._ready) + len(self._requeued)
 
+    @property
+    def held(self) -> tuple[int, int]:
+        """Body bytes of its ready messages, and how many they are (for the memory alarm)."""
+        return self.ready_bytes, self.ready
+
     # In
 
     def enqueue(self, message: Message) -> bool:

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import hmac
 import ipaddress
+import itertools
+import os
+import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amqp_lab.embedded.channel import Channel
 from amqp_lab.embedded.connection import Connection
@@ -28,6 +31,36 @@ class BrokerSetupError(Exception):
     """The broker cannot start as asked; the message says what to change."""
 
 
+MESSAGE_OVERHEAD = 750  # bytes a held message costs beyond its body, header included (measured: ~1.77 KB per 1 KB)
+MEMORY_CHECKS = 10  # ticks between memory checks: twice a second
+
+
+def default_memory_limit() -> int:
+    """RabbitMQ 3's vm_memory_high_watermark: 0.4 of the machine's memory (1 GiB where it cannot be read)."""
+    try:
+        return int(0.4 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+
+
+def parse_memory_limit(text: str) -> int:
+    """Bytes from 256MB, 1GiB, 512m, or a fraction of the machine's memory such as 0.4 (RabbitMQ's way)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise BrokerSetupError(f"--memory-limit {text!r}: give a size such as 256MB or 1GB, or a fraction such as 0.4")
+    number, unit = float(match.group(1)), (match.group(2) or "").lower()
+    if not unit and number < 1:
+        return int(number / 0.4 * default_memory_limit())
+    scale = 1024 ** "bkmgt".index(unit[0]) if unit else 1
+    limit = int(number * scale)
+    if limit < 1 << 20:
+        raise BrokerSetupError(f"--memory-limit {text!r}: at least 1 MB, or every publisher waits at once")
+    return limit
+
+
 @dataclass(frozen=True)
 class BrokerOptions:
     bind: str = LOOPBACK
@@ -35,6 +68,7 @@ class BrokerOptions:
     management_port: int = 15672
     user: str = DEFAULT_USER
     password: str = DEFAULT_PASSWORD
+    memory_limit: int = field(default_factory=default_memory_limit)  # bytes of held messages: past it, publishers wait
 
     def check(self) -> None:
         """Loopback only unless asked; and then not with the well-known default password."""
@@ -72,6 +106,8 @@ class Broker:
         self._tick: asyncio.Task[None] | None = None
         self.amqp_port = 0
         self.management_port = 0
+        self.memory_alarm = False  # held messages are over options.memory_limit: publishing connections are blocked
+        self.memory_used = 0
 
     def authenticate(self, user: str, password: str) -> bool:
         return hmac.compare_digest(user.encode(), self.options.user.encode()) and hmac.compare_digest(
@@ -99,11 +135,29 @@ class Broker:
         self._tick = loop.create_task(self._ticking())
 
     async def _ticking(self) -> None:
-        while True:
+        for tick in itertools.count():
             await asyncio.sleep(TICK)
             now = time.monotonic()
             for vhost in self.vhosts.values():
                 vhost.tick(now)
+            if tick % MEMORY_CHECKS == 0:
+                self.check_memory()
+
+    def check_memory(self) -> None:
+        """RabbitMQ's memory alarm, over what the broker holds: queued and unacked messages. Raised past the limit
+        (a connection that publishes is then blocked: connection.blocked, and no more of its frames read); cleared
+        once below it again (connection.unblocked, reading resumes)."""
+        held = [q.held for vhost in self.vhosts.values() for q in vhost.queues.values()]
+        unacked = [
+            d.queued.message for c in self.connections for ch in c.channels.values() for d in ch.unacked.values()
+        ]
+        self.memory_used = sum(size + count * MESSAGE_OVERHEAD for size, count in held)
+        self.memory_used += sum(len(m.body) + MESSAGE_OVERHEAD for m in unacked)
+        alarm = self.memory_used > self.options.memory_limit
+        if self.memory_alarm and not alarm:
+            for connection in list(self.connections):
+                connection.unblock()
+        self.memory_alarm = alarm
 
     async def stop(self) -> None:
         """As RabbitMQ shuts down: every client is told (320 CONNECTION_FORCED), then the sockets close."""
