@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,7 +75,13 @@ def start(version: str = "3.10", prefix: str = "amqplab-cluster") -> PrivateClus
     names = [f"{prefix}-{number}@localhost" for number in range(1, SIZE + 1)]
     with ThreadPoolExecutor(SIZE) as pool:
         booting = [pool.submit(rabbitmq_node.start, name, version, None, None, epmd_port, cookie) for name in names]
-        started = [future.exception() or future.result() for future in booting]
+        try:
+            wait(booting)
+        except BaseException:  # interrupted (a test's timeout on a loaded machine): stop what still comes up
+            wait(booting)
+            stop(PrivateCluster(tuple(f.result() for f in booting if f.exception() is None)))
+            raise
+    started = [future.exception() or future.result() for future in booting]
     nodes = tuple(node for node in started if isinstance(node, PrivateNode))
     cluster = PrivateCluster(nodes)
     failures = [str(error) for error in started if isinstance(error, BaseException)]
@@ -88,7 +94,7 @@ def start(version: str = "3.10", prefix: str = "amqplab-cluster") -> PrivateClus
             rabbitmq_node.checked(node.ctl("join_cluster", first.name), "join_cluster")
             node.start_app()
         rabbitmq_node.checked(first.ctl("set_cluster_name", CLUSTER_NAME), "set_cluster_name")
-    except (RuntimeError, subprocess.SubprocessError):
+    except BaseException:  # a timeout's exception included: no node outlives a cluster that did not start
         stop(cluster)
         raise
     return cluster
