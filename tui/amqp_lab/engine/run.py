@@ -50,14 +50,7 @@ EVENTS_IN_SNAPSHOT = 100
 CLEANUP_TIMEOUT = 30.0  # seconds for counting leftovers and deleting, on top of the broker answer timeout
 # How a cleanup fails when the broker is gone or goes while it runs: aio-pika raises RuntimeError on a closed
 # connection, aiormq cancels what waits on a connection it found dead.
-CLEANUP_FAILURES = (
-    AmqpError,
-    aiormq.exceptions.AMQPError,
-    aio_pika.exceptions.ChannelInvalidStateError,
-    ConnectionError,
-    RuntimeError,
-    TimeoutError,
-)
+CLEANUP_FAILURES = (*LINK_LOST, AmqpError, aiormq.exceptions.AMQPError, RuntimeError, TimeoutError)
 LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `cleanup` spares live runs
 
 
