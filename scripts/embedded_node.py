@@ -4,13 +4,27 @@
 
 from __future__ import annotations
 
-from amqp_lab.embedded.process import BrokerProcess, free_port
+import socket
+from pathlib import Path
+
+from amqp_lab.embedded.process import BrokerProcess, free_ports
 
 VERSION = "embedded"
 
 
 class EmbeddedNode(BrokerProcess):
     version = VERSION
+    amqps_port = 0  # 0: no TLS listeners
+    https_port = 0
+    name = f"embedded@{socket.gethostname()}"  # as its management API names its node
+
+    @property
+    def amqps_url(self) -> str:
+        return f"amqps://guest:guest@127.0.0.1:{self.amqps_port}/"
+
+    @property
+    def https_url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}/"
 
     def start_app(self) -> None:
         self.start()
@@ -20,8 +34,17 @@ class EmbeddedNode(BrokerProcess):
         self.stop()
 
 
-def start() -> EmbeddedNode:
-    node = EmbeddedNode(free_port(), free_port())
+def start(tls: Path | None = None, options: tuple[str, ...] = ()) -> EmbeddedNode:
+    """`tls`: a folder holding ca.pem, server.pem and server.key, as rabbitmq_node.start takes it: the broker
+    then also listens for amqps and https with that certificate. `options`: more `amqp-lab broker` flags."""
+    amqp, management, amqps, https = free_ports(4)
+    if tls is not None:
+        options += ("--amqps-port", str(amqps), "--https-port", str(https))
+        options += ("--tls-cert", str(tls / "server.pem"), "--tls-key", str(tls / "server.key"))
+        options += ("--tls-ca", str(tls / "ca.pem"))
+    node = EmbeddedNode(amqp, management, options)
+    if tls is not None:
+        node.amqps_port, node.https_port = amqps, https
     node.start()
     return node
 

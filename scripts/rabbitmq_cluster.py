@@ -70,7 +70,7 @@ class PrivateCluster:
 
 def start(version: str = "3.10", prefix: str = "amqplab-cluster") -> PrivateCluster:
     """Boot the three nodes side by side, then join nodes 2 and 3 to node 1."""
-    epmd_port = rabbitmq_node.free_port()
+    [epmd_port] = rabbitmq_node.free_ports(1)
     cookie = secrets.token_hex(16)
     names = [f"{prefix}-{number}@localhost" for number in range(1, SIZE + 1)]
     with ThreadPoolExecutor(SIZE) as pool:

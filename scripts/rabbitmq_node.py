@@ -164,10 +164,16 @@ def _unmount_proc(root: Path) -> None:
         subprocess.run(["umount", "--lazy", str(root / "proc")], check=False, capture_output=True, timeout=30)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all held open until all are picked, or two could come out the same."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def checked(result: subprocess.CompletedProcess[str], what: str) -> None:
@@ -182,6 +188,7 @@ def start(
     tls: Path | None = None,
     epmd_port: int | None = None,
     cookie: str | None = None,
+    extra_config: str = "",
 ) -> PrivateNode:
     """Boot a node and wait until it accepts connections.
 
@@ -189,7 +196,7 @@ def start(
     in a fresh folder under the chroot's /tmp. `tls` is a folder holding
     ca.pem, server.pem and server.key: the node then also listens for amqps and
     https, with that certificate. Nodes of one cluster share an `epmd_port`
-    (to find each other) and a `cookie` (to trust each other).
+    (to find each other) and a `cookie` (to trust each other). `extra_config`: more rabbitmq.conf lines.
     """
     root = build_chroot() if version == "4.0" else root_for(version)
     if not installed(version):
@@ -201,17 +208,18 @@ def start(
         host_dir = Path(tempfile.mkdtemp(prefix="amqp-lab-node-", dir=root / "tmp"))
         inside = "/" + str(host_dir.relative_to(root))
     host_dir.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(6)
     node = PrivateNode(
         version=version,
         name=name,
         root=str(root),
         base_dir=inside,
-        amqp_port=free_port(),
-        management_port=free_port(),
-        dist_port=free_port(),
-        epmd_port=epmd_port or free_port(),
-        amqps_port=free_port() if tls else 0,
-        https_port=free_port() if tls else 0,
+        amqp_port=ports[0],
+        management_port=ports[1],
+        dist_port=ports[2],
+        epmd_port=epmd_port or ports[3],
+        amqps_port=ports[4] if tls else 0,
+        https_port=ports[5] if tls else 0,
     )
     if cookie is not None:  # HOME is the node's folder, for the server and for rabbitmqctl alike
         cookie_file = host_dir / ".erlang.cookie"
@@ -223,7 +231,7 @@ def start(
         f"management.tcp.port = {node.management_port}\n"
         "management.tcp.ip = 127.0.0.1\n"
         "loopback_users = none\n"
-        "collect_statistics_interval = 1000\n" + (_tls_config(node, tls, host_dir) if tls else "")
+        "collect_statistics_interval = 1000\n" + (_tls_config(node, tls, host_dir) if tls else "") + extra_config
     )
     # Keeps the node's distribution listener on loopback as well.
     (host_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")

@@ -91,7 +91,7 @@ def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[Any]:
     certificate), and the embedded broker in its own process; stopped at the end."""
     version: str = request.param
     if version == embedded_node.VERSION:
-        embedded = embedded_node.start()
+        embedded = embedded_node.start(tls=_server_files(certificates))
         try:
             yield embedded
         finally:

@@ -92,6 +92,42 @@ async def test_a_port_in_use_is_a_clear_error() -> None:
     await wait_for(lambda: first.returncode is not None, timeout=5)
 
 
+async def test_max_message_size_is_the_largest_message_it_takes() -> None:
+    process = await broker("--max-message-size", "1KiB")
+    try:
+        amqp, _ = await listening(process)
+        connection = await aio_pika.connect(amqp.replace("amqp://", "amqp://guest:guest@"))
+        async with connection:
+            channel = await connection.channel()  # with confirms: each publish waits for the broker's answer
+            queue = await channel.declare_queue(exclusive=True)
+            await channel.default_exchange.publish(aio_pika.Message(b"x" * 1024), queue.name)
+            with pytest.raises(
+                aiormq.exceptions.ChannelPreconditionFailed, match="larger than configured max size 1024"
+            ):
+                await channel.default_exchange.publish(aio_pika.Message(b"x" * 1025), queue.name)
+            taker = await connection.channel()
+            message = await (await taker.get_queue(queue.name)).get(no_ack=True)
+            assert len(message.body) == 1024
+    finally:
+        await stopped(process)
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--max-message-size", "1T"], "RabbitMQ allows 1 byte to 512 MiB"),
+        (["--max-message-size", "lots"], "give a size such as 16MB"),
+        (["--tls-cert", "server.pem"], "TLS needs both --tls-cert and --tls-key"),
+        (["--tls-cert", "/nowhere/server.pem", "--tls-key", "/nowhere/server.key"], "cannot use the TLS certificate"),
+    ],
+)
+async def test_limits_and_tls_it_cannot_take_are_refused_with_the_fix(flags: list[str], says: str) -> None:
+    process = await broker(*flags)
+    _, err = await asyncio.wait_for(process.communicate(), deadline(20))
+    assert process.returncode == 2
+    assert says in err.decode() and "Traceback" not in err.decode()
+
+
 async def test_heartbeats_are_sent_and_a_silent_client_is_dropped() -> None:
     broker = Broker(BrokerOptions(amqp_port=0, management_port=0))
     await broker.start()

@@ -157,8 +157,8 @@ async def test_the_broker_a_lab_starts_dies_with_it_however_the_lab_ends() -> No
     lab = textwrap.dedent(
         """
         import sys, time
-        from amqp_lab.embedded.process import BrokerProcess, free_port
-        broker = BrokerProcess(free_port(), free_port())
+        from amqp_lab.embedded.process import BrokerProcess, free_ports
+        broker = BrokerProcess(*free_ports(2))
         broker.start()
         print(broker.amqp_port, broker.pid, flush=True)
         time.sleep(3600)

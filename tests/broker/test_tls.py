@@ -1,4 +1,5 @@
-"""TLS against the private node's amqps and https listeners, with a CA made for the test run.
+"""TLS against the broker's amqps and https listeners (RabbitMQ's and the embedded broker's), with a CA made for
+the test run.
 
 Verification is on by default: without the CA, or with another CA, the lab says the certificate is not
 trusted and how to fix it (--ca-file), and exits 2; with --ca-file it checks, runs a scenario and explores.
@@ -18,6 +19,9 @@ from tests.unit.test_cli import amqp_lab
 
 def tls_args(node: PrivateNode, *extra: str) -> list[str]:
     return ["--url", node.amqps_url, "--management-url", node.https_url, *extra]
+
+
+pytestmark = pytest.mark.embedded
 
 
 def test_check_over_tls_with_the_right_ca(rabbit: PrivateNode, certificates: Path) -> None:

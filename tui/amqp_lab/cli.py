@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -32,6 +32,9 @@ from amqp_lab.embedded.process import BrokerProcess, BrokerStartFailed, answers
 from amqp_lab.masking import mask_text, mask_url
 from amqp_lab.workshop import EXPERIMENTS
 from amqp_lab.workshop import experiment as find_experiment
+
+if TYPE_CHECKING:
+    from amqp_lab.embedded.server import BrokerOptions
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # AMQP works, the management API does not
@@ -278,6 +281,24 @@ def build_parser() -> argparse.ArgumentParser:
         "256MB, 1GB, or a fraction of this machine's memory (default 0.4)",
     )
     broker.add_argument(
+        "--max-message-size",
+        metavar="SIZE",
+        help="largest message it accepts, as RabbitMQ's max_message_size: 16MB, 128MiB (default 16MiB, "
+        "RabbitMQ 4's; at most 512MiB)",
+    )
+    tls = broker.add_argument_group(
+        "TLS", "amqps and https listeners beside the plain ones, as RabbitMQ's listeners.ssl and management.ssl"
+    )
+    tls.add_argument("--tls-cert", metavar="FILE", help="the server's certificate (PEM); turns the TLS listeners on")
+    tls.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
+    tls.add_argument(
+        "--tls-ca", metavar="FILE", help="CA to check the certificates clients may present (they need not present one)"
+    )
+    tls.add_argument("--amqps-port", metavar="PORT", type=int, default=5671, help="AMQP over TLS (default 5671)")
+    tls.add_argument(
+        "--https-port", metavar="PORT", type=int, default=15671, help="management API over TLS (default 15671)"
+    )
+    broker.add_argument(
         "--until-stdin-closes",
         action="store_true",
         help="stop when standard input ends (how amqp-lab ties a broker it starts to its own life)",
@@ -510,22 +531,41 @@ def start_embedded(settings: Settings, errors: Console) -> tuple[BrokerProcess, 
     return broker, replace(settings, endpoints=(endpoint,), management_url=broker.management_url)
 
 
+def broker_options(args: argparse.Namespace) -> BrokerOptions:
+    from amqp_lab.embedded.server import (
+        BrokerOptions,
+        BrokerSetupError,
+        TlsOptions,
+        parse_max_message_size,
+        parse_memory_limit,
+    )
+
+    limits: dict[str, Any] = {}
+    if args.memory_limit:
+        limits["memory_limit"] = parse_memory_limit(args.memory_limit)
+    if args.max_message_size:
+        limits["max_message_size"] = parse_max_message_size(args.max_message_size)
+    if args.tls_cert or args.tls_key or args.tls_ca:
+        if not (args.tls_cert and args.tls_key):
+            raise BrokerSetupError("TLS needs both --tls-cert and --tls-key (--tls-ca is optional)")
+        limits["tls"] = TlsOptions(args.tls_cert, args.tls_key, args.tls_ca, args.amqps_port, args.https_port)
+    return BrokerOptions(args.bind, args.port, args.management_port, args.user, args.password, **limits)
+
+
 def run_broker(args: argparse.Namespace, console: Console, error_console: Console) -> int:
-    from amqp_lab.embedded.server import BrokerOptions, BrokerSetupError, parse_memory_limit, serve
+    from amqp_lab.embedded.server import Broker, BrokerSetupError, serve
+
+    def ready(broker: Broker) -> None:
+        console.print(f"amqp-lab embedded broker {__version__}, user {broker.options.user!r}; Ctrl-C stops it")
+        bind = broker.options.bind
+        console.print(f"  AMQP            amqp://{bind}:{broker.amqp_port}/")
+        console.print(f"  management API  http://{bind}:{broker.management_port}/")
+        if broker.options.tls is not None:
+            console.print(f"  AMQP over TLS   amqps://{bind}:{broker.amqps_port}/")
+            console.print(f"  management API  https://{bind}:{broker.https_port}/")
 
     try:
-        limit = {"memory_limit": parse_memory_limit(args.memory_limit)} if args.memory_limit else {}
-    except BrokerSetupError as exc:
-        error_console.print(Text(f"amqp-lab broker: {exc}", style="red"), soft_wrap=True)
-        return EXIT_FAILED
-    options = BrokerOptions(args.bind, args.port, args.management_port, args.user, args.password, **limit)
-
-    def ready(amqp_port: int, management_port: int) -> None:
-        console.print(f"amqp-lab embedded broker {__version__}, user {options.user!r}; Ctrl-C stops it")
-        console.print(f"  AMQP            amqp://{options.bind}:{amqp_port}/")
-        console.print(f"  management API  http://{options.bind}:{management_port}/")
-
-    try:
+        options = broker_options(args)
         asyncio.run(serve(options, ready, args.until_stdin_closes))
     except BrokerSetupError as exc:
         error_console.print(Text(f"amqp-lab broker: {exc}", style="red"), soft_wrap=True)

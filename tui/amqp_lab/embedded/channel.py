@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 NO_ROUTE = 312
 
-MAX_MESSAGE_SIZE = 16 * 1024 * 1024  # RabbitMQ 4's default max_message_size (3.x: 128 MiB)
-
 
 @dataclass(eq=False)
 class ChannelConsumer:
@@ -451,10 +449,11 @@ class Channel:
                 raise AmqpFault(505, "a second content header for one message")
             pending.size, pending.properties = decode_header(payload)
             pending.header = payload
-            if pending.size > MAX_MESSAGE_SIZE:  # refused before a byte of it is buffered
+            limit = self.connection.broker.options.max_message_size
+            if pending.size > limit:  # refused before a byte of it is buffered
                 size = pending.size
                 self._content = None
-                raise AmqpFault(406, f"message size {size} is larger than configured max size {MAX_MESSAGE_SIZE}")
+                raise AmqpFault(406, f"message size {size} is larger than configured max size {limit}")
         elif kind == BODY:
             if pending.size < 0:
                 raise AmqpFault(505, "content body before its header")

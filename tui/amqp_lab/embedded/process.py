@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
@@ -21,10 +22,13 @@ def answers(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports: all held open until all are picked, or two could come out the same."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 class BrokerStartFailed(Exception):
@@ -34,16 +38,19 @@ class BrokerStartFailed(Exception):
 class BrokerProcess:
     """`amqp-lab broker` on loopback ports, started and stopped from here; user guest/guest."""
 
-    def __init__(self, amqp_port: int, management_port: int) -> None:
+    def __init__(self, amqp_port: int, management_port: int, options: Sequence[str] = ()) -> None:
+        """`options`: more `amqp-lab broker` flags (TLS, limits)."""
         self.amqp_port = amqp_port
         self.management_port = management_port
+        self.options = tuple(options)
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def on_usual_ports(cls) -> BrokerProcess:
         """5672 and 15672 when free (tools and habits expect them), free ports otherwise."""
-        amqp = AMQP_PORT if not answers(AMQP_PORT) else free_port()
-        management = MANAGEMENT_PORT if not answers(MANAGEMENT_PORT) else free_port()
+        spare_amqp, spare_management = free_ports(2)
+        amqp = AMQP_PORT if not answers(AMQP_PORT) else spare_amqp
+        management = MANAGEMENT_PORT if not answers(MANAGEMENT_PORT) else spare_management
         return cls(amqp, management)
 
     @property
@@ -61,7 +68,7 @@ class BrokerProcess:
     def start(self) -> None:
         """Until both ports answer; BrokerStartFailed with the broker's own words when it cannot start."""
         command = [sys.executable, "-m", "amqp_lab", "broker", "--port", str(self.amqp_port)]
-        command += ["--management-port", str(self.management_port), "--until-stdin-closes"]
+        command += ["--management-port", str(self.management_port), *self.options, "--until-stdin-closes"]
         # This process holds the broker's stdin: however it ends, killed included, the broker reads the end of it
         # and stops; it is never left listening with guest/guest on 5672.
         self._process = subprocess.Popen(

@@ -10,6 +10,7 @@ import itertools
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -31,6 +32,8 @@ class BrokerSetupError(Exception):
     """The broker cannot start as asked; the message says what to change."""
 
 
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024  # RabbitMQ 4's max_message_size (3.x: 128 MiB)
+MAX_MESSAGE_SIZE_CEILING = 512 * 1024 * 1024  # RabbitMQ refuses a larger max_message_size
 MESSAGE_OVERHEAD = 750  # bytes a held message costs beyond its body, header included (measured: ~1.77 KB per 1 KB)
 MEMORY_CHECKS = 10  # ticks between memory checks: twice a second
 
@@ -46,19 +49,58 @@ def default_memory_limit() -> int:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
-def parse_memory_limit(text: str) -> int:
-    """Bytes from 256MB, 1GiB, 512m, or a fraction of the machine's memory such as 0.4 (RabbitMQ's way)."""
+def _bytes(text: str, flag: str, example: str) -> tuple[float, str]:
     match = _SIZE.match(text)
     if not match:
-        raise BrokerSetupError(f"--memory-limit {text!r}: give a size such as 256MB or 1GB, or a fraction such as 0.4")
-    number, unit = float(match.group(1)), (match.group(2) or "").lower()
+        raise BrokerSetupError(f"{flag} {text!r}: give a size such as {example}")
+    return float(match.group(1)), (match.group(2) or "").lower()
+
+
+def _scaled(number: float, unit: str) -> int:
+    return int(number * (1024 ** "bkmgt".index(unit[0]) if unit else 1))
+
+
+def parse_memory_limit(text: str) -> int:
+    """Bytes from 256MB, 1GiB, 512m, or a fraction of the machine's memory such as 0.4 (RabbitMQ's way)."""
+    number, unit = _bytes(text, "--memory-limit", "256MB or 1GB, or a fraction such as 0.4")
     if not unit and number < 1:
         return int(number / 0.4 * default_memory_limit())
-    scale = 1024 ** "bkmgt".index(unit[0]) if unit else 1
-    limit = int(number * scale)
+    limit = _scaled(number, unit)
     if limit < 1 << 20:
         raise BrokerSetupError(f"--memory-limit {text!r}: at least 1 MB, or every publisher waits at once")
     return limit
+
+
+def parse_max_message_size(text: str) -> int:
+    """RabbitMQ's max_message_size: from 1 byte up to its own ceiling, 512 MiB."""
+    size = _scaled(*_bytes(text, "--max-message-size", "16MB or 128MiB"))
+    if not 1 <= size <= MAX_MESSAGE_SIZE_CEILING:
+        raise BrokerSetupError(f"--max-message-size {text!r}: RabbitMQ allows 1 byte to 512 MiB")
+    return size
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """amqps and https listeners beside the plain ones, as RabbitMQ's listeners.ssl and management.ssl."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = None  # given: clients may present a certificate, checked against it (never required)
+    amqps_port: int = 5671
+    https_port: int = 15671
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+            if self.ca_file:
+                context.load_verify_locations(self.ca_file)
+                context.verify_mode = ssl.CERT_OPTIONAL
+        except (OSError, ssl.SSLError) as exc:
+            raise BrokerSetupError(
+                f"cannot use the TLS certificate: {exc}; check --tls-cert, --tls-key and --tls-ca"
+            ) from None
+        return context
 
 
 @dataclass(frozen=True)
@@ -69,6 +111,8 @@ class BrokerOptions:
     user: str = DEFAULT_USER
     password: str = DEFAULT_PASSWORD
     memory_limit: int = field(default_factory=default_memory_limit)  # bytes of held messages: past it, publishers wait
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    tls: TlsOptions | None = None
 
     def check(self) -> None:
         """Loopback only unless asked; and then not with the well-known default password."""
@@ -82,9 +126,14 @@ class BrokerOptions:
                 f"binding {self.bind} would let other machines in with {which}: "
                 "give --password (or AMQP_LAB_BROKER_PASSWORD), and --user, to bind beyond loopback"
             )
-        for port in (self.amqp_port, self.management_port):
+        tls_ports = (self.tls.amqps_port, self.tls.https_port) if self.tls else ()
+        for port in (self.amqp_port, self.management_port, *tls_ports):
             if not 0 <= port <= 65535:
                 raise BrokerSetupError(f"port {port} is not a port: use 1 to 65535, or 0 for a free one")
+
+
+def _port(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
 
 
 def _addresses(host: str) -> list[str]:
@@ -106,6 +155,8 @@ class Broker:
         self._tick: asyncio.Task[None] | None = None
         self.amqp_port = 0
         self.management_port = 0
+        self.amqps_port = 0
+        self.https_port = 0
         self.memory_alarm = False  # held messages are over options.memory_limit: publishing connections are blocked
         self.memory_used = 0
 
@@ -121,17 +172,28 @@ class Broker:
         self.options.check()
         loop = asyncio.get_running_loop()
         options = self.options
+        api = ManagementApi(self)
         try:
+            if options.tls is not None:  # first: once the plain ports answer, everything listens
+                context = options.tls.context()
+                amqps = await loop.create_server(
+                    lambda: Connection(self), options.bind, options.tls.amqps_port, ssl=context
+                )
+                self._servers.append(amqps)
+                https = await loop.create_server(api.protocol, options.bind, options.tls.https_port, ssl=context)
+                self._servers.append(https)
+                self.amqps_port, self.https_port = _port(amqps), _port(https)
             amqp = await loop.create_server(lambda: Connection(self), options.bind, options.amqp_port)
             self._servers.append(amqp)
-            api = ManagementApi(self)
             http = await loop.create_server(api.protocol, options.bind, options.management_port)
             self._servers.append(http)
         except OSError as exc:
             await self.stop()
             raise BrokerSetupError(f"cannot listen on {options.bind}: {exc.strerror or exc}") from None
-        self.amqp_port = amqp.sockets[0].getsockname()[1]
-        self.management_port = http.sockets[0].getsockname()[1]
+        except BrokerSetupError:
+            await self.stop()
+            raise
+        self.amqp_port, self.management_port = _port(amqp), _port(http)
         self._tick = loop.create_task(self._ticking())
 
     async def _ticking(self) -> None:
@@ -177,13 +239,13 @@ class Broker:
         self._servers.clear()
 
 
-async def serve(options: BrokerOptions, ready: Callable[[int, int], None], until_stdin_closes: bool = False) -> None:
+async def serve(options: BrokerOptions, ready: Callable[[Broker], None], until_stdin_closes: bool = False) -> None:
     """Run until cancelled (Ctrl-C), or, with `until_stdin_closes`, until standard input ends: the lab that
     started the broker holds its other end, and however the lab ends, even killed, the broker ends with it.
-    `ready` gets the AMQP and management ports once both listen."""
+    `ready` gets the broker once every listener listens (its ports say where)."""
     broker = Broker(options)
     await broker.start()
-    ready(broker.amqp_port, broker.management_port)
+    ready(broker)
     done = asyncio.Event()
     if until_stdin_closes:
         loop = asyncio.get_running_loop()
