@@ -11,6 +11,7 @@ from aio_pika.abc import AbstractConnection
 from amqp_lab.embedded.wire import encode_header_payload
 from pamqp.commands import Basic
 from pamqp.commands import Channel as ChannelMethods
+from pamqp.commands import Confirm
 from pamqp.commands import Queue as QueueMethods
 
 from tests.broker.raw_client import RawClient
@@ -45,6 +46,28 @@ async def test_deleting_a_queue_consumed_on_the_same_channel_answers_before_it_c
         await client.expect(Basic.ConsumeOk)
         client.send(1, QueueMethods.Delete(queue=name))
         assert [type((await client.method())[1]) for _ in range(2)] == [QueueMethods.DeleteOk, Basic.Cancel]
+    finally:
+        await client.close()
+
+
+async def test_a_consumer_on_the_publishing_channel_gets_the_message_before_its_confirm(rabbit: Any, name: str) -> None:
+    """aiormq's test_connection_close_stairway waits for the delivery once the publish is confirmed: a link lost
+    between the two left it waiting for ever when the confirm came first."""
+    client = await RawClient.open(rabbit.amqp_port)
+    try:
+        client.send(1, ChannelMethods.Open())
+        await client.expect(ChannelMethods.OpenOk)
+        client.send(1, Confirm.Select())
+        await client.expect(Confirm.SelectOk)
+        client.send(1, QueueMethods.Declare(queue=name, exclusive=True))
+        await client.expect(QueueMethods.DeclareOk)
+        client.send(1, Basic.Consume(queue=name, consumer_tag="tag", no_ack=True))
+        await client.expect(Basic.ConsumeOk)
+        for _ in range(3):
+            client.publish(
+                1, Basic.Publish(exchange="", routing_key=name), encode_header_payload(4, Basic.Properties()), b"test"
+            )
+            assert [type((await client.method())[1]) for _ in range(2)] == [Basic.Deliver, Basic.Ack]
     finally:
         await client.close()
 

@@ -190,7 +190,10 @@ class Connection(asyncio.Protocol):
             self._write(data)
 
     def flush(self) -> None:
-        """Confirms gathered in the batch, then everything out in one write, in the order it was produced."""
+        """Deliveries the batch made ready, its confirms, then everything out in one write, in the order it was
+        produced."""
+        for vhost in self.broker.vhosts.values():
+            vhost.dispatch_now()
         for channel in self.channels.values():
             channel.flush_confirms()
         if self._pending:

@@ -210,11 +210,13 @@ class Queue:
         # Once per loop iteration, however many messages arrived in it.
         if not self._dispatch_pending and self.consumers:
             self._dispatch_pending = True
+            self.vhost.dispatching.add(self)  # at the end of the batch of input at hand, if there is one
             asyncio.get_running_loop().call_soon(self.dispatch)
 
     def dispatch(self) -> None:
         """Round-robin over the consumers that have room in their prefetch, while messages are ready."""
         self._dispatch_pending = False
+        self.vhost.dispatching.discard(self)
         consumers = self.consumers
         while consumers and self.ready:
             for _ in range(len(consumers)):
