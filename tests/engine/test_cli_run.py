@@ -46,6 +46,25 @@ def test_run_writes_a_report_and_exits_0(rabbit: PrivateNode, tmp_path: Path) ->
     assert document["latency_ms"]["delivery"]["count"] == document["ledger"]["delivered"]
 
 
+def test_a_backlog_left_at_the_end_is_told_and_what_cleanup_did_with_it(rabbit: PrivateNode, tmp_path: Path) -> None:
+    """One worker taking 0.5 s a task, 40 tasks a second for 2 s: most are still queued when the run ends, and
+    the cleanup deletes them with the queue. Counting them only in the ledger read as if nothing had been left."""
+    report = tmp_path / "report.json"
+    settings = ("workers.workers=1", "workers.prefetch=1", "workers.processing=0.5s", "workers.rate=40")
+    result = amqp_lab(
+        rabbit, "run", "workers", "--duration", "2s", *(f"--set={s}" for s in settings), "--json", str(report)
+    )
+    document = json.loads(report.read_text())
+    queued = document["ledger"]["still_queued"]
+    assert queued > 40, document["ledger"]
+    assert document["backlog"] == {
+        "still_queued": queued,
+        "fate": "deleted by the cleanup with the run's queues",
+        "text": f"{queued:,} still queued at the end: deleted by the cleanup with the run's queues",
+    }
+    assert document["backlog"]["text"] in result.stdout
+
+
 async def test_ctrl_c_cleans_up_reports_and_exits_130(rabbit: PrivateNode, tmp_path: Path) -> None:
     """Stopped early, a run still drains, cleans up and writes its report, and says it was interrupted: exit 0
     would tell a CI script the run went as planned."""

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from amqp_lab.config import Settings
-from amqp_lab.engine.report import build_report, expectations
+from amqp_lab.engine.report import backlog, build_report, expectations
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.model import Scenario
@@ -90,6 +90,9 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
     for e in expectations(scenario, s):
         mark = Text("ok  ", "green") if e.met else Text("FAIL", "bold red")
         parts.append(Text.assemble(mark, f" {e.counter} {e.actual} (at most {e.most})"))
+    left = backlog(s, run.leftovers, run.cleanup_error)
+    if left is not None:
+        parts.append(Text(str(left["text"]), style="yellow"))
     if run.cleanup_error:
         parts.append(
             Text(

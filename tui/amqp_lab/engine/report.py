@@ -35,6 +35,21 @@ def expectations(scenario: Scenario, snapshot: RunSnapshot) -> list[Expectation]
     return [Expectation(name, most, counter_value(snapshot, name)) for name, most in scenario.expect.items()]
 
 
+def backlog(snapshot: RunSnapshot, leftovers: list[str], cleanup_error: str | None) -> dict[str, Any] | None:
+    """Messages still queued when the run ended, and what became of them: the run's queues, and what they held,
+    go with the cleanup. None when nothing was left queued."""
+    count = snapshot.ledger.still_queued
+    if not count:
+        return None
+    if cleanup_error:
+        fate = "may be left on the broker: the cleanup could not run"
+    elif leftovers:
+        fate = "left on the broker with the run's queues"
+    else:
+        fate = "deleted by the cleanup with the run's queues"
+    return {"still_queued": count, "fate": fate, "text": f"{count:,} still queued at the end: {fate}"}
+
+
 def left_out(snapshot: RunSnapshot) -> dict[str, int]:
     """Events logged but not in the report, by kind: only per-message kinds (timeouts, returns, ...) are thinned."""
     kept = Counter(e.kind for e in snapshot.events)
@@ -66,6 +81,7 @@ def build_report(
         "event_counts": dict(snapshot.event_counts),
         "events_left_out": left_out(snapshot),
         "expectations": [{**asdict(c), "met": c.met} for c in checks],
+        "backlog": backlog(snapshot, leftovers, cleanup_error),
         "left_on_broker": leftovers,
         "cleanup_error": cleanup_error,
         "passed": all(c.met for c in checks) and not leftovers,

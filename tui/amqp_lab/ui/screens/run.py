@@ -208,7 +208,11 @@ class LiveRunScreen(Screen[None]):
                 if not ended.leftovers
                 else f"LEFT ON THE BROKER: {', '.join(ended.leftovers)}"
             )
-            line.append(f"  {left} · e export · Esc back")
+            line.append(f"  {left}")
+            queued = ended.report and ended.report.get("backlog")
+            if queued:
+                line.append(f" · {queued['text']}", style=WARN)
+            line.append(" · e export · Esc back")
         else:
             if s.outage is not None:
                 line.append(" RECONNECTING ", style=f"bold reverse {BAD}")
