@@ -130,3 +130,35 @@ def test_a_queue_shows_its_type_and_in_a_cluster_its_leader_and_replicas_online(
     assert "tasks quorum ▕" in drawn(render_flow(plan, snapshot(queues=(one_node,), nodes=three[:1])))
     classic_down = replace(one_node, place=QueuePlace("classic", "down", "lab-2"))
     assert "tasks @lab-2 DOWN" in drawn(render_flow(plan, snapshot(queues=(classic_down,), nodes=three)))
+
+
+async def test_a_second_without_a_latency_sample_reads_no_sample_not_zero() -> None:
+    """A hung handler times nothing: its second has no p50, and a 0 beside the sparkline read as perfect latency."""
+    from amqp_lab.engine.metrics import Percentiles
+    from amqp_lab.ui.widgets.trends import Trends
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    history = RunHistory()
+    history.sample(snapshot(latency={"delivery": Percentiles(count=40, p50=3.5, p95=7.5, p99=9.5, max=12.0)}))
+
+    class Screen(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Trends(PREFIX)
+
+    async with Screen().run_test() as pilot:
+        trends = pilot.app.query_one(Trends)
+
+        def shown() -> dict[str, str]:
+            values = trends.query(".trend-value").results(Static)
+            labels = trends.query(".trend-label").results(Static)
+            return {str(label.render()): str(value.render()) for label, value in zip(labels, values, strict=True)}
+
+        trends.show(history)
+        await pilot.pause()
+        assert shown()["p50 ms"] == "3.5" and shown()["p99 ms"] == "9.5"
+        history.sample(snapshot(latency={"delivery": Percentiles()}))
+        trends.show(history)
+        await pilot.pause()
+        assert shown()["p50 ms"] == shown()["p95 ms"] == shown()["p99 ms"] == "no sample"
+        assert shown()["published/s"] == "20"

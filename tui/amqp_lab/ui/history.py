@@ -21,11 +21,9 @@ def main_latency(pattern: str) -> str:
 
 @dataclass
 class Series:
-    points: deque[float] = field(default_factory=lambda: deque(maxlen=POINTS))
+    """One point a second; None where that second had no sample (no delivery to time, say): not a zero."""
 
-    @property
-    def last(self) -> float:
-        return self.points[-1] if self.points else 0.0
+    points: deque[float | None] = field(default_factory=lambda: deque(maxlen=POINTS))
 
 
 class RunHistory:
@@ -69,11 +67,12 @@ class RunHistory:
         self._append("acked/s", snapshot.rates.get("acked", 0.0))
         latency = snapshot.latency.get(main_latency(snapshot.pattern))
         if latency is not None:
-            self._append("p50 ms", latency.p50)
-            self._append("p95 ms", latency.p95)
-            self._append("p99 ms", latency.p99)
+            sampled = latency.count > 0  # a second with nothing timed has no percentile, not a perfect one
+            self._append("p50 ms", latency.p50 if sampled else None)
+            self._append("p95 ms", latency.p95 if sampled else None)
+            self._append("p99 ms", latency.p99 if sampled else None)
         for queue in snapshot.queues:
             self._append(f"queue {queue.name}", queue.ready + queue.unacked)
 
-    def _append(self, name: str, value: float) -> None:
+    def _append(self, name: str, value: float | None) -> None:
         self.series.setdefault(name, Series()).points.append(value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Sparkline, Static
@@ -11,12 +13,19 @@ from amqp_lab.ui.history import RunHistory
 DEPTH_SERIES = 4  # the deepest queues get a line; the flow diagram shows every queue's depth
 
 
-def _last(points: list[float]) -> str:
+def _last(points: Sequence[float | None]) -> str:
     """The newest point, as the number beside its sparkline."""
     if not points:
         return "–"
     value = points[-1]
+    if value is None:
+        return "no sample"
     return f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def _drawn(points: Sequence[float | None]) -> list[float]:
+    """A second without a sample draws at the bottom; the number beside says "no sample" while it is the newest."""
+    return [0.0 if p is None else p for p in points] or [0.0]
 
 
 class Trend(Horizontal):
@@ -24,17 +33,17 @@ class Trend(Horizontal):
         super().__init__(classes="trend")
         self.series_name = name
         self.label = label
-        self.points: list[float] = []
+        self.points: list[float | None] = []
 
     def compose(self) -> ComposeResult:
         yield Static(self.label, classes="trend-label")
-        yield Sparkline(self.points or [0.0], summary_function=max)
+        yield Sparkline(_drawn(self.points), summary_function=max)
         yield Static(_last(self.points), classes="trend-value")
 
-    def show(self, points: list[float]) -> None:
+    def show(self, points: list[float | None]) -> None:
         self.points = points
         if self.is_mounted:
-            self.query_one(Sparkline).data = points or [0.0]
+            self.query_one(Sparkline).data = _drawn(points)
             self.query_one(".trend-value", Static).update(_last(points), layout=False)
 
 
@@ -46,7 +55,7 @@ class Trends(VerticalScroll):
     def show(self, history: RunHistory) -> None:
         queues = sorted(
             (name for name in history.series if name.startswith("queue ")),
-            key=lambda name: -max(history.series[name].points, default=0),
+            key=lambda name: -max((p or 0.0 for p in history.series[name].points), default=0.0),
         )[:DEPTH_SERIES]
         wanted = [name for name in ("published/s", "acked/s", "p50 ms", "p95 ms", "p99 ms") if name in history.series]
         wanted += queues
