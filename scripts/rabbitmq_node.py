@@ -96,6 +96,7 @@ class PrivateNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "ERL_CRASH_DUMP": str(base / "erl_crash.dump"),  # in the node's folder, not wherever it was started
         }
 
     def run(self, *command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
