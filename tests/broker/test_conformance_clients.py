@@ -9,9 +9,8 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractConnection
 from amqp_lab.embedded.wire import encode_header_payload
-from pamqp.commands import Basic
+from pamqp.commands import Basic, Confirm
 from pamqp.commands import Channel as ChannelMethods
-from pamqp.commands import Confirm
 from pamqp.commands import Queue as QueueMethods
 
 from tests.broker.raw_client import RawClient

@@ -9,7 +9,7 @@ from amqp_lab.engine.context import Event
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.placement import NodeState, QueuePlace
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
-from amqp_lab.scenario.files import load
+from amqp_lab.scenario.files import from_text, load
 from amqp_lab.scenario.patterns import build
 from amqp_lab.ui.flow import render_flow
 from amqp_lab.ui.history import STALL_AFTER, RunHistory
@@ -117,8 +117,8 @@ def test_history_keeps_new_events_once_and_spots_a_stalled_consumer() -> None:
     assert history.stalled == {"worker-2"}
 
     history.sample(snapshot())
-    assert history.series["published/s"].last == 20.0
-    assert history.series[f"queue {PREFIX}tasks"].last == 49
+    assert history.series["published/s"].points[-1] == 20.0
+    assert history.series[f"queue {PREFIX}tasks"].points[-1] == 49
 
 
 def test_a_queue_shows_its_type_and_in_a_cluster_its_leader_and_replicas_online() -> None:
@@ -162,3 +162,44 @@ async def test_a_second_without_a_latency_sample_reads_no_sample_not_zero() -> N
         await pilot.pause()
         assert shown()["p50 ms"] == shown()["p95 ms"] == shown()["p99 ms"] == "no sample"
         assert shown()["published/s"] == "20"
+
+
+def test_headers_bindings_are_labelled_by_what_they_match() -> None:
+    """Every headers binding read "(any)", even x-match all: the lesson of a headers exchange is in that word."""
+    text = """
+pattern = "custom"
+[[custom.exchanges]]
+name = "by-region"
+type = "headers"
+[[custom.queues]]
+name = "eu-orders"
+[[custom.queues]]
+name = "eu-or-orders"
+[[custom.queues]]
+name = "everything"
+[[custom.bindings]]
+source = "by-region"
+destination = "eu-orders"
+arguments = {x-match = "all", region = "eu", type = "order"}
+[[custom.bindings]]
+source = "by-region"
+destination = "eu-or-orders"
+arguments = {x-match = "any", region = "eu", type = "order"}
+[[custom.bindings]]
+source = "by-region"
+destination = "everything"
+[[custom.publishers]]
+name = "shop"
+exchange = "by-region"
+headers = {region = "eu"}
+"""
+    plan = build(from_text(text, "headers.toml"), PREFIX)
+    lanes = drawn(render_flow(plan, None, wide=True), 160).splitlines()
+
+    def lane(queue: str) -> str:
+        return next(line for line in lanes if f" {queue} " in line)
+
+    assert "all: region=eu, type=order" in lane("eu-orders")
+    assert "any: region=eu, type=order" in lane("eu-or-orders")
+    assert "all: every message" in lane("everything")
+    assert "(any)" not in "\n".join(lanes)

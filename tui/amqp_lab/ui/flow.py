@@ -20,6 +20,7 @@ from rich.text import Text
 from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
 from amqp_lab.scenario.plan import PRODUCING, ClientSpec, ConsumerSpec, Plan, ReducerSpec
+from amqp_lab.scenario.topology import Binding
 from amqp_lab.ui.colors import BAD, DEAD, FLOW, READY, UNACKED, WARN
 from amqp_lab.ui.text import rate as shown_rate
 
@@ -75,6 +76,19 @@ def spec_of(plan: Plan, client: ClientStats) -> ClientSpec | None:
 
 def planned_clients(plan: Plan) -> tuple[ClientStats, ...]:
     return tuple(ClientStats(s.name, s.role, "planned", 0, 0, 0.0, 0) for s in plan.clients)
+
+
+def binding_label(binding: Binding, exchange_type: str) -> str:
+    """What a binding matches, as the exchange reads it: a headers binding by its headers and x-match (all
+    unless it says any; with no headers, all matches every message and any none), a fanout everything, the
+    others by the routing key ("" is a key too)."""
+    if exchange_type == "fanout":
+        return ""
+    if exchange_type == "headers":
+        mode = str(binding.arguments.get("x-match", "all"))
+        wanted = ", ".join(f"{k}={v}" for k, v in binding.arguments.items() if k != "x-match")
+        return f"{mode}: {wanted or ('every message' if mode.startswith('all') else 'no message')}"
+    return binding.routing_key or '""'
 
 
 def _groups(clients: Iterable[ClientStats]) -> tuple[RoleGroup, ...]:
@@ -145,7 +159,7 @@ class FlowModel:
                         i == 0,
                         producers,
                         shown,
-                        binding.routing_key or ("" if found is not None and found.type == "fanout" else "(any)"),
+                        binding_label(binding, found.type if found is not None else "direct"),
                         self.depths.get(binding.destination),
                         self.short(binding.destination) + (" (exchange)" if binding.to_exchange else ""),
                         self._consumers_of(binding.destination),
