@@ -181,13 +181,24 @@ async def test_missing_shard_with_deadline_gives_partial_and_late_results(settin
 
 async def test_missing_shard_with_wait_for_all_keeps_jobs_pending_then_completes(settings: Settings) -> None:
     pending: list[int] = []
+    held: list[tuple[int, int]] = []  # (the results queue's unacked, the reducer's) in one snapshot
+
+    def watch(snap: RunSnapshot) -> None:
+        pending.append(snap.counters.get("pending_jobs", 0))
+        results = next((q for q in snap.queues if q.name.endswith(".results")), None)
+        if results is not None:
+            held.append((results.unacked, client(snap, "reducer").unacked))
+
     _, s = await run_scenario(
         settings, "map-reduce", "duration=3s", "map-reduce.rate=10", "map-reduce.policy=wait-for-all",
         schedule('{at="0.5s", action="stop", client="shard-2", for="1.5s"}'),
-        listener=lambda snap: pending.append(snap.counters.get("pending_jobs", 0)),
+        listener=watch,
     )  # fmt: skip
     c = s.counters
     assert max(pending) >= 10  # jobs waited for the missing shard
+    # The reducer holds the partial results of those jobs unacked, and the results queue shows them (it read 0).
+    assert max(queue for queue, _ in held) >= 10
+    assert all(queue == reducer for queue, reducer in held)
     assert c.get("jobs_partial", 0) == 0
     assert c["jobs_complete"] == c["jobs_submitted"]  # and completed once it was back: nothing lost
     assert s.ledger.lost == 0

@@ -25,6 +25,7 @@ from amqp_lab.engine.clients import (
     Consumer,
     Producer,
     Publisher,
+    Reducer,
     Requester,
     State,
     make_client,
@@ -572,8 +573,7 @@ class Run:
                 self._monitor = await self._admin.channel()
                 continue
             result = declared.declaration_result
-            unacked = sum(c.unacked for c in self.clients.values() if isinstance(c, Consumer) and c.spec.queue == name)
-            self._depths[name] = QueueDepth(name, result.message_count or 0, unacked, result.consumer_count or 0)
+            self._depths[name] = QueueDepth(name, result.message_count or 0, 0, result.consumer_count or 0)
 
     async def _snapshots(self) -> None:
         lags: deque[float] = deque(maxlen=round(1 / SNAPSHOT_INTERVAL))
@@ -591,7 +591,8 @@ class Run:
             listener(snapshot)
 
     def _queue_depths(self, now: float) -> tuple[QueueDepth, ...]:
-        """The last sampled depths, with inbound and acked rates that move ten times a second."""
+        """The last sampled ready counts, with what the lab's clients hold unacked and the inbound and acked rates,
+        which move ten times a second."""
         ledger = self.ctx.ledger
         depths = []
         for name, depth in self._depths.items():
@@ -599,12 +600,18 @@ class Run:
             depths.append(
                 replace(
                     depth,
+                    unacked=self._held_from(name),
                     in_rate=meters[0].sample(ledger.routed_to.get(name, 0), now),
                     out_rate=meters[1].sample(ledger.acked_in.get(name, 0), now),
                     place=self._placement.queues.get(name),
                 )
             )
         return tuple(depths)
+
+    def _held_from(self, queue: str) -> int:
+        """Unacked, as the lab's clients that read the queue hold them: consumers, and the reducer's partial results."""
+        readers = (c for c in self.clients.values() if isinstance(c, Consumer | Reducer) and c.spec.queue == queue)
+        return sum(c.unacked for c in readers)
 
     def _counters(self) -> dict[str, int]:
         """The clients' counters, the agents' included."""

@@ -14,7 +14,8 @@ from amqp_lab.engine.placement import NodeState, QueuePlace
 
 @dataclass(frozen=True)
 class QueueDepth:
-    """One lab queue: ready from a passive declare (about once a second), unacked from the lab's consumers."""
+    """One lab queue: ready from a passive declare (about once a second); unacked as the lab's clients that read it
+    hold them (consumers, the reducer), live."""
 
     name: str
     ready: int
