@@ -121,6 +121,9 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
         )
         assert app.run_ended is not None and app.run_ended.report is not None
         assert app.run_ended.report["ledger"]["lost"] == 0
+        # Depths and rates beside "nothing left" are the last sampled before the cleanup, and the panel says so.
+        flow_title = str(app.screen.query_one("#flow").border_title)
+        assert flow_title.startswith("Message flow: last sample, at ") and flow_title.endswith("before the cleanup")
         assert await lab_objects(settings, run_id) == []
         await pilot.press("escape")
         await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="back in the builder")

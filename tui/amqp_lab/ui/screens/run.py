@@ -188,6 +188,8 @@ class LiveRunScreen(Screen[None]):
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
         flow = self.query_one("#flow", Static)
+        if self.app.run_ended is not None:  # depths and rates are the last ones sampled; the queues went since
+            flow.border_title = f"Message flow: last sample, at {snapshot.elapsed:.0f} s, before the cleanup"
         drawing, lines = render_flow(self.plan, snapshot, self.history.peak_depth, flow.content_size.width >= WIDE_FLOW)
         self._update("#flow", drawing, lines)
 
