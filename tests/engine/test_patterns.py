@@ -22,6 +22,7 @@ async def test_rpc_replies_returns_and_latency(settings: Settings) -> None:
     assert c["returns"] > 0  # mandatory: requests to a method no handler serves come back
     assert c["replies"] + c["returns"] + c.get("timeouts", 0) == c["requests"]
     assert s.ledger.returned == c["returns"]
+    assert sum(h.sent for h in s.clients if h.role == "handler") == c["replies"]  # each answer it published
     assert s.latency_total["rpc"].count == c["replies"]
     assert 0 < s.latency_total["rpc"].p50 <= s.latency_total["rpc"].p99
     assert s.ledger.lost == 0 and s.ledger.outstanding == 0
@@ -44,6 +45,7 @@ async def test_map_reduce_fanout_with_deadline(settings: Settings) -> None:
     assert c["jobs_submitted"] >= 15
     assert c["jobs_complete"] == c["jobs_submitted"]  # all shards up: every job complete
     assert c["results_on_time"] == 3 * c["jobs_submitted"]
+    assert sum(shard.sent for shard in s.clients if shard.role == "shard") == c["results_on_time"]
     assert c["results_returned"] == c["jobs_submitted"]  # combined results reached the submitter
     assert s.latency_total["job"].count == c["jobs_complete"]
     assert s.ledger.lost == 0

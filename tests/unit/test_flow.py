@@ -203,3 +203,14 @@ headers = {region = "eu"}
     assert "any: region=eu, type=order" in lane("eu-or-orders")
     assert "all: every message" in lane("everything")
     assert "(any)" not in "\n".join(lanes)
+
+
+def test_the_reply_edge_moves_with_the_answers_received_not_the_requests_sent() -> None:
+    """A hung handler answers nothing: its reply edge showed the requesters' 10 requests a second."""
+    plan = build(load("rpc", ["rpc.requesters=1", "rpc.handlers=1"]), PREFIX)
+    requester = ClientStats("requester-1", "requester", "running", 50, 20, 10.0, 5, received_rate=0.0)
+    handler = ClientStats("handler-1", "handler", "hung", 20, 25, 0.0, 5)
+    hung = drawn(render_flow(plan, snapshot(clients=(requester, handler)), scale=49))
+    assert "replies 0/s" in hung and "replies 10/s" not in hung
+    answering = drawn(render_flow(plan, snapshot(clients=(replace(requester, received_rate=8.0), handler)), scale=49))
+    assert "replies 8.0/s" in answering

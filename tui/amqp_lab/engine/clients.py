@@ -61,6 +61,7 @@ class ClientStats:
     rate: float  # messages per second, sent or received, whichever the client mostly does
     unacked: int
     detail: str = ""  # a fault's parameter, a reason for FAILED
+    received_rate: float = 0.0  # messages received per second (a requester's replies, a submitter's results)
 
 
 class Pacer:
@@ -116,6 +117,7 @@ class Client:
         self._gone = asyncio.Event()  # set when the current connection is lost
         self._outbox: Outbox | None = None
         self._meter = RateMeter()
+        self._received_meter = RateMeter()
 
     @property
     def name(self) -> str:
@@ -331,9 +333,11 @@ class Client:
 
     def stats(self) -> ClientStats:
         rate = self._meter.sample(max(self.sent, self.received))
+        received_rate = self._received_meter.sample(self.received)
         return ClientStats(
-            self.name, self.role, self.state.value, self.sent, self.received, rate, self.unacked, self.detail
-        )
+            self.name, self.role, self.state.value, self.sent, self.received, rate, self.unacked, self.detail,
+            received_rate,
+        )  # fmt: skip
 
 
 class Producer(Client):
@@ -625,6 +629,7 @@ class Consumer(Client):
             # (aiormq cancels what waits on a connection it found stuck: that is a lost link too.)
             self.ctx.ledger.withdrawn(letter.msg_id, letter.queues)
             raise
+        self.sent += 1  # handlers and shards publish each answer: the clients table said "sent 0"
         if outcome == "returned":
             self.ctx.event("return", self.name, f"reply to {message.reply_to} came back: its queue is gone")
 

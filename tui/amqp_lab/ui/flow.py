@@ -195,7 +195,8 @@ class FlowModel:
         waiting = _groups(c for c in self.clients if c.role in ("requester", "submitter"))
         if not answering or not waiting:
             return None
-        rate = sum(g.rate for g in waiting)
+        # Answers as the waiting clients receive them: a hung handler's edge goes idle (it showed the request rate).
+        rate = sum(c.received_rate for c in self.clients if c.role in ("requester", "submitter"))
         text = Text()
         for group in answering:
             text.append_text(group.label())
