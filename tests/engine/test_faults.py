@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from amqp_lab.config import Settings
 from amqp_lab.engine.report import expectations
+from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.files import load
 
 from tests.engine.conftest import client, run_scenario
 
@@ -26,10 +29,31 @@ async def test_crash_redelivers_what_the_worker_held(settings: Settings) -> None
         schedule('{at="1s", action="crash", client="worker-1"}'),
     )  # fmt: skip
     assert client(s, "worker-1").state == "stopped"  # crashed, then closed by cleanup
+    assert client(s, "worker-1").unacked == 0  # the broker took back what it held
     assert s.ledger.redelivered > 0  # its unacked tasks went to the other workers
     assert s.ledger.requeued >= s.ledger.redelivered
     assert any(e.kind == "crash" and "back to the queue" in e.text for e in s.events)
     assert s.ledger.lost == 0
+
+
+async def test_a_fault_asked_for_while_the_run_drains_is_refused_and_logged(settings: Settings) -> None:
+    """A restart pressed near the end answered "Restart: worker-2." and did nothing."""
+    run = Run(
+        load("workers", ["duration=1s", "workers.workers=1", "workers.processing=300ms", "workers.rate=20"]), settings
+    )
+    asked: list[asyncio.Task[None]] = []
+
+    def watch(snap: RunSnapshot) -> None:
+        if snap.state == "draining" and not asked:
+            asked.append(asyncio.ensure_future(run.inject("worker-1", "restart")))
+
+    run.add_listener(watch)
+    final = await run.execute()
+    await asyncio.gather(*asked)
+    assert asked, "the run never drained"
+    refused = [e for e in final.events if e.kind == "refused" and e.client == "worker-1"]
+    assert refused and refused[0].text == "restart: the run is draining, its clients are being stopped"
+    assert not any(e.kind == "restart" for e in final.events)
 
 
 async def test_crash_with_auto_ack_loses_tasks(settings: Settings) -> None:

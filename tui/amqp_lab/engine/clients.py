@@ -464,7 +464,8 @@ class Consumer(Client):
 
     @property
     def unacked(self) -> int:
-        return self._held
+        # Crashed or stopped, its channel is gone and the broker took back what it held.
+        return self._held if self.active else 0
 
     async def _open(self) -> None:
         assert self.connection is not None

@@ -480,7 +480,11 @@ class Run:
         self.ctx.event("info", "run", "producers resumed")
 
     async def inject(self, name: str, action: str, value: float | None = None) -> None:
-        """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove."""
+        """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove.
+        Only while the run is running: once it drains, its clients are being stopped, and the log says so."""
+        if self.state != "running":
+            self.ctx.event("refused", name, f"{action}: the run is {self.state}, its clients are being stopped")
+            return
         if action == "add":
             await self.add(name)
             return

@@ -303,8 +303,12 @@ class LiveRunScreen(Screen[None]):
     # -- controls ------------------------------------------------------------
 
     def _run_is_live(self) -> bool:
-        if self.app.run_ended is not None or self.app.run_latest is None:
+        latest: RunSnapshot | None = self.app.run_latest
+        if self.app.run_ended is not None or latest is None:
             self.notify("The run is not running.", severity="warning")
+            return False
+        if latest.state != "running":
+            self.notify(f"The run is {latest.state}: its clients are being stopped.", severity="warning")
             return False
         return True
 
