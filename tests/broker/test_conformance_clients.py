@@ -3,6 +3,7 @@ RabbitMQ 3.10, 4.0 and the embedded broker alike: each is what RabbitMQ does, an
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aio_pika
@@ -11,6 +12,7 @@ from aio_pika.abc import AbstractConnection
 from amqp_lab.embedded.wire import encode_header_payload
 from pamqp.commands import Basic, Confirm
 from pamqp.commands import Channel as ChannelMethods
+from pamqp.commands import Connection as ConnectionMethods
 from pamqp.commands import Queue as QueueMethods
 
 from tests.broker.raw_client import RawClient
@@ -18,6 +20,7 @@ from tests.broker.test_conformance import refused
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.embedded
+TRIES = 20
 
 
 async def test_unbinding_what_is_gone_already_is_unbind_ok(connection: AbstractConnection, name: str) -> None:
@@ -51,7 +54,9 @@ async def test_deleting_a_queue_consumed_on_the_same_channel_answers_before_it_c
 
 async def test_a_consumer_on_the_publishing_channel_gets_the_message_before_its_confirm(rabbit: Any, name: str) -> None:
     """aiormq's test_connection_close_stairway waits for the delivery once the publish is confirmed: a link lost
-    between the two left it waiting for ever when the confirm came first."""
+    between the two left it waiting for ever when the confirm came first. RabbitMQ sends the delivery first as a
+    rule (its queue process hands the channel the delivery, then the confirm), not as a promise: on a busy machine
+    a confirm was seen first once in 3 runs. The embedded broker always sends it first."""
     client = await RawClient.open(rabbit.amqp_port)
     try:
         client.send(1, ChannelMethods.Open())
@@ -62,11 +67,27 @@ async def test_a_consumer_on_the_publishing_channel_gets_the_message_before_its_
         await client.expect(QueueMethods.DeclareOk)
         client.send(1, Basic.Consume(queue=name, consumer_tag="tag", no_ack=True))
         await client.expect(Basic.ConsumeOk)
-        for _ in range(3):
-            client.publish(
-                1, Basic.Publish(exchange="", routing_key=name), encode_header_payload(4, Basic.Properties()), b"test"
-            )
-            assert [type((await client.method())[1]) for _ in range(2)] == [Basic.Deliver, Basic.Ack]
+        header = encode_header_payload(4, Basic.Properties())
+        orders = []
+        for _ in range(TRIES):
+            client.publish(1, Basic.Publish(exchange="", routing_key=name), header, b"test")
+            orders.append(tuple([type((await client.method())[1]) for _ in range(2)]))
+        assert set(orders) <= {(Basic.Deliver, Basic.Ack), (Basic.Ack, Basic.Deliver)}
+        delivery_first = orders.count((Basic.Deliver, Basic.Ack))
+        assert delivery_first == TRIES if rabbit.version == "embedded" else delivery_first > TRIES // 2, orders
+    finally:
+        await client.close()
+
+
+async def test_after_close_ok_the_client_closes_the_socket(rabbit: Any) -> None:
+    """RabbitMQ answers connection.close with close-ok and leaves the socket for the client to close. A broker that
+    closed it at once made aiormq take its own close for a lost connection (test_closing_waiter_cancellation)."""
+    client = await RawClient.open(rabbit.amqp_port)
+    try:
+        client.send(0, ConnectionMethods.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
+        await client.expect(ConnectionMethods.CloseOk)
+        with pytest.raises(TimeoutError):  # neither more data nor the end of the stream: the socket is still open
+            await asyncio.wait_for(client.reader.read(1), 0.5)
     finally:
         await client.close()
 

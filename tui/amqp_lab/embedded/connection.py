@@ -43,6 +43,7 @@ WRITE_BUFFER_HIGH = 1024 * 1024
 CHANNEL_MAX = 2047
 HEARTBEAT_SECONDS = 60
 CLOSE_OK_TIMEOUT = 3.0
+CLIENT_CLOSE_TIMEOUT = 30.0  # RabbitMQ's CLOSING_TIMEOUT: after close-ok, how long the client has to close the socket
 CAPABILITIES = {
     "publisher_confirms": True,
     "exchange_exchange_bindings": True,
@@ -259,9 +260,7 @@ class Connection(asyncio.Protocol):
             # A new secret for the same user (RabbitMQ's way to renew an expiring token); PLAIN has nothing to renew.
             self.send_method(0, ConnectionMethods.UpdateSecretOk())
         elif isinstance(method, ConnectionMethods.Close):
-            self.send_method(0, ConnectionMethods.CloseOk())
-            self.flush()
-            self._abort()
+            self._closed_by_client()
         elif isinstance(method, ConnectionMethods.CloseOk):
             self._abort()
         else:
@@ -337,6 +336,22 @@ class Connection(asyncio.Protocol):
         self._stage = "open-ok"
         self.send_method(0, ConnectionMethods.OpenOk())
         self._stage = "open"
+
+    def _closed_by_client(self) -> None:
+        """close-ok, and the socket left for the client to close, as RabbitMQ leaves it (closing it itself only after
+        the heartbeat timeout, 30 s at most): a client that sees the socket go before it has read close-ok can take
+        its own close for a lost connection (aiormq's test_closing_waiter_cancellation did). What the connection
+        held goes at once: its channels, and its exclusive queues, which nothing can use any more."""
+        self._stage = "closed"
+        for channel in list(self.channels.values()):
+            channel.closed()
+        self.channels.clear()
+        if self.vhost is not None:
+            self.vhost.connection_closed(self)
+        self.send_method(0, ConnectionMethods.CloseOk())
+        self.flush()
+        waited = min(self.heartbeat, CLIENT_CLOSE_TIMEOUT) if self.heartbeat else CLIENT_CLOSE_TIMEOUT
+        asyncio.get_running_loop().call_later(waited, self._abort)
 
     def close_connection(self, fault: AmqpFault, method: Method | None = None) -> None:
         """Connection.Close with the fault; the socket closes on CloseOk, or after a while without one."""
