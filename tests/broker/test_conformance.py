@@ -313,6 +313,31 @@ async def test_direct_reply_to(connection: AbstractConnection, name: str) -> Non
     )
 
 
+async def test_a_mandatory_answer_to_direct_reply_to_is_delivered_and_returned(
+    rabbit: Any, connection: AbstractConnection, name: str
+) -> None:
+    """RabbitMQ 3.10 and 4.0 deliver a mandatory publish to an amq.rabbitmq.reply-to.* name and return it too
+    (312 NO_ROUTE: the pseudo-queue is not a route); the lab counts such an answer once (docs/rabbitmq-versions.md)."""
+    client = await connection.channel()
+    replies: list[AbstractIncomingMessage] = []
+    reply_queue = await client.get_queue("amq.rabbitmq.reply-to", ensure=False)
+    await reply_queue.consume(replies.append, no_ack=True)
+    requests = await client.declare_queue(name, exclusive=True)
+    await client.default_exchange.publish(aio_pika.Message(b"q", reply_to="amq.rabbitmq.reply-to"), name)
+    request = await requests.get(timeout=5)
+    answerer = await aio_pika.connect(rabbit.amqp_url)
+    try:
+        channel = await answerer.channel(publisher_confirms=True, on_return_raises=False)
+        returns: list[AbstractIncomingMessage] = []
+        channel.return_callbacks.add(lambda _channel, message: returns.append(message))
+        outcome = await channel.default_exchange.publish(aio_pika.Message(b"a"), request.reply_to or "", mandatory=True)
+        await wait_for(lambda: bool(replies and returns), timeout=5, what="the answer delivered and returned")
+    finally:
+        await answerer.close()
+    assert [r.body for r in replies] == [b"a"] and [r.body for r in returns] == [b"a"]
+    assert not isinstance(outcome, Basic.Ack)  # what the publisher is told: returned
+
+
 async def test_a_consumer_is_told_when_its_queue_is_deleted(connection: AbstractConnection, name: str) -> None:
     channel = await connection.channel()
     queue = await channel.declare_queue(name, exclusive=True)

@@ -9,7 +9,7 @@ from amqp_lab.config import build
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.relay import ID_SPAN, LedgerRelay, replay
-from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
+from amqp_lab.scenario.topology import DIRECT_REPLY_TO, Binding, Exchange, Queue, Topology
 
 TOPOLOGY = Topology(
     exchanges=(Exchange("fan", "fanout"), Exchange("dlx", "fanout")),
@@ -59,6 +59,32 @@ def test_returns_and_nacks_withdraw_expectations() -> None:
     ledger.nacked(2, "fan", "", {})
     counts = ledger.counts()
     assert (counts.returned, counts.nacked, counts.copies, counts.outstanding) == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("returned_first", [True, False], ids=["returned, then delivered", "delivered, then returned"])
+def test_a_direct_reply_to_answer_both_delivered_and_returned_counts_once(returned_first: bool) -> None:
+    """RabbitMQ 3.10 and 4.0 deliver a mandatory answer to direct reply-to and return it too, in either order:
+    200 answers read "returned 200, duplicates 196"."""
+    ledger = Ledger(TOPOLOGY)
+    to = f"{DIRECT_REPLY_TO}.g1h2AA"
+    ledger.published(1, "", to, {}, mandatory=True)
+    steps = [lambda: ledger.returned(1, "", to, {}), lambda: ledger.acked(1, DIRECT_REPLY_TO)]
+    for step in steps if returned_first else steps[::-1]:
+        step()
+    ledger.finish()
+    counts = ledger.counts()
+    assert (counts.acked, counts.copies, counts.delivered_and_returned) == (1, 1, 1)
+    assert (counts.returned, counts.duplicates, counts.lost, counts.outstanding) == (0, 0, 0, 0)
+
+
+def test_a_direct_reply_to_answer_only_returned_is_returned() -> None:
+    """Its requester gone, the answer is returned and never delivered: a return, as any other."""
+    ledger = Ledger(TOPOLOGY)
+    ledger.published(1, "", f"{DIRECT_REPLY_TO}.gone", {}, mandatory=True)
+    ledger.returned(1, "", f"{DIRECT_REPLY_TO}.gone", {})
+    ledger.finish()
+    counts = ledger.counts()
+    assert (counts.returned, counts.copies, counts.delivered_and_returned, counts.lost) == (1, 0, 0, 0)
 
 
 def test_what_is_neither_settled_nor_found_at_the_end_is_lost() -> None:

@@ -492,9 +492,13 @@ class Channel:
 
     def _route(self, message: Message, mandatory: bool, seq: int) -> None:
         vhost = self.vhost
+        returned_anyway = False
         if message.exchange in ("", DEFAULT_ALIAS) and message.routing_key.startswith(DIRECT_REPLY_TO + "."):
             routed = self._reply_to(message)
             refused = False
+            # RabbitMQ 3.10 and 4.0 return a mandatory answer to direct reply-to even when they deliver it: the
+            # pseudo-queue is not a route (docs/rabbitmq-versions.md).
+            returned_anyway = routed
         else:
             queues = vhost.route(message.exchange, message.routing_key, message.headers)
             routed = bool(queues)
@@ -503,7 +507,7 @@ class Channel:
                 if not queue.enqueue(message):
                     refused = True
         vhost.count_publish(message.exchange, routed)
-        if not routed and mandatory:
+        if (not routed or returned_anyway) and mandatory:
             self.flush_confirms()  # a return goes before the confirm of its message, and after earlier ones
             reply = unchecked(
                 Basic.Return,

@@ -461,6 +461,7 @@ class Consumer(Client):
         self._latency = ctx.latency_of("delivery")
         self._acks: set[asyncio.Future[Any]] = set()
         self._read_up_to: int | None = None  # the last stream offset delivered: a reconnect reads on from there
+        self._told_of_direct_returns = False
 
     @property
     def unacked(self) -> int:
@@ -631,7 +632,14 @@ class Consumer(Client):
             self.ctx.ledger.withdrawn(letter.msg_id, letter.queues)
             raise
         self.sent += 1  # handlers and shards publish each answer: the clients table said "sent 0"
-        if outcome == "returned":
+        if outcome == "returned" and (message.reply_to or "").startswith(DIRECT_REPLY_TO):
+            if not self._told_of_direct_returns:  # once: RabbitMQ does it to every answer
+                self._told_of_direct_returns = True
+                self.ctx.event(
+                    "info", self.name, "replies returned by the broker: RabbitMQ returns a mandatory direct reply-to "
+                    "answer even when it delivers it; the ledger counts those once, as delivered_and_returned",
+                )  # fmt: skip
+        elif outcome == "returned":
             self.ctx.event("return", self.name, f"reply to {message.reply_to} came back: its queue is gone")
 
     def hang(self) -> None:

@@ -46,6 +46,7 @@ class LedgerCounts:
     confirmed: int = 0  # acknowledged by the broker (publisher confirms or a committed transaction)
     nacked: int = 0  # refused by the broker (e.g. x-overflow reject-publish)
     returned: int = 0  # mandatory and unroutable: sent back
+    delivered_and_returned: int = 0  # direct reply-to answers RabbitMQ delivered and also returned: counted as acked
     refused: int = 0  # the broker closed the connection instead (immediate)
     unroutable: int = 0  # routed nowhere and not mandatory: dropped by the broker, by design
     copies: int = 0  # queue copies the routing rules expect (a fanout to 3 queues is 3)
@@ -85,6 +86,7 @@ class Ledger:
         # Gathered from agents, an ack can arrive before the publish it settles (another agent's batch is later):
         # such acks wait here for their copy; any left when the run ends were duplicates.
         self._early: Counter[tuple[int, str]] | None = Counter() if gathered else None
+        self._returned_answers: set[int] = set()  # direct reply-to answers returned: RabbitMQ may deliver them too
 
     @property
     def topology(self) -> Topology:
@@ -190,6 +192,16 @@ class Ledger:
         self._withdraw(msg_id, exchange, routing_key, headers)
 
     def returned(self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None) -> None:
+        if exchange == DEFAULT_EXCHANGE and routing_key.startswith(DIRECT_REPLY_TO):
+            # RabbitMQ returns a mandatory answer to direct reply-to even when it delivers it. Delivered already:
+            # counted once, as acked. Not yet: returned, until the requester gets it after all.
+            if not self._settle(msg_id, DIRECT_REPLY_TO):
+                self._counts["delivered_and_returned"] += 1
+                return
+            self._counts["copies"] -= 1
+            self._returned_answers.add(msg_id)
+            self._counts["returned"] += 1
+            return
         self._counts["returned"] += 1
         self._withdraw(msg_id, exchange, routing_key, headers)
 
@@ -217,6 +229,14 @@ class Ledger:
     def acked(self, msg_id: int, queue: str) -> None:
         if queue in self.streams or self._settle(msg_id, queue):
             self._counts["read" if queue in self.streams else "acked"] += 1
+            self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
+        elif queue == DIRECT_REPLY_TO and msg_id in self._returned_answers:
+            # Returned first, delivered after all: a delivered answer, not a duplicate nor a return.
+            self._returned_answers.discard(msg_id)
+            self._counts["returned"] -= 1
+            self._counts["copies"] += 1
+            self._counts["delivered_and_returned"] += 1
+            self._counts["acked"] += 1
             self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
         elif self._early is not None:
             self._early[(msg_id, queue)] += 1
