@@ -63,6 +63,9 @@ def test_a_backlog_left_at_the_end_is_told_and_what_cleanup_did_with_it(rabbit: 
         "text": f"{queued:,} still queued at the end: deleted by the cleanup with the run's queues",
     }
     assert document["backlog"]["text"] in result.stdout
+    # The depths are the last sample before the cleanup, and the report says when it was taken.
+    assert 0 < document["queues_sampled_at_s"] <= document["elapsed_s"]
+    assert {q["name"].rsplit(".", 1)[-1] for q in document["queues"]} == {"tasks"}
 
 
 async def test_ctrl_c_cleans_up_reports_and_exits_130(rabbit: PrivateNode, tmp_path: Path) -> None:

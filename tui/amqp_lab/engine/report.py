@@ -72,7 +72,8 @@ def build_report(
         "counters": dict(snapshot.counters),
         "latency_ms": {name: p.as_dict() for name, p in snapshot.latency_total.items()},
         "clients": [asdict(c) for c in snapshot.clients],
-        "queues": [asdict(q) for q in snapshot.queues],
+        "queues": [asdict(q) for q in snapshot.queues],  # as last sampled, before the cleanup deleted them
+        "queues_sampled_at_s": None if snapshot.depths_sampled_at is None else round(snapshot.depths_sampled_at, 3),
         "nodes": [asdict(n) for n in snapshot.nodes],
         "agents": [asdict(a) for a in snapshot.agents],
         "subscribers": [asdict(s) for s in snapshot.subscribers],

@@ -87,6 +87,7 @@ class Run:
         self._admin: AbstractConnection | None = None
         self._monitor: AbstractChannel | None = None
         self._depths: dict[str, QueueDepth] = {}
+        self._depths_sampled_at: float | None = None  # elapsed seconds at the last sample of the ready counts
         self._tasks: list[asyncio.Task[Any]] = []
         self._late_joins: list[asyncio.Task[None]] = []
         self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
@@ -578,6 +579,7 @@ class Run:
                 continue
             result = declared.declaration_result
             self._depths[name] = QueueDepth(name, result.message_count or 0, 0, result.consumer_count or 0)
+            self._depths_sampled_at = time.monotonic() - self._started_at if self._started_at else 0.0
 
     async def _snapshots(self) -> None:
         lags: deque[float] = deque(maxlen=round(1 / SNAPSHOT_INTERVAL))
@@ -662,6 +664,7 @@ class Run:
             ),
             notes=self.plan.notes,
             loop_lag=self._loop_lag,
+            depths_sampled_at=self._depths_sampled_at,
             outage=None if self._down_since is None else now - self._down_since,
             outage_reason=self._outage_reason,
             nodes=self._placement.nodes,

@@ -72,3 +72,4 @@ class RunSnapshot:
     agents: tuple[AgentSummary, ...] = ()  # with --agents: who runs which clients
     event_counts: Mapping[str, int] = field(default_factory=dict)  # every event logged, by kind
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second
+    depths_sampled_at: float | None = None  # elapsed seconds at the queues' last ready count (None: never read)
