@@ -50,6 +50,14 @@ def backlog(snapshot: RunSnapshot, leftovers: list[str], cleanup_error: str | No
     return {"still_queued": count, "fate": fate, "text": f"{count:,} still queued at the end: {fate}"}
 
 
+def resolved(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as run: settings left unset to follow another are given the value they took."""
+    document = scenario.model_dump(mode="json", by_alias=True)
+    mapping = scenario.map_reduce
+    document["map-reduce"].update(persistent=mapping.resolved_persistent, publish_mode=mapping.resolved_publish_mode)
+    return document
+
+
 def left_out(snapshot: RunSnapshot) -> dict[str, int]:
     """Events logged but not in the report, by kind: only per-message kinds (timeouts, returns, ...) are thinned."""
     kept = Counter(e.kind for e in snapshot.events)
@@ -66,7 +74,7 @@ def build_report(
         "run_id": snapshot.run_id,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "broker": broker,
-        "scenario": scenario.model_dump(mode="json", by_alias=True),
+        "scenario": resolved(scenario),
         "elapsed_s": round(snapshot.elapsed, 3),
         "ledger": snapshot.ledger.as_dict(),
         "counters": dict(snapshot.counters),

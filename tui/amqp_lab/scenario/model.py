@@ -115,6 +115,14 @@ class MapReduceOptions(Section):
     def reliable(self) -> bool:
         return self.policy == "wait-for-all"
 
+    @property
+    def resolved_persistent(self) -> bool:
+        return self.reliable if self.persistent is None else self.persistent
+
+    @property
+    def resolved_publish_mode(self) -> PublishMode:
+        return self.publish_mode or ("confirms" if self.reliable else "none")
+
 
 class WorkersOptions(Section):
     workers: Clients = option(3, "competing consumers of one queue: add some and watch a backlog drain")

@@ -134,8 +134,7 @@ def build_rpc(o: RpcOptions, scenario: Scenario, p: str) -> Plan:
 
 
 def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
-    persistent = o.reliable if o.persistent is None else o.persistent
-    publish_mode = o.publish_mode or ("confirms" if o.reliable else "none")
+    persistent, publish_mode = o.resolved_persistent, o.resolved_publish_mode
     jobs = Exchange(f"{p}jobs", o.exchange)
     queue_type = resolve(o.queue_type, o.reliable)
     results = Queue(f"{p}results", arguments=_typed(scenario, queue_type))
