@@ -313,6 +313,21 @@ async def test_direct_reply_to(connection: AbstractConnection, name: str) -> Non
     )
 
 
+async def test_a_ttl0_message_goes_to_a_consumer_with_room_as_it_arrives(
+    connection: AbstractConnection, name: str
+) -> None:
+    """TTL 0 is the documented stand-in for immediate: delivered if a consumer can take it now, else expired."""
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=10)
+    queue = await channel.declare_queue(name, exclusive=True, arguments={"x-message-ttl": 0})
+    got: list[bytes] = []
+    await queue.consume(lambda m: got.append(m.body), no_ack=True)
+    for n in range(5):
+        await channel.default_exchange.publish(aio_pika.Message(b"%d" % n), name)
+    await wait_for(lambda: len(got) == 5, timeout=5, what="every message delivered")
+    assert got == [b"0", b"1", b"2", b"3", b"4"]
+
+
 async def test_a_mandatory_answer_to_direct_reply_to_is_delivered_and_returned(
     rabbit: Any, connection: AbstractConnection, name: str
 ) -> None:

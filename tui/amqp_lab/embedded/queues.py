@@ -122,14 +122,15 @@ class Queue:
             if self._full(len(message.body)):  # x-max-length 0, or a message bigger than the byte limit
                 self.vhost.dead_letter(self, Queued(message, next(_sequence), None), "maxlen")
                 return True
-        expires_at = self._expiry(message)
+        arrived = time.monotonic()
+        expires_at = self._expiry(message, arrived)
         if expires_at is not None:
             self.vhost.expiring.add(self)
         self._ready.append(Queued(message, next(_sequence), expires_at))
         self.ready_bytes += len(message.body)
         self.stats["publish"] += 1
         if self.ttl == 0 or message.properties.expiration == "0":
-            self.dispatch()  # delivered now to a consumer with room, or expired
+            self.dispatch(arrived)  # delivered now to a consumer with room, as it arrives; otherwise expired
             self.expire(time.monotonic())
         else:
             self.schedule_dispatch()
@@ -140,7 +141,7 @@ class Queue:
             return True
         return self.max_length_bytes is not None and self.ready_bytes + incoming > self.max_length_bytes
 
-    def _expiry(self, message: Message) -> float | None:
+    def _expiry(self, message: Message, arrived: float) -> float | None:
         ttl = self.ttl
         expiration = message.properties.expiration
         if expiration is not None:
@@ -150,7 +151,7 @@ class Queue:
                 per_message = None
             if per_message is not None and (ttl is None or per_message < ttl):
                 ttl = per_message  # the lower of the queue's and the message's TTL wins
-        return None if ttl is None else time.monotonic() + ttl
+        return None if ttl is None else arrived + ttl
 
     # Out
 
@@ -169,14 +170,14 @@ class Queue:
             return self._requeued[0]
         return self._ready[0] if self._ready else None
 
-    def take(self) -> Queued | None:
-        """The next live message (expired ones at the head are dead-lettered on the way)."""
-        self.expire(time.monotonic())
+    def take(self, now: float | None = None) -> Queued | None:
+        """The next live message at `now` (expired ones at the head are dead-lettered on the way)."""
+        self.expire(time.monotonic() if now is None else now)
         return self._pop()
 
     def expire(self, now: float) -> None:
-        """RabbitMQ expires messages when they reach the head."""
-        while (head := self._peek()) is not None and head.expires_at is not None and head.expires_at <= now:
+        """RabbitMQ expires messages when they reach the head; one of TTL 0 lives only the moment it arrives."""
+        while (head := self._peek()) is not None and head.expires_at is not None and head.expires_at < now:
             self._pop()
             self.vhost.dead_letter(self, head, "expired")
 
@@ -213,8 +214,9 @@ class Queue:
             self.vhost.dispatching.add(self)  # at the end of the batch of input at hand, if there is one
             asyncio.get_running_loop().call_soon(self.dispatch)
 
-    def dispatch(self) -> None:
-        """Round-robin over the consumers that have room in their prefetch, while messages are ready."""
+    def dispatch(self, now: float | None = None) -> None:
+        """Round-robin over the consumers that have room in their prefetch, while messages are ready (live at
+        `now`: by default, the present)."""
         self._dispatch_pending = False
         self.vhost.dispatching.discard(self)
         consumers = self.consumers
@@ -226,7 +228,7 @@ class Queue:
                     break
             else:
                 return
-            queued = self.take()
+            queued = self.take(now)
             if queued is None:
                 return
             self.stats["deliver"] += 1
