@@ -272,6 +272,19 @@ limit = 50
 """
 
 
+async def test_ttl0_dead_letter_with_a_hung_handler_follows_what_it_held(settings: Settings) -> None:
+    """The hung handler's prefetched requests go back to the TTL 0 queue when the run stops, and from there to the
+    dead-letter queue: the ledger read them as "lost 10" and the run failed."""
+    _, s = await run_scenario(
+        settings, "rpc", "duration=3s", "rpc.requesters=1", "rpc.handlers=1", "rpc.rate=10", "rpc.unroutable=0",
+        "rpc.ttl0_dead_letter=true", "expect.timeouts=1000", schedule('{at="1s", action="hang", client="handler-1"}'),
+    )  # fmt: skip
+    assert s.counters["replies"] > 0  # answered at once while the handler kept up
+    assert s.ledger.dead_lettered == s.ledger.expired > 0  # then expired as they came
+    assert 0 < s.ledger.still_queued <= 10  # what it held (prefetch 10), found dead-lettered at the end
+    assert s.ledger.lost == 0
+
+
 async def test_drop_head_overflow_is_reported_as_loss(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "drop.toml"
     path.write_text(DROP_HEAD)

@@ -187,7 +187,10 @@ EXPERIMENTS = (
             ),
             Step(
                 "The lab **hung handler-1**. Now nobody can take a request at once: each one is dead-lettered "
-                "(the ☠ line counts them) instead of waiting: the caller learns at once, as immediate promised.",
+                "as it arrives (the ☠ line counts them) instead of waiting in the queue. The broker knows at once; "
+                "the caller still learns only when its timeout runs out (immediate would have returned the request "
+                "to it), unless something reads **rpc.unhandled**. What the hung handler held goes there too "
+                "when the run stops.",
                 actions=(("inject", "handler-1", "hang"),),
             ),
         ),

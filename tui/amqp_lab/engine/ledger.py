@@ -216,9 +216,13 @@ class Ledger:
         self._counts["delivered"] += 1
         if redelivered:
             self._counts["redelivered"] += 1
+        self._follow_death(msg_id, queue, death)
+
+    def _follow_death(self, msg_id: int, queue: str, death: Mapping[str, Any] | None) -> None:
+        """Met in `queue`, dead-lettered by the broker (expiry, max-length): its copy at the source is settled and
+        one is expected here instead. `death` is its newest x-death entry."""
         copies = self._outstanding.get(queue)
         if death is not None and (copies is None or msg_id not in copies):
-            # Dead-lettered by the broker (expiry, max-length): settle the copy at its source here.
             source = str(death.get("queue", ""))
             if self._settle(msg_id, source):
                 self._counts["dead_lettered"] += 1
@@ -264,10 +268,18 @@ class Ledger:
         copies = self._outstanding.pop(queue, set())
         self._counts["discarded"] += len(copies)
 
-    def drained(self, msg_id: int, queue: str) -> None:
-        """Found in a queue at the end of the run."""
+    def drained(self, msg_id: int, queue: str, death: Mapping[str, Any] | None = None) -> None:
+        """Found in a queue at the end of the run (in a dead-letter queue: `death` says where from)."""
+        self._follow_death(msg_id, queue, death)
         if self._settle(msg_id, queue):
             self._counts["still_queued"] += 1
+
+    def dead_letter_queues(self, queue: str) -> set[str]:
+        """Where `queue` dead-letters to: the queues bound to its dead-letter exchange."""
+        found = self._topology.queue(queue)
+        if found is None or found.dead_letter_exchange is None:
+            return set()
+        return {b.destination for b in self._topology.bindings if b.source == found.dead_letter_exchange}
 
     def finish(self, checked: bool = True) -> None:
         """The run is over: whatever is outstanding now is lost, or, when the broker could not be reached to look

@@ -354,9 +354,12 @@ class Run:
         assert self._admin is not None
         channel = await self._admin.channel()
         ledger = self.ctx.ledger
-        for queue in self._shared_queues():
-            if queue in ledger.streams or not ledger.outstanding_in(queue):
-                continue  # nothing owed there (a stream owes nothing to anyone): nothing to tell apart
+        # Nothing owed in a stream (it owes nothing to anyone) nor in an empty-handed queue: nothing to tell apart.
+        owed = [q for q in self._shared_queues() if q not in ledger.streams and ledger.outstanding_in(q)]
+        # What such a queue holds may be dead-lettered meanwhile (requeued at teardown into a TTL 0 queue): read
+        # where it goes too, after the queue itself.
+        followed = [d for q in owed for d in sorted(ledger.dead_letter_queues(q)) if d not in owed]
+        for queue in [*owed, *dict.fromkeys(followed)]:
             try:
                 declared = await channel.declare_queue(queue, passive=True)
             except aiormq.exceptions.AMQPError:
@@ -368,7 +371,8 @@ class Run:
             async def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
                 msg_id = lab_id(message.headers)
                 if msg_id is not None:
-                    ledger.drained(msg_id, name)
+                    deaths = message.headers.get("x-death")
+                    ledger.drained(msg_id, name, deaths[0] if isinstance(deaths, list) and deaths else None)
                 event.set()
 
             tag = await declared.consume(found, no_ack=True)
