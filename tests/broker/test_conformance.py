@@ -321,7 +321,11 @@ async def test_a_ttl0_message_goes_to_a_consumer_with_room_as_it_arrives(
     await channel.set_qos(prefetch_count=10)
     queue = await channel.declare_queue(name, exclusive=True, arguments={"x-message-ttl": 0})
     got: list[bytes] = []
-    await queue.consume(lambda m: got.append(m.body), no_ack=True)
+
+    async def take(message: AbstractIncomingMessage) -> None:
+        got.append(message.body)
+
+    await queue.consume(take, no_ack=True)
     for n in range(5):
         await channel.default_exchange.publish(aio_pika.Message(b"%d" % n), name)
     await wait_for(lambda: len(got) == 5, timeout=5, what="every message delivered")
@@ -335,8 +339,12 @@ async def test_a_mandatory_answer_to_direct_reply_to_is_delivered_and_returned(
     (312 NO_ROUTE: the pseudo-queue is not a route); the lab counts such an answer once (docs/rabbitmq-versions.md)."""
     client = await connection.channel()
     replies: list[AbstractIncomingMessage] = []
+
+    async def take(message: AbstractIncomingMessage) -> None:
+        replies.append(message)
+
     reply_queue = await client.get_queue("amq.rabbitmq.reply-to", ensure=False)
-    await reply_queue.consume(replies.append, no_ack=True)
+    await reply_queue.consume(take, no_ack=True)
     requests = await client.declare_queue(name, exclusive=True)
     await client.default_exchange.publish(aio_pika.Message(b"q", reply_to="amq.rabbitmq.reply-to"), name)
     request = await requests.get(timeout=5)
