@@ -61,6 +61,7 @@ def test_a_backlog_left_at_the_end_is_told_and_what_cleanup_did_with_it(rabbit: 
         "still_queued": queued,
         "fate": "deleted by the cleanup with the run's queues",
         "text": f"{queued:,} still queued at the end: deleted by the cleanup with the run's queues",
+        "short": f"{queued:,} still queued: deleted",
     }
     assert document["backlog"]["text"] in result.stdout
     # The depths are the last sample before the cleanup, and the report says when it was taken.

@@ -42,12 +42,13 @@ def backlog(snapshot: RunSnapshot, leftovers: list[str], cleanup_error: str | No
     if not count:
         return None
     if cleanup_error:
-        fate = "may be left on the broker: the cleanup could not run"
+        fate, short = "may be left on the broker: the cleanup could not run", "may be left"
     elif leftovers:
-        fate = "left on the broker with the run's queues"
+        fate, short = "left on the broker with the run's queues", "left"
     else:
-        fate = "deleted by the cleanup with the run's queues"
-    return {"still_queued": count, "fate": fate, "text": f"{count:,} still queued at the end: {fate}"}
+        fate, short = "deleted by the cleanup with the run's queues", "deleted"
+    text = f"{count:,} still queued at the end: {fate}"
+    return {"still_queued": count, "fate": fate, "text": text, "short": f"{count:,} still queued: {short}"}
 
 
 def resolved(scenario: Scenario) -> dict[str, Any]:

@@ -213,7 +213,7 @@ class LiveRunScreen(Screen[None]):
             line.append(f"  {left}")
             queued = ended.report and ended.report.get("backlog")
             if queued:
-                line.append(f" · {queued['text']}", style=WARN)
+                line.append(f" · {queued['short']}", style=WARN)  # the summary and the report say the rest
             line.append(" · e export · Esc back")
         else:
             if s.outage is not None:
