@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -82,7 +83,7 @@ async def backlog(node: Any, messages: int) -> Backlog:
                 for start in range(0, messages, WINDOW):
                     await asyncio.gather(
                         *(
-                            channel.default_exchange.publish(aio_pika.Message(BODY), queue.name)
+                            channel.default_exchange.publish(aio_pika.Message(BODY), queue.name, mandatory=False)
                             for _ in range(min(WINDOW, messages - start))
                         )
                     )
@@ -146,6 +147,9 @@ def main() -> int:
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
     args = parser.parse_args()
     from amqp_lab.embedded.server import parse_memory_limit
+
+    # aiormq warns of each block and unblock; the figures say it.
+    logging.getLogger("aiormq").setLevel(logging.ERROR)
 
     limit = parse_memory_limit(args.limit)
     results: dict[str, list[Backlog]] = {"RabbitMQ": [], "embedded": []}
