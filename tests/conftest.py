@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,11 @@ import rabbitmq_cluster
 import rabbitmq_node
 
 BROKERS = (*rabbitmq_node.VERSIONS, embedded_node.VERSION)
+
+# A suite started in the background (`pytest &` in a script, nohup) inherits SIGINT ignored, and so would every
+# broker and run it starts: deaf to the Ctrl-C the tests send them. The tests are about Ctrl-C, not the shell.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _unavailable(version: str) -> str | None:
