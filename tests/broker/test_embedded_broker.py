@@ -35,7 +35,12 @@ async def listening(process: asyncio.subprocess.Process) -> tuple[str, str]:
 
 async def stopped(process: asyncio.subprocess.Process) -> str:
     process.send_signal(signal.SIGINT)
-    out, _ = await asyncio.wait_for(process.communicate(), deadline(20))
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), deadline(20))
+    finally:
+        if process.returncode is None:  # deaf to Ctrl-C: the test fails, and leaves no broker running
+            process.kill()
+            await process.wait()
     assert process.returncode == 0
     return out.decode()
 
