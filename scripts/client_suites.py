@@ -202,12 +202,12 @@ def run_everywhere(
 
 def differences(results: dict[str, Outcomes], reference: str, other: str) -> list[str]:
     """Tests that pass on one broker and not on the other (skips on both sides are not a difference)."""
-    ours, theirs = results[other].tests, results[reference].tests
+    first, second = results[reference].tests, results[other].tests
     return sorted(
         node
-        for node in set(ours) | set(theirs)
-        if (ours.get(node) == "passed") != (theirs.get(node) == "passed")
-        and {ours.get(node), theirs.get(node)} != {"skipped"}
+        for node in set(first) | set(second)
+        if (first.get(node) == "passed") != (second.get(node) == "passed")
+        and {first.get(node), second.get(node)} != {"skipped"}
     )
 
 
@@ -285,9 +285,9 @@ def compare(args: argparse.Namespace) -> int:
         runs = 1 + (args.reruns if nodes else 0)
         for node in nodes:
             passes = {b: tally[b][node] for b in brokers}
-            verdict = "differs" if passes[brokers[0]] == runs and passes[brokers[1]] == 0 else "flaky"
-            if passes[brokers[1]] == runs and passes[brokers[0]] == 0:
-                verdict = "better on embedded"
+            verdict = {(runs, 0): "differs", (0, runs): "better on embedded"}.get(
+                (passes[brokers[0]], passes[brokers[1]]), "flaky"
+            )
             counts = ", ".join(f"passes {passes[b]} of {runs} on {b}" for b in brokers)
             differing.append(f"{verdict:<18} {suite} {node}: {counts}")
     print(table(results, args.markdown))
