@@ -8,8 +8,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
+from amqp_lab.engine.run import Run
+from amqp_lab.scenario.files import load
 
+from tests.conftest import wait_for
 from tests.engine.conftest import client, run_scenario
 
 pytestmark = pytest.mark.embedded
@@ -54,6 +58,36 @@ async def test_map_reduce_fanout_with_deadline(settings: Settings) -> None:
     assert c["results_returned"] == c["jobs_submitted"]  # combined results reached the submitter
     assert s.latency_total["job"].count == c["jobs_complete"]
     assert s.ledger.lost == 0
+
+
+@pytest.mark.parametrize(("policy", "confirming"), [("deadline", False), ("wait-for-all", True)])
+async def test_map_reduce_publishes_with_confirms_only_when_reliable(
+    settings: Settings, policy: str, confirming: bool
+) -> None:
+    """The deadline policy is the fast mode: transient, fire and forget. The broker's own channel list says which
+    of the run's channels are in confirm mode: none of them, or the submitter's, the shards' and the reducer's."""
+    run = Run(load("map-reduce", [f"map-reduce.policy={policy}", "map-reduce.rate=10"]), settings)
+    publishing = 1 + 3 + 1  # a submitter, three shards, the reducer: each publishes on one channel
+    listed_all = publishing + 1  # and the run's own channel, watching the queues
+
+    async def confirm_flags() -> list[bool]:
+        async with ManagementClient(settings) as management:
+            return [c.confirm for c in await management.channels()]
+
+    flags: list[bool] = []
+
+    async def listed() -> bool:
+        flags[:] = await confirm_flags()
+        return len(flags) >= listed_all
+
+    try:
+        await run.start()
+        await wait_for(listed, what="the run's channels in the broker's channel list")
+    finally:
+        await run.stop()
+    assert flags.count(True) == (publishing if confirming else 0), flags
+    assert run.last is not None and run.last.ledger.lost == 0
+    assert (run.last.ledger.confirmed == run.last.ledger.published) is confirming
 
 
 async def test_map_reduce_direct_partitions_the_job(settings: Settings) -> None:

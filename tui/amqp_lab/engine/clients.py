@@ -471,8 +471,8 @@ class Consumer(Client):
     async def _open(self) -> None:
         assert self.connection is not None
         spec = self.spec
-        # Replies are mandatory (a reply queue may be gone), and returns need confirms: see Outbox.
-        self._channel = await self.connection.channel(publisher_confirms=spec.reply)
+        # Mandatory replies (a reply queue may be gone) need confirms to be returned: see Outbox.
+        self._channel = await self.connection.channel(publisher_confirms=self._reply_confirms)
         await self._channel.set_qos(prefetch_count=spec.prefetch)
         if spec.own_queue is not None:
             q = spec.own_queue
@@ -489,12 +489,17 @@ class Consumer(Client):
         else:
             self._queue = await self._channel.get_queue(spec.queue, ensure=False)
         if spec.reply:
-            self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=True)
+            self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=self._reply_confirms)
         self._inbox = asyncio.Queue()
         offset = self._stream_offset()
         arguments = {"x-stream-offset": offset} if offset is not None else None
         self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack, arguments=arguments)
         self._spawn(self._work(), channel_bound=True)
+
+    @property
+    def _reply_confirms(self) -> bool:
+        spec = self.spec
+        return spec.reply and (spec.reply_mandatory or spec.reply_mode == "confirms")
 
     def _stream_offset(self) -> str | int | datetime | None:
         """Where a stream reader starts: its spec's offset at first, after a reconnect just past what it read."""
@@ -620,7 +625,7 @@ class Consumer(Client):
             message.reply_to or "",
             b"done",
             persistent=self.spec.reply_persistent,
-            mandatory=True,
+            mandatory=self.spec.reply_mandatory,
             correlation_id=message.correlation_id,
             headers=headers,
         )
@@ -850,6 +855,11 @@ class Submitter(ReplyWaiter):
         return self.spec.publish_mode
 
     @property
+    def _mandatory(self) -> bool:
+        # Fast (no confirms) means fire and forget: a part no shard queue takes is dropped, counted unroutable.
+        return self.spec.publish_mode != "none"
+
+    @property
     def unacked(self) -> int:
         return len(self._jobs)
 
@@ -873,7 +883,7 @@ class Submitter(ReplyWaiter):
                 reply_to=spec.result_queue,
                 correlation_id=job,
                 headers=part,
-                mandatory=True,
+                mandatory=self._mandatory,
             )
             outcome = await self._deliver(letter, reliable=spec.publish_mode != "none")
             if outcome in ("returned", "nacked"):
@@ -909,14 +919,19 @@ class Reducer(Client):
     async def _open(self) -> None:
         assert self.connection is not None
         spec = self.spec
-        self._channel = channel = await self.connection.channel(publisher_confirms=True)
+        self._channel = channel = await self.connection.channel(publisher_confirms=self._confirms)
         await channel.set_qos(prefetch_count=0 if spec.policy == "wait-for-all" else 100)
-        self._outbox = Outbox(self.ctx, channel, spec.publish_mode, confirms=True)
+        self._outbox = Outbox(self.ctx, channel, spec.publish_mode, confirms=self._confirms)
         self._jobs.clear()
         queue = await channel.get_queue(spec.queue, ensure=False)
         await queue.consume(self._result, no_ack=False)
         if spec.policy == "deadline":
             self._spawn(self._sweep(), channel_bound=True)
+
+    @property
+    def _confirms(self) -> bool:
+        """Combined results are mandatory (the submitter may be gone) with confirms, unless the mode is fast."""
+        return self.spec.publish_mode != "none"
 
     def _channel_gone(self) -> None:
         held = self.unacked
@@ -977,7 +992,7 @@ class Reducer(Client):
                 str(reply),
                 b"combined",
                 persistent=self.spec.persistent,
-                mandatory=True,
+                mandatory=self._confirms,
                 correlation_id=job,
                 headers={JOB: job, COMPLETE: complete, SHARDS: len(parts)},
             )

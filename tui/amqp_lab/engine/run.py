@@ -188,7 +188,7 @@ class Run:
         and whatever the broker lost in a restart, non-durable queues and exchanges, comes back)."""
         self._admin = admin = await connect_first(self.settings)
         try:
-            self._monitor = await admin.channel()
+            self._monitor = await admin.channel(publisher_confirms=False)
             await self._monitor.declare_queue(
                 f"{self.prefix}{LEASE}", exclusive=True, auto_delete=True, arguments=run_marker(self.prefix)
             )
@@ -352,7 +352,7 @@ class Run:
     async def _count_leftovers(self) -> None:
         """Read what is still in the lab's queues, so the ledger tells "still queued" from "lost"."""
         assert self._admin is not None
-        channel = await self._admin.channel()
+        channel = await self._admin.channel(publisher_confirms=False)
         ledger = self.ctx.ledger
         # Nothing owed in a stream (it owes nothing to anyone) nor in an empty-handed queue: nothing to tell apart.
         owed = [q for q in self._shared_queues() if q not in ledger.streams and ledger.outstanding_in(q)]
@@ -363,7 +363,7 @@ class Run:
             try:
                 declared = await channel.declare_queue(queue, passive=True)
             except aiormq.exceptions.AMQPError:
-                channel = await self._admin.channel()
+                channel = await self._admin.channel(publisher_confirms=False)
                 continue
             await channel.set_qos(prefetch_count=1000)
             quiet = asyncio.Event()
@@ -393,7 +393,7 @@ class Run:
 
     async def _delete(self) -> None:
         assert self._admin is not None
-        channel = await self._admin.channel()
+        channel = await self._admin.channel(publisher_confirms=False)
         names = set(self._shared_queues()) | {q.name for q in self.plan.topology.queues}
         for queue in sorted(names):
             with contextlib.suppress(aiormq.exceptions.AMQPError):
@@ -411,7 +411,7 @@ class Run:
     async def _exists(self, kind: str, name: str) -> bool:
         """A passive declare on a channel of its own: a 404 closes the channel."""
         assert self._admin is not None
-        channel = await self._admin.channel()
+        channel = await self._admin.channel(publisher_confirms=False)
         try:
             if kind == "queue":
                 await channel.declare_queue(name, passive=True)
@@ -574,12 +574,12 @@ class Run:
         if self._admin is None or self._admin.is_closed:
             return
         if self._monitor is None or self._monitor.is_closed:
-            self._monitor = await self._admin.channel()
+            self._monitor = await self._admin.channel(publisher_confirms=False)
         for name in self._shared_queues():
             try:
                 declared = await self._monitor.declare_queue(name, passive=True)
             except (aiormq.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError):
-                self._monitor = await self._admin.channel()
+                self._monitor = await self._admin.channel(publisher_confirms=False)
                 continue
             result = declared.declaration_result
             self._depths[name] = QueueDepth(name, result.message_count or 0, 0, result.consumer_count or 0)

@@ -169,6 +169,7 @@ def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
             reply=True,
             reply_persistent=persistent,
             reply_mode=publish_mode,
+            reply_mandatory=publish_mode != "none",
         )
         for i, q in enumerate(shard_queues, start=1)
     ]
@@ -182,6 +183,8 @@ def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
             if o.reliable
             else f"a partial result after {o.deadline:g} s; later shard results are discarded"
         ),
+        ("persistent" if persistent else "transient")
+        + (f" messages, {publish_mode}" if publish_mode != "none" else " messages, no confirms: fire and forget"),
         _type_note(queue_type),
     ]
     topology = Topology((jobs,), (*shard_queues, results), tuple(bindings))

@@ -41,6 +41,8 @@ class ConsumerSpec:
     reply: bool = False  # answer messages that carry reply_to
     reply_persistent: bool = False
     reply_mode: PublishMode = "none"
+    # Mandatory answers come back when their queue is gone (RPC: the caller left); that needs confirms.
+    reply_mandatory: bool = True
     sink: str | None = None
     own_queue: Queue | None = None  # declared (and bound) by this client: a subscriber's queue
     own_bindings: tuple[Binding, ...] = ()  # a subscriber's patterns (bound by the run when it has no own queue)
