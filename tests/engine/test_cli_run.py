@@ -127,3 +127,29 @@ def test_unreachable_broker_exits_2_with_the_reason() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "nothing listens at 127.0.0.1:1" in result.stderr
+
+
+def test_events_no_subscriber_got_are_told_and_can_fail_the_run(rabbit: PrivateNode, tmp_path: Path) -> None:
+    """Not reliable pub-sub: a slowed subscriber crashes with a backlog (its exclusive queue goes, and what it held:
+    discarded) and misses what is published while it is away. Neither is lost, the broker did as told; the run
+    fails on what [expect] holds (discarded) and its summary and report tell the rest (missed)."""
+    scenario = tmp_path / "away.toml"
+    scenario.write_text(
+        'preset = "pub-sub"\nduration = 5\n[pub-sub]\nreliable = false\n'
+        '[[schedule]]\nat = 0.5\nclient = "orders"\naction = "slow"\nvalue = 400\n'
+        '[[schedule]]\nat = 2\nclient = "orders"\naction = "crash"\nfor = 1.5\n'
+        "[expect]\nlost = 0\ndiscarded = 0\n"
+    )
+    report = tmp_path / "report.json"
+    result = amqp_lab(rabbit, "run", str(scenario), "--json", str(report))
+    document = json.loads(report.read_text())
+    assert result.returncode == 1, result.stdout + result.stderr
+    discarded, missed = document["ledger"]["discarded"], document["counters"]["missed"]
+    assert discarded > 0 and missed > 0, document["ledger"]
+    assert f"FAIL discarded {discarded} (at most 0)" in result.stdout
+    assert document["undelivered"]["missed"] == missed and "discarded" not in document["undelivered"]
+    assert f"{missed} reached no consumer, not counted as lost: missed {missed}" in " ".join(result.stdout.split())
+    for sub in document["subscribers"]:  # every event a subscriber's patterns select is accounted for
+        assert sub["expected"] == sub["received"] + sub["missed"] + sub["discarded"], sub
+    orders = next(sub for sub in document["subscribers"] if sub["name"] == "orders")
+    assert orders["discarded"] == discarded and orders["missed"] == missed

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from amqp_lab.config import Settings
-from amqp_lab.engine.report import backlog, build_report, expectations
+from amqp_lab.engine.report import backlog, build_report, expectations, undelivered
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.model import Scenario
@@ -82,14 +82,18 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
     parts: list[object] = [figures, latency]
     if s.subscribers:
         check = Table(title="expected deliveries (topic rules)", title_justify="left", box=None, header_style="bold")
-        for column in ("subscriber", "patterns", "expected", "received", "missed"):
+        for column in ("subscriber", "patterns", "expected", "received", "missed", "discarded"):
             check.add_column(column, justify="left" if column in ("subscriber", "patterns") else "right")
         for sub in s.subscribers:
-            check.add_row(sub.name, " ".join(sub.patterns), str(sub.expected), str(sub.received), str(sub.missed))
+            figures_of = (sub.expected, sub.received, sub.missed, sub.discarded)
+            check.add_row(sub.name, " ".join(sub.patterns), *(f"{n:,}" for n in figures_of))
         parts.append(check)
     for e in expectations(scenario, s):
         mark = Text("ok  ", "green") if e.met else Text("FAIL", "bold red")
         parts.append(Text.assemble(mark, f" {e.counter} {e.actual} (at most {e.most})"))
+    unseen = undelivered(scenario, s)
+    if unseen is not None:
+        parts.append(Text(str(unseen["text"]), style="yellow"))
     left = backlog(s, run.leftovers, run.cleanup_error)
     if left is not None:
         parts.append(Text(str(left["text"]), style="yellow"))

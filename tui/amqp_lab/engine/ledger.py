@@ -83,6 +83,7 @@ class Ledger:
         self._checked = True
         self.acked_in: dict[str, int] = {}
         self.routed_to: dict[str, int] = {}  # copies each queue was sent: its inbound flow
+        self.discarded_in: dict[str, int] = {}  # copies each exclusive queue held when it went away
         # Gathered from agents, an ack can arrive before the publish it settles (another agent's batch is later):
         # such acks wait here for their copy; any left when the run ends were duplicates.
         self._early: Counter[tuple[int, str]] | None = Counter() if gathered else None
@@ -267,6 +268,8 @@ class Ledger:
         """An exclusive queue went away with its client: what it held is discarded."""
         copies = self._outstanding.pop(queue, set())
         self._counts["discarded"] += len(copies)
+        if copies:
+            self.discarded_in[queue] = self.discarded_in.get(queue, 0) + len(copies)
 
     def drained(self, msg_id: int, queue: str, death: Mapping[str, Any] | None = None) -> None:
         """Found in a queue at the end of the run (in a dead-letter queue: `death` says where from)."""

@@ -663,6 +663,7 @@ class Run:
                     self._expected[name],
                     acked_in.get(spec.queue, 0),
                     self._missed[name],
+                    self.ctx.ledger.discarded_in.get(spec.queue, 0),
                 )
                 for name, spec in self._subscribers.items()
             ),

@@ -35,6 +35,7 @@ class SubscriberCheck:
     expected: int  # events whose key matches its patterns (RabbitMQ's topic rules)
     received: int  # acked from its queue
     missed: int  # matched while its queue did not exist (a non-durable subscriber that was away)
+    discarded: int = 0  # in its exclusive queue when the queue went away with it (a crash, a restart)
 
 
 @dataclass(frozen=True)

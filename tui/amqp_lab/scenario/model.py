@@ -384,6 +384,8 @@ EXPECTABLE = (
     "pending_jobs",
     "late_results",
     "missed",
+    "discarded",
+    "publishes_lost",
     "immediate_refused",
 )
 
