@@ -23,7 +23,7 @@ from amqp_lab.ui.widgets.event_log import EventLog
 from amqp_lab.workshop import experiment
 from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from tests.conftest import settings_for, shown_text, wait_for
 from tests.engine.conftest import lab_objects
@@ -41,6 +41,15 @@ def state(app: AmqpLabApp, client: str) -> str | None:
 
 def events(app: AmqpLabApp) -> list[str]:
     return app.screen.query_one(EventLog).shown
+
+
+def ledger_panel(app: AmqpLabApp) -> Static:
+    return app.screen.query_one("#ledger", Static)
+
+
+def panel_lines(app: AmqpLabApp) -> list[str]:
+    """The ledger panel's lines, without its border."""
+    return [line.strip("│ ") for line in shown_text(ledger_panel(app)).splitlines()[1:-1]]
 
 
 def exported_report(folder: Path) -> dict[str, object]:
@@ -121,6 +130,14 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
         )
         assert app.run_ended is not None and app.run_ended.report is not None
         assert app.run_ended.report["ledger"]["lost"] == 0
+        # The ledger panel gives the report's figures, every one that is not 0, and says they balance.
+        await wait_for(lambda: "final, as in the report" in str(ledger_panel(app).border_title), what="final ledger")
+        rows = (re.match(r"([a-z][a-z ]*?)\s+([\d,]+|✓|✗)(\s|$)", line) for line in panel_lines(app))
+        shown = {row[1]: row[2] for row in rows if row}
+        for name, value in app.run_ended.report["ledger"].items():
+            if value and name != "outstanding":  # after the end, what is outstanding is lost
+                assert shown.get(name.replace("_", " ")) == f"{value:,}", (name, value, shown)
+        assert shown["balance"] == "✓"
         # Depths and rates beside "nothing left" are the last sampled before the cleanup, and the panel says so.
         flow_title = str(app.screen.query_one("#flow").border_title)
         assert flow_title.startswith("Message flow: last sample, at ") and flow_title.endswith("before the cleanup")

@@ -7,9 +7,11 @@ import random
 import pytest
 from amqp_lab.config import build
 from amqp_lab.engine.context import RunContext
-from amqp_lab.engine.ledger import Ledger
+from amqp_lab.engine.ledger import MEANINGS, Ledger, LedgerCounts
 from amqp_lab.engine.relay import ID_SPAN, LedgerRelay, replay
 from amqp_lab.scenario.topology import DIRECT_REPLY_TO, Binding, Exchange, Queue, Topology
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 TOPOLOGY = Topology(
     exchanges=(Exchange("fan", "fanout"), Exchange("dlx", "fanout")),
@@ -192,3 +194,57 @@ def test_an_agents_recorded_calls_replay_to_the_same_counts() -> None:
     assert ctx.ledger.counts() == direct.counts()
     with pytest.raises(ValueError, match="unknown ledger operation 'finish'"):
         replay(ctx, [["finish"]])  # the control exchange is not trusted
+
+
+def test_every_figure_has_a_meaning_to_show() -> None:
+    assert set(MEANINGS) == set(LedgerCounts().as_dict())
+
+
+EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["publish", "publish-direct-reply", "deliver", "ack", "reject", "nack", "return", "gone", "drain", "death"]
+        ),
+        st.integers(1, 6),
+        st.sampled_from(["a", "b", "dead", DIRECT_REPLY_TO]),
+    ),
+    max_size=60,
+)
+
+
+@given(events=EVENTS, gathered=st.booleans(), finished_checked=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_identity_holds_whatever_happens_in_whatever_order(
+    events: list[tuple[str, int, str]], gathered: bool, finished_checked: bool
+) -> None:
+    """copies = acked + rejected + dead-lettered + discarded + still queued + outstanding, after every event: the
+    balance the run screen's ledger panel shows. Events come in any order, twice, or for copies never expected;
+    each message is published once."""
+    ledger = Ledger(TOPOLOGY, gathered=gathered)
+    for kind, msg_id, queue in events:
+        if kind == "publish":  # ids are the ledger's own, each published once
+            ledger.published(ledger.next_id(), "fan", "", {}, mandatory=False)
+        elif kind == "publish-direct-reply":
+            ledger.published(ledger.next_id(), "", f"{DIRECT_REPLY_TO}.x", {}, mandatory=True)
+        elif kind == "deliver":
+            ledger.delivered(msg_id, queue, redelivered=False)
+        elif kind == "ack":
+            ledger.acked(msg_id, queue)
+        elif kind == "reject":
+            ledger.rejected(msg_id, queue, "", {})
+        elif kind == "nack":
+            ledger.nacked(msg_id, "fan", "", {})
+        elif kind == "return":
+            ledger.returned(msg_id, "", f"{DIRECT_REPLY_TO}.x", {})
+        elif kind == "gone":
+            ledger.queue_gone(queue)
+        elif kind == "drain":
+            ledger.drained(msg_id, queue)
+        else:
+            ledger.delivered(msg_id, "dead", redelivered=False, death={"queue": "a", "reason": "expired"})
+        counts = ledger.counts()
+        assert counts.copies == counts.accounted, (kind, counts)
+    ledger.finish(checked=finished_checked)
+    counts = ledger.counts()
+    assert counts.copies == counts.accounted
+    assert counts.outstanding == counts.lost + counts.unchecked

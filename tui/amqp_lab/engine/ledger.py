@@ -40,31 +40,67 @@ def age(stamped: object) -> float | None:
     return None
 
 
+# What each figure of the ledger means, in the words the run screen, the summary and docs/scenarios.md use.
+MEANINGS = {
+    "published": "sent by the lab's clients",
+    "confirmed": "taken by the broker (confirm, commit)",
+    "nacked": "refused by the broker (queue full)",
+    "returned": "mandatory, routed nowhere: sent back",
+    "delivered_and_returned": "reply-to answers also returned: acked",
+    "refused": "connection closed instead (immediate)",
+    "unroutable": "routed nowhere, not mandatory: dropped",
+    "copies": "queue copies the routing rules expect",
+    "delivered": "to consumers, redeliveries included",
+    "redelivered": "delivered again: a crash, a nack, a peek",
+    "acked": "acknowledged by a consumer: done",
+    "requeued": "nacked or rejected, requeued: will come again",
+    "rejected": "rejected, no dead-letter exchange: dropped",
+    "dead_lettered": "moved by the broker to a dead-letter exchange",
+    "expired": "of those, because a TTL ran out",
+    "discarded": "in an exclusive queue gone with its client",
+    "duplicates": "settled twice: a redelivery of an acked copy",
+    "still_queued": "in a queue when the run ended",
+    "kept": "written to a stream: owed to no one",
+    "read": "read from streams (a replay reads again)",
+    "outstanding": "not settled yet: queued, in flight, held",
+    "lost": "unsettled after the end, found nowhere",
+    "unchecked": "unsettled, the broker out of reach at the end",
+}
+
+
 @dataclass(frozen=True)
 class LedgerCounts:
-    published: int = 0  # messages the lab's clients sent
-    confirmed: int = 0  # acknowledged by the broker (publisher confirms or a committed transaction)
-    nacked: int = 0  # refused by the broker (e.g. x-overflow reject-publish)
-    returned: int = 0  # mandatory and unroutable: sent back
-    delivered_and_returned: int = 0  # direct reply-to answers RabbitMQ delivered and also returned: counted as acked
-    refused: int = 0  # the broker closed the connection instead (immediate)
-    unroutable: int = 0  # routed nowhere and not mandatory: dropped by the broker, by design
-    copies: int = 0  # queue copies the routing rules expect (a fanout to 3 queues is 3)
-    delivered: int = 0  # deliveries to consumers, redeliveries included
-    redelivered: int = 0  # deliveries flagged redelivered (after a crash, a nack, a peek)
+    """The ledger's figures at one moment; MEANINGS says what each one counts."""
+
+    published: int = 0
+    confirmed: int = 0
+    nacked: int = 0
+    returned: int = 0
+    delivered_and_returned: int = 0
+    refused: int = 0
+    unroutable: int = 0
+    copies: int = 0
+    delivered: int = 0
+    redelivered: int = 0
     acked: int = 0
-    requeued: int = 0  # nacked or rejected with requeue: will come again
-    rejected: int = 0  # rejected without requeue and no dead-letter exchange: dropped on purpose
+    requeued: int = 0
+    rejected: int = 0
     dead_lettered: int = 0
-    expired: int = 0  # dead-lettered because a TTL ran out
-    discarded: int = 0  # in an exclusive queue that went away with its client
-    duplicates: int = 0  # settled a second time (a redelivery of something already acked)
-    still_queued: int = 0  # found in a queue when the run ended
-    kept: int = 0  # copies written to a stream: kept there for any reader to read, owed to none
-    read: int = 0  # deliveries read from streams and acked (a replay reads the same events again)
-    outstanding: int = 0  # copies not settled yet (in queues, in flight, or held by consumers)
-    lost: int = 0  # outstanding after the run ended: should exist somewhere and does not
-    unchecked: int = 0  # outstanding when the run ended with the broker out of reach: neither found nor lost
+    expired: int = 0
+    discarded: int = 0
+    duplicates: int = 0
+    still_queued: int = 0
+    kept: int = 0
+    read: int = 0
+    outstanding: int = 0
+    lost: int = 0
+    unchecked: int = 0
+
+    @property
+    def accounted(self) -> int:
+        """Where the expected copies are now. The ledger's identity: copies == accounted, at every moment (a
+        dead-lettered copy is settled where it died and expected again where it went: one more copy)."""
+        return self.acked + self.rejected + self.dead_lettered + self.discarded + self.still_queued + self.outstanding
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

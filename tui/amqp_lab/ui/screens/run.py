@@ -33,6 +33,7 @@ from amqp_lab.ui.history import RunHistory
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.ui.widgets.ledger_panel import ledger_lines
 from amqp_lab.ui.widgets.status_bar import StatusBar
 from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment
@@ -49,8 +50,17 @@ TIMEOUT_COUNTERS = (
     ("pending_jobs", "pending jobs"),
     ("late_results", "late results"),
     ("returns", "returns"),
+    ("nacked", "nacked by broker"),
     ("immediate_refused", "immediate refused"),
 )
+# The problems each pattern can show: a "Timeouts" panel on a workers run would promise what cannot happen there.
+PROBLEMS_TITLE = {
+    "rpc": "Timeouts and returns",
+    "map-reduce": "Late and partial jobs",
+    "workers": "Redeliveries and hangs",
+    "pub-sub": "Events no subscriber got",
+    "custom": "Returns and redeliveries",
+}
 
 
 def emphasised(text: str) -> Text:
@@ -116,7 +126,9 @@ class LiveRunScreen(Screen[None]):
                 yield Static(id="flow")
                 with Horizontal(id="run-middle"):
                     yield ClientsTable(id="clients")
-                    yield Trends("", id="trends")
+                    with Vertical(id="run-side"):
+                        yield Trends("", id="trends")
+                        yield Static(id="ledger")
                 with Horizontal(id="run-bottom"):
                     yield Static(id="timeouts")
                     yield EventLog(id="event-log")
@@ -131,7 +143,8 @@ class LiveRunScreen(Screen[None]):
         self.query_one(StatusBar).follow(self)
         self.query_one("#flow").border_title = "Message flow"
         self.query_one("#trends").border_title = "Trends (last 2 min)"
-        self.query_one("#timeouts").border_title = "Timeouts"
+        self.query_one("#ledger").border_title = "Ledger: every copy followed"
+        self.query_one("#timeouts").border_title = PROBLEMS_TITLE[self.scenario.pattern]
         self.query_one("#event-log").border_title = "Events, newest first"
         self.query_one(ClientsTable).border_title = "Clients (↑↓ select, x crash, h hang, r restart)"
         self._begin(self.scenario)
@@ -184,6 +197,7 @@ class LiveRunScreen(Screen[None]):
         if part == 3 or final:
             self.history.sample(snapshot)
             self.query_one(Trends).show(self.history)
+            self._show_ledger(snapshot)
 
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
@@ -232,6 +246,14 @@ class LiveRunScreen(Screen[None]):
             line.append(f"  · rate {'max' if self.rate is None else f'{self.rate:g}/s'}")
         self.query_one("#run-header", Static).update(line, layout=False)
 
+    def _show_ledger(self, s: RunSnapshot) -> None:
+        ended: RunEnded | None = self.app.run_ended
+        report = ended.report if ended is not None else None
+        if report is not None:
+            self.query_one("#ledger").border_title = "Ledger: final, as in the report"
+        shown, lines = ledger_lines(s.ledger, s.state == "finished", report and report.get("backlog"))
+        self._update("#ledger", shown, lines)
+
     def _show_timeouts(self, s: RunSnapshot) -> None:
         text = Text()
         relevant = set(PATTERN_COUNTERS[s.pattern]) | {"returns"}
@@ -240,7 +262,8 @@ class LiveRunScreen(Screen[None]):
                 count_line(text, label, int(s.counters.get(key, 0)), BAD)
         count_line(text, "redelivered", s.ledger.redelivered, WARN)
         if s.pattern == "pub-sub":
-            count_line(text, "missed events", int(s.counters.get("missed", 0)), BAD)
+            count_line(text, "missed (away)", int(s.counters.get("missed", 0)), WARN)
+            count_line(text, "discarded", s.ledger.discarded, WARN)
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
         count_line(text, "hung consumers", ", ".join(stalled), BAD)
         if s.outage is not None or s.counters.get("broker_outages"):
