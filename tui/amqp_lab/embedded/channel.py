@@ -499,14 +499,15 @@ class Channel:
             # RabbitMQ 3.10 and 4.0 return a mandatory answer to direct reply-to even when they deliver it: the
             # pseudo-queue is not a route (docs/rabbitmq-versions.md).
             returned_anyway = routed
+            copies = int(routed)
         else:
             queues = vhost.route(message.exchange, message.routing_key, message.headers)
-            routed = bool(queues)
+            routed, copies = bool(queues), len(queues)
             refused = False
             for queue in queues:
                 if not queue.enqueue(message):
                     refused = True
-        vhost.count_publish(message.exchange, routed)
+        vhost.count_publish(message.exchange, copies)
         if (not routed or returned_anyway) and mandatory:
             self.flush_confirms()  # a return goes before the confirm of its message, and after earlier ones
             reply = unchecked(

@@ -622,7 +622,7 @@ class ManagementApi:
         queues = vhost.route(exchange, key, message.headers)
         for queue in queues:
             queue.enqueue(message)
-        vhost.count_publish(exchange, bool(queues))
+        vhost.count_publish(exchange, len(queues))
         return {"routed": bool(queues)}
 
 

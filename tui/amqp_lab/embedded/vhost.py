@@ -323,11 +323,11 @@ class Vhost:
                 self._routes[(exchange, key)] = names
         return [self.queues[n] for n in names if n in self.queues]
 
-    def count_publish(self, exchange: str, routed: bool) -> None:
+    def count_publish(self, exchange: str, copies: int) -> None:
+        """One message in; out, one per queue it reached, as RabbitMQ counts publish_out (a fanout to 3 is 3)."""
         stats = self.exchange_stats.setdefault(exchange, {"publish_in": 0, "publish_out": 0})
         stats["publish_in"] += 1
-        if routed:
-            stats["publish_out"] += 1
+        stats["publish_out"] += copies
 
     # Dead-lettering and expiry
 

@@ -118,6 +118,9 @@ class Ledger:
         self._finished = False
         self._checked = True
         self.acked_in: dict[str, int] = {}
+        # Per exchange and per queue, as the broker's statistics count them (publish_in, deliver_get, publish).
+        self.published_to: Counter[str] = Counter()  # messages published to each exchange
+        self.delivered_in: Counter[str] = Counter()  # deliveries the lab's consumers got from each queue
         self.routed_to: dict[str, int] = {}  # copies each queue was sent: its inbound flow
         self.discarded_in: dict[str, int] = {}  # copies each exclusive queue held when it went away
         # Gathered from agents, an ack can arrive before the publish it settles (another agent's batch is later):
@@ -179,6 +182,7 @@ class Ledger:
         self, msg_id: int, exchange: str, routing_key: str, headers: Mapping[str, Any] | None, mandatory: bool
     ) -> frozenset[str]:
         self._counts["published"] += 1
+        self.published_to[exchange] += 1
         queues = self.queues_for(exchange, routing_key, headers)
         if queues:
             self._expect(msg_id, queues)
@@ -251,6 +255,7 @@ class Ledger:
     def delivered(self, msg_id: int, queue: str, redelivered: bool, death: Mapping[str, Any] | None = None) -> None:
         """A delivery from `queue`; `death` is the newest x-death entry of a dead-lettered message."""
         self._counts["delivered"] += 1
+        self.delivered_in[queue] += 1
         if redelivered:
             self._counts["redelivered"] += 1
         self._follow_death(msg_id, queue, death)
