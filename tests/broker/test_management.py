@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import aio_pika
+import httpx
 import pytest
 from amqp_lab import __version__
 from amqp_lab.broker import errors
@@ -105,3 +106,28 @@ async def test_a_url_that_is_not_the_api_root_is_named(rabbit) -> None:  # type:
     async with ManagementClient(settings) as client:
         with pytest.raises(errors.ManagementNotFound, match=r"has no api/overview .*the URL its root"):
             await client.overview()
+
+
+async def test_an_exchange_counts_one_message_in_and_one_out_per_queue_it_reached(rabbit) -> None:  # type: ignore[no-untyped-def]
+    """RabbitMQ's publish_out is per queue reached: a fanout to three queues takes in 2 and routes out 6. The
+    embedded broker counted 2 out, once per message."""
+    name = f"fan-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(rabbit.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, auto_delete=True)
+        queues = [await channel.declare_queue(f"{name}-{n}", exclusive=True) for n in range(3)]
+        for queue in queues:
+            await queue.bind(exchange)
+        for _ in range(2):
+            await exchange.publish(aio_pika.Message(b"x"), routing_key="")
+        stats: dict[str, int] = {}
+
+        async def counted() -> bool:
+            async with httpx.AsyncClient(base_url=rabbit.management_url, auth=("guest", "guest")) as http:
+                document = (await http.get(f"api/exchanges/%2F/{name}")).json()
+            stats.update(document.get("message_stats") or {})
+            return stats.get("publish_in") == 2
+
+        await wait_for(counted, what="the exchange's publish_in")
+        assert stats["publish_out"] == 6
