@@ -18,6 +18,7 @@ from amqp_lab.broker.consumer_health import ProgressWatch
 from amqp_lab.broker.errors import ManagementObjectGone, ManagementRefused, ReadOnlyRefused
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Exchange
+from amqp_lab.broker.poller import ManagementPoller, Wanted
 from amqp_lab.broker.queue_settings import consumer_timeout_ms, effective_settings
 from amqp_lab.broker.send import OutgoingMessage, send
 from amqp_lab.broker.tap import TAP_PREFIX, Tap, TapRefused
@@ -274,3 +275,46 @@ async def test_what_if_agrees_with_the_broker(settings: Settings, channel: aio_p
     # "order" alone matches bindings to exchanges that route it nowhere: not unroutable, so no alternate.
     assert expected == [set(), by_label["vip"], by_label["flagged"], by_label["direct"], by_label["lost"]]
     assert routes.ask("nothing").hops[-1].alternate_of == entry
+
+
+async def test_the_channels_ack_rate_holds_while_acks_flow(settings: Settings) -> None:
+    """A consumer acks about 40 a second. The broker's own ack rate reads 0 between its statistics steps (on 3.10
+    the channels and consumers tabs said ack/s 0 while acks flowed); the explorer's holds from step to step, as the
+    queue table's does."""
+    queue_name = name("acks")
+    connection = await connect_first(settings)
+    async with connection, ManagementClient(settings) as client:
+        publishing = await connection.channel()
+        consuming = await connection.channel(publisher_confirms=False)
+        await consuming.set_qos(prefetch_count=10)
+        queue = await consuming.declare_queue(queue_name, auto_delete=True)
+
+        async def ack(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+
+        await queue.consume(ack)
+
+        async def publish() -> None:
+            while True:
+                await publishing.default_exchange.publish(aio_pika.Message(b"x"), routing_key=queue_name)
+                await asyncio.sleep(0.025)
+
+        publisher = asyncio.create_task(publish())
+        poller = ManagementPoller(client, 1.0, lambda _: None)
+        poller.wanted = Wanted(listings=frozenset(["channels"]))
+        rates: list[float] = []
+        try:
+
+            async def acking() -> bool:  # the rate appears once the poller has seen two of the broker's steps
+                channels = (await poller.poll_once()).channels
+                rates[:] = [c.ack_rate for c in channels if c.consumers]
+                return bool(rates) and rates[0] > 0
+
+            await wait_for(acking, what="an ack rate on the consuming channel")
+            seen = []
+            for _ in range(12):  # four polls a second for three seconds: several statistics steps
+                await asyncio.sleep(0.25)
+                seen += [c.ack_rate for c in (await poller.poll_once()).channels if c.consumers]
+        finally:
+            publisher.cancel()
+    assert len(seen) == 12 and min(seen) > 10, seen

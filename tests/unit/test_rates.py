@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from amqp_lab.broker.models import MessageRates, MessageTotals
 from amqp_lab.broker.rates import SteadyRates
 
 
-def publish_rate(tracker: SteadyRates, published: int, at: float, reported: float = 0.0) -> float:
-    return tracker.steady("orders", MessageTotals(publish=published), MessageRates(publish=reported), at).publish
+def publish_rate(
+    tracker: SteadyRates, published: int, at: float, reported: float = 0.0, scheduled: bool = True
+) -> float:
+    totals, rates = MessageTotals(publish=published), MessageRates(publish=reported)
+    return tracker.steady("orders", totals, rates, at, scheduled).publish
 
 
 def test_rate_holds_between_steps_instead_of_dropping_to_zero() -> None:
@@ -35,3 +39,15 @@ def test_queues_that_disappear_are_forgotten() -> None:
         publish_rate(tracker, published, at)
     tracker.keep_only([])
     assert publish_rate(tracker, 300, at=8.0, reported=7.0) == 7.0
+
+
+def test_a_poll_between_the_scheduled_ones_does_not_time_a_step() -> None:
+    """Steps every 5 s (t = 0, 5, 10, ...), 50 messages each: 10/s. Polled every 5 s, at 4.9, 9.9, 14.9, ...; an
+    extra poll at 20.1 (the user changed the filter) sees the step of t = 20 first. Timed from it, the period
+    read 0.2 s and the rate 250/s; it reads the rate as it stands, and the step is timed at 24.9 as usual."""
+    tracker = SteadyRates()
+    published = lambda t: 50 * (int(t // 5) + 1)  # noqa: E731
+    for at in (4.9, 9.9, 14.9, 19.9):
+        publish_rate(tracker, published(at), at)
+    assert publish_rate(tracker, published(20.1), at=20.1, scheduled=False) == pytest.approx(10.0)
+    assert [publish_rate(tracker, published(at), at) for at in (24.9, 29.9)] == pytest.approx([10.0, 10.0])

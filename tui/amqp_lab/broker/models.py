@@ -417,10 +417,11 @@ class Channel:
     consumers: int
     confirm: bool
     ack_rate: float = 0.0
+    acks: float = 0.0  # acks received on it so far: its steady ack rate is derived from them (broker/rates.py)
 
     COLUMNS = (
         "name,vhost,connection_details.name,prefetch_count,messages_unacknowledged,consumer_count,confirm,"
-        "message_stats.ack_details.rate"
+        "message_stats.ack,message_stats.ack_details.rate"
     )
 
     @classmethod
@@ -436,6 +437,7 @@ class Channel:
             consumers=int(number(data, "consumer_count", what)),
             confirm=bool(data.get("confirm")),
             ack_rate=number(data, "message_stats.ack_details.rate", what),
+            acks=number(data, "message_stats.ack", what),
         )
 
 

@@ -10,7 +10,6 @@ API is slow to answer it waits longer, and the snapshot says so.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from amqp_lab.broker.models import (
     Consumer,
     Exchange,
     MessageRates,
+    MessageTotals,
     NodeStatus,
     Overview,
     QueueStats,
@@ -106,7 +106,8 @@ class ManagementPoller:
     def refresh_now(self) -> None:
         self._wake.set()
 
-    async def poll_once(self) -> BrokerSnapshot:
+    async def poll_once(self, scheduled: bool = True) -> BrokerSnapshot:
+        """One poll; `scheduled` false when it was asked for between the regular ones (see broker/rates.py)."""
         wanted = self._wanted
         name_filter, vhost, watching, (sort, reverse) = wanted.name_filter, wanted.vhost, wanted.listings, wanted.sort
         client = self.client
@@ -138,13 +139,16 @@ class ManagementPoller:
             return replace(previous, error=exc, taken_at=now, answered_in=now - started)
         now = time.monotonic()
         rates = self._rates
-        overview = replace(overview, rates=rates.steady(OVERVIEW_KEY, overview.totals, overview.rates, now))
-        steady = tuple(replace(q, rates=rates.steady(q.key, q.totals, q.rates, now)) for q in queues)
+        overview = replace(overview, rates=rates.steady(OVERVIEW_KEY, overview.totals, overview.rates, now, scheduled))
+        steady = tuple(replace(q, rates=rates.steady(q.key, q.totals, q.rates, now, scheduled)) for q in queues)
         extra = dict(zip([name for name in LISTINGS if name in watching], map(tuple, fetched), strict=True))
         steady_keys = [OVERVIEW_KEY, *(q.key for q in steady)]
         if "exchanges" in extra:
-            extra["exchanges"] = tuple(self._steady_exchange(e, now) for e in extra["exchanges"])
+            extra["exchanges"] = tuple(self._steady_exchange(e, now, scheduled) for e in extra["exchanges"])
             steady_keys += ["x" + e.key for e in extra["exchanges"]]
+        if "channels" in extra:
+            extra["channels"] = tuple(self._steady_channel(c, now, scheduled) for c in extra["channels"])
+            steady_keys += ["c" + c.name for c in extra["channels"]]
         rates.keep_only(steady_keys)
         return BrokerSnapshot(
             overview,
@@ -167,10 +171,16 @@ class ManagementPoller:
         except ManagementForbidden:
             return None
 
-    def _steady_exchange(self, exchange: Exchange, now: float) -> Exchange:
+    def _steady_exchange(self, exchange: Exchange, now: float, scheduled: bool) -> Exchange:
         reported = MessageRates(publish=exchange.publish_in, deliver=exchange.publish_out)
-        rates = self._rates.steady("x" + exchange.key, exchange.totals, reported, now)
+        rates = self._rates.steady("x" + exchange.key, exchange.totals, reported, now, scheduled)
         return replace(exchange, publish_in=rates.publish, publish_out=rates.deliver)
+
+    def _steady_channel(self, channel: Channel, now: float, scheduled: bool) -> Channel:
+        """Its ack rate held between the broker's steps, as the queues' (the raw rate read 0 on 3.10 while acks
+        flowed); the consumers tab shows their channel's."""
+        totals, reported = MessageTotals(ack=channel.acks), MessageRates(ack=channel.ack_rate)
+        return replace(channel, ack_rate=self._rates.steady("c" + channel.name, totals, reported, now, scheduled).ack)
 
     def next_wait(self, answered_in: float) -> float:
         """The interval, or longer after a slow answer: a struggling API is not asked again at once."""
@@ -179,11 +189,15 @@ class ManagementPoller:
         return min(MAX_WAIT, max(self.interval, SLOW_FACTOR * answered_in))
 
     async def run(self) -> None:
+        scheduled = True
         while True:
             self._wake.clear()
-            snapshot = await self.poll_once()
+            snapshot = await self.poll_once(scheduled)
             wait = self.next_wait(snapshot.answered_in)
             self.last = replace(snapshot, slowed_to=wait if wait > self.interval else None)
             self.on_snapshot(self.last)
-            with contextlib.suppress(TimeoutError):
+            scheduled = False
+            try:
                 await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                scheduled = True

@@ -5,6 +5,11 @@ collect_statistics_interval says), and the rate it reports is taken over the
 last second: right after a step it is correct, a moment later it reads 0.
 Polled at any other moment, busy queues would flicker between a rate and 0.
 This tracker derives each rate from the counters' last two steps instead.
+
+A step is timed by the poll that first saw it, so only polls on the regular
+schedule may time one: a poll asked for in between (the user changed the
+filter) sees a step early, and the period measured up to it is short (a rate
+read three times too high). Such a poll reads the rates as they stand.
 """
 
 from __future__ import annotations
@@ -34,8 +39,14 @@ class SteadyRates:
     def __init__(self) -> None:
         self._steps: dict[str, _Step] = {}
 
-    def steady(self, key: str, totals: MessageTotals, reported: MessageRates, now: float) -> MessageRates:
-        step = self._next(self._steps.get(key), totals, now)
+    def steady(
+        self, key: str, totals: MessageTotals, reported: MessageRates, now: float, scheduled: bool = True
+    ) -> MessageRates:
+        """The rates for `key` at `now`; `scheduled` false for a poll outside the regular interval."""
+        known = self._steps.get(key)
+        if not scheduled and known is not None:
+            return self._rates(known, reported, now)
+        step = self._next(known, totals, now)
         if step.rates is None and reported != MessageRates():
             step = replace(step, held=reported)
         self._steps[key] = step
