@@ -99,8 +99,9 @@ def test_a_failed_expectation_exits_1(rabbit: PrivateNode, tmp_path: Path) -> No
     ("args", "message"),
     [
         (["run", "nonsense"], "no such scenario file, and not a preset"),
-        (["run", "rpc", "--set", "rpc.handlers=x"], "rpc.handlers (from --set)"),
+        (["run", "rpc", "--set", "rpc.handlers=x"], "rpc.handlers (from the command line)"),
         (["run", "rpc", "--duration", "soon"], "not a duration"),
+        (["run", "rpc", "--duration", "0"], "duration (from the command line): Input should be greater than 0"),
         (["run", "rpc", "--json", "/no/such/folder/r.json"], "does not exist"),
     ],
 )

@@ -88,7 +88,7 @@ def test_bad_files_say_what_to_fix(tmp_path: Path, text: str, message: str) -> N
 
 
 def test_bad_overrides_say_so() -> None:
-    with pytest.raises(ScenarioError, match=r"rpc.handlers \(from --set\)"):
+    with pytest.raises(ScenarioError, match=r"rpc.handlers \(from the command line\)"):
         load("rpc", ["rpc.handlers=-1"])
     with pytest.raises(ScenarioError, match="write it as key=value"):
         load("rpc", ["rpc.handlers"])

@@ -258,7 +258,7 @@ def _dotted(loc: tuple[Any, ...]) -> str:
 def _origin(loc: tuple[Any, ...], text: str, overrides: list[str]) -> str:
     dotted = ".".join(str(p) for p in loc if not isinstance(p, int))
     if any(o.partition("=")[0].strip() == dotted for o in overrides):
-        return " (from --set)"
+        return " (from the command line)"  # --set, or --duration
     line = _line_of(loc, text)
     return f" (line {line})" if line else ""
 
