@@ -58,7 +58,7 @@ PROBLEMS_TITLE = {
     "rpc": "Timeouts and returns",
     "map-reduce": "Late and partial jobs",
     "workers": "Redeliveries and hangs",
-    "pub-sub": "Events no subscriber got",
+    "pub-sub": "Missed events and hangs",
     "custom": "Returns and redeliveries",
 }
 
@@ -185,11 +185,13 @@ class LiveRunScreen(Screen[None]):
         final = self.app.run_ended is not None
         if part == 0 or final:
             self._show_header(snapshot)
+            self._show_ledger(snapshot)  # with the header, whose figures it repeats: both from one snapshot
             self._show_flow(snapshot)
         if part == 1 or final:
             self.query_one(ClientsTable).show_clients(snapshot.clients, self.history.stalled)
         if part == 2 or final:
             self._show_header(snapshot)
+            self._show_ledger(snapshot)
             self._show_timeouts(snapshot)
             if self._new_events:
                 self._new_events = False
@@ -197,7 +199,6 @@ class LiveRunScreen(Screen[None]):
         if part == 3 or final:
             self.history.sample(snapshot)
             self.query_one(Trends).show(self.history)
-            self._show_ledger(snapshot)
 
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
