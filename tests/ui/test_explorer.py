@@ -103,7 +103,8 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         await wait_for(lambda: isinstance(app.screen, PeekScreen), what="the peek screen")
         await wait_for(lambda: app.screen.query_one(OptionList).option_count > 0, what="peeked messages")
         assert "ack_requeue_true" in shown_text(app.screen.query_one("#peek-warning"))
-        assert '"region"' in shown_text(app.screen.query_one("#peek-detail"))
+        # The detail is laid out on the next frame: its first line alone can show before the body does.
+        await wait_for(lambda: '"region"' in shown_text(app.screen.query_one("#peek-detail")), what="the body shown")
         await pilot.press("escape")
 
         # Purge, after a confirmation that names the queue.

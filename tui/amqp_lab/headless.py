@@ -17,26 +17,14 @@ from amqp_lab.config import Settings
 from amqp_lab.engine.report import backlog, build_report, expectations, undelivered
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.figures import OUTAGE_COUNTS, pattern_counts
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import run_prefix
-
-PATTERN_COUNTERS = {
-    "rpc": ("requests", "replies", "timeouts", "late_replies", "orphan_replies", "returns", "immediate_refused"),
-    "map-reduce": ("jobs_submitted", "jobs_complete", "jobs_partial", "pending_jobs", "results_on_time",
-                   "late_results", "returns"),
-    "workers": ("returns", "nacked"),
-    "pub-sub": ("missed", "returns", "nacked"),
-    "custom": ("returns", "nacked"),
-}  # fmt: skip
-
-
-# What broker outages did, when there were any: counted by the clients and the run.
-OUTAGE_COUNTERS = ("broker_outages", "reconnects", "republished", "publishes_lost")
 
 
 def progress_line(s: RunSnapshot) -> str:
     ledger = s.ledger
-    counters = ", ".join(f"{k} {s.counters.get(k, 0)}" for k in PATTERN_COUNTERS[s.pattern] if s.counters.get(k))
+    counters = ", ".join(f"{k} {s.counters.get(k, 0)}" for k in pattern_counts(s.pattern) if s.counters.get(k))
     state = s.state if s.outage is None else f"RECONNECTING (broker gone {s.outage:.0f} s)"
     return (
         f"{s.elapsed:5.1f}s {state:<8} published {ledger.published} ({s.rates['published']:.0f}/s)  "
@@ -71,7 +59,7 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
         if value or name in ("published", "delivered", "acked", "lost"):
             style = "bold red" if name == "lost" and value else ""
             figures.add_row(name.replace("_", " "), Text(str(value), style=style))
-    for name in (*PATTERN_COUNTERS[s.pattern], *OUTAGE_COUNTERS):
+    for name in (*pattern_counts(s.pattern), *OUTAGE_COUNTS):
         if name in s.counters:
             figures.add_row(name.replace("_", " "), str(s.counters[name]))
     latency = Table(title="latency (ms)", title_justify="left", box=None, header_style="bold")

@@ -22,6 +22,7 @@ from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.publishing import LINK_LOST, ImmediateRefused, Letter, Outbox, link_broke
 from amqp_lab.engine.sinks import Sink
 from amqp_lab.masking import mask_text
+from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
 from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue
 
@@ -237,7 +238,7 @@ class Client:
                 await asyncio.sleep(RECONNECT.delay(attempt))
         self.detail = ""
         self.state = was
-        self.ctx.counters["reconnects"] += 1
+        self.ctx.counters[Count.RECONNECTS] += 1
         self.ctx.event("restart", self.name, f"reconnected after {time.monotonic() - lost_at:.1f} s")
         self._online.set()
         if self.reads:
@@ -314,9 +315,9 @@ class Client:
                 if not link_broke(exc) or not await self._failed_with_link(exc, gone):
                     raise  # this task was cancelled, or the channel alone closed on an error of its own
                 if not reliable:
-                    self.ctx.counters["publishes_lost"] += 1
+                    self.ctx.counters[Count.PUBLISHES_LOST] += 1
                     return None
-            self.ctx.counters["republished"] += 1
+            self.ctx.counters[Count.REPUBLISHED] += 1
             await self._online.wait()
             assert self._outbox is not None
             letter = self._outbox.again(letter)
@@ -433,9 +434,9 @@ class Publisher(Producer):
         )
         outcome = await self._deliver(letter, reliable=self.spec.publish_mode != "none")
         if outcome == "returned":
-            self.ctx.counters["returns"] += 1
+            self.ctx.counters[Count.RETURNS] += 1
         elif outcome == "nacked":
-            self.ctx.counters["nacked"] += 1
+            self.ctx.counters[Count.NACKED] += 1
             self.ctx.event("nack", self.name, f"broker refused a message to {key!r} (nack)")
 
 
@@ -770,7 +771,7 @@ class Requester(ReplyWaiter):
         key = spec.unroutable_key if unroutable else spec.routing_key
         loop = asyncio.get_running_loop()
         self._pending[cid] = (time.monotonic(), loop.call_later(spec.timeout, self._timeout, cid))
-        counters["requests"] += 1
+        counters[Count.REQUESTS] += 1
         assert self._outbox is not None
         letter = self._outbox.letter(
             spec.exchange,
@@ -787,7 +788,7 @@ class Requester(ReplyWaiter):
             outcome = await self._deliver(letter, reliable=False)
         except ImmediateRefused as exc:
             self._forget(cid)
-            counters["immediate_refused"] += 1
+            counters[Count.IMMEDIATE_REFUSED] += 1
             self.ctx.event(
                 "refused",
                 self.name,
@@ -798,7 +799,7 @@ class Requester(ReplyWaiter):
             self.lost(exc)
             return
         if outcome == "returned" and self._forget(cid) is not None:
-            counters["returns"] += 1
+            counters[Count.RETURNS] += 1
             self.ctx.event("return", self.name, f"request {cid} returned: no queue is bound for {key!r}")
 
     @property
@@ -816,7 +817,7 @@ class Requester(ReplyWaiter):
         started = self._pending.pop(cid, None)
         if started is None:
             return
-        self.ctx.counters["timeouts"] += 1
+        self.ctx.counters[Count.TIMEOUTS] += 1
         self._timed_out[cid] = started[0]
         if len(self._timed_out) > REMEMBERED:
             self._timed_out.popitem(last=False)
@@ -826,13 +827,13 @@ class Requester(ReplyWaiter):
         cid = message.correlation_id or ""
         started = self._forget(cid)
         if started is not None:
-            self.ctx.counters["replies"] += 1
+            self.ctx.counters[Count.REPLIES] += 1
             self._latency.record(time.monotonic() - started)
         elif self._timed_out.pop(cid, None) is not None:
-            self.ctx.counters["late_replies"] += 1
+            self.ctx.counters[Count.LATE_REPLIES] += 1
             self.ctx.event("late", self.name, f"reply to {cid} came after its timeout")
         else:
-            self.ctx.counters["orphan_replies"] += 1
+            self.ctx.counters[Count.ORPHAN_REPLIES] += 1
             self.ctx.event("orphan", self.name, f"reply with unknown correlation id {cid!r}")
 
     async def stop(self) -> None:
@@ -870,7 +871,7 @@ class Submitter(ReplyWaiter):
         if spec.want_reply:
             headers[JOB_REPLY] = self.reply_queue
         self._jobs.add(job)
-        self.ctx.counters["jobs_submitted"] += 1
+        self.ctx.counters[Count.JOBS_SUBMITTED] += 1
         parts = spec.shard_keys or ("",)
         for key in parts:
             part = {**headers, SHARD: key} if key else headers
@@ -887,12 +888,12 @@ class Submitter(ReplyWaiter):
             )
             outcome = await self._deliver(letter, reliable=spec.publish_mode != "none")
             if outcome in ("returned", "nacked"):
-                self.ctx.counters["returns" if outcome == "returned" else "nacked"] += 1
+                self.ctx.counters[Count.RETURNS if outcome == "returned" else Count.NACKED] += 1
                 self.ctx.event(outcome, self.name, f"job {job} part {key or 'all'} was {outcome}")
 
     def _on_answer(self, message: AbstractIncomingMessage) -> None:
         self._jobs.discard(str(message.headers.get(JOB, "")))
-        self.ctx.counters["results_returned"] += 1
+        self.ctx.counters[Count.RESULTS_RETURNED] += 1
 
 
 class Reducer(Client):
@@ -950,7 +951,7 @@ class Reducer(Client):
         late = job in self._closed
         finished: dict[str, AbstractIncomingMessage] | None = None
         if late:
-            self.ctx.counters["late_results"] += 1
+            self.ctx.counters[Count.LATE_RESULTS] += 1
         else:
             parts = self._jobs.setdefault(job, {})
             parts[str(headers.get(SHARD, ""))] = message
@@ -975,8 +976,8 @@ class Reducer(Client):
 
     async def _combine(self, job: str, parts: dict[str, AbstractIncomingMessage], complete: bool) -> None:
         counters = self.ctx.counters
-        counters["results_on_time"] += len(parts)
-        counters["jobs_complete" if complete else "jobs_partial"] += 1
+        counters[Count.RESULTS_ON_TIME] += len(parts)
+        counters[Count.JOBS_COMPLETE if complete else Count.JOBS_PARTIAL] += 1
         first = next(iter(parts.values()))
         took = age(first.headers.get(JOB_TIME))
         if took is not None:

@@ -13,6 +13,7 @@ from amqp_lab.config import Settings
 from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.metrics import Latency
 from amqp_lab.engine.sinks import Sink, open_sink
+from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.topology import Binding, Queue
 
 EVENT_LOG_SIZE = 500  # the latest events of every kind, for the live screens
@@ -47,7 +48,7 @@ class RunContext:
     rng: random.Random
     started: float = field(default_factory=time.monotonic)
     latency: dict[str, Latency] = field(default_factory=dict)
-    counters: Counter[str] = field(default_factory=Counter)
+    counters: Counter[Count] = field(default_factory=Counter)  # by the names of scenario.figures only
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENT_LOG_SIZE))
     notable: list[Event] = field(default_factory=list)  # every event not of PER_MESSAGE_KINDS, up to NOTABLE_KEPT
     event_counts: Counter[str] = field(default_factory=Counter)  # every event logged, by kind

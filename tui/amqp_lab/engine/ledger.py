@@ -121,6 +121,7 @@ class Ledger:
         # Per exchange and per queue, as the broker's statistics count them (publish_in, deliver_get, publish).
         self.published_to: Counter[str] = Counter()  # messages published to each exchange
         self.delivered_in: Counter[str] = Counter()  # deliveries the lab's consumers got from each queue
+        self.acks_in: Counter[str] = Counter()  # acks its consumers sent there, duplicates included
         self.routed_to: dict[str, int] = {}  # copies each queue was sent: its inbound flow
         self.discarded_in: dict[str, int] = {}  # copies each exclusive queue held when it went away
         # Gathered from agents, an ack can arrive before the publish it settles (another agent's batch is later):
@@ -273,6 +274,7 @@ class Ledger:
             self._expect(msg_id, frozenset([queue]))
 
     def acked(self, msg_id: int, queue: str) -> None:
+        self.acks_in[queue] += 1
         if queue in self.streams or self._settle(msg_id, queue):
             self._counts["read" if queue in self.streams else "acked"] += 1
             self.acked_in[queue] = self.acked_in.get(queue, 0) + 1

@@ -38,6 +38,7 @@ from amqp_lab.engine.placement import Placement
 from amqp_lab.engine.publishing import LINK_LOST, link_broke
 from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
 from amqp_lab.masking import mask_text
+from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.model import Scenario, ScheduledAction
 from amqp_lab.scenario.patterns import build, run_marker, run_prefix
 from amqp_lab.scenario.plan import ConsumerSpec
@@ -57,8 +58,8 @@ LEASE = "lease"  # an exclusive queue that exists exactly as long as the run: `c
 
 def pending_jobs(counters: dict[str, int]) -> int:
     """Map-reduce jobs submitted and neither combined nor given up on (partial)."""
-    done = counters.get("jobs_complete", 0) + counters.get("jobs_partial", 0)
-    return counters.get("jobs_submitted", 0) - done
+    done = counters.get(Count.JOBS_COMPLETE, 0) + counters.get(Count.JOBS_PARTIAL, 0)
+    return counters.get(Count.JOBS_SUBMITTED, 0) - done
 
 
 class RunError(Exception):
@@ -224,7 +225,7 @@ class Run:
         assert self._down_since is not None
         outage = time.monotonic() - self._down_since
         self._down_since, self._outage_reason = None, ""
-        self.ctx.counters["broker_outages"] += 1
+        self.ctx.counters[Count.BROKER_OUTAGES] += 1
         self.ctx.event("restart", "run", f"broker back after {outage:.1f} s: topology declared again")
         self.ctx.broker_up.set()
         self.ctx.consumers_ready()  # producers go on once no consumer is reconnecting any more
@@ -631,9 +632,9 @@ class Run:
         ledger = self.ctx.ledger.counts()
         counters = self._counters()
         if "jobs_submitted" in counters:
-            counters["pending_jobs"] = pending_jobs(counters)
+            counters[Count.PENDING_JOBS] = pending_jobs(counters)
         if self._subscribers:
-            counters["missed"] = sum(self._missed.values())
+            counters[Count.MISSED] = sum(self._missed.values())
         now = time.monotonic()
         rates = {name: meter.sample(getattr(ledger, name), now) for name, meter in self._meters.items()}
         acked_in = self.ctx.ledger.acked_in

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from amqp_lab.scenario.figures import EXPECTABLE
 from amqp_lab.scenario.plan import PublishMode
 from amqp_lab.scenario.topology import ExchangeType
 from amqp_lab.scenario.units import (
@@ -371,23 +372,6 @@ class ScheduledAction(Section):
         if self.action == "rate" and self.value is None:
             raise ValueError("action 'rate' needs a value: the new rate per second")
         return self
-
-
-EXPECTABLE = (
-    "lost",
-    "timeouts",
-    "late_replies",
-    "orphan_replies",
-    "returns",
-    "nacked",
-    "jobs_partial",
-    "pending_jobs",
-    "late_results",
-    "missed",
-    "discarded",
-    "publishes_lost",
-    "immediate_refused",
-)
 
 
 class Scenario(Section):

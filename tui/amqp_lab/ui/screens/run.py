@@ -23,7 +23,7 @@ from textual.widgets import Footer, Input, Static
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import build_report
 from amqp_lab.engine.snapshot import RunSnapshot
-from amqp_lab.headless import OUTAGE_COUNTERS, PATTERN_COUNTERS
+from amqp_lab.scenario.figures import COUNTS, OUTAGE_COUNTS, Count, pattern_counts
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build, run_prefix
 from amqp_lab.scenario.plan import PRODUCING, Plan
@@ -42,17 +42,6 @@ RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a seco
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
 SCALING = {"rpc": "handler", "workers": "worker", "pub-sub": "subscriber", "map-reduce": "shard"}
 CONSUMER_ROLES = ("handler", "worker", "subscriber", "shard", "consumer")
-TIMEOUT_COUNTERS = (
-    ("timeouts", "RPC timeouts"),
-    ("late_replies", "late replies"),
-    ("orphan_replies", "orphan replies"),
-    ("jobs_partial", "partial jobs"),
-    ("pending_jobs", "pending jobs"),
-    ("late_results", "late results"),
-    ("returns", "returns"),
-    ("nacked", "nacked by broker"),
-    ("immediate_refused", "immediate refused"),
-)
 # The problems each pattern can show: a "Timeouts" panel on a workers run would promise what cannot happen there.
 PROBLEMS_TITLE = {
     "rpc": "Timeouts and returns",
@@ -257,19 +246,18 @@ class LiveRunScreen(Screen[None]):
 
     def _show_timeouts(self, s: RunSnapshot) -> None:
         text = Text()
-        relevant = set(PATTERN_COUNTERS[s.pattern]) | {"returns"}
-        for key, label in TIMEOUT_COUNTERS:
-            if key in relevant:
-                count_line(text, label, int(s.counters.get(key, 0)), BAD)
+        for count in pattern_counts(s.pattern):  # what can go wrong in this pattern; missed is told below
+            if COUNTS[count].expectable and count != Count.MISSED:
+                count_line(text, COUNTS[count].label, int(s.counters.get(count, 0)), BAD)
         count_line(text, "redelivered", s.ledger.redelivered, WARN)
         if s.pattern == "pub-sub":
-            count_line(text, "missed (away)", int(s.counters.get("missed", 0)), WARN)
+            count_line(text, COUNTS[Count.MISSED].label, int(s.counters.get(Count.MISSED, 0)), WARN)
             count_line(text, "discarded", s.ledger.discarded, WARN)
         stalled = sorted(self.history.stalled | {c.name for c in s.clients if c.state == "hung"})
         count_line(text, "hung consumers", ", ".join(stalled), BAD)
         if s.outage is not None or s.counters.get("broker_outages"):
-            for key in OUTAGE_COUNTERS:
-                count_line(text, key.replace("_", " "), int(s.counters.get(key, 0)), WARN)
+            for count in OUTAGE_COUNTS:
+                count_line(text, COUNTS[count].label, int(s.counters.get(count, 0)), WARN)
             count_line(text, "duplicates", s.ledger.duplicates, WARN)
         text.rstrip()
         self._update("#timeouts", text, text.plain.count("\n") + 1)
