@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -44,6 +45,11 @@ def test_run_writes_a_report_and_exits_0(rabbit: PrivateNode, tmp_path: Path) ->
     assert document["left_on_broker"] == []
     assert {c["role"] for c in document["clients"]} == {"producer", "worker"}
     assert document["latency_ms"]["delivery"]["count"] == document["ledger"]["delivered"]
+    # The summary's ledger gives the report's figures (and the run screen's panel, tests/ui/test_live_run.py).
+    shown = dict(re.findall(r"^ ?([a-z][a-z ]*?)\s{2,}(\d+)\s*$", result.stdout, re.MULTILINE))
+    for name, value in document["ledger"].items():
+        if value:
+            assert shown.get(name.replace("_", " ")) == str(value), (name, value, shown)
 
 
 def test_a_backlog_left_at_the_end_is_told_and_what_cleanup_did_with_it(rabbit: PrivateNode, tmp_path: Path) -> None:
