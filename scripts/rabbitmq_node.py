@@ -160,8 +160,22 @@ def _mount_proc(root: Path) -> None:
     subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True, capture_output=True, timeout=30)
 
 
+def _chroot_in_use(root: Path) -> bool:
+    """Whether any process runs inside `root`: another test session's node shares the chroot and its /proc."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "root") == str(root):
+                    return True
+            except OSError:  # gone meanwhile, or not ours to look at
+                continue
+    return False
+
+
 def _unmount_proc(root: Path) -> None:
-    if root != Path("/") and os.path.ismount(root / "proc"):
+    """Once the last node in the chroot has stopped: unmounted under a node of another session (a benchmark, a
+    second suite), its /proc went and the node failed every test left."""
+    if root != Path("/") and os.path.ismount(root / "proc") and not _chroot_in_use(root):
         subprocess.run(["umount", "--lazy", str(root / "proc")], check=False, capture_output=True, timeout=30)
 
 
