@@ -8,6 +8,7 @@ import pytest
 from amqp_lab.config import Settings
 from amqp_lab.engine.remote import RemoteRun, RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.controls import Inject
 from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
@@ -22,9 +23,9 @@ async def test_remote_run_streams_snapshots_takes_controls_and_cleans_up(setting
     remote = RemoteRun(load("workers", ["workers.processing=2ms"]), settings, snapshots.append, ended.append)
     remote.start()
     await wait_for(lambda: bool(snapshots) and snapshots[-1].ledger.acked > 20, 30, "acked messages in snapshots")
-    remote.send("inject", "worker-1", "hang")
+    remote.send(Inject("worker-1", "hang"))
     await wait_for(lambda: client(snapshots[-1], "worker-1").state == "hung", 10, "worker-1 to show hung")
-    remote.send("inject", "worker", "add")
+    remote.send(Inject("worker", "add"))
     await wait_for(lambda: any(c.name == "worker-4" for c in snapshots[-1].clients), 10, "a fourth worker")
     run_id = snapshots[-1].run_id
     remote.stop()

@@ -9,7 +9,7 @@ from amqp_lab.scenario.files import PRESETS, ScenarioError, from_text, load, pre
 from amqp_lab.scenario.model import DEFAULT_SUBSCRIBERS, Scenario
 from amqp_lab.scenario.patterns import build
 from amqp_lab.scenario.plan import ConsumerSpec
-from amqp_lab.workshop import EXPERIMENTS, Experiment
+from amqp_lab.workshop import EXPERIMENTS, Experiment, Rerun
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -145,8 +145,8 @@ def test_every_experiment_and_each_of_its_reruns_builds(found: Experiment) -> No
     build(found.scenario(), "lab.t.")
     for step in found.steps:
         for action in step.actions:
-            if action[0] == "rerun":
-                build(found.scenario(*action[1:]), "lab.t.")
+            if isinstance(action, Rerun):
+                build(found.scenario(*action.overrides), "lab.t.")
 
 
 def test_a_file_table_replaces_the_presets_as_set_does(tmp_path: Path) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from amqp_lab.engine.run import CLIENT_ACTIONS
 from amqp_lab.scenario.figures import COUNTS, EXPECTABLE, Count, pattern_counts
-from amqp_lab.scenario.model import Scenario
+from amqp_lab.scenario.model import Action, Scenario
 
 ENGINE = Path(__file__).parents[2] / "tui" / "amqp_lab" / "engine"
 
@@ -52,3 +54,7 @@ def test_expect_takes_the_shared_names_and_nothing_else() -> None:
 
 def test_every_pattern_counts_its_returns() -> None:
     assert all(Count.RETURNS in pattern_counts(p) for p in ("rpc", "map-reduce", "workers", "pub-sub", "custom"))
+
+
+def test_every_action_a_schedule_or_a_key_can_name_is_carried_out() -> None:
+    assert set(get_args(Action)) == {*CLIENT_ACTIONS, "add", "remove", "rate"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from amqp_lab.scenario.controls import Control, Inject
 from amqp_lab.scenario.files import load
 from amqp_lab.scenario.model import Scenario
 
@@ -16,9 +17,16 @@ UNTIL_STOPPED = 'duration="8h"'  # an experiment runs until the presenter stops 
 
 
 @dataclass(frozen=True)
+class Rerun:
+    """End the run and start the experiment's scenario again with these overrides."""
+
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Step:
     text: str  # what happens, and what to look at
-    actions: tuple[tuple[str, ...], ...] = ()  # done in order on reaching the step: run controls, ("rerun", *overrides)
+    actions: tuple[Control | Rerun, ...] = ()  # done in order on reaching the step
 
 
 @dataclass(frozen=True)
@@ -49,14 +57,14 @@ EXPERIMENTS = (
                 "The lab **hung handler-1**: it keeps the requests it prefetched, unacked, and takes no new one. "
                 "Watch the queue **rpc.requests** fill (ready, orange) and the **timeouts** count climb: every request "
                 "waits 1 s, then the requester gives up. The clients table says the handler is hung.",
-                actions=(("inject", "handler-1", "hang"),),
+                actions=(Inject("handler-1", "hang"),),
             ),
             Step(
                 "The lab **restarted handler-1**. Its unacked requests went back to the queue (redelivered) and the "
                 "backlog is answered, but too late: those replies arrive after the timeout and count as **late "
                 "replies**. A timeout does not mean the work was not done: handlers should be idempotent, and a "
                 "requester drops replies whose correlation id it no longer waits for.",
-                actions=(("inject", "handler-1", "restart"),),
+                actions=(Inject("handler-1", "restart"),),
             ),
         ),
     ),
@@ -73,23 +81,23 @@ EXPERIMENTS = (
             Step(
                 "The lab **crashed shard-3**. Its queue keeps the jobs (durable), nobody works them. With a deadline "
                 "the reducer answers anyway: **partial jobs** climb, latency stays near the deadline.",
-                actions=(("inject", "shard-3", "crash"),),
+                actions=(Inject("shard-3", "crash"),),
             ),
             Step(
                 "The lab **restarted shard-3**. It works off its backlog; those results come after their job's "
                 "deadline: **late results**. Fast answers, incomplete ones.",
-                actions=(("inject", "shard-3", "restart"),),
+                actions=(Inject("shard-3", "restart"),),
             ),
             Step(
                 "Same run with **wait-for-all**: the reducer holds partial results unacked until all shards "
                 "answered. The lab now crashes shard-3 again: jobs stay **pending**, none is partial, the "
                 "results queue's unacked grows. Press n to bring the shard back.",
-                actions=(("rerun", 'map-reduce.policy="wait-for-all"'), ("inject", "shard-3", "crash")),
+                actions=(Rerun(('map-reduce.policy="wait-for-all"',)), Inject("shard-3", "crash")),
             ),
             Step(
                 "The lab **restarted shard-3**: the pending jobs complete, complete results only, none lost. "
                 "Complete answers, late ones: pick the policy by what the caller needs.",
-                actions=(("inject", "shard-3", "restart"),),
+                actions=(Inject("shard-3", "restart"),),
             ),
         ),
     ),
@@ -107,12 +115,12 @@ EXPERIMENTS = (
                 "The lab **added a worker** (the `a` key does the same). Two workers manage 50 a second: the "
                 "backlog stops growing and starts to shrink. Competing consumers share one queue; each task "
                 "goes to one of them.",
-                actions=(("inject", "worker", "add"),),
+                actions=(Inject("worker", "add"),),
             ),
             Step(
                 "The lab **added a third worker**. The backlog drains faster; acked/s is above published/s until "
                 "the queue is empty, then both meet at 40/s. Press `d` to remove one and watch it grow again.",
-                actions=(("inject", "worker", "add"),),
+                actions=(Inject("worker", "add"),),
             ),
         ),
     ),
@@ -130,13 +138,13 @@ EXPERIMENTS = (
             Step(
                 "The lab **stopped payments**. Its queue is durable and stays bound: the events it selects "
                 "(*.*.paid) wait there. Watch the queue **subscriber.payments** fill while the others keep flowing.",
-                actions=(("inject", "payments", "stop"),),
+                actions=(Inject("payments", "stop"),),
             ),
             Step(
                 "The lab **restarted payments**. It drains its queue: it gets every event it selected while it "
                 "was away. The status line says lost 0 and the subscribers' missed stays 0. A non-durable "
                 "subscriber (reliable = false) would have missed them.",
-                actions=(("inject", "payments", "restart"),),
+                actions=(Inject("payments", "restart"),),
             ),
         ),
     ),
@@ -164,7 +172,7 @@ EXPERIMENTS = (
                 "with a **classic** queue: it lives on one node only. Stop that node (@node in the flow diagram): "
                 "the run says **RECONNECTING** and RabbitMQ's reason, *home node ... is down or inaccessible*, "
                 "until the node is back. Nothing moves meanwhile: that is what replication buys.",
-                actions=(("rerun", 'workers.queue_type="classic"'),),
+                actions=(Rerun(('workers.queue_type="classic"',)),),
             ),
         ),
     ),
@@ -183,7 +191,14 @@ EXPERIMENTS = (
                 "The documented replacement: a request queue with **message TTL 0** and a **dead-letter "
                 "exchange**. A request no handler can take at once expires into **rpc.unhandled**. The lab "
                 "restarted the run that way; everything is answered while the handler keeps up.",
-                actions=(("rerun", "rpc.immediate=false", "rpc.ttl0_dead_letter=true"),),
+                actions=(
+                    Rerun(
+                        (
+                            "rpc.immediate=false",
+                            "rpc.ttl0_dead_letter=true",
+                        )
+                    ),
+                ),
             ),
             Step(
                 "The lab **hung handler-1**. Now nobody can take a request at once: each one is dead-lettered "
@@ -191,7 +206,7 @@ EXPERIMENTS = (
                 "the caller still learns only when its timeout runs out (immediate would have returned the request "
                 "to it), unless something reads **rpc.unhandled**. What the hung handler held goes there too "
                 "when the run stops.",
-                actions=(("inject", "handler-1", "hang"),),
+                actions=(Inject("handler-1", "hang"),),
             ),
         ),
     ),

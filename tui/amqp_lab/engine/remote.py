@@ -17,11 +17,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amqp_lab.config import Settings
 from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.controls import Control, Inject, PauseProducers, ResumeProducers, SetRate, StopRun
 from amqp_lab.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from amqp_lab.engine.run import Run
 
 CHILD_NICENESS = 10
 
@@ -91,14 +95,13 @@ class RemoteRun:
             asyncio.get_running_loop().remove_reader(self._pipe.fileno())
         self._on_end(ended)
 
-    def send(self, *command: Any) -> None:
-        """A control: ("inject", client, action, value), ("pause",), ("resume",), ("rate", target, rate), ("stop",)."""
+    def send(self, control: Control) -> None:
         if self.ended is None:
             with contextlib.suppress(OSError):
-                self._pipe.send(command)
+                self._pipe.send(control)
 
     def stop(self) -> None:
-        self.send("stop")
+        self.send(StopRun())
 
     async def wait(self) -> RunEnded | None:
         """Until the child has cleaned up and said so (bound it with asyncio.timeout); then it is reaped."""
@@ -133,7 +136,7 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
         pipe.send(("end", RunEnded(None, None, (), str(exc))))
         return
     run.add_listener(lambda snapshot: pipe.send(("snapshot", snapshot)))
-    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    commands: asyncio.Queue[Control] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
     def readable() -> None:
@@ -141,7 +144,7 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
             commands.put_nowait(pipe.recv())
         except (EOFError, OSError):  # the parent is gone: stop and clean up
             loop.remove_reader(pipe.fileno())
-            commands.put_nowait(("stop",))
+            commands.put_nowait(StopRun())
 
     loop.add_reader(pipe.fileno(), readable)
     try:
@@ -151,15 +154,12 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
         pipe.send(("end", RunEnded(run.last, None, tuple(run.leftovers), f"the run could not start: {exc}")))
         return
     if not until_stopped:
-        loop.call_later(scenario.duration, commands.put_nowait, ("stop",))
-    while True:
-        command = await commands.get()
-        if command[0] == "stop":
-            break
+        loop.call_later(scenario.duration, commands.put_nowait, StopRun())
+    while not isinstance(control := await commands.get(), StopRun):
         try:
-            await _control(run, command)
+            await _control(run, control)
         except (RunError, BrokerError, OSError) as exc:
-            run.ctx.event("error", str(command[1]) if len(command) > 1 else "run", str(exc))
+            run.ctx.event("error", control.client if isinstance(control, Inject) else "run", str(exc))
     await run.stop()
     assert run.last is not None
     report = build_report(scenario, run.last, settings.primary.display(), run.leftovers, run.cleanup_error)
@@ -167,13 +167,13 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
         pipe.send(("end", RunEnded(run.last, report, tuple(run.leftovers))))
 
 
-async def _control(run: Any, command: tuple[Any, ...]) -> None:
-    kind = command[0]
-    if kind == "inject":
-        await run.inject(command[1], command[2], command[3] if len(command) > 3 else None)
-    elif kind == "pause":
-        run.pause_producers()
-    elif kind == "resume":
-        run.resume_producers()
-    elif kind == "rate":
-        run.set_rate(command[1], command[2])
+async def _control(run: Run, control: Control) -> None:
+    match control:
+        case Inject(client, action, value):
+            await run.inject(client, action, value)
+        case PauseProducers():
+            run.pause_producers()
+        case ResumeProducers():
+            run.resume_producers()
+        case SetRate(target, rate):
+            run.set_rate(target, rate)

@@ -8,7 +8,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -60,6 +60,26 @@ def pending_jobs(counters: dict[str, int]) -> int:
     """Map-reduce jobs submitted and neither combined nor given up on (partial)."""
     done = counters.get(Count.JOBS_COMPLETE, 0) + counters.get(Count.JOBS_PARTIAL, 0)
     return counters.get(Count.JOBS_SUBMITTED, 0) - done
+
+
+SLOW_FACTOR = 10.0  # what slow does without a factor
+
+# What each action does to one client: the kind of client it applies to, the act, and what the event log says
+# (None: the client logs it itself).
+CLIENT_ACTIONS: dict[
+    str, tuple[type[Client], Callable[[Any, float | None], Awaitable[None] | None], tuple[str, str] | None]
+] = {
+    "crash": (Client, lambda c, _: c.crash(), None),
+    "stop": (Client, lambda c, _: c.stop(), ("stop", "stopped")),
+    "restart": (Client, lambda c, _: c.restart(), None),
+    "pause": (Producer, lambda c, _: c.pause(), ("fault", "paused")),
+    "resume": (Producer, lambda c, _: c.resume(), ("fault", "resumed")),
+    "hang": (Consumer, lambda c, _: c.hang(), ("fault", "hang")),
+    "slow": (Consumer, lambda c, v: c.slow(v or SLOW_FACTOR), ("fault", "slow x{value:g}")),
+    "reject": (Consumer, lambda c, _: c.misbehave("reject"), ("fault", "reject")),
+    "nack": (Consumer, lambda c, _: c.misbehave("nack"), ("fault", "nack")),
+    "heal": (Consumer, lambda c, _: c.heal(), ("fault", "heal")),
+}
 
 
 class RunError(Exception):
@@ -493,39 +513,23 @@ class Run:
             return
         if action == "add":
             await self.add(name)
-            return
-        if action == "remove":
+        elif action == "remove":
             await self.remove(name)
-            return
-        if action == "rate":
+        elif action == "rate":
             self.set_rate(name, value)
-            return
-        client = self.client(name)
-        if action == "crash":
-            await client.crash()
-        elif action == "stop":
-            await client.stop()
-            self.ctx.event("stop", name, "stopped")
-        elif action == "restart":
-            await client.restart()
-        elif action == "pause" and isinstance(client, Producer):
-            client.pause()
-            self.ctx.event("fault", name, "paused")
-        elif action == "resume" and isinstance(client, Producer):
-            client.resume()
-            self.ctx.event("fault", name, "resumed")
-        elif isinstance(client, Consumer):
-            if action == "hang":
-                client.hang()
-            elif action == "slow":
-                client.slow(value or 10.0)
-            elif action in ("reject", "nack"):
-                client.misbehave(action)
-            elif action == "heal":
-                client.heal()
-            self.ctx.event("fault", name, action if action != "slow" else f"slow x{value or 10:g}")
         else:
-            raise RunError(f"{action} applies to consumers; {name} is a {client.role}")
+            await self._act_on(self.client(name), action, value)
+
+    async def _act_on(self, client: Client, action: str, value: float | None) -> None:
+        applies_to, act, logged = CLIENT_ACTIONS[action]
+        if not isinstance(client, applies_to):
+            raise RunError(f"{action} applies to {applies_to.__name__.lower()}s; {client.name} is a {client.role}")
+        done = act(client, value)
+        if done is not None:
+            await done
+        if logged is not None:
+            kind, text = logged
+            self.ctx.event(kind, client.name, text.format(value=value or SLOW_FACTOR))
 
     async def _scheduled(self, action: ScheduledAction) -> None:
         await asyncio.sleep(max(0.0, self._started_at + action.at - time.monotonic()))

@@ -22,6 +22,7 @@ from amqp_lab.config import Settings, SettingsError
 from amqp_lab.engine.remote import RemoteRun, RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.masking import mask_text
+from amqp_lab.scenario.controls import Control
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.screens.builder import BuilderScreen
 from amqp_lab.ui.screens.connection import ConnectionScreen
@@ -144,9 +145,9 @@ class AmqpLabApp(App[None]):
         """Until the current run is running (or ended trying)."""
         await self._run_running.wait()
 
-    def run_control(self, *command: Any) -> None:
+    def run_control(self, control: Control) -> None:
         if self.lab_run is not None:
-            self.lab_run.send(*command)
+            self.lab_run.send(control)
 
     async def end_run(self) -> None:
         """Stop the current run, if any, and wait for its cleanup."""

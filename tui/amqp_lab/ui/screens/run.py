@@ -10,6 +10,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Literal
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -23,6 +24,7 @@ from textual.widgets import Footer, Input, Static
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import build_report
 from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.scenario.controls import Control, Inject, PauseProducers, ResumeProducers, SetRate, StopRun
 from amqp_lab.scenario.figures import COUNTS, OUTAGE_COUNTS, Count, pattern_counts
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build, run_prefix
@@ -36,7 +38,7 @@ from amqp_lab.ui.widgets.event_log import EventLog
 from amqp_lab.ui.widgets.ledger_panel import ledger_lines
 from amqp_lab.ui.widgets.status_bar import StatusBar
 from amqp_lab.ui.widgets.trends import Trends
-from amqp_lab.workshop import Experiment
+from amqp_lab.workshop import Experiment, Rerun
 
 RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a second
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
@@ -297,18 +299,18 @@ class LiveRunScreen(Screen[None]):
         self._perform(self.experiment.steps[self.step].actions)
 
     @work(group="workshop", exclusive=True)
-    async def _perform(self, actions: tuple[tuple[str, ...], ...]) -> None:
+    async def _perform(self, actions: tuple[Control | Rerun, ...]) -> None:
         assert self.experiment is not None
         self._busy_with_steps = True
         try:
             for action in actions:
-                if action[0] == "rerun":
+                if isinstance(action, Rerun):
                     await self.app.end_run()
                     self.plan = None
-                    self._begin(self.experiment.scenario(*action[1:]))
+                    self._begin(self.experiment.scenario(*action.overrides))
                     await self.app.run_started()
                 else:
-                    self.app.run_control(*action)
+                    self.app.run_control(action)
         finally:
             self._busy_with_steps = False
 
@@ -328,7 +330,7 @@ class LiveRunScreen(Screen[None]):
         if not self._run_is_live():
             return
         self.paused = not self.paused
-        self.app.run_control("pause" if self.paused else "resume")
+        self.app.run_control(PauseProducers() if self.paused else ResumeProducers())
         self.notify(
             "Producers paused: queues drain, nothing new is published." if self.paused else "Producers resumed."
         )
@@ -344,7 +346,7 @@ class LiveRunScreen(Screen[None]):
             self.rate = measured
         self.rate = max(self.rate * factor, 0.5)
         for role in dict.fromkeys(c.role for c in self.plan.clients if isinstance(c, PRODUCING)):
-            self.app.run_control("rate", role, self.rate)
+            self.app.run_control(SetRate(role, self.rate))
         self.notify(f"Producer rate: {self.rate:g} per second each.")
 
     def _consumer_role(self) -> str:
@@ -355,26 +357,26 @@ class LiveRunScreen(Screen[None]):
             return role
         return SCALING.get(self.scenario.pattern, "consumer")
 
-    def action_scale(self, action: str) -> None:
+    def action_scale(self, action: Literal["add", "remove"]) -> None:
         """add or remove a consumer of the selected client's role (else the pattern's)."""
         if self._run_is_live():
             role = self._consumer_role()
-            self.app.run_control("inject", role, action)
+            self.app.run_control(Inject(role, action))
             self.notify(f"{'Adding' if action == 'add' else 'Removing'} a {role}.")
 
-    def action_fault(self, action: str) -> None:
+    def action_fault(self, action: Literal["crash", "hang", "restart"]) -> None:
         if not self._run_is_live():
             return
         selected = self.query_one(ClientsTable).selected
         if selected is None:
             self.notify("Select a client in the table first (↑↓).", severity="warning")
             return
-        self.app.run_control("inject", selected, action)
+        self.app.run_control(Inject(selected, action))
         self.notify(f"{action.capitalize()}: {selected}.")
 
     def action_stop(self) -> None:
         if self.app.run_ended is None:
-            self.app.run_control("stop")
+            self.app.run_control(StopRun())
             self.notify("Stopping: producers stop, consumers drain, then everything the run declared is deleted.")
 
     def action_leave(self) -> None:
