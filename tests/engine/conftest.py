@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from amqp_lab.broker.management import ManagementClient
@@ -10,6 +11,8 @@ from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 
+from tests.conftest import wait_for
+
 
 async def lab_objects(settings: Settings, run_id: str) -> list[str]:
     """Queues and exchanges of the run that the management API still lists."""
@@ -17,6 +20,20 @@ async def lab_objects(settings: Settings, run_id: str) -> list[str]:
         queues, _ = await management.queues(settings.vhost, name=rf"^lab\.{run_id}\.")
         exchanges = await management.exchanges(settings.vhost)
     return [q.name for q in queues] + [e.name for e in exchanges if e.name.startswith(f"lab.{run_id}.")]
+
+
+async def nothing_left(settings: Settings, run_id: str) -> list[str]:
+    """What the management API still lists of the run, once it has had time to say it is gone: an exclusive queue
+    (the run's lease) is deleted as its connection closes, and a busy node lists it for a moment after."""
+    left: list[str] = []
+
+    async def gone() -> bool:
+        left[:] = await lab_objects(settings, run_id)
+        return not left
+
+    with contextlib.suppress(AssertionError):
+        await wait_for(gone, timeout=15, what="the run's objects gone from the listing")
+    return left
 
 
 async def run_scenario(
@@ -32,7 +49,7 @@ async def run_scenario(
     final = await run.execute()
     assert final.state == "finished"
     assert run.leftovers == []
-    assert await lab_objects(settings, run.run_id) == []
+    assert await nothing_left(settings, run.run_id) == []
     return run, final
 
 

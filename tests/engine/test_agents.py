@@ -20,7 +20,7 @@ from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 
 from tests.conftest import deadline, wait_for
-from tests.engine.conftest import lab_objects
+from tests.engine.conftest import nothing_left
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def run_with_agents(settings: Settings, *overrides: str, during: Any = Non
         await during(seen)
     final = await asyncio.wait_for(execution, deadline(90))
     assert final.state == "finished"
-    assert run.leftovers == [] and await lab_objects(settings, run.run_id) == []
+    assert run.leftovers == [] and await nothing_left(settings, run.run_id) == []
     return run, final
 
 

@@ -13,7 +13,7 @@ from amqp_lab.scenario.files import load
 from rabbitmq_node import PrivateNode
 
 from tests.conftest import wait_for
-from tests.engine.conftest import lab_objects
+from tests.engine.conftest import nothing_left
 
 RUNS = {
     # reliable: durable queue, persistent tasks, confirms (the defaults)
@@ -62,7 +62,7 @@ async def test_every_pattern_survives_a_broker_restart(rabbit: PrivateNode, sett
         assert final is not None
         assert final.counters["broker_outages"] == 1, name
         assert run.leftovers == [], name
-        assert await lab_objects(settings, run.run_id) == [], name
+        assert await nothing_left(settings, run.run_id) == [], name
         kinds = [(e.kind, e.client) for e in final.events]
         assert ("disconnect", "run") in kinds and ("restart", "run") in kinds, name
         for client in final.clients:

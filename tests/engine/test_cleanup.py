@@ -14,7 +14,7 @@ from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
 
 from tests.conftest import deadline, wait_for
-from tests.engine.conftest import crashed_run, lab_objects
+from tests.engine.conftest import crashed_run, lab_objects, nothing_left
 
 pytestmark = pytest.mark.embedded
 
@@ -76,7 +76,7 @@ async def test_cleanup_leaves_foreign_lab_queues_and_their_messages_alone(rabbit
         assert code == 0, output
         assert f"removed queue {tasks} (1 message)" in output
         assert f"removed exchange {tasks}" in output
-        assert await lab_objects(settings, crashed.run_id) == []
+        assert await nothing_left(settings, crashed.run_id) == []
         for name, count in FOREIGN.items():
             assert await messages_in(settings, name) == count
             assert f"removed queue {name}" not in output

@@ -11,7 +11,7 @@ from amqp_lab.engine.run import Run
 from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
-from tests.engine.conftest import client, crashed_run, lab_objects
+from tests.engine.conftest import client, crashed_run, lab_objects, nothing_left
 
 pytestmark = pytest.mark.embedded
 
@@ -41,7 +41,7 @@ async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> No
     finally:
         await run.stop()
     assert run.last is not None and run.last.ledger.lost == 0
-    assert await lab_objects(settings, run.run_id) == []
+    assert await nothing_left(settings, run.run_id) == []
 
 
 async def test_cleanup_removes_a_crashed_runs_leftovers_and_spares_live_runs(settings: Settings) -> None:
@@ -57,8 +57,8 @@ async def test_cleanup_removes_a_crashed_runs_leftovers_and_spares_live_runs(set
         removed = await remove(settings, leftovers)
         assert f"queue lab.{crashed.run_id}.tasks" in removed
         assert f"exchange lab.{crashed.run_id}.tasks" in removed
-        assert await lab_objects(settings, crashed.run_id) == []
+        assert await nothing_left(settings, crashed.run_id) == []
         assert await lab_objects(settings, live.run_id) != []  # the live run kept everything
     finally:
         await live.stop()
-    assert await lab_objects(settings, live.run_id) == []
+    assert await nothing_left(settings, live.run_id) == []

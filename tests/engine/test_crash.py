@@ -13,7 +13,7 @@ from amqp_lab.config import Settings
 from rabbitmq_node import PrivateNode
 
 from tests.conftest import deadline, wait_for
-from tests.engine.conftest import lab_objects
+from tests.engine.conftest import lab_objects, nothing_left
 
 
 def environment(node: PrivateNode) -> dict[str, str]:
@@ -68,4 +68,4 @@ async def test_a_killed_run_leaves_only_expiring_queues_and_cleanup_removes_them
     assert cleanup.returncode == 0
     for name in left:
         assert name in listed.decode()  # each leftover is listed as it is removed
-    assert await lab_objects(settings, run_id) == []
+    assert await nothing_left(settings, run_id) == []

@@ -14,7 +14,7 @@ from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 
 from tests.conftest import deadline, settings_for, wait_for
-from tests.engine.conftest import lab_objects
+from tests.engine.conftest import nothing_left
 
 HEARTBEAT = 1
 # aiormq gives up on a connection after 3 x (heartbeat + 1) seconds without a frame; it checks each second.
@@ -86,5 +86,5 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
         assert len(reasons) == 2
         # Durable queues, persistent messages, confirms: publishers sent again what was not confirmed.
         assert final.ledger.lost == 0, (final.pattern, final.ledger)
-        assert each.leftovers == [] and await lab_objects(settings, each.run_id) == []
+        assert each.leftovers == [] and await nothing_left(settings, each.run_id) == []
     assert jobs.last is not None and jobs.last.counters["pending_jobs"] == 0

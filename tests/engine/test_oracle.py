@@ -13,8 +13,11 @@ Where the broker cannot give an exact figure, the test says why and checks a bou
   to its queue, so it was delivered again (flagged redelivered) or is still there;
 - an exclusive queue (a non-reliable subscriber's) goes with its client, and its statistics with it; the
   exchange's figures cover what reached it. While the broker deletes such a queue, or binds it again after a
-  restart, an event published at that moment may reach it although the lab counted it missed: the broker's
-  publish_out may exceed the lab's copies by at most the events the lab counted missed.
+  restart, an event published at that moment may reach it although the lab counted it missed, or miss it
+  although the lab counted a copy there (discarded with the queue): the broker's publish_out may differ from the
+  lab's copies by at most those events;
+- the drain may run out on a loaded machine: consumers still connected while the broker is read finish some of
+  what it held, so the cleanup finds at most that.
 """
 
 from __future__ import annotations
@@ -117,9 +120,14 @@ def disagreements(run: Run, view: BrokerView) -> list[str]:
         routed = figure(stats, "publish_out") or 0
         if any(ledger.routed_to.get(q, 0) for q in exclusive):
             # A subscriber's own queue is being deleted, or bound again, while events are published: the broker
-            # may route one there that the lab counted missed. Nothing else may differ.
-            if not 0 <= routed - copies <= missed:
-                found.append(f"{exchange.name} publish_out: broker {routed}, lab {copies} + at most {missed} missed")
+            # may route one there that the lab counted missed, or none to a queue it had deleted already where the
+            # lab counted a copy, then discarded with the queue. Nothing else may differ.
+            discarded = sum(ledger.discarded_in.get(q, 0) for q in exclusive)
+            if not -discarded <= routed - copies <= missed:
+                found.append(
+                    f"{exchange.name} publish_out: broker {routed}, lab {copies} (- at most {discarded} discarded, "
+                    f"+ at most {missed} missed)"
+                )
         else:
             differ(f"{exchange.name} publish_out (one per queue reached)", routed, copies)
     for queue in topology.queues:
@@ -184,9 +192,10 @@ async def test_every_pattern_in_both_modes_agrees_with_the_broker(rabbit: Privat
             report.append(f"{name}: lost {ledger.lost}, unchecked {ledger.unchecked}")
         if run.leftovers:
             report.append(f"{name}: left on the broker: {run.leftovers}")
-        # What the cleanup found in the queues is what the broker held when the clients were still there.
+        # What the cleanup found in the queues is at most what the broker held when it was read: the consumers,
+        # still connected then, may have finished some since (the drain had run out, on a loaded machine).
         held = sum(figure(q, "messages") or 0 for q in run.view.queues.values() if not q.get("exclusive"))
-        if ledger.still_queued != held:
+        if ledger.still_queued > held:
             report.append(f"{name}: still queued {ledger.still_queued}, the broker held {held}")
         if not all(figure(x, "publish_in") for x in run.view.exchanges.values()):
             report.append(f"{name}: an exchange took in nothing: {run.view.exchanges}")

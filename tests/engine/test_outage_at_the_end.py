@@ -19,7 +19,7 @@ from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 
 from tests.conftest import deadline, settings_for, wait_for
-from tests.engine.conftest import lab_objects
+from tests.engine.conftest import lab_objects, nothing_left
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ async def test_a_run_ending_while_the_broker_is_gone_reports_what_it_could_not_c
     leftovers = await find_leftovers(direct)
     assert queue in leftovers.queues and exchange in leftovers.exchanges
     await remove(direct, leftovers)
-    assert await lab_objects(direct, run.run_id) == []
+    assert await nothing_left(direct, run.run_id) == []
 
 
 @pytest.mark.timeout(120)

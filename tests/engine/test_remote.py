@@ -12,7 +12,7 @@ from amqp_lab.scenario.controls import Inject
 from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
-from tests.engine.conftest import client, lab_objects
+from tests.engine.conftest import client, nothing_left
 
 pytestmark = pytest.mark.embedded
 
@@ -34,7 +34,7 @@ async def test_remote_run_streams_snapshots_takes_controls_and_cleans_up(setting
     assert result is not None and result.error is None
     assert result.snapshot is not None and result.snapshot.state == "finished"
     assert result.report is not None and result.report["passed"] is True
-    assert await lab_objects(settings, run_id) == []
+    assert await nothing_left(settings, run_id) == []
 
 
 async def test_remote_run_reports_a_broker_it_cannot_reach() -> None:

@@ -26,7 +26,7 @@ from rabbitmq_node import VERSIONS, PrivateNode
 from textual.widgets import Input, Static
 
 from tests.conftest import settings_for, shown_text, wait_for
-from tests.engine.conftest import lab_objects
+from tests.engine.conftest import nothing_left
 
 SIZE = (140, 40)
 
@@ -141,7 +141,7 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
         # Depths and rates beside "nothing left" are the last sampled before the cleanup, and the panel says so.
         flow_title = str(app.screen.query_one("#flow").border_title)
         assert flow_title.startswith("Message flow: last sample, at ") and flow_title.endswith("before the cleanup")
-        assert await lab_objects(settings, run_id) == []
+        assert await nothing_left(settings, run_id) == []
         await pilot.press("escape")
         await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="back in the builder")
 
@@ -167,7 +167,7 @@ async def test_workshop_handler_hangs_then_quitting_cleans_up(settings: Settings
         assert "last step" in panel()
 
         await pilot.press("q")  # quitting mid-run stops the run and cleans up first
-    assert await lab_objects(settings, run_id) == []
+    assert await nothing_left(settings, run_id) == []
 
 
 async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings) -> None:
@@ -188,8 +188,8 @@ async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings
         second = app.run_latest.run_id
         await pilot.press("s")
         await wait_for(lambda: app.run_ended is not None, timeout=60, what="the run ended")
-    assert await lab_objects(settings, first) == []
-    assert await lab_objects(settings, second) == []
+    assert await nothing_left(settings, first) == []
+    assert await nothing_left(settings, second) == []
 
 
 async def test_a_lost_link_shows_reconnecting_and_the_run_resumes(rabbit: PrivateNode) -> None:
@@ -223,4 +223,4 @@ async def test_a_lost_link_shows_reconnecting_and_the_run_resumes(rabbit: Privat
     finally:
         await proxy.close()
     assert app.run_ended is not None and not app.run_ended.leftovers
-    assert await lab_objects(settings, run_id) == []
+    assert await nothing_left(settings, run_id) == []
