@@ -11,7 +11,7 @@ import pytest
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.config import Settings
 from amqp_lab.engine.run import Run
-from amqp_lab.scenario.files import load
+from amqp_lab.scenario.files import from_text, load
 
 from tests.conftest import wait_for
 from tests.engine.conftest import client, run_scenario
@@ -147,3 +147,17 @@ async def test_pub_sub_with_a_direct_exchange_shows_why_topic(settings: Settings
     _, s = await run_scenario(settings, "pub-sub", "duration=1s", "pub-sub.exchange=direct")
     assert all(sub.expected == sub.received == 0 for sub in s.subscribers)
     assert s.ledger.unroutable == s.ledger.published > 0
+
+
+async def test_rpc_replies_to_a_requester_gone_count_as_returns(settings: Settings) -> None:
+    """A requester crashes while the handlers work on its requests: their replies come back, its reply queue gone.
+    The problems panel's returns and the ledger's returned are one count (the panel said 14, the ledger 15)."""
+    scenario = from_text(
+        'preset = "rpc"\nduration = 3\n[rpc]\nunroutable = 0\nrate = 20\nprocessing = "300ms"\nprefetch = 20\n'
+        '[[schedule]]\nat = 1.5\nclient = "requester-1"\naction = "crash"\n',
+        "test",
+    )
+    run = Run(scenario, settings)
+    s = await run.execute()
+    assert s.counters.get("returns", 0) == s.ledger.returned > 0, (s.counters, s.ledger)
+    assert s.ledger.lost == 0

@@ -646,6 +646,7 @@ class Consumer(Client):
                     "answer even when it delivers it; the ledger counts those once, as delivered_and_returned",
                 )  # fmt: skip
         elif outcome == "returned":
+            self.ctx.counters[Count.RETURNS] += 1  # as the ledger's returned: the broker sent it back
             self.ctx.event("return", self.name, f"reply to {message.reply_to} came back: its queue is gone")
 
     def hang(self) -> None:
