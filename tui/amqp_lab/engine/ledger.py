@@ -162,13 +162,19 @@ class Ledger:
             if queue in self.streams:
                 self._counts["kept"] += 1
                 continue
-            self._counts["copies"] += 1
             if self._early and self._early[(msg_id, queue)]:
                 self._early[(msg_id, queue)] -= 1
+                self._counts["copies"] += 1
                 self._counts["acked"] += 1
                 self.acked_in[queue] = self.acked_in.get(queue, 0) + 1
                 continue
-            self._outstanding.setdefault(queue, set()).add(msg_id)
+            # One copy per message and queue; a second, if it comes, is a duplicate. (A message met dead-lettered
+            # before the ledger knew where it died, then rejected into the same queue, counted two copies where
+            # one was outstanding: the figures did not add up.)
+            expected = self._outstanding.setdefault(queue, set())
+            if msg_id not in expected:
+                expected.add(msg_id)
+                self._counts["copies"] += 1
 
     def _settle(self, msg_id: int, queue: str) -> bool:
         copies = self._outstanding.get(queue)
