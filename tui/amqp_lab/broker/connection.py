@@ -69,8 +69,9 @@ class Backoff:
 Listener = Callable[[ConnectionStatus], None]
 
 
-async def open_connection(settings: Settings, endpoint: Endpoint) -> AbstractConnection:
-    """Connect to one node, turning every failure into an `AmqpError` with a fix in its message."""
+async def open_connection(settings: Settings, endpoint: Endpoint, name: str = "") -> AbstractConnection:
+    """Connect to one node, turning every failure into an `AmqpError` with a fix in its message. `name` is added
+    to the connection name the broker shows (its connection list says which run and client it is)."""
     query = dict(endpoint.query)
     if settings.heartbeat is not None:  # the option wins over the URL's ?heartbeat=
         query["heartbeat"] = str(settings.heartbeat)
@@ -84,7 +85,7 @@ async def open_connection(settings: Settings, endpoint: Endpoint) -> AbstractCon
             ssl=endpoint.tls,
             ssl_context=tls_context(settings.tls) if endpoint.tls else None,
             timeout=settings.timeout,
-            client_properties={"connection_name": f"amqp-lab {__version__}"},
+            client_properties={"connection_name": f"amqp-lab {__version__} {name}".rstrip()},
             **query,
         )
     except Exception as exc:
@@ -230,12 +231,12 @@ class ConnectionManager:
         self._set(ConnectionState.CLOSED, self.status.endpoint)
 
 
-async def connect_first(settings: Settings) -> AbstractConnection:
+async def connect_first(settings: Settings, name: str = "") -> AbstractConnection:
     """One connection to the first node that answers, in the configured order (for the lab's own clients)."""
     error: AmqpError | None = None
     for endpoint in settings.endpoints:
         try:
-            return await open_connection(settings, endpoint)
+            return await open_connection(settings, endpoint, name)
         except AmqpError as exc:
             error = exc
             if exc.fatal:

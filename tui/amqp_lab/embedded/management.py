@@ -492,6 +492,7 @@ class ManagementApi:
             "protocol": "AMQP 0-9-1",
             "connected_at": int(connection.opened_at * 1000),
             "client_properties": {"connection_name": connection.name} if connection.name else {},
+            **({"user_provided_name": connection.name} if connection.name else {}),  # as RabbitMQ lists it
             "recv_oct": connection.stats["recv_oct"],
             "send_oct": connection.stats["send_oct"],
         }

@@ -177,9 +177,14 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    @property
+    def connection_name(self) -> str:
+        """How the broker's connection list names this client's connection: its run and its name."""
+        return f"run {self.ctx.run_id} {self.name}" if self.ctx.run_id else self.name
+
     async def start(self) -> None:
         if self.connection is None or self.connection.is_closed:
-            self._watch(await connect_first(self.ctx.settings))
+            self._watch(await connect_first(self.ctx.settings, self.connection_name))
         await self._open()
         self._online.set()
         self.state = State.RUNNING
@@ -224,7 +229,7 @@ class Client:
         while True:
             await self._broker_ready()
             try:
-                self._watch(await connect_first(self.ctx.settings))
+                self._watch(await connect_first(self.ctx.settings, self.connection_name))
                 await self._open()
                 break
             except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:

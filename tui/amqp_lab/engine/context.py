@@ -46,6 +46,7 @@ class RunContext:
     settings: Settings
     ledger: Ledger
     rng: random.Random
+    run_id: str = ""  # in the name of each client's connection, as the broker lists it
     started: float = field(default_factory=time.monotonic)
     latency: dict[str, Latency] = field(default_factory=dict)
     counters: Counter[Count] = field(default_factory=Counter)  # by the names of scenario.figures only

@@ -98,7 +98,10 @@ class Run:
         self.prefix = run_prefix(self.run_id)
         self.plan = build(scenario, self.prefix)
         self.ctx = RunContext(
-            settings, Ledger(self.plan.topology, gathered=settings.agents > 0), random.Random(scenario.seed)
+            settings,
+            Ledger(self.plan.topology, gathered=settings.agents > 0),
+            random.Random(scenario.seed),
+            self.run_id,
         )
         self._fleet: Fleet | None = None  # the agents running this run's clients, if settings.agents
         self._placement = Placement(settings, self.prefix, self.ctx, frozenset([f"{self.prefix}{LEASE}"]))
@@ -207,7 +210,7 @@ class Run:
     async def _connect(self) -> None:
         """The run's own connection: the lease, then the topology (again, after an outage: declaring is idempotent,
         and whatever the broker lost in a restart, non-durable queues and exchanges, comes back)."""
-        self._admin = admin = await connect_first(self.settings)
+        self._admin = admin = await connect_first(self.settings, f"run {self.run_id}")
         try:
             self._monitor = await admin.channel(publisher_confirms=False)
             await self._monitor.declare_queue(
@@ -326,7 +329,7 @@ class Run:
     async def _clean_up(self) -> None:
         """Tell what is still queued from what is lost, then delete everything the run declared."""
         if self._admin is None or self._admin.is_closed:
-            self._admin = await connect_first(self.settings)  # not watched: the run is ending
+            self._admin = await connect_first(self.settings, f"run {self.run_id}")  # not watched: the run is ending
         async with asyncio.timeout(CLEANUP_TIMEOUT + self.settings.timeout):
             await self._count_leftovers()
             await self._delete()
