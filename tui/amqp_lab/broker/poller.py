@@ -23,12 +23,11 @@ from amqp_lab.broker.models import (
     Consumer,
     Exchange,
     MessageRates,
-    MessageTotals,
     NodeStatus,
     Overview,
     QueueStats,
 )
-from amqp_lab.broker.rates import SteadyRates
+from amqp_lab.broker.rates import SteadyRates, channel_key
 
 # Rows the queue table holds at most: one page, far more than a screen shows. Past it, the
 # broker sorts by the table's column before paging, so the rows that matter come first.
@@ -148,7 +147,7 @@ class ManagementPoller:
             steady_keys += ["x" + e.key for e in extra["exchanges"]]
         if "channels" in extra:
             extra["channels"] = tuple(self._steady_channel(c, now, scheduled) for c in extra["channels"])
-            steady_keys += ["c" + c.name for c in extra["channels"]]
+            steady_keys += [channel_key(c.name) for c in extra["channels"]]
         rates.keep_only(steady_keys)
         return BrokerSnapshot(
             overview,
@@ -179,8 +178,8 @@ class ManagementPoller:
     def _steady_channel(self, channel: Channel, now: float, scheduled: bool) -> Channel:
         """Its ack rate held between the broker's steps, as the queues' (the raw rate read 0 on 3.10 while acks
         flowed); the consumers tab shows their channel's."""
-        totals, reported = MessageTotals(ack=channel.acks), MessageRates(ack=channel.ack_rate)
-        return replace(channel, ack_rate=self._rates.steady("c" + channel.name, totals, reported, now, scheduled).ack)
+        steady = self._rates.channel_ack_rate(channel.name, channel.acks, channel.ack_rate, now, scheduled)
+        return replace(channel, ack_rate=steady)
 
     def next_wait(self, answered_in: float) -> float:
         """The interval, or longer after a slow answer: a struggling API is not asked again at once."""

@@ -33,6 +33,11 @@ class _Step:
     held: MessageRates | None = None  # until then: the broker's last non-zero report
 
 
+def channel_key(channel: str) -> str:
+    """A channel's key among the tracked objects (queues, exchanges and channels share one tracker)."""
+    return "c" + channel
+
+
 class SteadyRates:
     """Steady rates for any number of objects (queues, the whole broker), each under its own key."""
 
@@ -51,6 +56,14 @@ class SteadyRates:
             step = replace(step, held=reported)
         self._steps[key] = step
         return self._rates(step, reported, now)
+
+    def channel_ack_rate(
+        self, channel: str, acked: float, reported: float, now: float, scheduled: bool = True
+    ) -> float:
+        """A channel's ack rate, held between steps as a queue's is (its raw rate reads 0 between them)."""
+        return self.steady(
+            channel_key(channel), MessageTotals(ack=acked), MessageRates(ack=reported), now, scheduled
+        ).ack
 
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget objects that are gone."""

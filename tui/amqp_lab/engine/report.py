@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from amqp_lab import __version__
+from amqp_lab.engine.ledger import MEANINGS
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.model import Scenario
 
@@ -29,7 +30,7 @@ class Expectation:
 # subscriber's queue goes with it). Each is expectable; one no [expect] holds is still told in the summary.
 UNDELIVERED = {
     "missed": "routed nowhere: its subscriber was away, and its queue with it",
-    "discarded": "in an exclusive queue that went away with its client",
+    "discarded": MEANINGS["discarded"],
     "publishes_lost": "published without confirms when the connection dropped: never known to arrive",
 }
 

@@ -212,7 +212,7 @@ class Run:
         and whatever the broker lost in a restart, non-durable queues and exchanges, comes back)."""
         self._admin = admin = await connect_first(self.settings, f"run {self.run_id}")
         try:
-            self._monitor = await admin.channel(publisher_confirms=False)
+            self._monitor = await self._admin_channel()
             await self._monitor.declare_queue(
                 f"{self.prefix}{LEASE}", exclusive=True, auto_delete=True, arguments=run_marker(self.prefix)
             )
@@ -373,10 +373,16 @@ class Run:
                 return
             await asyncio.sleep(0.05)
 
+    async def _admin_channel(self) -> AbstractChannel:
+        """A channel of the run's own connection. It never publishes, so not in confirm mode: the broker's channel
+        list shows which of a run's channels confirm, and this one would have said it did."""
+        assert self._admin is not None
+        return await self._admin.channel(publisher_confirms=False)
+
     async def _count_leftovers(self) -> None:
         """Read what is still in the lab's queues, so the ledger tells "still queued" from "lost"."""
         assert self._admin is not None
-        channel = await self._admin.channel(publisher_confirms=False)
+        channel = await self._admin_channel()
         ledger = self.ctx.ledger
         # Nothing owed in a stream (it owes nothing to anyone) nor in an empty-handed queue: nothing to tell apart.
         owed = [q for q in self._shared_queues() if q not in ledger.streams and ledger.outstanding_in(q)]
@@ -387,7 +393,7 @@ class Run:
             try:
                 declared = await channel.declare_queue(queue, passive=True)
             except aiormq.exceptions.AMQPError:
-                channel = await self._admin.channel(publisher_confirms=False)
+                channel = await self._admin_channel()
                 continue
             await channel.set_qos(prefetch_count=1000)
             quiet = asyncio.Event()
@@ -417,7 +423,7 @@ class Run:
 
     async def _delete(self) -> None:
         assert self._admin is not None
-        channel = await self._admin.channel(publisher_confirms=False)
+        channel = await self._admin_channel()
         names = set(self._shared_queues()) | {q.name for q in self.plan.topology.queues}
         for queue in sorted(names):
             with contextlib.suppress(aiormq.exceptions.AMQPError):
@@ -435,7 +441,7 @@ class Run:
     async def _exists(self, kind: str, name: str) -> bool:
         """A passive declare on a channel of its own: a 404 closes the channel."""
         assert self._admin is not None
-        channel = await self._admin.channel(publisher_confirms=False)
+        channel = await self._admin_channel()
         try:
             if kind == "queue":
                 await channel.declare_queue(name, passive=True)
@@ -582,12 +588,12 @@ class Run:
         if self._admin is None or self._admin.is_closed:
             return
         if self._monitor is None or self._monitor.is_closed:
-            self._monitor = await self._admin.channel(publisher_confirms=False)
+            self._monitor = await self._admin_channel()
         for name in self._shared_queues():
             try:
                 declared = await self._monitor.declare_queue(name, passive=True)
             except (aiormq.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError):
-                self._monitor = await self._admin.channel(publisher_confirms=False)
+                self._monitor = await self._admin_channel()
                 continue
             result = declared.declaration_result
             self._depths[name] = QueueDepth(name, result.message_count or 0, 0, result.consumer_count or 0)

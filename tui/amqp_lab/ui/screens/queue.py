@@ -18,9 +18,9 @@ from textual.widgets import Footer, Static
 from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
 from amqp_lab.broker.errors import BrokerError, ManagementObjectGone
 from amqp_lab.broker.models import Binding as BrokerBinding
-from amqp_lab.broker.models import ChannelActivity, MessageRates, MessageTotals, QueueDetail
+from amqp_lab.broker.models import ChannelActivity, QueueDetail
 from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effective_settings
-from amqp_lab.broker.rates import SteadyRates
+from amqp_lab.broker.rates import SteadyRates, channel_key
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.peek import PeekScreen
@@ -178,17 +178,11 @@ class QueueScreen(Screen[None]):
         stats = replace(
             detail.stats, rates=self.rates.steady(detail.stats.key, detail.stats.totals, detail.stats.rates, now)
         )
-        # Each consumer's channel's ack rate held between the broker's steps too: the raw one reads 0 between them.
         activity = {
-            name: replace(
-                a,
-                ack_rate=self.rates.steady(
-                    "c" + name, MessageTotals(ack=a.acked), MessageRates(ack=a.ack_rate), now
-                ).ack,
-            )
+            name: replace(a, ack_rate=self.rates.channel_ack_rate(name, a.acked, a.ack_rate, now))
             for name, a in activity.items()
         }
-        self.rates.keep_only([detail.stats.key, *("c" + name for name in activity)])
+        self.rates.keep_only([detail.stats.key, *map(channel_key, activity)])
         detail = replace(detail, stats=stats)
         self.detail = detail
         values = {
