@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 import aio_pika
 import httpx
 import pytest
+from amqp_lab.amqp.model import Binding
 from amqp_lab.embedded.process import answers
 from amqp_lab.embedded.server import Broker, BrokerOptions
 from amqp_lab.embedded.wire import PROTOCOL_HEADER, content, encode_header_payload, encode_method
-from amqp_lab.scenario.topology import Binding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamqp.commands import Basic

@@ -7,10 +7,10 @@ import secrets
 
 import aio_pika
 import pytest
+from amqp_lab.amqp.model import Binding, Exchange, Queue, Topology
+from amqp_lab.amqp.routing import route
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
-from amqp_lab.scenario.routing import route
-from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
 
 from tests.conftest import wait_for
 

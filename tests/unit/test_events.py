@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import random
 
+from amqp_lab.amqp.model import Topology
 from amqp_lab.config import build
 from amqp_lab.engine.context import EVENT_LOG_SIZE, RunContext
 from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.report import build_report
 from amqp_lab.engine.run import Run
 from amqp_lab.scenario.files import load
-from amqp_lab.scenario.topology import Topology
 
 SETTINGS = build({"amqp_url": "amqp://guest:guest@localhost:5672/"})
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import tomli_w
+from amqp_lab.amqp.routing import headers_match, topic_matches
 from amqp_lab.scenario.files import MAX_FILE_BYTES, ScenarioError, from_text, load
 from amqp_lab.scenario.model import Scenario
-from amqp_lab.scenario.routing import headers_match, topic_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from amqp_lab.amqp.model import DIRECT_REPLY_TO, Binding, Exchange, Queue, Topology
 from amqp_lab.config import build
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import MEANINGS, Ledger, LedgerCounts
 from amqp_lab.engine.relay import ID_SPAN, LedgerRelay, replay
-from amqp_lab.scenario.topology import DIRECT_REPLY_TO, Binding, Exchange, Queue, Topology
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from amqp_lab.scenario.routing import headers_match, route, topic_matches, topic_words
-from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
+from amqp_lab.amqp.model import Binding, Exchange, Queue, Topology
+from amqp_lab.amqp.routing import headers_match, route, topic_matches, topic_words
 
 
 @pytest.mark.parametrize(

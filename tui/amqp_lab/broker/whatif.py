@@ -2,7 +2,7 @@
 
 Reads the bindings of the exchange and of every exchange a message could go
 on to (exchange-to-exchange bindings, alternate exchanges) from the
-management API, then evaluates RabbitMQ's rules locally (scenario.routing):
+management API, then evaluates RabbitMQ's rules locally (amqp.routing):
 nothing is published.
 """
 
@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amqp_lab.amqp import model
+from amqp_lab.amqp.routing import Hop, reached, route, trace
 from amqp_lab.broker.errors import ManagementObjectGone
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Binding as BrokerBinding
 from amqp_lab.broker.models import Exchange as BrokerExchange
-from amqp_lab.scenario import topology as model
-from amqp_lab.scenario.routing import Hop, reached, route, trace
 
 EVALUATED = ("direct", "fanout", "topic", "headers")
 MAX_EXCHANGES = 50  # a chain longer than this is not worth fetching on every question

@@ -13,12 +13,12 @@ from typing import Any
 
 from pamqp.commands import Basic
 
+from amqp_lab.amqp import routing
+from amqp_lab.amqp.model import Binding, Exchange, Topology
+from amqp_lab.amqp.model import Queue as QueueModel
 from amqp_lab.embedded.errors import AmqpFault, limit
 from amqp_lab.embedded.queues import Message, Queue, Queued
 from amqp_lab.embedded.wire import encode_header_payload
-from amqp_lab.scenario import routing
-from amqp_lab.scenario.topology import Binding, Exchange, Topology
-from amqp_lab.scenario.topology import Queue as QueueModel
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 PREDECLARED = (

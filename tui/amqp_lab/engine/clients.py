@@ -14,6 +14,7 @@ from typing import Any
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
+from amqp_lab.amqp.model import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue
 from amqp_lab.broker.connection import Backoff, connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.engine.context import RunContext
@@ -24,7 +25,6 @@ from amqp_lab.engine.sinks import Sink
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.plan import ClientSpec, ConsumerSpec, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
-from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Queue
 
 JOB = "x-lab-job"
 JOB_TIME = "x-lab-job-ts"

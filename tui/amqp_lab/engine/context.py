@@ -9,12 +9,12 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from amqp_lab.amqp.model import Binding, Queue
 from amqp_lab.config import Settings
 from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.metrics import Latency
 from amqp_lab.engine.sinks import Sink, open_sink
 from amqp_lab.scenario.figures import Count
-from amqp_lab.scenario.topology import Binding, Queue
 
 EVENT_LOG_SIZE = 500  # the latest events of every kind, for the live screens
 # Kinds a run may log once per message: under load they come by the thousand, so only the latest are kept (and

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from amqp_lab.scenario.routing import route
-from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Topology
+from amqp_lab.amqp.model import DEFAULT_EXCHANGE, DIRECT_REPLY_TO, Topology
+from amqp_lab.amqp.routing import route
 
 ID_HEADER = "x-lab-id"
 TIME_HEADER = "x-lab-ts"

@@ -14,10 +14,10 @@ import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractExchange
 from pamqp.commands import Basic
 
+from amqp_lab.amqp.model import DEFAULT_EXCHANGE
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, stamp
 from amqp_lab.scenario.plan import PublishMode
-from amqp_lab.scenario.topology import DEFAULT_EXCHANGE
 
 NOT_IMPLEMENTED = 540
 # What a publish raises when the connection went away under it: the broker may or may not have the message.

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from amqp_lab.amqp.model import Binding, Queue, Topology
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import Ledger
-from amqp_lab.scenario.topology import Binding, Queue, Topology
 
 ID_SPAN = 10**12  # agent k numbers its messages from k * ID_SPAN: ids stay unique across the run
 

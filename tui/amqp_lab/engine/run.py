@@ -16,6 +16,7 @@ import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
+from amqp_lab.amqp.routing import binding_matches
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
@@ -42,7 +43,6 @@ from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.model import Scenario, ScheduledAction
 from amqp_lab.scenario.patterns import build, run_marker, run_prefix
 from amqp_lab.scenario.plan import ConsumerSpec
-from amqp_lab.scenario.routing import binding_matches
 
 SNAPSHOT_INTERVAL = 0.1
 REQUEUE_GRACE = 2.0  # seconds the leftover count waits for owed messages to come back to their queue

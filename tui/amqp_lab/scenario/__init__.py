@@ -1,1 +1,1 @@
-"""Scenarios as pure data: topology model, the four pattern builders, TOML files and validation. No I/O."""
+"""Scenarios as pure data: the four pattern builders, TOML files and validation. No I/O."""

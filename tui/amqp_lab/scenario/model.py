@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from amqp_lab.amqp.model import ExchangeType
 from amqp_lab.scenario.figures import EXPECTABLE
 from amqp_lab.scenario.plan import PublishMode
-from amqp_lab.scenario.topology import ExchangeType
 from amqp_lab.scenario.units import (
     MAX_RATE,
     Distribution,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from amqp_lab.amqp.model import Binding, Exchange, Queue, Topology
 from amqp_lab.scenario.model import (
     STREAM_OFFSETS,
     CustomOptions,
@@ -17,7 +18,6 @@ from amqp_lab.scenario.model import (
     resolve,
 )
 from amqp_lab.scenario.plan import ConsumerSpec, Plan, PublisherSpec, ReducerSpec, RequesterSpec, SubmitterSpec
-from amqp_lab.scenario.topology import Binding, Exchange, Queue, Topology
 
 RUN_PREFIX = "lab."
 # Every queue and exchange a run declares carries its run id under this argument (brokers keep arguments they do

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from amqp_lab.scenario.topology import Binding, Queue, Topology
+from amqp_lab.amqp.model import Binding, Queue, Topology
 from amqp_lab.scenario.units import Distribution
 
 PublishMode = Literal["confirms", "transactions", "none"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amqp_lab.scenario.topology import DEFAULT_EXCHANGE, Binding, Topology
+from amqp_lab.amqp.model import DEFAULT_EXCHANGE, Binding, Topology
 
 
 def topic_words(key: str) -> list[str]:
