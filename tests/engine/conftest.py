@@ -61,7 +61,7 @@ async def crashed_run(settings: Settings, source: str, *overrides: str) -> Run:
     """A run that declared its topology and died: every connection dropped, nothing deleted, nobody reconnecting."""
     run = Run(load(source, overrides), settings)
     await run.start()
-    for c in run.clients.values():
+    for c in run.roster.clients.values():
         await c.close()
     for task in run._tasks:
         task.cancel()

@@ -20,24 +20,24 @@ async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> No
     run = Run(load("workers", ["workers.workers=1", "workers.rate=40", "workers.processing=1ms"]), settings)
     await run.start()
     try:
-        added = await run.add("worker")
+        added = await run.roster.add("worker")
         assert added.name == "worker-2"
         await wait_for(lambda: client(run.snapshot(), "worker-2").received > 5, 10, "worker-2 to get tasks")
 
-        run.set_rate("producer", 200)
+        run.roster.set_rate("producer", 200)
         await wait_for(lambda: run.snapshot().rates["published"] > 120, 10, "the rate to go up")
 
-        run.pause_producers()
+        run.roster.pause_producers()
         assert client(run.snapshot(), "producer-1").state == "paused"
         await asyncio.sleep(0.05)  # a publish already past the pause check may still land
         paused_at = run.ctx.ledger.counts().published
         await asyncio.sleep(0.3)  # a paused producer stays silent over an interval: that is what is checked
         assert run.ctx.ledger.counts().published == paused_at
-        run.resume_producers()
+        run.roster.resume_producers()
         await wait_for(lambda: run.ctx.ledger.counts().published > paused_at + 10, 10, "publishing to resume")
 
-        await run.remove("worker")
-        assert "worker-2" not in run.clients
+        await run.roster.remove("worker")
+        assert "worker-2" not in run.roster.clients
     finally:
         await run.stop()
     assert run.last is not None and run.last.ledger.lost == 0

@@ -9,11 +9,10 @@ from dataclasses import replace
 
 from amqp_lab.broker.connection import Backoff, ConnectionState
 from amqp_lab.config import build
-from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.context import Event
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.metrics import Percentiles
-from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.engine.snapshot import ClientStats, QueueDepth, RunSnapshot
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.connection import ConnectionScreen

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.context import Event
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.placement import NodeState, QueuePlace
-from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.engine.snapshot import ClientStats, QueueDepth, RunSnapshot
 from amqp_lab.scenario.files import from_text, load
 from amqp_lab.scenario.patterns import build
 from amqp_lab.ui.flow import render_flow

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-from amqp_lab.engine.run import CLIENT_ACTIONS
+from amqp_lab.engine.roster import CLIENT_ACTIONS
 from amqp_lab.scenario.figures import COUNTS, EXPECTABLE, Count, pattern_counts
 from amqp_lab.scenario.model import Action, Scenario
 
@@ -17,7 +17,7 @@ ENGINE = Path(__file__).parents[2] / "tui" / "amqp_lab" / "engine"
 
 
 def engine_trees() -> list[tuple[str, ast.AST]]:
-    return [(path.name, ast.parse(path.read_text())) for path in sorted(ENGINE.glob("*.py"))]
+    return [(str(path.relative_to(ENGINE)), ast.parse(path.read_text())) for path in sorted(ENGINE.rglob("*.py"))]
 
 
 def test_the_engine_counts_by_the_shared_names_only() -> None:

@@ -379,7 +379,7 @@ def check(settings: Settings, console: Console) -> int:
 
 def run_scenario(args: argparse.Namespace, settings: Settings, console: Console, errors: Console) -> int:
     from amqp_lab.broker.errors import AmqpError
-    from amqp_lab.engine.run import RunError
+    from amqp_lab.engine.errors import RunError
     from amqp_lab.headless import run_headless
     from amqp_lab.scenario.files import ScenarioError, load
 

@@ -25,7 +25,9 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
-from amqp_lab.engine.clients import Client, Producer, Publisher, make_client
+from amqp_lab.engine.clients import make_client
+from amqp_lab.engine.clients.base import Client
+from amqp_lab.engine.clients.producers import Producer, Publisher
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.relay import ID_SPAN, LedgerRelay
 from amqp_lab.scenario.model import Scenario

@@ -21,10 +21,9 @@ from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingM
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
 from amqp_lab.engine.agent import DISCOVER, declare_control, direct_key, encode
-from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.relay import ID_SPAN, replay
-from amqp_lab.engine.snapshot import AgentSummary
+from amqp_lab.engine.snapshot import AgentSummary, ClientStats
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.plan import ClientSpec
 

@@ -127,8 +127,9 @@ def _child(pipe: Connection, scenario: Scenario, settings: Settings, until_stopp
 
 async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until_stopped: bool) -> None:
     from amqp_lab.broker.errors import BrokerError
+    from amqp_lab.engine.errors import RunError
     from amqp_lab.engine.report import build_report
-    from amqp_lab.engine.run import Run, RunError
+    from amqp_lab.engine.run import Run
 
     try:
         run = Run(scenario, settings)
@@ -172,8 +173,8 @@ async def _control(run: Run, control: Control) -> None:
         case Inject(client, action, value):
             await run.inject(client, action, value)
         case PauseProducers():
-            run.pause_producers()
+            run.roster.pause_producers()
         case ResumeProducers():
-            run.resume_producers()
+            run.roster.resume_producers()
         case SetRate(target, rate):
-            run.set_rate(target, rate)
+            run.roster.set_rate(target, rate)

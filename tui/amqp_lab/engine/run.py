@@ -8,44 +8,38 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import aio_pika
 import aiormq.exceptions
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from amqp_lab.amqp.routing import binding_matches
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
-from amqp_lab.engine.clients import (
-    RECONNECT,
-    Client,
-    Consumer,
-    Producer,
-    Publisher,
-    Reducer,
-    Requester,
-    State,
-    make_client,
-)
+from amqp_lab.engine.clients.base import RECONNECT, State
+from amqp_lab.engine.clients.consumer import Consumer
+from amqp_lab.engine.clients.producers import Producer, Publisher
+from amqp_lab.engine.clients.requesters import Requester
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.errors import RunError
 from amqp_lab.engine.fleet import AgentsMissing, Fleet
-from amqp_lab.engine.ledger import Ledger, lab_id
+from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.metrics import RateMeter
+from amqp_lab.engine.objects import count_leftovers, declare, delete
 from amqp_lab.engine.placement import Placement
 from amqp_lab.engine.publishing import LINK_LOST, link_broke
-from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot, SubscriberCheck
+from amqp_lab.engine.roster import Roster
+from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.engine.subscribers import DeliveryCheck
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.model import Scenario, ScheduledAction
 from amqp_lab.scenario.patterns import build, run_marker, run_prefix
-from amqp_lab.scenario.plan import ConsumerSpec
 
 SNAPSHOT_INTERVAL = 0.1
-REQUEUE_GRACE = 2.0  # seconds the leftover count waits for owed messages to come back to their queue
 STREAM_QUIET = 0.5  # seconds without a read from a stream before the run takes its readers to have caught up
 SAMPLE_INTERVAL = 1.0
 EVENTS_IN_SNAPSHOT = 100
@@ -60,30 +54,6 @@ def pending_jobs(counters: dict[str, int]) -> int:
     """Map-reduce jobs submitted and neither combined nor given up on (partial)."""
     done = counters.get(Count.JOBS_COMPLETE, 0) + counters.get(Count.JOBS_PARTIAL, 0)
     return counters.get(Count.JOBS_SUBMITTED, 0) - done
-
-
-SLOW_FACTOR = 10.0  # what slow does without a factor
-
-# What each action does to one client: the kind of client it applies to, the act, and what the event log says
-# (None: the client logs it itself).
-CLIENT_ACTIONS: dict[
-    str, tuple[type[Client], Callable[[Any, float | None], Awaitable[None] | None], tuple[str, str] | None]
-] = {
-    "crash": (Client, lambda c, _: c.crash(), None),
-    "stop": (Client, lambda c, _: c.stop(), ("stop", "stopped")),
-    "restart": (Client, lambda c, _: c.restart(), None),
-    "pause": (Producer, lambda c, _: c.pause(), ("fault", "paused")),
-    "resume": (Producer, lambda c, _: c.resume(), ("fault", "resumed")),
-    "hang": (Consumer, lambda c, _: c.hang(), ("fault", "hang")),
-    "slow": (Consumer, lambda c, v: c.slow(v or SLOW_FACTOR), ("fault", "slow x{value:g}")),
-    "reject": (Consumer, lambda c, _: c.misbehave("reject"), ("fault", "reject")),
-    "nack": (Consumer, lambda c, _: c.misbehave("nack"), ("fault", "nack")),
-    "heal": (Consumer, lambda c, _: c.heal(), ("fault", "heal")),
-}
-
-
-class RunError(Exception):
-    """The run could not start or went wrong in a way the user must fix; the message says how."""
 
 
 class Run:
@@ -103,9 +73,8 @@ class Run:
             random.Random(scenario.seed),
             self.run_id,
         )
-        self._fleet: Fleet | None = None  # the agents running this run's clients, if settings.agents
         self._placement = Placement(settings, self.prefix, self.ctx, frozenset([f"{self.prefix}{LEASE}"]))
-        self.clients: dict[str, Client] = {}
+        self.roster = Roster(self.plan, self.ctx)
         self.state = "starting"
         self._listeners: list[Callable[[RunSnapshot], None]] = []
         self._admin: AbstractConnection | None = None
@@ -118,11 +87,9 @@ class Run:
         self._queue_meters: dict[str, tuple[RateMeter, RateMeter]] = {}
         self._started_at = 0.0
         self._declared = False  # once anything may exist on the broker, stop() must clean up
-        self._subscribers = self._subscriber_patterns()
-        self._expected: dict[str, int] = dict.fromkeys(self._subscribers, 0)
-        self._missed: dict[str, int] = dict.fromkeys(self._subscribers, 0)
-        if self._subscribers:
-            self.ctx.on_publish = self._check_delivery
+        self._deliveries = DeliveryCheck(self.plan, self.ctx.ledger)
+        if self._deliveries:
+            self.ctx.on_publish = self._deliveries.published
         self.last: RunSnapshot | None = None
         self._loop_lag = 0.0
         self._down_since: float | None = None  # the run's connection is lost since then
@@ -147,7 +114,7 @@ class Run:
 
     async def _wait(self, duration: float, stop: asyncio.Event | None) -> None:
         stop = stop or asyncio.Event()
-        producers = [c for c in self.clients.values() if isinstance(c, Producer)]
+        producers = self.roster.of_kind(Producer)
         waits = [asyncio.ensure_future(stop.wait())]
         if producers and all(c.spec.limit is not None for c in producers):
             waits.append(asyncio.ensure_future(asyncio.gather(*(c.done.wait() for c in producers))))
@@ -174,20 +141,20 @@ class Run:
         self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
 
     async def _hand_to_agents(self) -> None:
-        self._fleet = Fleet(self.settings, self.ctx, self.run_id, self.scenario)
+        self.roster.fleet = fleet = Fleet(self.settings, self.ctx, self.run_id, self.scenario)
         try:
-            await self._fleet.recruit(self.settings.agents, self.plan.clients)
+            await fleet.recruit(self.settings.agents, self.plan.clients)
         except AgentsMissing as exc:
             raise RunError(str(exc)) from None
 
     async def _start_clients(self) -> None:
-        self.clients = {spec.name: make_client(spec, self.ctx) for spec in self.plan.clients}
-        late = [c for c in self.clients.values() if isinstance(c, Consumer) and c.spec.joins_after > 0]
+        self.roster.enlist()
+        late = [c for c in self.roster.of_kind(Consumer) if c.spec.joins_after > 0]
         for client in late:
             client.state = State.WAITING
         # Consumers first, so nothing published finds its queue without a reader.
-        producers = [c for c in self.clients.values() if isinstance(c, Producer)]
-        first = [c for c in self.clients.values() if not isinstance(c, Producer) and c not in late]
+        producers = self.roster.of_kind(Producer)
+        first = [c for c in self.roster.clients.values() if not isinstance(c, Producer) and c not in late]
         await asyncio.gather(*(c.start() for c in first))
         await asyncio.gather(*(c.start() for c in producers))
         loop = asyncio.get_running_loop()
@@ -216,7 +183,7 @@ class Run:
             await self._monitor.declare_queue(
                 f"{self.prefix}{LEASE}", exclusive=True, auto_delete=True, arguments=run_marker(self.prefix)
             )
-            await self._declare()
+            await declare(self._monitor, self.plan.topology)
         except BaseException:
             # A half-made connection would keep its lease (exclusive) and lock the next attempt out of it.
             with contextlib.suppress(Exception):
@@ -253,60 +220,27 @@ class Run:
         self.ctx.broker_up.set()
         self.ctx.consumers_ready()  # producers go on once no consumer is reconnecting any more
 
-    async def _declare(self) -> None:
-        assert self._monitor is not None
-        channel = self._monitor
-        topology = self.plan.topology
-        try:
-            for e in topology.exchanges:
-                await channel.declare_exchange(
-                    e.name,
-                    e.type,
-                    durable=e.durable,
-                    auto_delete=e.auto_delete,
-                    internal=e.internal,
-                    arguments=dict(e.arguments) or None,
-                )
-            for q in topology.queues:
-                await channel.declare_queue(
-                    q.name,
-                    durable=q.durable,
-                    exclusive=q.exclusive,
-                    auto_delete=q.auto_delete,
-                    arguments=dict(q.arguments) or None,
-                )
-            for b in topology.bindings:
-                source = await channel.get_exchange(b.source, ensure=False)
-                if b.to_exchange:
-                    target = await channel.get_exchange(b.destination, ensure=False)
-                    await target.bind(source, b.routing_key, arguments=dict(b.arguments) or None)
-                else:
-                    queue = await channel.get_queue(b.destination, ensure=False)
-                    await queue.bind(source, b.routing_key, arguments=dict(b.arguments) or None)
-        except aiormq.exceptions.AMQPError as exc:
-            raise RunError(f"the broker refused the topology: {exc}") from None
-
     async def stop(self) -> None:
         """Producers stop, consumers finish what is queued (up to `drain`), the rest is counted, all is deleted."""
         if self.state in ("cleaning", "finished"):
             return
         self.state = "draining"
-        for client in self.clients.values():
-            if isinstance(client, Producer):
-                client.pause()
-        if self._fleet is not None:
-            await self._fleet.pause()
+        for producer in self.roster.of_kind(Producer):
+            producer.pause()
+        fleet = self.roster.fleet
+        if fleet is not None:
+            await fleet.pause()
         await self._settle_producers()
         await self._drain(self.scenario.drain)
-        if self._fleet is not None:
-            await self._fleet.finish()  # their last reports are in: the ledger has every agent's part
+        if fleet is not None:
+            await fleet.finish()  # their last reports are in: the ledger has every agent's part
         self.state = "cleaning"
         for task in [*self._tasks, *self._late_joins]:
             if not task.done() and task is not asyncio.current_task():
                 task.cancel()
-        await asyncio.gather(*(client.close() for client in self.clients.values()), return_exceptions=True)
-        if self._fleet is not None:
-            await self._fleet.close()
+        await asyncio.gather(*(client.close() for client in self.roster.clients.values()), return_exceptions=True)
+        if fleet is not None:
+            await fleet.close()
         checked = True
         if self._declared:
             try:
@@ -331,8 +265,9 @@ class Run:
         if self._admin is None or self._admin.is_closed:
             self._admin = await connect_first(self.settings, f"run {self.run_id}")  # not watched: the run is ending
         async with asyncio.timeout(CLEANUP_TIMEOUT + self.settings.timeout):
-            await self._count_leftovers()
-            await self._delete()
+            await count_leftovers(self._admin_channel, self.ctx.ledger, self._shared_queues())
+            names = set(self._shared_queues()) | {q.name for q in self.plan.topology.queues}
+            self.leftovers = await delete(self._admin_channel, names, self.plan.topology.exchanges)
 
     def _cleanup_failed(self, exc: BaseException) -> None:
         """The broker is out of reach at the end: say what may still be there, and how to remove it later."""
@@ -349,7 +284,7 @@ class Run:
 
     async def _settle_producers(self) -> None:
         """Let publishes already on the wire get their confirms, so the ledger knows their fate."""
-        publishers = [c for c in self.clients.values() if isinstance(c, Publisher) and c.active]
+        publishers = [c for c in self.roster.of_kind(Publisher) if c.active]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await asyncio.gather(*(publisher.settle() for publisher in publishers))
@@ -366,7 +301,7 @@ class Run:
                 read, read_at = counts.read, time.monotonic()
             # Owed answers too: replies to requests, and combined results of map-reduce jobs (the pipeline from
             # shards to reducer to submitter lags the ledger's copies on a loaded machine).
-            waiting = any(isinstance(c, Requester) and c.unacked for c in self.clients.values())
+            waiting = any(c.unacked for c in self.roster.of_kind(Requester))
             waiting = waiting or pending_jobs(self._counters()) > 0
             streams_read = not ledger.streams or time.monotonic() - read_at >= STREAM_QUIET
             if counts.outstanding == 0 and not waiting and streams_read:
@@ -379,140 +314,10 @@ class Run:
         assert self._admin is not None
         return await self._admin.channel(publisher_confirms=False)
 
-    async def _count_leftovers(self) -> None:
-        """Read what is still in the lab's queues, so the ledger tells "still queued" from "lost"."""
-        assert self._admin is not None
-        channel = await self._admin_channel()
-        ledger = self.ctx.ledger
-        # Nothing owed in a stream (it owes nothing to anyone) nor in an empty-handed queue: nothing to tell apart.
-        owed = [q for q in self._shared_queues() if q not in ledger.streams and ledger.outstanding_in(q)]
-        # What such a queue holds may be dead-lettered meanwhile (requeued at teardown into a TTL 0 queue): read
-        # where it goes too, after the queue itself.
-        followed = [d for q in owed for d in sorted(ledger.dead_letter_queues(q)) if d not in owed]
-        for queue in [*owed, *dict.fromkeys(followed)]:
-            try:
-                declared = await channel.declare_queue(queue, passive=True)
-            except aiormq.exceptions.AMQPError:
-                channel = await self._admin_channel()
-                continue
-            await channel.set_qos(prefetch_count=1000)
-            quiet = asyncio.Event()
-
-            async def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
-                msg_id = lab_id(message.headers)
-                if msg_id is not None:
-                    deaths = message.headers.get("x-death")
-                    ledger.drained(msg_id, name, deaths[0] if isinstance(deaths, list) and deaths else None)
-                event.set()
-
-            tag = await declared.consume(found, no_ack=True)
-            # A quorum queue takes back what closed consumers held through its log, a moment later.
-            deadline = time.monotonic() + REQUEUE_GRACE
-            while True:
-                quiet.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(quiet.wait(), 0.3)
-                if not quiet.is_set() and (not ledger.outstanding_in(queue) or time.monotonic() >= deadline):
-                    break
-            await declared.cancel(tag)
-        with contextlib.suppress(Exception):
-            await channel.close()
-
     def _shared_queues(self) -> list[str]:
         return [q.name for q in self.ctx.ledger.topology.queues if not q.exclusive and q.name.startswith(self.prefix)]
 
-    async def _delete(self) -> None:
-        assert self._admin is not None
-        channel = await self._admin_channel()
-        names = set(self._shared_queues()) | {q.name for q in self.plan.topology.queues}
-        for queue in sorted(names):
-            with contextlib.suppress(aiormq.exceptions.AMQPError):
-                await channel.queue_delete(queue)
-        for exchange in self.plan.topology.exchanges:
-            with contextlib.suppress(aiormq.exceptions.AMQPError):
-                await channel.exchange_delete(exchange.name)
-        with contextlib.suppress(Exception):
-            await channel.close()
-        self.leftovers = [f"queue {q}" for q in sorted(names) if await self._exists("queue", q)]
-        self.leftovers += [
-            f"exchange {e.name}" for e in self.plan.topology.exchanges if await self._exists("exchange", e.name)
-        ]
-
-    async def _exists(self, kind: str, name: str) -> bool:
-        """A passive declare on a channel of its own: a 404 closes the channel."""
-        assert self._admin is not None
-        channel = await self._admin_channel()
-        try:
-            if kind == "queue":
-                await channel.declare_queue(name, passive=True)
-            else:
-                await channel.declare_exchange(name, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        with contextlib.suppress(Exception):
-            await channel.close()
-        return True
-
     # Live controls, also used by the schedule
-
-    def client(self, name: str) -> Client:
-        found = self.clients.get(name)
-        remote = self._fleet.holder(name) if self._fleet else None
-        if found is None and remote is not None:
-            raise RunError(f"{name} runs on agent {remote}: controls reach the clients on this machine only")
-        if found is None:
-            raise RunError(f"no client named {name!r}; clients: {', '.join(self.clients)}")
-        return found
-
-    def _targets(self, target: str) -> list[Client]:
-        """A client by name, or every client of a role."""
-        if target in self.clients:
-            return [self.clients[target]]
-        found = [c for c in self.clients.values() if c.role == target]
-        if not found:
-            raise RunError(f"no client or role {target!r}; roles: {', '.join(self.plan.roles)}")
-        return found
-
-    async def add(self, role: str) -> Client:
-        n = 1 + sum(1 for c in self.clients.values() if c.role == role)
-        while f"{role}-{n}" in self.clients:
-            n += 1
-        spec = self.plan.clone(role, f"{role}-{n}")
-        if spec is None:
-            raise RunError(f"no role {role!r} to add to; roles: {', '.join(self.plan.roles)}")
-        client = self.clients[spec.name] = make_client(spec, self.ctx)
-        await client.start()
-        self.ctx.event("info", client.name, f"added a {role}")
-        return client
-
-    async def remove(self, role: str) -> Client:
-        candidates = [c for c in self.clients.values() if c.role == role and c.active]
-        if not candidates:
-            raise RunError(f"no running {role} to remove")
-        client = candidates[-1]
-        await client.close()
-        del self.clients[client.name]
-        self.ctx.event("stop", client.name, f"removed a {role}")
-        return client
-
-    def set_rate(self, target: str, rate: float | None) -> None:
-        for client in self._targets(target):
-            if isinstance(client, Producer):
-                client.set_rate(rate)
-        shown = "max" if rate is None else f"{rate:g}/s"
-        self.ctx.event("fault", target, f"rate set to {shown}")
-
-    def pause_producers(self) -> None:
-        for client in self.clients.values():
-            if isinstance(client, Producer):
-                client.pause()
-        self.ctx.event("info", "run", "producers paused")
-
-    def resume_producers(self) -> None:
-        for client in self.clients.values():
-            if isinstance(client, Producer):
-                client.resume()
-        self.ctx.event("info", "run", "producers resumed")
 
     async def inject(self, name: str, action: str, value: float | None = None) -> None:
         """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove.
@@ -520,25 +325,7 @@ class Run:
         if self.state != "running":
             self.ctx.event("refused", name, f"{action}: the run is {self.state}, its clients are being stopped")
             return
-        if action == "add":
-            await self.add(name)
-        elif action == "remove":
-            await self.remove(name)
-        elif action == "rate":
-            self.set_rate(name, value)
-        else:
-            await self._act_on(self.client(name), action, value)
-
-    async def _act_on(self, client: Client, action: str, value: float | None) -> None:
-        applies_to, act, logged = CLIENT_ACTIONS[action]
-        if not isinstance(client, applies_to):
-            raise RunError(f"{action} applies to {applies_to.__name__.lower()}s; {client.name} is a {client.role}")
-        done = act(client, value)
-        if done is not None:
-            await done
-        if logged is not None:
-            kind, text = logged
-            self.ctx.event(kind, client.name, text.format(value=value or SLOW_FACTOR))
+        await self.roster.act(name, action, value)
 
     async def _scheduled(self, action: ScheduledAction) -> None:
         await asyncio.sleep(max(0.0, self._started_at + action.at - time.monotonic()))
@@ -555,21 +342,6 @@ class Run:
             self.ctx.event("error", action.client, f"scheduled {action.action} failed: {exc}")
 
     # Measurement
-
-    def _subscriber_patterns(self) -> dict[str, ConsumerSpec]:
-        return {c.name: c for c in self.plan.clients if isinstance(c, ConsumerSpec) and c.role == "subscriber"}
-
-    def _check_delivery(self, exchange: str, routing_key: str) -> None:
-        found = self.plan.topology.exchange(exchange)
-        if found is None:
-            return
-        topology = self.ctx.ledger.topology
-        for name, spec in self._subscribers.items():
-            bindings = [b for b in spec.own_bindings if b.source == exchange]
-            if any(binding_matches(found.type, b, routing_key, {}) for b in bindings):
-                self._expected[name] += 1
-                if topology.queue(spec.queue) is None:
-                    self._missed[name] += 1
 
     async def _sample(self) -> None:
         while True:
@@ -624,7 +396,7 @@ class Run:
             depths.append(
                 replace(
                     depth,
-                    unacked=self._held_from(name),
+                    unacked=self.roster.held_from(name),
                     in_rate=meters[0].sample(ledger.routed_to.get(name, 0), now),
                     out_rate=meters[1].sample(ledger.acked_in.get(name, 0), now),
                     place=self._placement.queues.get(name),
@@ -632,25 +404,21 @@ class Run:
             )
         return tuple(depths)
 
-    def _held_from(self, queue: str) -> int:
-        """Unacked, as the lab's clients that read the queue hold them: consumers, and the reducer's partial results."""
-        readers = (c for c in self.clients.values() if isinstance(c, Consumer | Reducer) and c.spec.queue == queue)
-        return sum(c.unacked for c in readers)
-
     def _counters(self) -> dict[str, int]:
         """The clients' counters, the agents' included."""
-        return dict(self.ctx.counters + self._fleet.counters()) if self._fleet else dict(self.ctx.counters)
+        fleet = self.roster.fleet
+        return dict(self.ctx.counters + fleet.counters()) if fleet else dict(self.ctx.counters)
 
     def snapshot(self) -> RunSnapshot:
         ledger = self.ctx.ledger.counts()
         counters = self._counters()
         if "jobs_submitted" in counters:
             counters[Count.PENDING_JOBS] = pending_jobs(counters)
-        if self._subscribers:
-            counters[Count.MISSED] = sum(self._missed.values())
+        if self._deliveries:
+            counters[Count.MISSED] = self._deliveries.missed
         now = time.monotonic()
         rates = {name: meter.sample(getattr(ledger, name), now) for name, meter in self._meters.items()}
-        acked_in = self.ctx.ledger.acked_in
+        fleet = self.roster.fleet
         return RunSnapshot(
             run_id=self.run_id,
             title=self.scenario.title,
@@ -664,28 +432,18 @@ class Run:
             latency={name: lat.recent for name, lat in self.ctx.latency.items()},
             latency_total={name: lat.total for name, lat in self.ctx.latency.items()},
             clients=(
-                *(client.stats() for client in self.clients.values()),
-                *(self._fleet.client_stats() if self._fleet else ()),
+                *(client.stats() for client in self.roster.clients.values()),
+                *(fleet.client_stats() if fleet else ()),
             ),
             queues=self._queue_depths(now),
             events=self.ctx.kept_events() if self.state == "finished" else tuple(self.ctx.events)[-EVENTS_IN_SNAPSHOT:],
             event_counts=dict(self.ctx.event_counts),
-            subscribers=tuple(
-                SubscriberCheck(
-                    name,
-                    tuple(b.routing_key for b in spec.own_bindings),
-                    self._expected[name],
-                    acked_in.get(spec.queue, 0),
-                    self._missed[name],
-                    self.ctx.ledger.discarded_in.get(spec.queue, 0),
-                )
-                for name, spec in self._subscribers.items()
-            ),
+            subscribers=self._deliveries.checks(),
             notes=self.plan.notes,
             loop_lag=self._loop_lag,
             depths_sampled_at=self._depths_sampled_at,
             outage=None if self._down_since is None else now - self._down_since,
             outage_reason=self._outage_reason,
             nodes=self._placement.nodes,
-            agents=self._fleet.summary() if self._fleet else (),
+            agents=fleet.summary() if fleet else (),
         )

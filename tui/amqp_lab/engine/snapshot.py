@@ -5,11 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from amqp_lab.engine.clients import ClientStats
 from amqp_lab.engine.context import Event
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.metrics import Percentiles
 from amqp_lab.engine.placement import NodeState, QueuePlace
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """One simulated client as the run last saw it."""
+
+    name: str
+    role: str
+    state: str
+    sent: int
+    received: int
+    rate: float  # messages per second, sent or received, whichever the client mostly does
+    unacked: int
+    detail: str = ""  # a fault's parameter, a reason for FAILED
+    received_rate: float = 0.0  # messages received per second (a requester's replies, a submitter's results)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from amqp_lab.amqp.model import Binding
-from amqp_lab.engine.clients import ClientStats
-from amqp_lab.engine.snapshot import QueueDepth, RunSnapshot
+from amqp_lab.engine.snapshot import ClientStats, QueueDepth, RunSnapshot
 from amqp_lab.scenario.plan import PRODUCING, ClientSpec, ConsumerSpec, Plan, ReducerSpec
 from amqp_lab.ui.colors import BAD, DEAD, FLOW, READY, UNACKED, WARN
 from amqp_lab.ui.text import rate as shown_rate

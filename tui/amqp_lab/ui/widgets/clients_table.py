@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
-from amqp_lab.engine.clients import ClientStats
+from amqp_lab.engine.snapshot import ClientStats
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.text import rate
 from amqp_lab.ui.widgets.keyed_table import KeyedTable

@@ -1,0 +1,137 @@
+"""A run's simulated clients by name, and the live controls that act on them (also used by the schedule)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from amqp_lab.engine.clients import make_client
+from amqp_lab.engine.clients.base import Client
+from amqp_lab.engine.clients.consumer import Consumer
+from amqp_lab.engine.clients.producers import Producer
+from amqp_lab.engine.clients.reducer import Reducer
+from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.errors import RunError
+from amqp_lab.engine.fleet import Fleet
+from amqp_lab.scenario.plan import Plan
+
+C = TypeVar("C", bound=Client)
+
+SLOW_FACTOR = 10.0  # what slow does without a factor
+
+# What each action does to one client: the kind of client it applies to, the act, and what the event log says
+# (None: the client logs it itself).
+CLIENT_ACTIONS: dict[
+    str, tuple[type[Client], Callable[[Any, float | None], Awaitable[None] | None], tuple[str, str] | None]
+] = {
+    "crash": (Client, lambda c, _: c.crash(), None),
+    "stop": (Client, lambda c, _: c.stop(), ("stop", "stopped")),
+    "restart": (Client, lambda c, _: c.restart(), None),
+    "pause": (Producer, lambda c, _: c.pause(), ("fault", "paused")),
+    "resume": (Producer, lambda c, _: c.resume(), ("fault", "resumed")),
+    "hang": (Consumer, lambda c, _: c.hang(), ("fault", "hang")),
+    "slow": (Consumer, lambda c, v: c.slow(v or SLOW_FACTOR), ("fault", "slow x{value:g}")),
+    "reject": (Consumer, lambda c, _: c.misbehave("reject"), ("fault", "reject")),
+    "nack": (Consumer, lambda c, _: c.misbehave("nack"), ("fault", "nack")),
+    "heal": (Consumer, lambda c, _: c.heal(), ("fault", "heal")),
+}
+
+
+class Roster:
+    """The clients this process runs (with --agents, the rest run in agents: `fleet`)."""
+
+    def __init__(self, plan: Plan, ctx: RunContext) -> None:
+        self.plan = plan
+        self.ctx = ctx
+        self.clients: dict[str, Client] = {}
+        self.fleet: Fleet | None = None
+
+    def enlist(self) -> None:
+        self.clients = {spec.name: make_client(spec, self.ctx) for spec in self.plan.clients}
+
+    def of_kind(self, kind: type[C]) -> list[C]:
+        return [c for c in self.clients.values() if isinstance(c, kind)]
+
+    def client(self, name: str) -> Client:
+        found = self.clients.get(name)
+        remote = self.fleet.holder(name) if self.fleet else None
+        if found is None and remote is not None:
+            raise RunError(f"{name} runs on agent {remote}: controls reach the clients on this machine only")
+        if found is None:
+            raise RunError(f"no client named {name!r}; clients: {', '.join(self.clients)}")
+        return found
+
+    def targets(self, target: str) -> list[Client]:
+        """A client by name, or every client of a role."""
+        if target in self.clients:
+            return [self.clients[target]]
+        found = [c for c in self.clients.values() if c.role == target]
+        if not found:
+            raise RunError(f"no client or role {target!r}; roles: {', '.join(self.plan.roles)}")
+        return found
+
+    def held_from(self, queue: str) -> int:
+        """Unacked, as the lab's clients that read the queue hold them: consumers, and the reducer's partial results."""
+        readers = (c for c in self.clients.values() if isinstance(c, Consumer | Reducer) and c.spec.queue == queue)
+        return sum(c.unacked for c in readers)
+
+    async def add(self, role: str) -> Client:
+        n = 1 + sum(1 for c in self.clients.values() if c.role == role)
+        while f"{role}-{n}" in self.clients:
+            n += 1
+        spec = self.plan.clone(role, f"{role}-{n}")
+        if spec is None:
+            raise RunError(f"no role {role!r} to add to; roles: {', '.join(self.plan.roles)}")
+        client = self.clients[spec.name] = make_client(spec, self.ctx)
+        await client.start()
+        self.ctx.event("info", client.name, f"added a {role}")
+        return client
+
+    async def remove(self, role: str) -> Client:
+        candidates = [c for c in self.clients.values() if c.role == role and c.active]
+        if not candidates:
+            raise RunError(f"no running {role} to remove")
+        client = candidates[-1]
+        await client.close()
+        del self.clients[client.name]
+        self.ctx.event("stop", client.name, f"removed a {role}")
+        return client
+
+    def set_rate(self, target: str, rate: float | None) -> None:
+        for client in self.targets(target):
+            if isinstance(client, Producer):
+                client.set_rate(rate)
+        shown = "max" if rate is None else f"{rate:g}/s"
+        self.ctx.event("fault", target, f"rate set to {shown}")
+
+    def pause_producers(self) -> None:
+        for client in self.of_kind(Producer):
+            client.pause()
+        self.ctx.event("info", "run", "producers paused")
+
+    def resume_producers(self) -> None:
+        for client in self.of_kind(Producer):
+            client.resume()
+        self.ctx.event("info", "run", "producers resumed")
+
+    async def act(self, name: str, action: str, value: float | None = None) -> None:
+        """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove."""
+        if action == "add":
+            await self.add(name)
+        elif action == "remove":
+            await self.remove(name)
+        elif action == "rate":
+            self.set_rate(name, value)
+        else:
+            await self._act_on(self.client(name), action, value)
+
+    async def _act_on(self, client: Client, action: str, value: float | None) -> None:
+        applies_to, act, logged = CLIENT_ACTIONS[action]
+        if not isinstance(client, applies_to):
+            raise RunError(f"{action} applies to {applies_to.__name__.lower()}s; {client.name} is a {client.role}")
+        done = act(client, value)
+        if done is not None:
+            await done
+        if logged is not None:
+            kind, text = logged
+            self.ctx.event(kind, client.name, text.format(value=value or SLOW_FACTOR))
