@@ -9,6 +9,7 @@ from typing import Any
 
 import aio_pika
 import aiormq.exceptions
+import httpx
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from amqp_lab.broker.management import ManagementClient
@@ -467,3 +468,21 @@ async def test_a_quorum_queue_is_durable_and_shared_and_says_its_type(
     again = await aio_pika.connect(rabbit.amqp_url)
     await (await again.channel()).queue_delete(name)
     await again.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "no-such-thing", 404),
+        ("GET", "queues/%2F/no-such-queue", 404),
+        ("GET", "exchanges/%2F/no-such-exchange", 404),
+        ("DELETE", "overview", 405),
+        ("POST", "queues", 405),
+    ],
+)
+async def test_the_management_api_tells_an_unknown_path_from_a_wrong_method(
+    settings: Settings, method: str, path: str, status: int
+) -> None:
+    async with httpx.AsyncClient(base_url=settings.management_base, auth=settings.management_credentials) as http:
+        answer = await http.request(method, f"/api/{path}")
+    assert answer.status_code == status
