@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,7 +211,7 @@ def load_config_file(path: Path, explicit: bool) -> dict[str, Any]:
     return data
 
 
-def _check_keys(table: Mapping[str, Any], path: Path, allow: set[str] = frozenset(), where: str = "") -> None:
+def _check_keys(table: Mapping[str, Any], path: Path, allow: Set[str] = frozenset(), where: str = "") -> None:
     unknown = sorted(set(table) - FILE_KEYS - allow)
     if unknown:
         known = ", ".join(sorted(FILE_KEYS))
@@ -245,7 +245,7 @@ def resolve(
             raise SettingsError(f"no profile {profile!r} in {path} (profiles: {known})")
         file_values.update(profiles[profile])
 
-    env_values = {key: env[name] for key, name in ENV.items() if env.get(name)}
+    env_values: dict[str, Any] = {key: env[name] for key, name in ENV.items() if env.get(name)}
     if "amqp_urls" in env_values:
         env_values["amqp_url"] = [u.strip() for u in env_values.pop("amqp_urls").split(",") if u.strip()]
 

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -67,7 +67,7 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
         latency.add_column(column, justify="left" if column == "measure" else "right")
     for name, p in s.latency_total.items():
         latency.add_row(name, str(p.count), f"{p.p50:.1f}", f"{p.p95:.1f}", f"{p.p99:.1f}", f"{p.max:.1f}")
-    parts: list[object] = [figures, latency]
+    parts: list[RenderableType] = [figures, latency]
     if s.subscribers:
         check = Table(title="expected deliveries (topic rules)", title_justify="left", box=None, header_style="bold")
         for column in ("subscriber", "patterns", "expected", "received", "missed", "discarded"):

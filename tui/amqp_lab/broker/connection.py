@@ -16,6 +16,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import aiormq.exceptions
@@ -63,7 +64,7 @@ class Backoff:
     cap: float = 10.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.initial * 2 ** max(attempt - 1, 0))
+        return min(self.cap, self.initial * 2.0 ** max(attempt - 1, 0))
 
 
 Listener = Callable[[ConnectionStatus], None]
@@ -72,11 +73,11 @@ Listener = Callable[[ConnectionStatus], None]
 async def open_connection(settings: Settings, endpoint: Endpoint, name: str = "") -> AbstractConnection:
     """Connect to one node, turning every failure into an `AmqpError` with a fix in its message. `name` is added
     to the connection name the broker shows (its connection list says which run and client it is)."""
-    query = dict(endpoint.query)
+    query: dict[str, Any] = dict(endpoint.query)  # the URL's options, as aio-pika's keyword arguments
     if settings.heartbeat is not None:  # the option wins over the URL's ?heartbeat=
         query["heartbeat"] = str(settings.heartbeat)
     try:
-        return await aio_pika.connect(
+        connection: AbstractConnection = await aio_pika.connect(
             host=endpoint.host,
             port=endpoint.port,
             login=endpoint.username,
@@ -90,6 +91,7 @@ async def open_connection(settings: Settings, endpoint: Endpoint, name: str = ""
         )
     except Exception as exc:
         raise describe_failure(exc, settings, endpoint) from None
+    return connection
 
 
 def describe_failure(exc: BaseException, settings: Settings, endpoint: Endpoint) -> AmqpError:

@@ -82,5 +82,9 @@ class ReadOnlyRefused(BrokerError):
     """Read-only mode: the lab refused to change the broker."""
 
 
+class ManagementUnavailable(ManagementError):
+    """The lab has no management API client: not connected, or its TLS files did not load."""
+
+
 class ManagementRefused(ManagementError):
     """The broker understood the request and refused it (HTTP 400), saying why."""

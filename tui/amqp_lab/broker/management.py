@@ -150,7 +150,7 @@ class ManagementClient:
         found: list[QueueArguments] = []
         page = 1
         while True:
-            params = {"page": page, "page_size": MAX_PAGE_SIZE, "name": name, "use_regex": "true"}
+            params: dict[str, Any] = {"page": page, "page_size": MAX_PAGE_SIZE, "name": name, "use_regex": "true"}
             data = expect_object(
                 await self.get_json(_scoped("api/queues", vhost), columns=QueueArguments.COLUMNS, **params),
                 "a queue page",

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from amqp_lab.broker.errors import ManagementError, ManagementForbidden
 from amqp_lab.broker.management import ManagementClient
@@ -111,14 +112,15 @@ class ManagementPoller:
         name_filter, vhost, watching, (sort, reverse) = wanted.name_filter, wanted.vhost, wanted.listings, wanted.sort
         client = self.client
         started = time.monotonic()
-        listings = {
+        listings: dict[str, Callable[[], Awaitable[Sequence[Any]]]] = {
             "exchanges": lambda: client.exchanges(vhost),
             "connections": client.connections,
             "channels": client.channels,
             "consumers": lambda: client.consumers(vhost),
         }
+        watched = [name for name in LISTINGS if name in watching]
         try:
-            overview, nodes, (queues, matching), *fetched = await asyncio.gather(
+            overview, nodes, (queues, matching), fetched = await asyncio.gather(
                 client.overview(),
                 self._nodes(),
                 client.queues(
@@ -128,7 +130,7 @@ class ManagementPoller:
                     sort=sort,
                     sort_reverse=reverse,
                 ),
-                *(listings[name]() for name in LISTINGS if name in watching),
+                asyncio.gather(*(listings[name]() for name in watched)),
             )
         except ManagementError as exc:
             previous = self.last
@@ -140,14 +142,15 @@ class ManagementPoller:
         rates = self._rates
         overview = replace(overview, rates=rates.steady(OVERVIEW_KEY, overview.totals, overview.rates, now, scheduled))
         steady = tuple(replace(q, rates=rates.steady(q.key, q.totals, q.rates, now, scheduled)) for q in queues)
-        extra = dict(zip([name for name in LISTINGS if name in watching], map(tuple, fetched), strict=True))
+        extra = {name: tuple(found) for name, found in zip(watched, fetched, strict=True)}
         steady_keys = [OVERVIEW_KEY, *(q.key for q in steady)]
+        exchanges = channels = None
         if "exchanges" in extra:
-            extra["exchanges"] = tuple(self._steady_exchange(e, now, scheduled) for e in extra["exchanges"])
-            steady_keys += ["x" + e.key for e in extra["exchanges"]]
+            exchanges = tuple(self._steady_exchange(e, now, scheduled) for e in extra["exchanges"])
+            steady_keys += ["x" + e.key for e in exchanges]
         if "channels" in extra:
-            extra["channels"] = tuple(self._steady_channel(c, now, scheduled) for c in extra["channels"])
-            steady_keys += [channel_key(c.name) for c in extra["channels"]]
+            channels = tuple(self._steady_channel(c, now, scheduled) for c in extra["channels"])
+            steady_keys += [channel_key(c.name) for c in channels]
         rates.keep_only(steady_keys)
         return BrokerSnapshot(
             overview,
@@ -160,7 +163,10 @@ class ManagementPoller:
             vhost,
             nodes=nodes,
             answered_in=now - started,
-            **extra,
+            exchanges=exchanges,
+            connections=extra.get("connections"),
+            channels=channels,
+            consumers=extra.get("consumers"),
         )
 
     async def _nodes(self) -> tuple[NodeStatus, ...] | None:

@@ -288,7 +288,7 @@ class Channel:
         if m.consumer_tag == self._reply_consumer and self.reply_token is not None:
             self.connection.broker.reply_channels.pop(self.reply_token, None)
             self.reply_token = self._reply_consumer = None
-        consumer = self.consumers.get(m.consumer_tag)
+        consumer = self.consumers.get(m.consumer_tag or "")
         if consumer is not None:
             self._remove_consumer(consumer)
         self._reply(unchecked(Basic.CancelOk, consumer_tag=m.consumer_tag), m.nowait)
@@ -401,7 +401,7 @@ class Channel:
         self._settle(m.delivery_tag, m.multiple, self._rejected(m.requeue))
 
     def _reject(self, m: Basic.Reject) -> None:
-        self._settle(m.delivery_tag, False, self._rejected(m.requeue))
+        self._settle(m.delivery_tag or 0, False, self._rejected(m.requeue))
 
     def _rejected(self, requeue: bool) -> Callable[[Delivery], None]:
         def rejected(delivery: Delivery) -> None:

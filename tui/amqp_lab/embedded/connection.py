@@ -7,6 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from pamqp import common
 from pamqp.base import Frame as Method
 from pamqp.commands import Basic
 from pamqp.commands import Channel as ChannelMethods
@@ -44,7 +45,7 @@ CHANNEL_MAX = 2047
 HEARTBEAT_SECONDS = 60
 CLOSE_OK_TIMEOUT = 3.0
 CLIENT_CLOSE_TIMEOUT = 30.0  # RabbitMQ's CLOSING_TIMEOUT: after close-ok, how long the client has to close the socket
-CAPABILITIES = {
+CAPABILITIES: common.FieldTable = {
     "publisher_confirms": True,
     "exchange_exchange_bindings": True,
     "basic.nack": True,
@@ -268,7 +269,7 @@ class Connection(asyncio.Protocol):
 
     def _start(self) -> None:
         self._stage = "start-ok"
-        properties = {
+        properties: common.FieldTable = {
             "product": "amqp-lab embedded broker",
             "version": __version__,
             "platform": "Python",

@@ -138,7 +138,7 @@ def _port(server: asyncio.Server) -> int:
 
 def _addresses(host: str) -> list[str]:
     try:
-        return [info[4][0] for info in socket.getaddrinfo(host, None)]
+        return [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
     except socket.gaierror:
         raise ValueError(host) from None
 

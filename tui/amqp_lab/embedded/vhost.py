@@ -292,7 +292,7 @@ class Vhost:
             found = self.exchanges.get(source)
             if found is not None and found.auto_delete and not any(b.source == source for b in self.bindings):
                 del self.exchanges[source]
-                self._unbind_where(lambda b, name=source: b.to_exchange and b.destination == name)
+                self._unbind_where(_bound_to_exchange(source))
 
     def _check_binding(self, source: str, destination: str, to_exchange: bool, owner: object) -> None:
         if source in ("", DEFAULT_ALIAS) or (to_exchange and destination in ("", DEFAULT_ALIAS)):
@@ -338,8 +338,9 @@ class Vhost:
             return
         message = queued.message
         properties = Basic.Properties(**{k: getattr(message.properties, k) for k in message.properties.__slots__})
-        headers = dict(properties.headers or {})
-        deaths = [dict(d) for d in headers.get("x-death") or [] if isinstance(d, Mapping)]
+        headers: dict[str, Any] = dict(properties.headers or {})
+        listed = headers.get("x-death")
+        deaths = [dict(d) for d in listed if isinstance(d, Mapping)] if isinstance(listed, list) else []
         now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
         entry = next((d for d in deaths if d.get("queue") == queue.name and d.get("reason") == reason), None)
         if entry is not None:
@@ -358,7 +359,8 @@ class Vhost:
             }
             if reason == "expired" and properties.expiration is not None:
                 entry["original-expiration"] = properties.expiration
-        headers["x-death"] = [entry, *deaths]
+        deaths = [entry, *deaths]
+        headers["x-death"] = deaths
         for side in ("first", "last"):
             if side == "last" or "x-first-death-reason" not in headers:
                 headers[f"x-{side}-death-reason"] = reason
@@ -369,7 +371,7 @@ class Vhost:
         key = queue.dead_letter_routing_key or message.routing_key
         letter = Message(exchange, key, encode_header_payload(len(message.body), properties), message.body, properties)
         for target in self.route(exchange, key, headers):
-            if not _cycles(reason, headers["x-death"], target.name):
+            if not _cycles(reason, deaths, target.name):
                 target.enqueue(letter)
 
     def tick(self, now: float) -> None:
@@ -393,6 +395,10 @@ def _check_match(mode: Any) -> None:
         raise AmqpFault(406, f"Invalid x-match field type {_amqp_type(mode)} (value {mode!r}); expected longstr")
     if mode not in X_MATCH:
         raise AmqpFault(406, f'Invalid x-match field value <<"{mode}">>; expected all, any, all-with-x, or any-with-x')
+
+
+def _bound_to_exchange(name: str) -> Callable[[Binding], bool]:
+    return lambda b: b.to_exchange and b.destination == name
 
 
 def _cycles(reason: str, deaths: list[dict[str, Any]], target: str) -> bool:

@@ -74,7 +74,7 @@ def decode_method(payload: bytes) -> Method:
     method_class = commands.INDEX_MAPPING.get(class_id << 16 | method_id)
     if method_class is None:
         raise FrameError(f"unknown method {class_id}.{method_id}")
-    method = method_class()
+    method: Method = method_class()
     try:
         method.unmarshal(payload[4:])
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
@@ -85,7 +85,7 @@ def decode_method(payload: bytes) -> Method:
 def unchecked(method_class: type[Method], **values: Any) -> Method:
     """A method holding names RabbitMQ accepts: pamqp checks them on construction against a narrower rule, so
     they are set after it."""
-    method = method_class()
+    method: Method = method_class()
     for name, value in values.items():
         setattr(method, name, value)
     return method

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from amqp_lab.amqp.deaths import newest_death
 from amqp_lab.amqp.model import Exchange, Topology
 from amqp_lab.engine.errors import RunError
 from amqp_lab.engine.ledger import Ledger, lab_id
@@ -72,9 +73,7 @@ async def count_leftovers(open_channel: OpenChannel, ledger: Ledger, queues: Ite
         async def found(message: AbstractIncomingMessage, name: str = queue, event: asyncio.Event = quiet) -> None:
             msg_id = lab_id(message.headers)
             if msg_id is not None:
-                deaths = message.headers.get("x-death")
-                first = deaths[0] if isinstance(deaths, list) and deaths else None
-                ledger.drained(msg_id, name, first if isinstance(first, dict) else None)
+                ledger.drained(msg_id, name, newest_death(message.headers))
             event.set()
 
         tag = await declared.consume(found, no_ack=True)

@@ -48,7 +48,7 @@ def reply_code(exc: BaseException) -> int | None:
             return arg
     # aiormq raises one class per code without the code itself: its own mappings say which.
     for code, kind in (*aiormq.channel.EXCEPTION_MAPPING.items(), *aiormq.connection.EXCEPTION_MAPPING.items()):
-        if isinstance(exc, kind):
+        if isinstance(kind, type) and isinstance(exc, kind):
             return code
     return None
 

@@ -115,7 +115,7 @@ class Run:
     async def _wait(self, duration: float, stop: asyncio.Event | None) -> None:
         stop = stop or asyncio.Event()
         producers = self.roster.of_kind(Producer)
-        waits = [asyncio.ensure_future(stop.wait())]
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if producers and all(c.spec.limit is not None for c in producers):
             waits.append(asyncio.ensure_future(asyncio.gather(*(c.done.wait() for c in producers))))
         try:
@@ -407,7 +407,8 @@ class Run:
     def _counters(self) -> dict[str, int]:
         """The clients' counters, the agents' included."""
         fleet = self.roster.fleet
-        return dict(self.ctx.counters + fleet.counters()) if fleet else dict(self.ctx.counters)
+        counters = self.ctx.counters + fleet.counters() if fleet else self.ctx.counters
+        return {str(name): count for name, count in counters.items()}
 
     def snapshot(self) -> RunSnapshot:
         ledger = self.ctx.ledger.counts()

@@ -323,7 +323,8 @@ class CustomOptions(Section):
         """A headers exchange routes on headers alone: its publishers may leave routing_keys out."""
         if not isinstance(data, dict) or not isinstance(data.get("publishers"), list):
             return data
-        exchanges = data.get("exchanges") if isinstance(data.get("exchanges"), list) else []
+        listed = data.get("exchanges")
+        exchanges = listed if isinstance(listed, list) else []
         headers = {
             *HEADERS_EXCHANGES,
             *(e.get("name") for e in exchanges if isinstance(e, dict) and e.get("type") == "headers"),
@@ -403,7 +404,8 @@ class Scenario(Section):
 
     @property
     def options(self) -> Section:
-        return getattr(self, self.pattern.replace("-", "_"))
+        section: Section = getattr(self, self.pattern.replace("-", "_"))
+        return section
 
     @property
     def title(self) -> str:

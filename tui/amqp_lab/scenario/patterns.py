@@ -35,7 +35,7 @@ def build(scenario: Scenario, prefix: str) -> Plan:
     return _marked(builder(scenario.options, scenario, prefix))
 
 
-def run_marker(prefix: str) -> dict[str, str]:
+def run_marker(prefix: str) -> dict[str, Any]:
     """The argument that says an object was declared by the run with this prefix."""
     return {RUN_MARKER: prefix.removeprefix(RUN_PREFIX).rstrip(".")}
 

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from amqp_lab.broker.connection import Backoff, ConnectionManager, ConnectionState, ConnectionStatus
+from amqp_lab.broker.errors import ManagementUnavailable
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller, Wanted
 from amqp_lab.config import Settings, SettingsError
@@ -68,7 +69,7 @@ class AmqpLabApp(App[None]):
         self.backoff = backoff
         self.manager: ConnectionManager | None = None
         self.poller: ManagementPoller | None = None
-        self.management: ManagementClient | None = None  # screens make one-off calls with it
+        self._management: ManagementClient | None = None  # screens make one-off calls with it
         self._wanted = Wanted()  # kept here too: a new connection gets a new poller
         self.set_reactive(AmqpLabApp.settings, settings)
         self.lab_run: RemoteRun | None = None
@@ -91,10 +92,18 @@ class AmqpLabApp(App[None]):
     # -- a scenario run, in its own process ----------------------------------
 
     @property
+    def management(self) -> ManagementClient:
+        if self._management is None:
+            raise ManagementUnavailable(
+                "no management API client: not connected, or its TLS files did not load (c checks the connection)"
+            )
+        return self._management
+
+    @property
     def run_is_going(self) -> bool:
         return self.lab_run is not None and self.lab_run.ended is None
 
-    def begin_run(self, scenario: Any) -> None:
+    def begin_run(self, scenario: Scenario) -> None:
         """Start a run in a child process; its snapshots land in `run_latest`."""
         if self.run_is_going:
             raise RuntimeError("a run is still going; stop it first")
@@ -181,11 +190,11 @@ class AmqpLabApp(App[None]):
         self.manager.add_listener(self._on_amqp_status)
         self.run_worker(self.manager.connect(), name="amqp", group="amqp", exclusive=True)
         try:
-            self.management = ManagementClient(self.settings)
+            self._management = management = ManagementClient(self.settings)
         except SettingsError as exc:  # TLS files that do not load
             self.notify(printable(str(exc)), title="Management API not started", severity="error")
             return
-        self.poller = ManagementPoller(self.management, self.settings.refresh, self._on_snapshot)
+        self.poller = ManagementPoller(management, self.settings.refresh, self._on_snapshot)
         self.poller.wanted = self._wanted
         self.run_worker(self.poller.run(), name="management", group="management", exclusive=True)
 
@@ -194,9 +203,9 @@ class AmqpLabApp(App[None]):
         self.workers.cancel_group(self, "amqp")
         if self.manager is not None:
             await self.manager.close()
-        if self.management is not None:
-            await self.management.aclose()
-        self.manager = self.poller = self.management = None
+        if self._management is not None:
+            await self._management.aclose()
+        self.manager = self.poller = self._management = None
 
     async def switch_settings(self, settings: Settings) -> None:
         await self._stop()

@@ -20,6 +20,7 @@ from amqp_lab.engine.publishing import LINK_LOST, Letter, Outbox, link_broke
 from amqp_lab.engine.snapshot import ClientStats
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.figures import Count
+from amqp_lab.scenario.plan import ClientSpec
 
 REMEMBERED = 10_000  # timed-out requests and closed jobs kept to recognise late answers
 LINK_GRACE = 1.0  # seconds a failed operation waits for its connection's close callback
@@ -75,9 +76,9 @@ class Client:
     declared again and consumers resume. Producers hold their next message meanwhile.
     """
 
-    spec: Any
+    spec: ClientSpec
 
-    def __init__(self, spec: Any, ctx: RunContext) -> None:
+    def __init__(self, spec: ClientSpec, ctx: RunContext) -> None:
         self.spec = spec
         self.ctx = ctx
         self.state = State.STARTING
@@ -145,7 +146,9 @@ class Client:
 
     async def _cancel_tasks(self, tasks: set[asyncio.Task[Any]] | None = None) -> None:
         tasks = set(self._tasks if tasks is None else tasks)
-        tasks.discard(asyncio.current_task())  # type: ignore[arg-type]
+        current = asyncio.current_task()
+        if current is not None:
+            tasks.discard(current)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -203,16 +206,18 @@ class Client:
         attempt = 0
         while True:
             await self._broker_ready()
+            connection: AbstractConnection | None = None
             try:
-                self._watch(await connect_first(self.ctx.settings, self.connection_name))
+                connection = await connect_first(self.ctx.settings, self.connection_name)
+                self._watch(connection)
                 await self._open()
                 break
             except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 # RuntimeError: aio-pika's word for a connection that closed again while opening the channel
                 attempt += 1
                 self.detail = f"attempt {attempt}: {exc}"
-                if self.connection is not None:
-                    connection, self.connection = self.connection, None
+                if connection is not None:
+                    self.connection = None
                     with contextlib.suppress(Exception):
                         await connection.close()
                 await asyncio.sleep(RECONNECT.delay(attempt))

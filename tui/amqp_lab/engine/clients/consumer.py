@@ -7,8 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, FieldValue
 
+from amqp_lab.amqp.deaths import newest_death
 from amqp_lab.amqp.model import DEFAULT_EXCHANGE, DIRECT_REPLY_TO
 from amqp_lab.engine.clients.base import Client, State
 from amqp_lab.engine.clients.headers import SHARD
@@ -73,7 +74,7 @@ class Consumer(Client):
             self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=self._reply_confirms)
         self._inbox = asyncio.Queue()
         offset = self._stream_offset()
-        arguments = {"x-stream-offset": offset} if offset is not None else None
+        arguments: dict[str, FieldValue] | None = {"x-stream-offset": offset} if offset is not None else None
         self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack, arguments=arguments)
         self._spawn(self._work(), channel_bound=True)
 
@@ -127,8 +128,8 @@ class Consumer(Client):
         if isinstance(position, int):
             self._read_up_to = position
         if msg_id is not None:
-            deaths = headers.get("x-death")
-            self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered), deaths[0] if deaths else None)
+            death = newest_death(headers)
+            self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered), death)
             waited = age(headers.get(TIME_HEADER))
             if waited is not None:
                 self._latency.record(waited)

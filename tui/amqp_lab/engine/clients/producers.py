@@ -10,7 +10,7 @@ from amqp_lab.engine.clients.base import Client, State
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.publishing import Outbox
 from amqp_lab.scenario.figures import Count
-from amqp_lab.scenario.plan import PublisherSpec
+from amqp_lab.scenario.plan import PublisherSpec, RequesterSpec, SubmitterSpec
 
 PUBLISH_WINDOW = 256  # confirms awaited at once by a full-speed publisher
 
@@ -44,7 +44,9 @@ class Pacer:
 class Producer(Client):
     """A client that sends at a rate: pause, resume and rate changes take effect at the next message."""
 
-    def __init__(self, spec: Any, ctx: RunContext) -> None:
+    spec: PublisherSpec | RequesterSpec | SubmitterSpec
+
+    def __init__(self, spec: PublisherSpec | RequesterSpec | SubmitterSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         self.pacer = Pacer(spec.rate)
         self._body = b"x" * spec.payload

@@ -76,7 +76,8 @@ class Reducer(Client):
         else:
             parts = self._jobs.setdefault(job, {})
             parts[str(headers.get(SHARD, ""))] = message
-            if len(parts) >= int(headers.get(SHARDS, 1) or 1):
+            shards = headers.get(SHARDS)
+            if len(parts) >= (shards if isinstance(shards, int) and shards > 0 else 1):
                 finished = self._close(job)
         if late or self.spec.policy == "deadline":
             await self._ack(message)

@@ -25,7 +25,9 @@ class ReplyWaiter(Producer):
 
     reply_mode = "server-named"
 
-    def __init__(self, spec: Any, ctx: RunContext) -> None:
+    spec: RequesterSpec | SubmitterSpec
+
+    def __init__(self, spec: RequesterSpec | SubmitterSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         self.reply_queue = ""
 

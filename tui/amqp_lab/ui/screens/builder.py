@@ -28,6 +28,7 @@ from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.patterns import build
 from amqp_lab.ui.colors import BAD
 from amqp_lab.ui.flow import render_flow
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.run import WIDE_FLOW
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.widgets.status_bar import StatusBar
@@ -338,7 +339,7 @@ class BuilderScreen(Screen[None]):
         if self.scenario is None:
             self.notify(inert(self.problem or "The scenario is not valid.").plain, title="Cannot run", severity="error")
             return
-        self.app.open_run(self.scenario)
+        lab_of(self).open_run(self.scenario)
 
     def action_save(self) -> None:
         if self.scenario is None:

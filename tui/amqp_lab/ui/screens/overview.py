@@ -18,7 +18,9 @@ from amqp_lab.broker.errors import BrokerError
 from amqp_lab.broker.models import Exchange, Overview
 from amqp_lab.broker.poller import BrokerSnapshot
 from amqp_lab.broker.tap import refusal
+from amqp_lab.config import Settings
 from amqp_lab.ui.colors import WARN
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.screens.queue import QueueScreen
@@ -121,10 +123,10 @@ class OverviewScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         # Snapshots keep arriving while another screen is on top; catch up once.
         self._watch_tab()
-        self._on_snapshot(self.app.snapshot)
+        self._on_snapshot(lab_of(self).snapshot)
 
     def on_screen_suspend(self) -> None:
-        self.app.want(listings=frozenset())  # nothing of this screen shows: fetch only what others need
+        lab_of(self).want(listings=frozenset())  # nothing of this screen shows: fetch only what others need
 
     @property
     def tab(self) -> str:
@@ -132,13 +134,13 @@ class OverviewScreen(Screen[None]):
 
     def _watch_tab(self) -> None:
         listings = {tab: listings for tab, _, listings in TABS}[self.tab]
-        self.app.want(listings=frozenset(listings))
+        lab_of(self).want(listings=frozenset(listings))
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
         self._watch_tab()
         self._focus_tab()
-        self._on_snapshot(self.app.snapshot)
+        self._on_snapshot(lab_of(self).snapshot)
         self.refresh_bindings()
 
     def _focus_tab(self) -> None:
@@ -150,7 +152,7 @@ class OverviewScreen(Screen[None]):
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
-    def _on_settings(self, settings: object) -> None:
+    def _on_settings(self, settings: Settings) -> None:
         self.query_one(StatusBar).settings = settings
         self._show_notice()
 
@@ -195,8 +197,8 @@ class OverviewScreen(Screen[None]):
     def _show_notice(self) -> None:
         """One line that says what is missing, or what the table shows."""
         notice = self.query_one("#notice", Static)
-        status: ConnectionStatus | None = self.app.amqp_status
-        snapshot: BrokerSnapshot | None = self.app.snapshot
+        status: ConnectionStatus | None = lab_of(self).amqp_status
+        snapshot: BrokerSnapshot | None = lab_of(self).snapshot
         problems = []
         if status is not None and status.state is ConnectionState.FAILED:
             problems.append(f"AMQP: {status.reason} — press r to retry, c to edit the connection")
@@ -233,14 +235,14 @@ class OverviewScreen(Screen[None]):
             shown = "Enter: bindings · t tap · k which queues a routing key reaches · p publish · D delete"
         else:
             shown = f"{self.tab} of the broker"
-        line = inert(f"{shown} · {vhost} (v changes) · every {self.app.settings.refresh:g} s")
+        line = inert(f"{shown} · {vhost} (v changes) · every {lab_of(self).settings.refresh:g} s")
         if snapshot.slowed_to is not None:
             took, wait = snapshot.answered_in, snapshot.slowed_to
             line.append(f" · management API slow (answered in {took:.1f} s): next look in {wait:.0f} s", style=WARN)
         stale = time.monotonic() - snapshot.fresh_at if snapshot.fresh_at is not None else 0.0
-        if stale > 2 * self.app.settings.refresh + snapshot.answered_in:
+        if stale > 2 * lab_of(self).settings.refresh + snapshot.answered_in:
             line.append(f" · figures from {stale:.0f} s ago", style=WARN)
-        if self.app.settings.read_only:
+        if lab_of(self).settings.read_only:
             line.append(" · READ-ONLY: tap, publish, purge and delete are off", style="bold")
         return line
 
@@ -259,8 +261,8 @@ class OverviewScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self.app.want(name_filter=event.value)
-        self._on_snapshot(self.app.snapshot)
+        lab_of(self).want(name_filter=event.value)
+        self._on_snapshot(lab_of(self).snapshot)
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
@@ -275,7 +277,7 @@ class OverviewScreen(Screen[None]):
         table.sort_by(table.sort_key, reverse=not table.sort_reverse)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in CHANGES and self.app.settings.read_only:
+        if action in CHANGES and lab_of(self).settings.read_only:
             return None  # dimmed in the footer
         if action in ("filter", "sort", "reverse"):
             return self.tab == "queues"
@@ -285,7 +287,7 @@ class OverviewScreen(Screen[None]):
 
     @on(QueueTable.Sorted)
     def _sorted(self, event: QueueTable.Sorted) -> None:
-        self.app.want(sort=(event.api_field, event.reverse))
+        lab_of(self).want(sort=(event.api_field, event.reverse))
 
     @on(DataTable.RowSelected, "#queue-table")
     def _queue_chosen(self, event: DataTable.RowSelected) -> None:
@@ -293,7 +295,7 @@ class OverviewScreen(Screen[None]):
         self.app.push_screen(QueueScreen(vhost, name))
 
     @on(Tree.NodeExpanded, "#exchange-tree")
-    def _exchange_expanded(self, event: Tree.NodeExpanded) -> None:
+    def _exchange_expanded(self, event: Tree.NodeExpanded[object]) -> None:
         exchange = getattr(event.node.data, "exchange", None)
         if exchange is not None:
             self._load_bindings(exchange)
@@ -303,12 +305,14 @@ class OverviewScreen(Screen[None]):
         tree = self.query_one(ExchangeTree)
         try:
             bindings = (
-                [] if exchange.name == "" else await self.app.management.bindings_from(exchange.vhost, exchange.name)
+                []
+                if exchange.name == ""
+                else await lab_of(self).management.bindings_from(exchange.vhost, exchange.name)
             )
         except BrokerError as exc:
             self.notify(printable(str(exc)), title="Bindings", severity="error")
             return
-        snapshot = self.app.snapshot
+        snapshot = lab_of(self).snapshot
         queues = {q.key: q for q in snapshot.queues} if snapshot else {}
         tree.show_bindings(exchange, bindings, queues)
 
@@ -356,17 +360,18 @@ class OverviewScreen(Screen[None]):
     @work(group="exchange-change", exit_on_error=False)
     async def _delete_exchange(self, exchange: Exchange) -> None:
         try:
-            await self.app.management.delete_exchange(exchange.vhost, exchange.name)
+            await lab_of(self).management.delete_exchange(exchange.vhost, exchange.name)
         except BrokerError as exc:
             self.notify(printable(str(exc)), title="Could not delete", severity="error")
             return
         self.notify(printable(f"Deleted exchange {exchange.name}."), title="Done")
-        if self.app.poller is not None:
-            self.app.poller.refresh_now()
+        poller = lab_of(self).poller
+        if poller is not None:
+            poller.refresh_now()
 
     def action_vhost(self) -> None:
         def chosen(vhost: str | None) -> None:
             if vhost is not None:
-                self.app.want(vhost=None if vhost == EVERY_VHOST else vhost)
+                lab_of(self).want(vhost=None if vhost == EVERY_VHOST else vhost)
 
         self.app.push_screen(VhostScreen(), chosen)

@@ -13,6 +13,7 @@ from textual.widgets.option_list import Option
 
 from amqp_lab.broker.errors import BrokerError
 from amqp_lab.broker.models import PeekedMessage
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.message_view import MODES, preview, render_message
 from amqp_lab.ui.text import inert
 
@@ -58,7 +59,7 @@ class PeekScreen(ModalScreen[None]):
         status = self.query_one("#peek-status", Static)
         status.update("Peeking…")
         try:
-            self.messages = await self.app.management.peek(self.vhost, self.queue, PEEK_COUNT)
+            self.messages = await lab_of(self).management.peek(self.vhost, self.queue, PEEK_COUNT)
         except BrokerError as exc:
             status.update(inert(str(exc)))
             return

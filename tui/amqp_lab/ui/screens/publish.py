@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Label, Static, Switch, TextArea
 from amqp_lab.broker.errors import BrokerError
 from amqp_lab.broker.send import OutgoingMessage, send
 from amqp_lab.ui.colors import BAD, GOOD, WARN
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.whatif import HeadersError, parse_headers
 from amqp_lab.ui.text import inert
 
@@ -78,7 +79,7 @@ class PublishScreen(ModalScreen[None]):
             return
         result.update("Publishing…")
         try:
-            sent = await send(self.app.settings, self.vhost, message)
+            sent = await send(lab_of(self).settings, self.vhost, message)
         except BrokerError as exc:
             result.update(inert(str(exc), BAD))
             return

@@ -22,6 +22,7 @@ from amqp_lab.broker.models import ChannelActivity, QueueDetail
 from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effective_settings
 from amqp_lab.broker.rates import SteadyRates, channel_key
 from amqp_lab.ui.colors import BAD, GOOD, WARN
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.peek import PeekScreen
 from amqp_lab.ui.screens.publish import PublishScreen
@@ -120,12 +121,12 @@ class QueueScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)
-        self.watch_progress = ProgressWatch(stuck_after(self.app.settings.refresh))
+        self.watch_progress = ProgressWatch(stuck_after(lab_of(self).settings.refresh))
         self.query_one(KeyedTable).focus()
         self._poll()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.CHANGES and self.app.settings.read_only:
+        if action in self.CHANGES and lab_of(self).settings.read_only:
             return None  # shown dimmed in the footer: read-only mode
         return True
 
@@ -134,7 +135,7 @@ class QueueScreen(Screen[None]):
     @work(exclusive=True, group="queue-detail", exit_on_error=False)
     async def _poll(self) -> None:
         polls = 0
-        management = self.app.management
+        management = lab_of(self).management
         while True:
             started = time.monotonic()
             try:
@@ -159,9 +160,9 @@ class QueueScreen(Screen[None]):
                 self.fresh_at = time.monotonic()
                 self._show(detail, activity)
             polls += 1
-            poller = self.app.poller
-            wait = poller.next_wait(time.monotonic() - started) if poller else self.app.settings.refresh
-            if wait > self.app.settings.refresh:
+            poller = lab_of(self).poller
+            wait = poller.next_wait(time.monotonic() - started) if poller else lab_of(self).settings.refresh
+            if wait > lab_of(self).settings.refresh:
                 self._notice(inert(f"management API slow: next look in {wait:.0f} s", WARN))
             await asyncio.sleep(wait)
 
@@ -203,10 +204,10 @@ class QueueScreen(Screen[None]):
         self.query_one("#queue-title", Static).update(self._title(detail))
         self.query_one("#queue-settings", Static).update(self._settings(detail, settings, timeout_ms, timeout_source))
         self.query_one("#queue-bindings", Static).update(self._bindings_text())
-        note = f"refreshed every {self.app.settings.refresh:g} s"
+        note = f"refreshed every {lab_of(self).settings.refresh:g} s"
         if len(detail.consumers) > CONSUMERS_SHOWN:
             note += f" · progress of the first {CONSUMERS_SHOWN} consumers' channels"
-        if self.app.settings.read_only:
+        if lab_of(self).settings.read_only:
             note += " · READ-ONLY: peek, publish, purge and delete are off"
         self._notice(Text(note, style="dim"))
 
@@ -291,7 +292,7 @@ class QueueScreen(Screen[None]):
 
     @work(group="queue-change", exit_on_error=False)
     async def _change(self, what: str, done: str) -> None:
-        management = self.app.management
+        management = lab_of(self).management
         try:
             if what == "purge":
                 await management.purge(self.vhost, self.queue_name)
@@ -301,7 +302,8 @@ class QueueScreen(Screen[None]):
             self.notify(printable(str(exc)), title=f"Could not {what}", severity="error")
             return
         self.notify(printable(done), title="Done")
-        if self.app.poller is not None:
-            self.app.poller.refresh_now()
+        poller = lab_of(self).poller
+        if poller is not None:
+            poller.refresh_now()
         if what == "delete":
             self.dismiss(None)

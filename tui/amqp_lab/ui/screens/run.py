@@ -32,6 +32,7 @@ from amqp_lab.scenario.plan import PRODUCING, Plan
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.flow import render_flow
 from amqp_lab.ui.history import RunHistory
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
@@ -149,7 +150,7 @@ class LiveRunScreen(Screen[None]):
         self.paused = False
         self._rendered = None
         self._drawn.clear()
-        self.app.begin_run(scenario)
+        lab_of(self).begin_run(scenario)
         self.query_one("#run-header", Static).update(Text.assemble((scenario.title, "bold"), "  starting…"))
 
     # -- rendering -----------------------------------------------------------
@@ -160,7 +161,7 @@ class LiveRunScreen(Screen[None]):
         A frame that redraws everything holds the event loop for tens of milliseconds, and
         longer while the machine is busy with the run; one part per frame keeps every pause short.
         """
-        snapshot = self.app.run_latest
+        snapshot = lab_of(self).run_latest
         part = self._tick % 4
         self._tick += 1
         if snapshot is None or self._drawn.get(part) is snapshot:
@@ -173,7 +174,7 @@ class LiveRunScreen(Screen[None]):
             self._rendered = snapshot
             self._new_events |= self.history.add(snapshot)
         self._drawn[part] = snapshot
-        final = self.app.run_ended is not None
+        final = lab_of(self).run_ended is not None
         if part == 0 or final:
             self._show_header(snapshot)
             self._show_ledger(snapshot)  # with the header, whose figures it repeats: both from one snapshot
@@ -194,7 +195,7 @@ class LiveRunScreen(Screen[None]):
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
         flow = self.query_one("#flow", Static)
-        if self.app.run_ended is not None:  # depths and rates are the last ones sampled; the queues went since
+        if lab_of(self).run_ended is not None:  # depths and rates are the last ones sampled; the queues went since
             flow.border_title = f"Message flow: last sample, at {snapshot.elapsed:.0f} s, before the cleanup"
         drawing, lines = render_flow(self.plan, snapshot, self.history.peak_depth, flow.content_size.width >= WIDE_FLOW)
         self._update("#flow", drawing, lines)
@@ -205,7 +206,7 @@ class LiveRunScreen(Screen[None]):
         self._lines[selector] = lines
 
     def _show_header(self, s: RunSnapshot) -> None:
-        ended: RunEnded | None = self.app.run_ended
+        ended: RunEnded | None = lab_of(self).run_ended
         ledger = s.ledger
         line = Text.assemble((s.title, "bold"), f"  ·  run {s.run_id}  ")
         if ended is not None:
@@ -239,7 +240,7 @@ class LiveRunScreen(Screen[None]):
         self.query_one("#run-header", Static).update(line, layout=False)
 
     def _show_ledger(self, s: RunSnapshot) -> None:
-        ended: RunEnded | None = self.app.run_ended
+        ended: RunEnded | None = lab_of(self).run_ended
         report = ended.report if ended is not None else None
         if report is not None:
             self.query_one("#ledger").border_title = "Ledger: final, as in the report"
@@ -266,7 +267,7 @@ class LiveRunScreen(Screen[None]):
 
     def on_run_finished(self) -> None:
         """Called by the app when the child reported its end: show the last snapshot and the verdict."""
-        ended: RunEnded | None = self.app.run_ended
+        ended: RunEnded | None = lab_of(self).run_ended
         if ended is None:
             return
         if ended.snapshot is not None:
@@ -305,20 +306,20 @@ class LiveRunScreen(Screen[None]):
         try:
             for action in actions:
                 if isinstance(action, Rerun):
-                    await self.app.end_run()
+                    await lab_of(self).end_run()
                     self.plan = None
                     self._begin(self.experiment.scenario(*action.overrides))
-                    await self.app.run_started()
+                    await lab_of(self).run_started()
                 else:
-                    self.app.run_control(action)
+                    lab_of(self).run_control(action)
         finally:
             self._busy_with_steps = False
 
     # -- controls ------------------------------------------------------------
 
     def _run_is_live(self) -> bool:
-        latest: RunSnapshot | None = self.app.run_latest
-        if self.app.run_ended is not None or latest is None:
+        latest: RunSnapshot | None = lab_of(self).run_latest
+        if lab_of(self).run_ended is not None or latest is None:
             self.notify("The run is not running.", severity="warning")
             return False
         if latest.state != "running":
@@ -330,7 +331,7 @@ class LiveRunScreen(Screen[None]):
         if not self._run_is_live():
             return
         self.paused = not self.paused
-        self.app.run_control(PauseProducers() if self.paused else ResumeProducers())
+        lab_of(self).run_control(PauseProducers() if self.paused else ResumeProducers())
         self.notify(
             "Producers paused: queues drain, nothing new is published." if self.paused else "Producers resumed."
         )
@@ -339,19 +340,21 @@ class LiveRunScreen(Screen[None]):
         if not self._run_is_live() or self.plan is None:
             return
         if self.rate is None:
-            measured = sum(c.rate for c in self.app.run_latest.clients if c.sent and not c.received) or 10.0
+            latest = lab_of(self).run_latest
+            clients = latest.clients if latest is not None else ()
+            measured = sum(c.rate for c in clients if c.sent and not c.received) or 10.0
             if factor > 1:
                 self.notify("Producers already send as fast as they can.")
                 return
             self.rate = measured
         self.rate = max(self.rate * factor, 0.5)
         for role in dict.fromkeys(c.role for c in self.plan.clients if isinstance(c, PRODUCING)):
-            self.app.run_control(SetRate(role, self.rate))
+            lab_of(self).run_control(SetRate(role, self.rate))
         self.notify(f"Producer rate: {self.rate:g} per second each.")
 
     def _consumer_role(self) -> str:
         selected = self.query_one(ClientsTable).selected
-        latest = self.app.run_latest
+        latest = lab_of(self).run_latest
         role = next((c.role for c in latest.clients if c.name == selected), None) if latest else None
         if role in CONSUMER_ROLES:
             return role
@@ -361,7 +364,7 @@ class LiveRunScreen(Screen[None]):
         """add or remove a consumer of the selected client's role (else the pattern's)."""
         if self._run_is_live():
             role = self._consumer_role()
-            self.app.run_control(Inject(role, action))
+            lab_of(self).run_control(Inject(role, action))
             self.notify(f"{'Adding' if action == 'add' else 'Removing'} a {role}.")
 
     def action_fault(self, action: Literal["crash", "hang", "restart"]) -> None:
@@ -371,12 +374,12 @@ class LiveRunScreen(Screen[None]):
         if selected is None:
             self.notify("Select a client in the table first (↑↓).", severity="warning")
             return
-        self.app.run_control(Inject(selected, action))
+        lab_of(self).run_control(Inject(selected, action))
         self.notify(f"{action.capitalize()}: {selected}.")
 
     def action_stop(self) -> None:
-        if self.app.run_ended is None:
-            self.app.run_control(StopRun())
+        if lab_of(self).run_ended is None:
+            lab_of(self).run_control(StopRun())
             self.notify("Stopping: producers stop, consumers drain, then everything the run declared is deleted.")
 
     def action_leave(self) -> None:
@@ -385,7 +388,7 @@ class LiveRunScreen(Screen[None]):
             box.value = ""
             self.query_one(ClientsTable).focus()
             return
-        if self.app.run_is_going:
+        if lab_of(self).run_is_going:
             self.notify("The run is still going: press s to stop it (and clean up) first.", severity="warning")
             return
         self.dismiss()
@@ -398,17 +401,17 @@ class LiveRunScreen(Screen[None]):
         self.query_one(ClientsTable).focus()
 
     def action_export(self) -> None:
-        snapshot = self.app.run_latest
+        snapshot = lab_of(self).run_latest
         if snapshot is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        ended: RunEnded | None = self.app.run_ended
+        ended: RunEnded | None = lab_of(self).run_ended
         report = (
             ended.report
             if ended is not None and ended.report
-            else build_report(self.scenario, snapshot, self.app.settings.primary.display(), [])
+            else build_report(self.scenario, snapshot, lab_of(self).settings.primary.display(), [])
         )
-        folder = self.app.export_dir
+        folder = lab_of(self).export_dir
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"amqp-lab-{snapshot.run_id}-{time.strftime('%H%M%S')}"
         report_path = folder / f"{stem}.json"

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Static
 from amqp_lab.broker.errors import BrokerError
 from amqp_lab.broker.models import Exchange
 from amqp_lab.broker.tap import KEPT, QUEUE_LIMIT, Tap, TappedMessage
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.message_view import MODES, preview, render_message
 from amqp_lab.ui.text import inert, printable
 from amqp_lab.ui.widgets.status_bar import StatusBar
@@ -54,7 +55,7 @@ class TapScreen(Screen[None]):
         table = self.query_one(DataTable)
         for column in ("time", "routing key", "size", "content type", "headers", "payload"):
             table.add_column(column, key=column)
-        self.tap = Tap(self.app.settings, self.exchange)
+        self.tap = Tap(lab_of(self).settings, self.exchange)
         self._title("starting…")
         self._start()
 
@@ -68,7 +69,7 @@ class TapScreen(Screen[None]):
     async def _start(self) -> None:
         assert self.tap is not None
         try:
-            bindings = await self.app.management.bindings_from(self.exchange.vhost, self.exchange.name)
+            bindings = await lab_of(self).management.bindings_from(self.exchange.vhost, self.exchange.name)
             await self.tap.start(bindings)
         except BrokerError as exc:
             self._title("not started")
@@ -111,7 +112,7 @@ class TapScreen(Screen[None]):
     async def _follow_bindings(self) -> None:
         assert self.tap is not None
         with contextlib.suppress(BrokerError):  # the next round tries again; the tap keeps what it has
-            await self.tap.follow(await self.app.management.bindings_from(self.exchange.vhost, self.exchange.name))
+            await self.tap.follow(await lab_of(self).management.bindings_from(self.exchange.vhost, self.exchange.name))
 
     @staticmethod
     def _cells(message: TappedMessage) -> tuple[Text, ...]:

@@ -11,6 +11,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from amqp_lab.broker.errors import BrokerError
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert, printable
 
 EVERY_VHOST = "\x00all"  # option id for every vhost: no vhost name holds a NUL
@@ -35,7 +36,7 @@ class VhostScreen(ModalScreen[str | None]):
     async def _load(self) -> None:
         hint = self.query_one("#vhost-hint", Static)
         try:
-            vhosts = await self.app.management.vhosts()
+            vhosts = await lab_of(self).management.vhosts()
         except BrokerError as exc:
             hint.update(inert(f"Could not list vhosts: {exc}"))
             return

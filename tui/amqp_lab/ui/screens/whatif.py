@@ -16,6 +16,7 @@ from textual.widgets import Input, Static
 from amqp_lab.broker.errors import BrokerError
 from amqp_lab.broker.whatif import Answer, Routes, fetch_routes
 from amqp_lab.ui.colors import BAD, GOOD
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert
 
 
@@ -111,7 +112,7 @@ class WhatIfScreen(ModalScreen[None]):
     @work(exclusive=True, group="whatif", exit_on_error=False)
     async def action_reload(self) -> None:
         try:
-            self.routes = await fetch_routes(self.app.management, self.vhost, self.exchange)
+            self.routes = await fetch_routes(lab_of(self).management, self.vhost, self.exchange)
         except BrokerError as exc:
             self.query_one("#whatif-answer", Static).update(inert(f"Could not read the bindings: {exc}"))
             return

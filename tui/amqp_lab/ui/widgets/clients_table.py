@@ -31,7 +31,10 @@ def cells(client: ClientStats, stalled: bool) -> tuple[Text, ...]:
     state = client.state
     if stalled and state == "running":
         state = "stalled"  # holds unacked messages and takes nothing new: what a hang looks like from outside
-    number = lambda n: Text(f"{n:,}", justify="right")  # noqa: E731
+
+    def number(n: int) -> Text:
+        return Text(f"{n:,}", justify="right")
+
     return (
         Text(client.name, style="bold"),
         Text(client.role),

@@ -22,11 +22,9 @@ def ledger_lines(counts: LedgerCounts, finished: bool, backlog: dict[str, Any] |
     for name, value in values.items():
         if (not value and name not in ALWAYS) or (name == "outstanding" and finished):
             continue  # after the end, what is outstanding is lost (or unchecked): said on their lines
-        meaning = str(backlog["fate"]) if name == "still_queued" and backlog is not None else MEANINGS[name]
+        said = str(backlog["fate"]) if name == "still_queued" and backlog is not None else MEANINGS[name]
         style = ALARMS.get(name, "") if value else (GOOD if name == "lost" else "")
-        rows.append(
-            (Text(name.replace("_", " "), style=style or "bold"), Text(f"{value:,}", style=style), Text(meaning))
-        )
+        rows.append((Text(name.replace("_", " "), style=style or "bold"), Text(f"{value:,}", style=style), Text(said)))
     terms = [n for n in SETTLED if values[n] and not (finished and n == "outstanding")]
     if finished and counts.outstanding:
         terms.append("lost" if counts.lost else "unchecked")

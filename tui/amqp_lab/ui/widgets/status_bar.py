@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -16,6 +17,7 @@ from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
 from amqp_lab.broker.models import NodeStatus, node_labels
 from amqp_lab.broker.poller import BrokerSnapshot
 from amqp_lab.config import Settings
+from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert
 
 BADGE_CLASSES = {
@@ -56,9 +58,9 @@ class StatusBar(Horizontal):
         yield Static(id="management-badge", classes="badge")
         yield Static("READ-ONLY", id="read-only-badge", classes="badge -warn")
 
-    def follow(self, screen: Screen[object]) -> None:
+    def follow(self, screen: Screen[Any]) -> None:
         """Show the app's settings and connection states for as long as `screen` lives."""
-        self.settings = screen.app.settings
+        self.settings = lab_of(screen).settings
         screen.watch(screen.app, "amqp_status", lambda value: setattr(self, "amqp", value))
         screen.watch(screen.app, "snapshot", lambda value: setattr(self, "snapshot", value))
 

@@ -57,18 +57,20 @@ class Trends(VerticalScroll):
             (name for name in history.series if name.startswith("queue ")),
             key=lambda name: -max((p or 0.0 for p in history.series[name].points), default=0.0),
         )[:DEPTH_SERIES]
-        wanted = [name for name in ("published/s", "acked/s", "p50 ms", "p95 ms", "p99 ms") if name in history.series]
+        wanted: list[str] = [
+            name for name in ("published/s", "acked/s", "p50 ms", "p95 ms", "p99 ms") if name in history.series
+        ]
         wanted += queues
         present = {trend.series_name: trend for trend in self.query(Trend)}
         for name, trend in present.items():
             if name not in wanted:
                 trend.remove()
         for name in wanted:
-            trend = present.get(name)
-            if trend is None:
+            found = present.get(name)
+            if found is None:
                 label = "depth " + name.removeprefix("queue ").removeprefix(self.prefix) if name in queues else name
-                trend = Trend(name, label)
-                trend.show(list(history.series[name].points))
-                self.mount(trend)
+                found = Trend(name, label)
+                found.show(list(history.series[name].points))
+                self.mount(found)
             else:
-                trend.show(list(history.series[name].points))
+                found.show(list(history.series[name].points))
