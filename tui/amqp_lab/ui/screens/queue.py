@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import replace
 
 from rich.text import Text
 from textual import work
@@ -20,7 +19,7 @@ from amqp_lab.broker.errors import BrokerError, ManagementObjectGone
 from amqp_lab.broker.models import Binding as BrokerBinding
 from amqp_lab.broker.models import ChannelActivity, QueueDetail
 from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effective_settings
-from amqp_lab.broker.rates import SteadyRates, channel_key
+from amqp_lab.broker.queue_watch import CONSUMERS_SHOWN, QueueWatch
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.confirm import ConfirmScreen
@@ -40,8 +39,6 @@ SERIES = (
     ("ack", "ack/s"),
 )
 HISTORY = 120  # points per series: two minutes at RabbitMQ's finest statistics interval
-CONSUMERS_SHOWN = 20  # channels asked about per poll: detail only for what fits on screen
-BINDINGS_EVERY = 5  # polls between re-reads of the bindings, which rarely change
 CONSUMER_COLUMNS = ("consumer", "health", "prefetch", "unacked", "ack/s", "acks", "channel")
 
 
@@ -101,7 +98,6 @@ class QueueScreen(Screen[None]):
         self.detail: QueueDetail | None = None
         self.bound_by: list[BrokerBinding] = []
         self.fresh_at: float | None = None
-        self.rates = SteadyRates()
         self.watch_progress: ProgressWatch  # made on mount, from the app's refresh
 
     def compose(self) -> ComposeResult:
@@ -134,19 +130,12 @@ class QueueScreen(Screen[None]):
 
     @work(exclusive=True, group="queue-detail", exit_on_error=False)
     async def _poll(self) -> None:
-        polls = 0
-        management = lab_of(self).management
+        watch: QueueWatch | None = None
         while True:
             started = time.monotonic()
             try:
-                detail = await management.queue(self.vhost, self.queue_name)
-                channels = list(dict.fromkeys(c.channel for c in detail.consumers))[:CONSUMERS_SHOWN]
-                answers = await asyncio.gather(
-                    *(management.channel_activity(name) for name in channels), return_exceptions=True
-                )
-                activity = {a.name: a for a in answers if isinstance(a, ChannelActivity)}
-                if polls % BINDINGS_EVERY == 0:
-                    self.bound_by = await management.queue_bindings(self.vhost, self.queue_name)
+                watch = watch or QueueWatch(lab_of(self).management, self.vhost, self.queue_name)
+                look = await watch.look()
             except ManagementObjectGone as exc:
                 self._notice(inert(f"{exc}. Esc goes back.", BAD))
                 return
@@ -158,8 +147,8 @@ class QueueScreen(Screen[None]):
                 if not self.is_attached:  # the user left while the answer was on its way
                     return
                 self.fresh_at = time.monotonic()
-                self._show(detail, activity)
-            polls += 1
+                self.bound_by = look.bound_by
+                self._show(look.detail, look.activity)
             poller = lab_of(self).poller
             wait = poller.next_wait(time.monotonic() - started) if poller else lab_of(self).settings.refresh
             if wait > lab_of(self).settings.refresh:
@@ -175,17 +164,8 @@ class QueueScreen(Screen[None]):
         self.query_one("#queue-notice", Static).update(text)
 
     def _show(self, detail: QueueDetail, activity: dict[str, ChannelActivity]) -> None:
-        now = time.monotonic()
-        stats = replace(
-            detail.stats, rates=self.rates.steady(detail.stats.key, detail.stats.totals, detail.stats.rates, now)
-        )
-        activity = {
-            name: replace(a, ack_rate=self.rates.channel_ack_rate(name, a.acked, a.ack_rate, now))
-            for name, a in activity.items()
-        }
-        self.rates.keep_only([detail.stats.key, *map(channel_key, activity)])
-        detail = replace(detail, stats=stats)
         self.detail = detail
+        stats = detail.stats
         values = {
             "ready": stats.ready,
             "unacked": stats.unacked,
