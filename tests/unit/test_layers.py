@@ -16,6 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("broker", "embedded"),
     ("engine", "workshop"),
     ("headless", "ui"),
+    ("arguments",),
     ("cli",),
     ("__main__",),
 ]
