@@ -41,32 +41,6 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
-class Pacer:
-    """Spaces sends at `rate` per second; None is as fast as possible; 0 waits for a new rate."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self._next = time.monotonic()
-        self._changed = asyncio.Event()
-
-    def set_rate(self, rate: float | None) -> None:
-        self.rate = rate
-        self._next = time.monotonic()
-        self._changed.set()
-
-    async def wait(self) -> None:
-        while self.rate == 0:
-            self._changed.clear()
-            await self._changed.wait()
-        if self.rate is None:
-            return
-        now = time.monotonic()
-        self._next = max(self._next + 1.0 / self.rate, now - 1.0)  # never burst more than a second's worth
-        delay = self._next - now
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
 class Client:
     """Lifecycle shared by every role: start, crash, stop, restart, and recovery from a lost connection.
 
