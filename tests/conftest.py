@@ -182,9 +182,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 
 async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+    condition: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 30.0,
+    what: str = "condition",
+    explain: Callable[[], str] | None = None,
 ) -> None:
-    """Poll a condition until it holds; fail with `what` after `timeout` seconds, stretched on a busy machine."""
+    """Poll a condition until it holds; fail with `what` after `timeout` seconds, stretched on a busy machine.
+    `explain` says, in the failure, what the state was then (so a failure in CI can be read without a rerun)."""
     factor = busy_factor()
     give_up = time.monotonic() + timeout * factor
     while True:
@@ -195,7 +199,8 @@ async def wait_for(
             return
         if time.monotonic() > give_up:
             stretched = f" (x{factor:.1f} for the machine's load)" if factor > 1 else ""
-            raise AssertionError(f"timed out after {timeout * factor:g} s{stretched} waiting for {what}")
+            state = f"; {explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout * factor:g} s{stretched} waiting for {what}{state}")
         await asyncio.sleep(0.05)
 
 

@@ -11,7 +11,7 @@ import aio_pika
 import aiormq.channel
 import aiormq.connection
 import aiormq.exceptions
-from aio_pika.abc import AbstractChannel, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from pamqp.commands import Basic
 
 from amqp_lab.amqp.model import DEFAULT_EXCHANGE
@@ -32,6 +32,15 @@ def link_broke(exc: BaseException) -> bool:
         task = asyncio.current_task()
         return task is not None and not task.cancelling()
     return isinstance(exc, LINK_LOST)
+
+
+def connection_gone(connection: AbstractConnection | None) -> bool:
+    """Whether a connection has gone away underneath: aiormq closes it and its channels at once, but aio-pika
+    tells the close callbacks only later (a second and more on a busy machine), so ask aiormq."""
+    if connection is None or connection.is_closed:
+        return True
+    transport = connection.transport
+    return transport is None or transport.connection.is_closed
 
 
 class ImmediateRefused(Exception):

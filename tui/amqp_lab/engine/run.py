@@ -190,6 +190,8 @@ class Run:
                 await admin.close()
             raise
         admin.close_callbacks.add(self._connection_closed)
+        if admin.is_closed:  # closed before the callback was in place: it would never be told
+            raise RunError("the broker closed the run's connection as it declared the topology: try again")
 
     def _connection_closed(self, sender: object, exc: BaseException | None = None) -> None:
         if sender is not self._admin or self.state in ("cleaning", "finished") or self._down_since is not None:

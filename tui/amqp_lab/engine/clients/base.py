@@ -16,7 +16,7 @@ from amqp_lab.broker.connection import Backoff, connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.metrics import RateMeter
-from amqp_lab.engine.publishing import LINK_LOST, Letter, Outbox, link_broke
+from amqp_lab.engine.publishing import LINK_LOST, Letter, Outbox, connection_gone, link_broke
 from amqp_lab.engine.snapshot import ClientStats
 from amqp_lab.masking import mask_text
 from amqp_lab.scenario.figures import Count
@@ -95,7 +95,7 @@ class Client:
     def link_down(self) -> bool:
         """The connection is lost and the client is recovering, or about to."""
         recovering = self._recovery is not None and not self._recovery.done()
-        return recovering or (self.active and (self.connection is None or self.connection.is_closed))
+        return recovering or (self.active and connection_gone(self.connection))
 
     def _spawn(self, coroutine: Any, channel_bound: bool = False) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -166,7 +166,12 @@ class Client:
         self._online.clear()
         if self.reads:
             self.ctx.consumer_lost(self.name)
-        reason = mask_text(str(exc), self.ctx.settings.secrets()) if exc else "closed by the broker"
+        if exc is None:
+            reason = "closed by the broker"
+        elif isinstance(exc, asyncio.CancelledError):  # aiormq cancels what waits on a connection it found stuck
+            reason = "no frame from the broker within the heartbeat timeout"
+        else:
+            reason = mask_text(str(exc), self.ctx.settings.secrets())
         self.ctx.event("disconnect", self.name, f"connection lost: {reason}")
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
@@ -185,6 +190,8 @@ class Client:
                 connection = await connect_first(self.ctx.settings, self.connection_name)
                 self._watch(connection)
                 await self._open()
+                if self._gone.is_set():  # lost again as the channel opened: `lost` left that to this loop
+                    raise ConnectionError("the connection closed as the channel opened")
                 break
             except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
                 # RuntimeError: aio-pika's word for a connection that closed again while opening the channel
@@ -284,7 +291,8 @@ class Client:
     async def _failed_with_link(self, exc: BaseException, gone: asyncio.Event) -> bool:
         """Whether an operation begun while `gone` was current failed because its connection went away,
         rather than its channel alone. The error can arrive before the connection's close callback."""
-        if isinstance(exc, ConnectionError) and gone is self._gone and self.active:
+        went_away = isinstance(exc, ConnectionError) or connection_gone(self.connection)
+        if went_away and gone is self._gone and self.active:
             self.lost(exc)
         if not gone.is_set():
             with contextlib.suppress(TimeoutError):
