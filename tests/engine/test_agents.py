@@ -4,6 +4,7 @@ and the run's ledger and screens cover both as one run; an agent that vanishes i
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 from amqp_lab.config import Settings
+from amqp_lab.engine import fleet
+from amqp_lab.engine.agent import DISCOVER, declare_control
+from amqp_lab.engine.agent_messages import VERSION, Offer, to_run
+from amqp_lab.engine.errors import RunError
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
@@ -92,3 +99,44 @@ async def test_an_agent_that_vanishes_is_shown_lost_with_its_share(settings: Set
     assert (north.state, south.state) == ("done", "lost")
     assert south.sent > 0  # its share until it vanished is reported, not dropped
     assert any("agent south lost" in e.text for e in final.events)
+
+
+async def test_a_run_and_an_agent_of_another_amqp_lab_version_say_so(
+    rabbit: Any, settings: Settings, agents: list[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Agents of a newer amqp-lab answer a run's discover in their own version; the run says which agent, and
+    what to do, instead of waiting for offers it cannot read. The same holds the other way round."""
+    monkeypatch.setattr(fleet, "RECRUIT_TIMEOUT", 3.0)
+    newer = VERSION + 1
+    async with await aio_pika.connect(rabbit.amqp_url) as connection:
+        channel = await connection.channel()
+        control = await declare_control(channel)
+        inbox = await channel.declare_queue("", exclusive=True, auto_delete=True)
+        future = await channel.declare_queue("", exclusive=True, auto_delete=True)
+        await future.bind(control, DISCOVER)
+
+        async def answer_as_newer(message: AbstractIncomingMessage) -> None:
+            asked = json.loads(message.body)
+            offer = {"v": newer, "type": "offer", "agent": "future", "run_id": asked["run_id"], "extra": True}
+            await channel.default_exchange.publish(aio_pika.Message(json.dumps(offer).encode()), asked["reply_to"])
+
+        await future.consume(answer_as_newer, no_ack=True)
+        run = Run(load("workers", ["duration=4s"]), replace(settings, agents=3))  # north and south answer too
+        with pytest.raises(RunError, match=f"agent future speaks agent protocol v{newer}, this amqp-lab v{VERSION}"):
+            await run.execute()
+        assert run.leftovers == [] and await nothing_left(settings, run.run_id) == []
+
+        # The other way round: a newer run's discover gets an offer from each agent, which says why it cannot join.
+        discover = {"v": newer, "type": "discover", "run_id": "0f00d1", "reply_to": inbox.name, "extra": True}
+        await control.publish(aio_pika.Message(json.dumps(discover).encode()), DISCOVER)
+        offers: list[Offer] = []
+
+        async def offered(message: AbstractIncomingMessage) -> None:
+            said = to_run(message.body)
+            if isinstance(said, Offer) and said.run_id == "0f00d1":
+                offers.append(said)
+
+        await inbox.consume(offered, no_ack=True)
+        await wait_for(lambda: sorted(o.agent for o in offers) == ["north", "south"], what="both agents to answer")
+        logs = [(tmp_path / f"{name}.log").read_text() for name in ("north", "south")]
+        assert all(f"run 0f00d1 speaks agent protocol v{newer}" in log for log in logs), logs

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from amqp_lab.broker.connection import Backoff, ConnectionState
 from amqp_lab.config import build
-from amqp_lab.engine.context import Event
+from amqp_lab.engine.events import Event, EventKind
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.metrics import Percentiles
 from amqp_lab.engine.snapshot import ClientStats, QueueDepth, RunSnapshot
@@ -119,11 +119,11 @@ FROZEN = RunSnapshot(
     ),
     queues=(QueueDepth("lab.f00d42.tasks", 32, 17, 3, in_rate=50.0, out_rate=33.5),),
     events=(
-        Event(0.0, "info", "run", "started workers as run f00d42", 1),
-        Event(6.2, "fault", "worker-2", "hang", 2),
-        Event(9.8, "crash", "worker-1", "crashed: channel dropped", 3),
-        Event(9.8, "crash", "worker-1", "4 unacked message(s) back to the queue for redelivery", 4),
-        Event(10.1, "restart", "worker-1", "restarted", 5),
+        Event(0.0, EventKind.INFO, "run", "started workers as run f00d42", 1),
+        Event(6.2, EventKind.FAULT, "worker-2", "hang", 2),
+        Event(9.8, EventKind.CRASH, "worker-1", "crashed: channel dropped", 3),
+        Event(9.8, EventKind.CRASH, "worker-1", "4 unacked message(s) back to the queue for redelivery", 4),
+        Event(10.1, EventKind.RESTART, "worker-1", "restarted", 5),
     ),
 )
 

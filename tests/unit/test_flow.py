@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from amqp_lab.engine.context import Event
+from amqp_lab.engine.events import Event, EventKind
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.placement import NodeState, QueuePlace
 from amqp_lab.engine.snapshot import ClientStats, QueueDepth, RunSnapshot
@@ -97,8 +97,8 @@ def test_many_subscribers_fold_into_one_line() -> None:
 
 def test_history_keeps_new_events_once_and_spots_a_stalled_consumer() -> None:
     history = RunHistory()
-    first = Event(0.5, "info", "run", "started", 1)
-    second = Event(1.0, "timeout", "requester-1", "request 1 timed out", 2)
+    first = Event(0.5, EventKind.INFO, "run", "started", 1)
+    second = Event(1.0, EventKind.TIMEOUT, "requester-1", "request 1 timed out", 2)
     assert history.add(snapshot(events=(first,)))
     assert history.add(snapshot(events=(first, second)))
     assert not history.add(snapshot(events=(first, second)))

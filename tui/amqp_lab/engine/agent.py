@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -25,6 +24,21 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
+from amqp_lab.engine.agent_messages import (
+    AgentEvent,
+    Assign,
+    Discover,
+    Done,
+    Failed,
+    Finish,
+    Offer,
+    OtherVersion,
+    Pause,
+    Report,
+    Started,
+    encode,
+    to_agent,
+)
 from amqp_lab.engine.clients import make_client
 from amqp_lab.engine.clients.base import Client
 from amqp_lab.engine.clients.producers import Producer, Publisher
@@ -45,10 +59,6 @@ def direct_key(agent: str) -> str:
 
 async def declare_control(channel: AbstractChannel) -> aio_pika.abc.AbstractExchange:
     return await channel.declare_exchange(CONTROL, aio_pika.ExchangeType.TOPIC, auto_delete=True)
-
-
-def encode(kind: str, **fields: Any) -> aio_pika.Message:
-    return aio_pika.Message(json.dumps({"type": kind, **fields}).encode(), content_type="application/json")
 
 
 class Samples:
@@ -76,18 +86,18 @@ class AgentContext(RunContext):
 class Share:
     """The clients one run gave this agent."""
 
-    def __init__(self, settings: Settings, assignment: dict[str, Any], agent: str) -> None:
-        scenario = Scenario.model_validate(assignment["scenario"])
-        plan = build(scenario, run_prefix(assignment["run_id"]))
-        self.run_id: str = assignment["run_id"]
-        self.coordinator: str = assignment["reply_to"]
+    def __init__(self, settings: Settings, assignment: Assign, agent: str) -> None:
+        scenario = Scenario.model_validate(assignment.scenario)
+        plan = build(scenario, run_prefix(assignment.run_id))
+        self.run_id = assignment.run_id
+        self.coordinator = assignment.reply_to
         self.agent = agent
-        relay = LedgerRelay(plan.topology, int(assignment["id_base"]))
+        relay = LedgerRelay(plan.topology, assignment.id_base)
         self.relay = relay
-        self.ctx = AgentContext(settings, relay, random.Random(scenario.seed + int(assignment["id_base"]) // ID_SPAN))  # type: ignore[arg-type]
+        self.ctx = AgentContext(settings, relay, random.Random(scenario.seed + assignment.id_base // ID_SPAN))  # type: ignore[arg-type]
         if plan.pattern == "pub-sub":  # the run counts, per subscriber, the events its patterns select
             self.ctx.on_publish = lambda exchange, key: relay.ops.append(["publish_seen", exchange, key])
-        wanted = set(assignment["clients"])
+        wanted = set(assignment.clients)
         self.clients: dict[str, Client] = {s.name: make_client(s, self.ctx) for s in plan.clients if s.name in wanted}
         self._events_sent = 0
 
@@ -97,16 +107,19 @@ class Share:
         await asyncio.gather(*(c.start() for c in producers))
 
     def report(self) -> aio_pika.Message:
-        events = [asdict(e) for e in self.ctx.events if e.seq > self._events_sent]
+        events = [
+            AgentEvent(kind=e.kind, client=e.client, text=e.text) for e in self.ctx.events if e.seq > self._events_sent
+        ]
         self._events_sent = self.ctx.events_logged
         return encode(
-            "report",
-            agent=self.agent,
-            ops=self.relay.take(),
-            samples={name: samples.take() for name, samples in self.ctx.samples.items()},
-            counters=dict(self.ctx.counters),
-            events=events,
-            clients=[asdict(client.stats()) for client in self.clients.values()],
+            Report(
+                agent=self.agent,
+                ops=self.relay.take(),
+                samples={name: samples.take() for name, samples in self.ctx.samples.items()},
+                counters=dict(self.ctx.counters),
+                events=events,
+                clients=[client.stats() for client in self.clients.values()],
+            )
         )
 
     def pause(self) -> None:
@@ -160,20 +173,26 @@ class Agent:
 
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
         try:
-            data = json.loads(message.body)
-            kind = data["type"]
-        except (ValueError, KeyError, TypeError):
-            return  # not ours to read
-        if kind == "discover" and self._share_task is None:
-            await self._send(data["reply_to"], encode("offer", agent=self.name, run_id=data["run_id"]))
-        elif kind == "assign" and self._share_task is None:
-            self._share_task = asyncio.get_running_loop().create_task(self._run_share(data))
-        elif kind == "pause" and self.share is not None:
-            self.share.pause()
-        elif kind == "finish" and self.share is not None and data.get("run_id") == self.share.run_id:
-            self._finishing.set()
+            said = to_agent(message.body)
+        except OtherVersion as exc:
+            asked = exc.envelope
+            if (
+                asked.type == "discover" and asked.reply_to and self._share_task is None
+            ):  # our offer tells the run why we cannot take part
+                self._say(f"run {asked.run_id} {exc}")
+                await self._send(asked.reply_to, encode(Offer(agent=self.name, run_id=asked.run_id)))
+            return
+        match said:
+            case Discover() if self._share_task is None:
+                await self._send(said.reply_to, encode(Offer(agent=self.name, run_id=said.run_id)))
+            case Assign() if self._share_task is None:
+                self._share_task = asyncio.get_running_loop().create_task(self._run_share(said))
+            case Pause() if self.share is not None:
+                self.share.pause()
+            case Finish() if self.share is not None and said.run_id == self.share.run_id:
+                self._finishing.set()
 
-    async def _run_share(self, assignment: dict[str, Any]) -> None:
+    async def _run_share(self, assignment: Assign) -> None:
         self._finishing = asyncio.Event()
         share = None
         try:
@@ -181,18 +200,18 @@ class Agent:
             await share.start()
             self.share = share
             self._say(f"run {share.run_id}: running {', '.join(share.clients)}")
-            await self._send(share.coordinator, encode("started", agent=self.name))
+            await self._send(share.coordinator, encode(Started(agent=self.name)))
             await self._report_until_finished(share)
             await share.finish()
             await self._send(share.coordinator, share.report())
-            await self._send(share.coordinator, encode("done", agent=self.name))
+            await self._send(share.coordinator, encode(Done(agent=self.name)))
             self._say(f"run {share.run_id}: done")
-        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError, KeyError) as exc:
-            self._say(f"run {assignment.get('run_id')}: {exc}")
+        except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError) as exc:
+            self._say(f"run {assignment.run_id}: {exc}")
             if share is not None:
                 await share.finish()
             with contextlib.suppress(Exception):
-                await self._send(assignment["reply_to"], encode("failed", agent=self.name, reason=str(exc)))
+                await self._send(assignment.reply_to, encode(Failed(agent=self.name, reason=str(exc))))
         finally:
             self.share, self._share_task = None, None
 

@@ -11,34 +11,20 @@ from dataclasses import dataclass, field
 
 from amqp_lab.amqp.model import Binding, Queue
 from amqp_lab.config import Settings
+from amqp_lab.engine.events import PER_MESSAGE_KINDS, Event, EventKind
 from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.metrics import Latency
 from amqp_lab.engine.sinks import Sink, open_sink
 from amqp_lab.scenario.figures import Count
 
 EVENT_LOG_SIZE = 500  # the latest events of every kind, for the live screens
-# Kinds a run may log once per message: under load they come by the thousand, so only the latest are kept (and
-# counted by kind). Every other kind (faults, crashes, outages, refusals, errors) is kept for the report, up to
-# NOTABLE_KEPT, and what went beyond that is counted.
-PER_MESSAGE_KINDS = frozenset({"timeout", "late", "orphan", "partial", "return", "returned", "nack", "nacked"})
-NOTABLE_KEPT = 5000
+NOTABLE_KEPT = 5000  # events not of PER_MESSAGE_KINDS kept for the report; what went beyond is counted
 
 
 def _set_event() -> asyncio.Event:
     event = asyncio.Event()
     event.set()
     return event
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something a user should see: a timeout, a return, a crash, a redelivery burst, a reconnect."""
-
-    at: float  # seconds since the run started
-    kind: str  # timeout, return, nack, crash, hang, restart, stop, refused, partial, late, fault, info, error
-    client: str
-    text: str
-    seq: int = 0  # counts from 1 over the run, so a viewer can tell new events from those it has
 
 
 @dataclass
@@ -52,7 +38,7 @@ class RunContext:
     counters: Counter[Count] = field(default_factory=Counter)  # by the names of scenario.figures only
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENT_LOG_SIZE))
     notable: list[Event] = field(default_factory=list)  # every event not of PER_MESSAGE_KINDS, up to NOTABLE_KEPT
-    event_counts: Counter[str] = field(default_factory=Counter)  # every event logged, by kind
+    event_counts: Counter[EventKind] = field(default_factory=Counter)  # every event logged, by kind
     on_publish: Callable[[str, str], None] | None = None  # (exchange, routing key), for pub-sub's delivery check
     sinks: dict[str, Sink] = field(default_factory=dict)
     events_logged: int = 0
@@ -81,7 +67,7 @@ class RunContext:
             found = self.latency[name] = Latency()
         return found
 
-    def event(self, kind: str, client: str, text: str) -> None:
+    def event(self, kind: EventKind, client: str, text: str) -> None:
         self.events_logged += 1
         self.event_counts[kind] += 1
         event = Event(round(time.monotonic() - self.started, 3), kind, client, text, self.events_logged)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -20,10 +19,26 @@ from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingM
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
-from amqp_lab.engine.agent import DISCOVER, declare_control, direct_key, encode
+from amqp_lab.engine.agent import DISCOVER, declare_control, direct_key
+from amqp_lab.engine.agent_messages import (
+    Assign,
+    Discover,
+    Done,
+    Failed,
+    Finish,
+    Offer,
+    OtherVersion,
+    Pause,
+    Report,
+    Started,
+    encode,
+    to_run,
+)
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.relay import ID_SPAN, replay
 from amqp_lab.engine.snapshot import AgentSummary, ClientStats
+from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.scenario.plan import ClientSpec
 
@@ -44,7 +59,7 @@ class AgentState:
     state: str = "starting"  # starting, running, done, lost, failed
     last_seen: float = field(default_factory=time.monotonic)
     stats: dict[str, ClientStats] = field(default_factory=dict)
-    counters: Counter[str] = field(default_factory=Counter)
+    counters: Counter[Count] = field(default_factory=Counter)
 
 
 def split(specs: tuple[ClientSpec, ...], agents: int) -> list[list[str]]:
@@ -65,6 +80,7 @@ class Fleet:
         self._scenario = scenario
         self.agents: dict[str, AgentState] = {}
         self._offers: list[str] = []
+        self._mismatched: dict[str, str] = {}  # agents of another amqp-lab version, and what they said
         self._offered = asyncio.Event()
         self._changed = asyncio.Event()
         self._connection: AbstractConnection | None = None
@@ -82,27 +98,34 @@ class Fleet:
         await inbox.consume(self._received, no_ack=True)
         deadline = time.monotonic() + RECRUIT_TIMEOUT
         while len(self._offers) < count and time.monotonic() < deadline:
-            await self._exchange.publish(encode("discover", run_id=self._run_id, reply_to=self._inbox), DISCOVER)
+            await self._exchange.publish(encode(Discover(run_id=self._run_id, reply_to=self._inbox)), DISCOVER)
             self._offered.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._offered.wait(), 1.0)
         if len(self._offers) < count:
+            others = "".join(f"; agent {name} {said}" for name, said in self._mismatched.items())
             raise AgentsMissing(
                 f"{len(self._offers)} of {count} agents answered within {RECRUIT_TIMEOUT:g} s: start them with "
-                f"`amqp-lab agent --url URL` on this broker ({self._settings.primary.display()})"
+                f"`amqp-lab agent --url URL` on this broker ({self._settings.primary.display()}){others}"
             )
         scenario = self._scenario.model_dump(mode="json", by_alias=True)
         for number, (name, share) in enumerate(zip(self._offers[:count], split(specs, count), strict=True), 1):
             self.agents[name] = AgentState(name, tuple(share))
-            assignment = {"run_id": self._run_id, "scenario": scenario, "clients": share, "reply_to": self._inbox}
-            await self._exchange.publish(encode("assign", **assignment, id_base=number * ID_SPAN), direct_key(name))
+            assignment = Assign(
+                run_id=self._run_id,
+                scenario=scenario,
+                clients=tuple(share),
+                reply_to=self._inbox,
+                id_base=number * ID_SPAN,
+            )
+            await self._exchange.publish(encode(assignment), direct_key(name))
         await self._until(lambda: all(a.state != "starting" for a in self.agents.values()), START_TIMEOUT)
         failed = [a.name for a in self.agents.values() if a.state in ("starting", "failed")]
         if failed:
             raise AgentsMissing(f"agent(s) {', '.join(failed)} could not start their share of the clients")
         self._watch = asyncio.get_running_loop().create_task(self._watch_agents())
         for agent in self.agents.values():
-            self._ctx.event("info", "run", f"agent {agent.name} runs {', '.join(agent.clients)}")
+            self._ctx.event(EventKind.INFO, "run", f"agent {agent.name} runs {', '.join(agent.clients)}")
 
     async def _until(self, condition: Any, within: float) -> None:
         """Until `condition()` holds (checked on each message from an agent), or `within` seconds passed."""
@@ -114,44 +137,48 @@ class Fleet:
 
     async def _received(self, message: AbstractIncomingMessage) -> None:
         try:
-            data = json.loads(message.body)
-            kind, name = data["type"], data["agent"]
-        except (ValueError, KeyError, TypeError):
+            said = to_run(message.body)
+        except OtherVersion as exc:
+            if exc.envelope.agent and exc.envelope.run_id == self._run_id:
+                self._mismatched[exc.envelope.agent] = str(exc)
             return
-        if kind == "offer":
-            if data.get("run_id") == self._run_id and name not in self._offers:
-                self._offers.append(name)
+        if said is None:
+            return
+        if isinstance(said, Offer):
+            if said.run_id == self._run_id and said.agent not in self._offers:
+                self._offers.append(said.agent)
                 self._offered.set()
             return
-        agent = self.agents.get(name)
+        agent = self.agents.get(said.agent)
         if agent is None:
             return
         agent.last_seen = time.monotonic()
-        if kind == "started":
-            agent.state = "running"
-        elif kind == "report":
-            self._gather(agent, data)
-        elif kind == "done":
-            agent.state = "done"
-        elif kind == "failed":
-            agent.state = "failed"
-            self._ctx.event("error", name, f"agent {name} failed: {data.get('reason', '')}")
+        match said:
+            case Started():
+                agent.state = "running"
+            case Report():
+                self._gather(agent, said)
+            case Done():
+                agent.state = "done"
+            case Failed():
+                agent.state = "failed"
+                self._ctx.event(EventKind.ERROR, said.agent, f"agent {said.agent} failed: {said.reason}")
         self._changed.set()
 
-    def _gather(self, agent: AgentState, data: dict[str, Any]) -> None:
+    def _gather(self, agent: AgentState, report: Report) -> None:
         ctx = self._ctx
-        replay(ctx, data["ops"])
-        for name, values in data["samples"].items():
-            latency = ctx.latency_of(str(name))
+        replay(ctx, report.ops)
+        for name, values in report.samples.items():
+            latency = ctx.latency_of(name)
             for value in values:
-                latency.record(float(value))
-        agent.counters = Counter({str(k): int(v) for k, v in data["counters"].items()})
-        for event in data["events"]:
-            ctx.event(str(event["kind"]), str(event["client"]), str(event["text"]))
-        agent.stats = {s["name"]: ClientStats(**s) for s in data["clients"]}
+                latency.record(value)
+        agent.counters = Counter(report.counters)
+        for event in report.events:
+            ctx.event(event.kind, event.client, event.text)
+        agent.stats = {stats.name: stats for stats in report.clients}
         if agent.state == "lost":
             agent.state = "running"
-            ctx.event("restart", "run", f"agent {agent.name} reports again")
+            ctx.event(EventKind.RESTART, "run", f"agent {agent.name} reports again")
 
     async def _watch_agents(self) -> None:
         while True:
@@ -161,7 +188,7 @@ class Fleet:
                 if agent.state == "running" and now - agent.last_seen > LOST_AFTER:
                     agent.state = "lost"
                     self._ctx.event(
-                        "crash",
+                        EventKind.CRASH,
                         "run",
                         f"agent {agent.name} lost: no report for {LOST_AFTER:g} s; its clients "
                         f"({', '.join(agent.clients)}) are counted with what they reported last",
@@ -180,7 +207,7 @@ class Fleet:
         """The agent running `client`."""
         return next((agent.name for agent in self.agents.values() if client in agent.clients), None)
 
-    def counters(self) -> Counter[str]:
+    def counters(self) -> Counter[Count]:
         return sum((agent.counters for agent in self.agents.values()), Counter())
 
     def summary(self) -> tuple[AgentSummary, ...]:
@@ -196,11 +223,11 @@ class Fleet:
         )
 
     async def pause(self) -> None:
-        await self._tell_all("pause")
+        await self._tell_all(Pause(run_id=self._run_id))
 
     async def finish(self) -> None:
         """Every agent closes its clients and sends its last report; lost ones are not waited for."""
-        await self._tell_all("finish")
+        await self._tell_all(Finish(run_id=self._run_id))
         await self._until(
             lambda: all(a.state in ("done", "lost", "failed") for a in self.agents.values()), FINISH_TIMEOUT
         )
@@ -208,11 +235,11 @@ class Fleet:
             if agent.state not in ("done", "failed"):
                 agent.state = "lost"
 
-    async def _tell_all(self, kind: str) -> None:
+    async def _tell_all(self, message: Pause | Finish) -> None:
         assert self._exchange is not None
         for agent in self.agents.values():
             if agent.state in ("running", "starting"):
-                await self._exchange.publish(encode(kind, run_id=self._run_id), direct_key(agent.name))
+                await self._exchange.publish(encode(message), direct_key(agent.name))
 
     async def close(self) -> None:
         if self._watch is not None:

@@ -17,6 +17,7 @@ from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import NodeStatus, QueueStats, node_labels
 from amqp_lab.config import Settings, SettingsError
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 
 INTERVAL = 2.0
 
@@ -77,7 +78,7 @@ class Placement:
         for node in self.nodes:
             was = before.get(node.name)
             if was is not None and was != node.state:
-                kind = "restart" if node.state == "running" else "disconnect"
+                kind = EventKind.RESTART if node.state == "running" else EventKind.DISCONNECT
                 self._ctx.event(kind, "cluster", f"node {node.name}: {was} → {node.state}")
 
     def _label(self, node: str) -> str:
@@ -95,12 +96,12 @@ class Placement:
                 continue
             local = queue.name.removeprefix(self._prefix)
             if was.state != place.state:
-                kind = "restart" if place.state == "running" else "disconnect"
+                kind = EventKind.RESTART if place.state == "running" else EventKind.DISCONNECT
                 self._ctx.event(kind, local, f"queue {was.state} → {place.state} (on {place.leader})")
             if place.leader and was.leader != place.leader:
                 moved = "leader moved" if place.replicas else "moved"  # a classic queue has one node, no leader
-                self._ctx.event("restart", local, f"{moved} from {was.leader} to {place.leader}")
+                self._ctx.event(EventKind.RESTART, local, f"{moved} from {was.leader} to {place.leader}")
             if was.replicas_down != place.replicas_down:
                 online = place.replicas - place.replicas_down
-                kind = "disconnect" if place.replicas_down else "restart"
+                kind = EventKind.DISCONNECT if place.replicas_down else EventKind.RESTART
                 self._ctx.event(kind, local, f"{online} of {place.replicas} replicas online")

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from amqp_lab.config import Settings
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.controls import Control, Inject, PauseProducers, ResumeProducers, SetRate, StopRun
 from amqp_lab.scenario.model import Scenario
@@ -160,7 +161,7 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
         try:
             await _control(run, control)
         except (RunError, BrokerError, OSError) as exc:
-            run.ctx.event("error", control.client if isinstance(control, Inject) else "run", str(exc))
+            run.ctx.event(EventKind.ERROR, control.client if isinstance(control, Inject) else "run", str(exc))
     await run.stop()
     assert run.last is not None
     report = build_report(scenario, run.last, settings.primary.display(), run.leftovers, run.cleanup_error)

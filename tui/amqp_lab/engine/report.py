@@ -8,11 +8,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from amqp_lab import __version__
+from amqp_lab.engine.events import PROBLEM_KINDS
 from amqp_lab.engine.ledger import MEANINGS
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.model import Scenario
-
-TIMEOUT_KINDS = ("timeout", "late", "orphan", "partial", "return", "nack", "refused")
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ def build_report(
         "nodes": [asdict(n) for n in snapshot.nodes],
         "agents": [asdict(a) for a in snapshot.agents],
         "subscribers": [asdict(s) for s in snapshot.subscribers],
-        "timeouts": [asdict(e) for e in snapshot.events if e.kind in TIMEOUT_KINDS],
+        "timeouts": [asdict(e) for e in snapshot.events if e.kind in PROBLEM_KINDS],
         "events": [asdict(e) for e in snapshot.events],
         "event_counts": dict(snapshot.event_counts),
         "events_left_out": left_out(snapshot),

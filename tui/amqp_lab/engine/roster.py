@@ -12,6 +12,7 @@ from amqp_lab.engine.clients.producers import Producer
 from amqp_lab.engine.clients.reducer import Reducer
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.errors import RunError
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.fleet import Fleet
 from amqp_lab.scenario.plan import Plan
 
@@ -22,18 +23,18 @@ SLOW_FACTOR = 10.0  # what slow does without a factor
 # What each action does to one client: the kind of client it applies to, the act, and what the event log says
 # (None: the client logs it itself).
 CLIENT_ACTIONS: dict[
-    str, tuple[type[Client], Callable[[Any, float | None], Awaitable[None] | None], tuple[str, str] | None]
+    str, tuple[type[Client], Callable[[Any, float | None], Awaitable[None] | None], tuple[EventKind, str] | None]
 ] = {
     "crash": (Client, lambda c, _: c.crash(), None),
-    "stop": (Client, lambda c, _: c.stop(), ("stop", "stopped")),
+    "stop": (Client, lambda c, _: c.stop(), (EventKind.STOP, "stopped")),
     "restart": (Client, lambda c, _: c.restart(), None),
-    "pause": (Producer, lambda c, _: c.pause(), ("fault", "paused")),
-    "resume": (Producer, lambda c, _: c.resume(), ("fault", "resumed")),
-    "hang": (Consumer, lambda c, _: c.hang(), ("fault", "hang")),
-    "slow": (Consumer, lambda c, v: c.slow(v or SLOW_FACTOR), ("fault", "slow x{value:g}")),
-    "reject": (Consumer, lambda c, _: c.misbehave("reject"), ("fault", "reject")),
-    "nack": (Consumer, lambda c, _: c.misbehave("nack"), ("fault", "nack")),
-    "heal": (Consumer, lambda c, _: c.heal(), ("fault", "heal")),
+    "pause": (Producer, lambda c, _: c.pause(), (EventKind.FAULT, "paused")),
+    "resume": (Producer, lambda c, _: c.resume(), (EventKind.FAULT, "resumed")),
+    "hang": (Consumer, lambda c, _: c.hang(), (EventKind.FAULT, "hang")),
+    "slow": (Consumer, lambda c, v: c.slow(v or SLOW_FACTOR), (EventKind.FAULT, "slow x{value:g}")),
+    "reject": (Consumer, lambda c, _: c.misbehave("reject"), (EventKind.FAULT, "reject")),
+    "nack": (Consumer, lambda c, _: c.misbehave("nack"), (EventKind.FAULT, "nack")),
+    "heal": (Consumer, lambda c, _: c.heal(), (EventKind.FAULT, "heal")),
 }
 
 
@@ -84,7 +85,7 @@ class Roster:
             raise RunError(f"no role {role!r} to add to; roles: {', '.join(self.plan.roles)}")
         client = self.clients[spec.name] = make_client(spec, self.ctx)
         await client.start()
-        self.ctx.event("info", client.name, f"added a {role}")
+        self.ctx.event(EventKind.INFO, client.name, f"added a {role}")
         return client
 
     async def remove(self, role: str) -> Client:
@@ -94,7 +95,7 @@ class Roster:
         client = candidates[-1]
         await client.close()
         del self.clients[client.name]
-        self.ctx.event("stop", client.name, f"removed a {role}")
+        self.ctx.event(EventKind.STOP, client.name, f"removed a {role}")
         return client
 
     def set_rate(self, target: str, rate: float | None) -> None:
@@ -102,17 +103,17 @@ class Roster:
             if isinstance(client, Producer):
                 client.set_rate(rate)
         shown = "max" if rate is None else f"{rate:g}/s"
-        self.ctx.event("fault", target, f"rate set to {shown}")
+        self.ctx.event(EventKind.FAULT, target, f"rate set to {shown}")
 
     def pause_producers(self) -> None:
         for client in self.of_kind(Producer):
             client.pause()
-        self.ctx.event("info", "run", "producers paused")
+        self.ctx.event(EventKind.INFO, "run", "producers paused")
 
     def resume_producers(self) -> None:
         for client in self.of_kind(Producer):
             client.resume()
-        self.ctx.event("info", "run", "producers resumed")
+        self.ctx.event(EventKind.INFO, "run", "producers resumed")
 
     async def act(self, name: str, action: str, value: float | None = None) -> None:
         """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove."""

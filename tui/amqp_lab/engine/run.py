@@ -25,6 +25,7 @@ from amqp_lab.engine.clients.producers import Producer, Publisher
 from amqp_lab.engine.clients.requesters import Requester
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.errors import RunError
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.fleet import AgentsMissing, Fleet
 from amqp_lab.engine.ledger import Ledger
 from amqp_lab.engine.metrics import RateMeter
@@ -134,7 +135,7 @@ class Run:
         else:
             await self._start_clients()
         self.state = "running"
-        self.ctx.event("info", "run", f"started {self.scenario.title} as run {self.run_id}")
+        self.ctx.event(EventKind.INFO, "run", f"started {self.scenario.title} as run {self.run_id}")
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
         self._tasks.append(loop.create_task(self._placement.run()))
@@ -168,11 +169,13 @@ class Run:
             await client.start()
         except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
             client.state = State.FAILED
-            self.ctx.event("error", client.name, f"could not join: {exc}")
+            self.ctx.event(EventKind.ERROR, client.name, f"could not join: {exc}")
             return
         offset = client.spec.offset
         start = f"{offset:g} s back" if isinstance(offset, float) else offset
-        self.ctx.event("info", client.name, f"joined {client.spec.joins_after:g} s into the run, reading from {start}")
+        self.ctx.event(
+            EventKind.INFO, client.name, f"joined {client.spec.joins_after:g} s into the run, reading from {start}"
+        )
 
     async def _connect(self) -> None:
         """The run's own connection: the lease, then the topology (again, after an outage: declaring is idempotent,
@@ -200,7 +203,7 @@ class Run:
         self.ctx.broker_up.clear()
         self.ctx.consumers_up.clear()
         reason = mask_text(str(exc), self.settings.secrets()) if exc else "closed by the broker"
-        self.ctx.event("disconnect", "run", f"broker connection lost ({reason}); reconnecting")
+        self.ctx.event(EventKind.DISCONNECT, "run", f"broker connection lost ({reason}); reconnecting")
         self._tasks.append(asyncio.get_running_loop().create_task(self._reconnect()))
 
     async def _reconnect(self) -> None:
@@ -218,7 +221,7 @@ class Run:
         outage = time.monotonic() - self._down_since
         self._down_since, self._outage_reason = None, ""
         self.ctx.counters[Count.BROKER_OUTAGES] += 1
-        self.ctx.event("restart", "run", f"broker back after {outage:.1f} s: topology declared again")
+        self.ctx.event(EventKind.RESTART, "run", f"broker back after {outage:.1f} s: topology declared again")
         self.ctx.broker_up.set()
         self.ctx.consumers_ready()  # producers go on once no consumer is reconnecting any more
 
@@ -278,7 +281,7 @@ class Run:
         shared = sorted(self._shared_queues())
         self.leftovers = [f"queue {q}" for q in shared] + [f"exchange {e.name}" for e in self.plan.topology.exchanges]
         self.ctx.event(
-            "error",
+            EventKind.ERROR,
             "run",
             f"{self.cleanup_error}: {len(self.leftovers)} object(s) may be left; `amqp-lab cleanup` removes them "
             "once the broker is back. Messages still in them were not counted: the ledger calls them unchecked",
@@ -325,7 +328,7 @@ class Run:
         """crash, hang, slow (value = factor), reject, nack, heal, stop, restart, pause, resume, rate, add, remove.
         Only while the run is running: once it drains, its clients are being stopped, and the log says so."""
         if self.state != "running":
-            self.ctx.event("refused", name, f"{action}: the run is {self.state}, its clients are being stopped")
+            self.ctx.event(EventKind.REFUSED, name, f"{action}: the run is {self.state}, its clients are being stopped")
             return
         await self.roster.act(name, action, value)
 
@@ -341,7 +344,7 @@ class Run:
                 return
             await self.inject(action.client, undo)
         except (RunError, aiormq.exceptions.AMQPError, ConnectionError) as exc:
-            self.ctx.event("error", action.client, f"scheduled {action.action} failed: {exc}")
+            self.ctx.event(EventKind.ERROR, action.client, f"scheduled {action.action} failed: {exc}")
 
     # Measurement
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from amqp_lab.engine.context import Event
+from amqp_lab.engine.events import Event, EventKind
 from amqp_lab.engine.ledger import LedgerCounts
 from amqp_lab.engine.metrics import Percentiles
 from amqp_lab.engine.placement import NodeState, QueuePlace
@@ -85,6 +85,6 @@ class RunSnapshot:
     outage_reason: str = ""  # why the last reconnect attempt failed
     nodes: tuple[NodeState, ...] = ()  # the cluster's nodes and their states, as the management API last said
     agents: tuple[AgentSummary, ...] = ()  # with --agents: who runs which clients
-    event_counts: Mapping[str, int] = field(default_factory=dict)  # every event logged, by kind
+    event_counts: Mapping[EventKind, int] = field(default_factory=dict)  # every event logged, by kind
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second
     depths_sampled_at: float | None = None  # elapsed seconds at the queues' last ready count (None: never read)

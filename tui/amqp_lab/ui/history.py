@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from amqp_lab.engine.context import Event
+from amqp_lab.engine.events import Event
 from amqp_lab.engine.snapshot import RunSnapshot
 
 POINTS = 120  # one a second: the last two minutes

@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from amqp_lab.broker.connection import Backoff, connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.publishing import LINK_LOST, Letter, Outbox, connection_gone, link_broke
 from amqp_lab.engine.snapshot import ClientStats
@@ -116,7 +117,7 @@ class Client:
         if self.active:
             self.state = State.FAILED
             self.detail = f"{type(exc).__name__}: {exc}"
-            self.ctx.event("error", self.name, f"stopped working: {self.detail}")
+            self.ctx.event(EventKind.ERROR, self.name, f"stopped working: {self.detail}")
 
     async def _cancel_tasks(self, tasks: set[asyncio.Task[Any]] | None = None) -> None:
         tasks = set(self._tasks if tasks is None else tasks)
@@ -172,7 +173,7 @@ class Client:
             reason = "no frame from the broker within the heartbeat timeout"
         else:
             reason = mask_text(str(exc), self.ctx.settings.secrets())
-        self.ctx.event("disconnect", self.name, f"connection lost: {reason}")
+        self.ctx.event(EventKind.DISCONNECT, self.name, f"connection lost: {reason}")
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
     async def _recover(self) -> None:
@@ -205,7 +206,7 @@ class Client:
         self.detail = ""
         self.state = was
         self.ctx.counters[Count.RECONNECTS] += 1
-        self.ctx.event("restart", self.name, f"reconnected after {time.monotonic() - lost_at:.1f} s")
+        self.ctx.event(EventKind.RESTART, self.name, f"reconnected after {time.monotonic() - lost_at:.1f} s")
         self._online.set()
         if self.reads:
             self.ctx.consumer_back(self.name)
@@ -248,7 +249,7 @@ class Client:
         await self._cancel_tasks()
         await self._close_channels()
         self.state = State.CRASHED
-        self.ctx.event("crash", self.name, "crashed: channel dropped")
+        self.ctx.event(EventKind.CRASH, self.name, "crashed: channel dropped")
 
     async def stop(self) -> None:
         await self._stop_recovering()
@@ -261,7 +262,7 @@ class Client:
         if self.active:
             await self.stop()
         await self.start()
-        self.ctx.event("restart", self.name, "restarted")
+        self.ctx.event(EventKind.RESTART, self.name, "restarted")
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ from amqp_lab.amqp.model import DEFAULT_EXCHANGE, DIRECT_REPLY_TO
 from amqp_lab.engine.clients.base import Client, State
 from amqp_lab.engine.clients.headers import SHARD
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, age, lab_id
 from amqp_lab.engine.publishing import LINK_LOST, Outbox, link_broke
 from amqp_lab.engine.sinks import Sink
@@ -116,7 +117,7 @@ class Consumer(Client):
         await super().crash()
         if held:
             fate = "lost (auto ack)" if self.spec.auto_ack else "back to the queue for redelivery"
-            self.ctx.event("crash", self.name, f"{held} unacked message(s) {fate}")
+            self.ctx.event(EventKind.CRASH, self.name, f"{held} unacked message(s) {fate}")
 
     async def _delivered(self, message: AbstractIncomingMessage) -> None:
         # Runs once per delivery: keep it small. Work happens in _work, one message at a time.
@@ -223,12 +224,14 @@ class Consumer(Client):
             if not self._told_of_direct_returns:  # once: RabbitMQ does it to every answer
                 self._told_of_direct_returns = True
                 self.ctx.event(
-                    "info", self.name, "replies returned by the broker: RabbitMQ returns a mandatory direct reply-to "
+                    EventKind.INFO,
+                    self.name,
+                    "replies returned by the broker: RabbitMQ returns a mandatory direct reply-to "
                     "answer even when it delivers it; the ledger counts those once, as delivered_and_returned",
-                )  # fmt: skip
+                )
         elif outcome == "returned":
             self.ctx.counters[Count.RETURNS] += 1  # as the ledger's returned: the broker sent it back
-            self.ctx.event("return", self.name, f"reply to {message.reply_to} came back: its queue is gone")
+            self.ctx.event(EventKind.RETURN, self.name, f"reply to {message.reply_to} came back: its queue is gone")
 
     def hang(self) -> None:
         self._working.clear()

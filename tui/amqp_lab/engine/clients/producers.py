@@ -8,6 +8,7 @@ from typing import Any
 
 from amqp_lab.engine.clients.base import Client, State
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.publishing import Outbox
 from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.plan import PublisherSpec, RequesterSpec, SubmitterSpec
@@ -139,4 +140,4 @@ class Publisher(Producer):
             self.ctx.counters[Count.RETURNS] += 1
         elif outcome == "nacked":
             self.ctx.counters[Count.NACKED] += 1
-            self.ctx.event("nack", self.name, f"broker refused a message to {key!r} (nack)")
+            self.ctx.event(EventKind.NACK, self.name, f"broker refused a message to {key!r} (nack)")

@@ -11,6 +11,7 @@ from amqp_lab.amqp.model import DEFAULT_EXCHANGE
 from amqp_lab.engine.clients.base import REMEMBERED, Client
 from amqp_lab.engine.clients.headers import COMPLETE, JOB, JOB_REPLY, JOB_TIME, SHARD, SHARDS
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.ledger import age, lab_id
 from amqp_lab.engine.publishing import Outbox
 from amqp_lab.scenario.figures import Count
@@ -105,7 +106,7 @@ class Reducer(Client):
         if took is not None:
             self._latency.record(took)
         if not complete:
-            self.ctx.event("partial", self.name, f"job {job}: partial result from {len(parts)} shard(s)")
+            self.ctx.event(EventKind.PARTIAL, self.name, f"job {job}: partial result from {len(parts)} shard(s)")
         reply = first.headers.get(JOB_REPLY)
         if reply:
             self.sent += 1

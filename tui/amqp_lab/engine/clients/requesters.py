@@ -14,6 +14,7 @@ from amqp_lab.engine.clients.base import REMEMBERED
 from amqp_lab.engine.clients.headers import JOB, JOB_REPLY, JOB_TIME, SHARD, SHARDS
 from amqp_lab.engine.clients.producers import Producer
 from amqp_lab.engine.context import RunContext
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.ledger import lab_id, stamp
 from amqp_lab.engine.publishing import ImmediateRefused, Outbox
 from amqp_lab.scenario.figures import Count
@@ -137,7 +138,7 @@ class Requester(ReplyWaiter):
             self._forget(cid)
             counters[Count.IMMEDIATE_REFUSED] += 1
             self.ctx.event(
-                "refused",
+                EventKind.REFUSED,
                 self.name,
                 "RabbitMQ closed the connection: 540 NOT_IMPLEMENTED (immediate=true); reconnecting without it. "
                 "Its documented replacement: request queue TTL 0 + dead-letter exchange (ttl0_dead_letter)",
@@ -147,7 +148,7 @@ class Requester(ReplyWaiter):
             return
         if outcome == "returned" and self._forget(cid) is not None:
             counters[Count.RETURNS] += 1
-            self.ctx.event("return", self.name, f"request {cid} returned: no queue is bound for {key!r}")
+            self.ctx.event(EventKind.RETURN, self.name, f"request {cid} returned: no queue is bound for {key!r}")
 
     @property
     def _mandatory(self) -> bool:
@@ -168,7 +169,7 @@ class Requester(ReplyWaiter):
         self._timed_out[cid] = started[0]
         if len(self._timed_out) > REMEMBERED:
             self._timed_out.popitem(last=False)
-        self.ctx.event("timeout", self.name, f"request {cid} had no reply within {self.spec.timeout:g} s")
+        self.ctx.event(EventKind.TIMEOUT, self.name, f"request {cid} had no reply within {self.spec.timeout:g} s")
 
     def _on_answer(self, message: AbstractIncomingMessage) -> None:
         cid = message.correlation_id or ""
@@ -178,10 +179,10 @@ class Requester(ReplyWaiter):
             self._latency.record(time.monotonic() - started)
         elif self._timed_out.pop(cid, None) is not None:
             self.ctx.counters[Count.LATE_REPLIES] += 1
-            self.ctx.event("late", self.name, f"reply to {cid} came after its timeout")
+            self.ctx.event(EventKind.LATE, self.name, f"reply to {cid} came after its timeout")
         else:
             self.ctx.counters[Count.ORPHAN_REPLIES] += 1
-            self.ctx.event("orphan", self.name, f"reply with unknown correlation id {cid!r}")
+            self.ctx.event(EventKind.ORPHAN, self.name, f"reply with unknown correlation id {cid!r}")
 
     async def stop(self) -> None:
         for cid in list(self._pending):
@@ -234,9 +235,12 @@ class Submitter(ReplyWaiter):
                 mandatory=self._mandatory,
             )
             outcome = await self._deliver(letter, reliable=spec.publish_mode != "none")
-            if outcome in ("returned", "nacked"):
-                self.ctx.counters[Count.RETURNS if outcome == "returned" else Count.NACKED] += 1
-                self.ctx.event(outcome, self.name, f"job {job} part {key or 'all'} was {outcome}")
+            if outcome == "returned":
+                self.ctx.counters[Count.RETURNS] += 1
+                self.ctx.event(EventKind.RETURN, self.name, f"job {job} part {key or 'all'} was returned")
+            elif outcome == "nacked":
+                self.ctx.counters[Count.NACKED] += 1
+                self.ctx.event(EventKind.NACK, self.name, f"job {job} part {key or 'all'} was nacked")
 
     def _on_answer(self, message: AbstractIncomingMessage) -> None:
         self._jobs.discard(str(message.headers.get(JOB, "")))

@@ -9,23 +9,22 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from amqp_lab.engine.context import Event
+from amqp_lab.engine.events import Event, EventKind
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 
 SHOWN = 200
 KIND_STYLES = {
-    "timeout": BAD,
-    "crash": BAD,
-    "error": BAD,
-    "refused": BAD,
-    "hang": BAD,
-    "late": WARN,
-    "orphan": WARN,
-    "partial": WARN,
-    "return": WARN,
-    "nack": WARN,
-    "fault": WARN,
-    "restart": GOOD,
+    EventKind.TIMEOUT: BAD,
+    EventKind.CRASH: BAD,
+    EventKind.ERROR: BAD,
+    EventKind.REFUSED: BAD,
+    EventKind.LATE: WARN,
+    EventKind.ORPHAN: WARN,
+    EventKind.PARTIAL: WARN,
+    EventKind.RETURN: WARN,
+    EventKind.NACK: WARN,
+    EventKind.FAULT: WARN,
+    EventKind.RESTART: GOOD,
 }
 
 
