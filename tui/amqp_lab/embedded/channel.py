@@ -1,11 +1,11 @@
-"""One channel of a connection to the embedded broker: declarations, publishing (confirms, transactions,
-mandatory returns, direct reply-to), consuming within prefetch, acknowledgements, as RabbitMQ does them."""
+"""One channel of a connection to the embedded broker: declarations, consuming within prefetch, basic.get and
+acknowledgements, as RabbitMQ does them; what is published on it is `embedded.publishing`'s."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pamqp.base import Frame as Method
@@ -13,16 +13,13 @@ from pamqp.commands import Basic, Confirm, Exchange, Queue, Tx
 from pamqp.commands import Channel as ChannelMethods
 
 from amqp_lab.embedded.errors import AmqpFault, limit
+from amqp_lab.embedded.publishing import DIRECT_REPLY_TO, Publishing
 from amqp_lab.embedded.queues import Message, Queued
 from amqp_lab.embedded.queues import Queue as BrokerQueue
-from amqp_lab.embedded.vhost import DEFAULT_ALIAS, server_name
+from amqp_lab.embedded.vhost import server_name
 from amqp_lab.embedded.wire import (
-    BODY,
-    HEADER,
     content,
-    decode_header,
     deliver_frame,
-    encode_header_payload,
     encode_method,
     unchecked,
 )
@@ -30,9 +27,6 @@ from amqp_lab.embedded.wire import (
 if TYPE_CHECKING:
     from amqp_lab.embedded.connection import Connection
     from amqp_lab.embedded.vhost import Vhost
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-NO_ROUTE = 312
 
 
 @dataclass(eq=False)
@@ -64,18 +58,6 @@ class Delivery:
     queued: Queued
 
 
-@dataclass
-class Content:
-    """A publish being received: its method, then its header, then body frames until the size is reached."""
-
-    method: Basic.Publish
-    header: bytes = b""
-    size: int = -1
-    properties: Basic.Properties | None = None
-    parts: list[bytes] = field(default_factory=list)
-    received: int = 0
-
-
 class Channel:
     def __init__(self, connection: Connection, number: int, vhost: Vhost) -> None:
         self.connection = connection
@@ -86,21 +68,15 @@ class Channel:
         self._next_tag = 0
         self.prefetch = 0  # for consumers created next (global=false)
         self.global_prefetch = 0  # shared by the channel's consumers (global=true)
-        self.confirming = False
-        self.transactional = False
-        self._published = 0  # confirm sequence
-        self._ack_upto = 0  # confirms not sent yet: one multiple ack for a batch
-        self._tx_publishes: list[tuple[Message, bool, int]] = []
-        self._tx_settles: list[Callable[[], None]] = []
-        self._content: Content | None = None
-        self._closing = False
+        self.publishing = publishing = Publishing(self)
+        self.closing = False
         self.reply_token: str | None = None  # consuming amq.rabbitmq.reply-to
-        self._reply_consumer: str | None = None
+        self.reply_consumer: str | None = None
         self.stats: dict[str, int] = dict.fromkeys(("publish", "deliver", "ack", "confirm", "redeliver"), 0)
         self._handlers: dict[type[Method], Callable[[Any], None]] = {
             ChannelMethods.Close: self._close,
             ChannelMethods.CloseOk: self._close_ok,
-            ChannelMethods.Flow: lambda m: self._reply(ChannelMethods.FlowOk(active=m.active)),
+            ChannelMethods.Flow: lambda m: self.reply(ChannelMethods.FlowOk(active=m.active)),
             Exchange.Declare: self._exchange_declare,
             Exchange.Delete: self._exchange_delete,
             Exchange.Bind: self._exchange_bind,
@@ -113,43 +89,42 @@ class Channel:
             Basic.Qos: self._qos,
             Basic.Consume: self._consume,
             Basic.Cancel: self._cancel,
-            Basic.Publish: self._publish,
+            Basic.Publish: publishing.publish,
             Basic.Get: self._get,
             Basic.Ack: self._ack,
             Basic.Nack: self._nack,
             Basic.Reject: self._reject,
             Basic.Recover: self._recover,
             Basic.RecoverAsync: self._recover,
-            Confirm.Select: self._confirm_select,
-            Tx.Select: self._tx_select,
-            Tx.Commit: self._tx_commit,
-            Tx.Rollback: self._tx_rollback,
+            Confirm.Select: publishing.confirm_select,
+            Tx.Select: publishing.tx_select,
+            Tx.Commit: publishing.tx_commit,
+            Tx.Rollback: publishing.tx_rollback,
         }
 
     # Plumbing
 
     def method(self, method: Method) -> None:
-        if self._closing:
+        if self.closing:
             if isinstance(method, ChannelMethods.Close | ChannelMethods.CloseOk):
                 self._handlers[type(method)](method)
             return  # after Channel.Close, everything but its answer is dropped
-        if self._content is not None:
+        if self.publishing.content_in is not None:
             raise AmqpFault(505, f"expected content header for class 60, got {method.name}")
         handler = self._handlers.get(type(method))
         if handler is None:
             raise AmqpFault(540, f"{method.name} is not implemented")
         handler(method)
 
-    def _reply(self, method: Method, nowait: bool = False) -> None:
+    def reply(self, method: Method, nowait: bool = False) -> None:
         if not nowait:
             self.connection.send_method(self.number, method)
 
     def fail(self, fault: AmqpFault, method: Method) -> None:
         """A soft error: Channel.Close with the code; the channel is gone once the client answers CloseOk."""
-        self._ack_upto = 0
-        self._content = None
+        self.publishing.abandon()
         self._release()
-        self._closing = True
+        self.closing = True
         index = method.index
         self.connection.send_method(
             self.number,
@@ -159,7 +134,7 @@ class Channel:
         )
 
     def _close(self, method: ChannelMethods.Close) -> None:
-        self.flush_confirms()
+        self.publishing.flush_confirms()
         self._release()
         self.connection.send_method(self.number, ChannelMethods.CloseOk())
         self.connection.forget(self)
@@ -193,25 +168,25 @@ class Channel:
         self.vhost.declare_exchange(
             m.exchange, m.exchange_type, m.passive, m.durable, m.auto_delete, m.internal, m.arguments
         )
-        self._reply(Exchange.DeclareOk(), m.nowait)
+        self.reply(Exchange.DeclareOk(), m.nowait)
 
     def _exchange_delete(self, m: Exchange.Delete) -> None:
         self.vhost.delete_exchange(m.exchange, m.if_unused)
-        self._reply(Exchange.DeleteOk(), m.nowait)
+        self.reply(Exchange.DeleteOk(), m.nowait)
 
     def _exchange_bind(self, m: Exchange.Bind) -> None:
         self.vhost.bind(m.source, m.destination, m.routing_key, m.arguments, True, self._owner())
-        self._reply(Exchange.BindOk(), m.nowait)
+        self.reply(Exchange.BindOk(), m.nowait)
 
     def _exchange_unbind(self, m: Exchange.Unbind) -> None:
         self.vhost.unbind(m.source, m.destination, m.routing_key, m.arguments, True, self._owner())
-        self._reply(Exchange.UnbindOk(), m.nowait)
+        self.reply(Exchange.UnbindOk(), m.nowait)
 
     # Queues
 
     def _queue_declare(self, m: Queue.Declare) -> None:
         if m.queue == DIRECT_REPLY_TO:
-            self._reply(Queue.DeclareOk(queue=m.queue, message_count=0, consumer_count=0), m.nowait)
+            self.reply(Queue.DeclareOk(queue=m.queue, message_count=0, consumer_count=0), m.nowait)
             return
         queue = self.vhost.declare_queue(
             m.queue, m.passive, m.durable, m.exclusive, m.auto_delete, m.arguments, self._owner()
@@ -219,24 +194,24 @@ class Channel:
         reply = unchecked(
             Queue.DeclareOk, queue=queue.name, message_count=queue.ready, consumer_count=len(queue.consumers)
         )
-        self._reply(reply, m.nowait)
+        self.reply(reply, m.nowait)
 
     def _queue_bind(self, m: Queue.Bind) -> None:
         self.vhost.bind(m.exchange, self._queue_name(m.queue), m.routing_key, m.arguments, False, self._owner())
-        self._reply(Queue.BindOk(), m.nowait)
+        self.reply(Queue.BindOk(), m.nowait)
 
     def _queue_unbind(self, m: Queue.Unbind) -> None:
         self.vhost.unbind(m.exchange, self._queue_name(m.queue), m.routing_key, m.arguments, False, self._owner())
-        self._reply(Queue.UnbindOk())
+        self.reply(Queue.UnbindOk())
 
     def _queue_purge(self, m: Queue.Purge) -> None:
         count = self.vhost.queue(self._queue_name(m.queue), self._owner()).purge()
-        self._reply(Queue.PurgeOk(message_count=count), m.nowait)
+        self.reply(Queue.PurgeOk(message_count=count), m.nowait)
 
     def _queue_delete(self, m: Queue.Delete) -> None:
         queue = self.vhost.deletable_queue(self._queue_name(m.queue), m.if_unused, m.if_empty, self._owner())
         # delete-ok first, then the cancels of its consumers (this channel's too), in RabbitMQ's order
-        self._reply(Queue.DeleteOk(message_count=0 if queue is None else queue.ready), m.nowait)
+        self.reply(Queue.DeleteOk(message_count=0 if queue is None else queue.ready), m.nowait)
         if queue is not None:
             self.vhost.remove_queue(queue)
 
@@ -254,7 +229,7 @@ class Channel:
             self.global_prefetch = m.prefetch_count
         else:
             self.prefetch = m.prefetch_count
-        self._reply(Basic.QosOk())
+        self.reply(Basic.QosOk())
         self.resume()
 
     def _consume(self, m: Basic.Consume) -> None:
@@ -271,7 +246,7 @@ class Channel:
             raise AmqpFault(403, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = ChannelConsumer(self, queue, tag, m.no_ack, self.prefetch, m.exclusive)
         self.consumers[tag] = consumer
-        self._reply(unchecked(Basic.ConsumeOk, consumer_tag=tag), m.nowait)
+        self.reply(unchecked(Basic.ConsumeOk, consumer_tag=tag), m.nowait)
         queue.add_consumer(consumer)
 
     def _consume_replies(self, m: Basic.Consume, tag: str) -> None:
@@ -280,18 +255,18 @@ class Channel:
         if self.reply_token is not None:
             raise AmqpFault(406, "reply consumer already set")
         self.reply_token = server_name("")
-        self._reply_consumer = tag
+        self.reply_consumer = tag
         self.connection.broker.reply_channels[self.reply_token] = self
-        self._reply(unchecked(Basic.ConsumeOk, consumer_tag=tag), m.nowait)
+        self.reply(unchecked(Basic.ConsumeOk, consumer_tag=tag), m.nowait)
 
     def _cancel(self, m: Basic.Cancel) -> None:
-        if m.consumer_tag == self._reply_consumer and self.reply_token is not None:
+        if m.consumer_tag == self.reply_consumer and self.reply_token is not None:
             self.connection.broker.reply_channels.pop(self.reply_token, None)
-            self.reply_token = self._reply_consumer = None
+            self.reply_token = self.reply_consumer = None
         consumer = self.consumers.get(m.consumer_tag or "")
         if consumer is not None:
             self._remove_consumer(consumer)
-        self._reply(unchecked(Basic.CancelOk, consumer_tag=m.consumer_tag), m.nowait)
+        self.reply(unchecked(Basic.CancelOk, consumer_tag=m.consumer_tag), m.nowait)
 
     def _remove_consumer(self, consumer: ChannelConsumer) -> None:
         self.consumers.pop(consumer.tag, None)
@@ -301,12 +276,12 @@ class Channel:
     def consumer_cancelled_by_broker(self, consumer: ChannelConsumer) -> None:
         """Its queue was deleted: basic.cancel to the client (consumer_cancel_notify)."""
         self.consumers.pop(consumer.tag, None)
-        if not self._closing and self.connection.cancel_notify:  # only to clients that said they understand it
+        if not self.closing and self.connection.cancel_notify:  # only to clients that said they understand it
             cancel = unchecked(Basic.Cancel, consumer_tag=consumer.tag, nowait=True)
             self.connection.send_method(self.number, cancel)
 
     def has_room(self, consumer: ChannelConsumer) -> bool:
-        if self._closing or self.connection.paused:
+        if self.closing or self.connection.paused:
             return False
         if consumer.no_ack:
             return True
@@ -319,12 +294,12 @@ class Channel:
         for consumer in self.consumers.values():
             consumer.queue.schedule_dispatch()
 
-    def _tag(self) -> int:
+    def next_tag(self) -> int:
         self._next_tag += 1
         return self._next_tag
 
     def deliver(self, consumer: ChannelConsumer, queue: BrokerQueue, queued: Queued) -> None:
-        tag = self._tag()
+        tag = self.next_tag()
         if not consumer.no_ack:
             consumer.unacked += 1
             self.unacked[tag] = Delivery(consumer, queue, queued)
@@ -335,9 +310,9 @@ class Channel:
         method = deliver_frame(
             self.number, consumer.tag, tag, queued.redelivered, message.exchange, message.routing_key
         )
-        self._send_content(method, message)
+        self.send_content(method, message)
 
-    def _send_content(self, method: Method | bytes, message: Message) -> None:
+    def send_content(self, method: Method | bytes, message: Message) -> None:
         connection = self.connection
         head = method if isinstance(method, bytes) else encode_method(self.number, method)
         connection.send(head + content(self.number, message.header, message.body, connection.frame_max))
@@ -347,9 +322,9 @@ class Channel:
         queue.last_used = time.monotonic()
         queued = queue.take()
         if queued is None:
-            self._reply(Basic.GetEmpty())
+            self.reply(Basic.GetEmpty())
             return
-        tag = self._tag()
+        tag = self.next_tag()
         queue.stats["get"] += 1
         if not m.no_ack:
             queue.unacked += 1
@@ -363,7 +338,7 @@ class Channel:
             routing_key=message.routing_key,
             message_count=queue.ready,
         )
-        self._send_content(reply, message)
+        self.send_content(reply, message)
 
     # Acknowledgements
 
@@ -385,10 +360,7 @@ class Channel:
                 outcome(delivery)
             self.resume()
 
-        if self.transactional:
-            self._tx_settles.append(apply)
-        else:
-            apply()
+        self.publishing.settle(apply)
 
     def _ack(self, m: Basic.Ack) -> None:
         def acked(delivery: Delivery) -> None:
@@ -424,151 +396,4 @@ class Channel:
             delivery.queue.requeue(delivery.queued)
         self.unacked.clear()
         if isinstance(m, Basic.Recover):
-            self._reply(Basic.RecoverOk())
-
-    # Publishing
-
-    def _publish(self, m: Basic.Publish) -> None:
-        if self.connection.broker.memory_alarm:
-            self.connection.block()  # this message is taken; the next frames wait for the alarm to clear
-        if m.immediate:
-            raise AmqpFault(540, "immediate=true")
-        exchange = self.vhost.exchange(m.exchange)
-        if exchange.internal:
-            raise AmqpFault(403, f"cannot publish to internal exchange '{m.exchange}' in vhost '{self.vhost.name}'")
-        self._content = Content(m)
-
-    def content(self, kind: int, payload: bytes) -> None:
-        pending = self._content
-        if self._closing:
-            return
-        if pending is None:
-            raise AmqpFault(505, f"unexpected content frame on channel {self.number}")
-        if kind == HEADER:
-            if pending.size >= 0:
-                raise AmqpFault(505, "a second content header for one message")
-            pending.size, pending.properties = decode_header(payload)
-            pending.header = payload
-            limit = self.connection.broker.options.max_message_size
-            if pending.size > limit:  # refused before a byte of it is buffered
-                size = pending.size
-                self._content = None
-                raise AmqpFault(406, f"message size {size} is larger than configured max size {limit}")
-        elif kind == BODY:
-            if pending.size < 0:
-                raise AmqpFault(505, "content body before its header")
-            pending.parts.append(payload)
-            pending.received += len(payload)
-            if pending.received > pending.size:
-                raise AmqpFault(501, f"content body of {pending.received} bytes, header said {pending.size}")
-        if pending.received == pending.size:
-            self._content = None
-            assert pending.properties is not None
-            method = pending.method
-            message = Message(
-                method.exchange,
-                method.routing_key,
-                pending.header,
-                b"".join(pending.parts),
-                pending.properties,
-            )
-            self._received(message, method.mandatory)
-
-    def _received(self, message: Message, mandatory: bool) -> None:
-        self.stats["publish"] += 1
-        if message.properties.reply_to == DIRECT_REPLY_TO:
-            if self.reply_token is None:
-                raise AmqpFault(406, "fast reply consumer does not exist")
-            message.properties.reply_to = f"{DIRECT_REPLY_TO}.{self.reply_token}"
-            message.header = encode_header_payload(len(message.body), message.properties)
-        seq = 0
-        if self.confirming:
-            self._published += 1
-            seq = self._published
-        if self.transactional:
-            self._tx_publishes.append((message, mandatory, seq))
-        else:
-            self._route(message, mandatory, seq)
-
-    def _route(self, message: Message, mandatory: bool, seq: int) -> None:
-        vhost = self.vhost
-        returned_anyway = False
-        if message.exchange in ("", DEFAULT_ALIAS) and message.routing_key.startswith(DIRECT_REPLY_TO + "."):
-            routed = self._reply_to(message)
-            refused = False
-            # RabbitMQ 3.10 and 4.0 return a mandatory answer to direct reply-to even when they deliver it: the
-            # pseudo-queue is not a route (docs/rabbitmq-versions.md).
-            returned_anyway = routed
-            copies = int(routed)
-        else:
-            queues = vhost.route(message.exchange, message.routing_key, message.headers)
-            routed, copies = bool(queues), len(queues)
-            refused = False
-            for queue in queues:
-                if not queue.enqueue(message):
-                    refused = True
-        vhost.count_publish(message.exchange, copies)
-        if (not routed or returned_anyway) and mandatory:
-            self.flush_confirms()  # a return goes before the confirm of its message, and after earlier ones
-            reply = unchecked(
-                Basic.Return,
-                reply_code=NO_ROUTE,
-                reply_text="NO_ROUTE",
-                exchange=message.exchange,
-                routing_key=message.routing_key,
-            )
-            self._send_content(reply, message)
-        if seq:
-            if refused:
-                self.flush_confirms()
-                self.connection.send_method(self.number, Basic.Nack(delivery_tag=seq, multiple=False, requeue=False))
-            else:
-                self._ack_upto = seq
-                self.stats["confirm"] += 1
-
-    def _reply_to(self, message: Message) -> bool:
-        token = message.routing_key[len(DIRECT_REPLY_TO) + 1 :]
-        channel = self.connection.broker.reply_channels.get(token)
-        if channel is None or channel._reply_consumer is None:
-            return False
-        method = deliver_frame(
-            channel.number, channel._reply_consumer, channel._tag(), False, message.exchange, message.routing_key
-        )
-        channel._send_content(method, message)
-        return True
-
-    def flush_confirms(self) -> None:
-        """Confirms gathered in a batch of input go out as one basic.ack with multiple."""
-        if self._ack_upto:
-            upto, self._ack_upto = self._ack_upto, 0
-            self.connection.send_method(self.number, Basic.Ack(delivery_tag=upto, multiple=True))
-
-    def _confirm_select(self, m: Confirm.Select) -> None:
-        if self.transactional:
-            raise AmqpFault(406, "cannot switch from tx to confirm mode")
-        self.confirming = True
-        self._reply(Confirm.SelectOk(), m.nowait)
-
-    def _tx_select(self, m: Tx.Select) -> None:
-        if self.confirming:
-            raise AmqpFault(406, "cannot switch from confirm to tx mode")
-        self.transactional = True
-        self._reply(Tx.SelectOk())
-
-    def _tx_commit(self, m: Tx.Commit) -> None:
-        if not self.transactional:
-            raise AmqpFault(406, "channel is not transactional")
-        publishes, self._tx_publishes = self._tx_publishes, []
-        settles, self._tx_settles = self._tx_settles, []
-        for message, mandatory, seq in publishes:
-            self._route(message, mandatory, seq)
-        for settle in settles:
-            settle()
-        self._reply(Tx.CommitOk())
-
-    def _tx_rollback(self, m: Tx.Rollback) -> None:
-        if not self.transactional:
-            raise AmqpFault(406, "channel is not transactional")
-        self._tx_publishes.clear()
-        self._tx_settles.clear()
-        self._reply(Tx.RollbackOk())
+            self.reply(Basic.RecoverOk())

@@ -197,7 +197,7 @@ class Connection(asyncio.Protocol):
         for vhost in self.broker.vhosts.values():
             vhost.dispatch_now()
         for channel in self.channels.values():
-            channel.flush_confirms()
+            channel.publishing.flush_confirms()
         if self._pending:
             data, self._pending = b"".join(self._pending), []
             self._write(data)
@@ -238,7 +238,7 @@ class Connection(asyncio.Protocol):
                 if channel is None:
                     raise AmqpFault(504, f"content on channel {number}, which is not open")
                 try:
-                    channel.content(kind, payload)
+                    channel.publishing.content(kind, payload)
                 except AmqpFault as fault:
                     self._channel_fault(channel, fault, Basic.Publish())
             else:

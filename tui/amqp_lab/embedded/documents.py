@@ -264,8 +264,8 @@ class Documents:
             "global_prefetch_count": channel.global_prefetch,
             "messages_unacknowledged": len(channel.unacked),
             "consumer_count": len(channel.consumers),
-            "confirm": channel.confirming,
-            "transactional": channel.transactional,
+            "confirm": channel.publishing.confirming,
+            "transactional": channel.publishing.transactional,
             "state": "running",
             "message_stats": self.rates.stats(channel, channel_counters(channel)),
         }
