@@ -92,7 +92,7 @@ def build_rpc(o: RpcOptions, scenario: Scenario, p: str) -> Plan:
         exchanges.append(unhandled)
         queues.append(Queue(f"{p}rpc.unhandled", arguments=_safety(scenario)))
         bindings.append(Binding(unhandled.name, f"{p}rpc.unhandled"))
-        clients.append(ConsumerSpec("dead-letters", "dead-letters", f"{p}rpc.unhandled", prefetch=100))
+        clients.append(ConsumerSpec(name="dead-letters", role="dead-letters", queue=f"{p}rpc.unhandled", prefetch=100))
     requests = Queue(f"{p}rpc.requests", arguments=arguments)
     queues.insert(0, requests)
     bindings.insert(0, Binding(exchange.name, requests.name, "compute"))
@@ -100,26 +100,33 @@ def build_rpc(o: RpcOptions, scenario: Scenario, p: str) -> Plan:
         name = f"requester-{i}"
         clients.append(
             RequesterSpec(
-                name,
-                "requester",
-                exchange.name,
-                "compute",
-                "no-such-method",
-                o.unroutable,
-                o.rate,
-                o.limit,
-                o.timeout,
-                o.reply_queue,
-                f"{p}rpc.replies.{name}" if o.reply_queue == "named" else None,
-                o.persistent,
-                o.mandatory,
-                o.immediate,
-                o.payload,
+                name=name,
+                role="requester",
+                exchange=exchange.name,
+                routing_key="compute",
+                unroutable_key="no-such-method",
+                unroutable=o.unroutable,
+                rate=o.rate,
+                limit=o.limit,
+                timeout=o.timeout,
+                reply_queue=o.reply_queue,
+                reply_queue_name=f"{p}rpc.replies.{name}" if o.reply_queue == "named" else None,
+                persistent=o.persistent,
+                mandatory=o.mandatory,
+                immediate=o.immediate,
+                payload=o.payload,
             )
         )
     for i in range(1, o.handlers + 1):
         clients.append(
-            ConsumerSpec(f"handler-{i}", "handler", requests.name, o.prefetch, processing=o.processing, reply=True)
+            ConsumerSpec(
+                name=f"handler-{i}",
+                role="handler",
+                queue=requests.name,
+                prefetch=o.prefetch,
+                processing=o.processing,
+                reply=True,
+            )
         )
     notes = [
         f"reply path: {o.reply_queue}" + (" (exclusive, auto-delete)" if o.reply_queue != "direct-reply-to" else ""),
@@ -143,28 +150,28 @@ def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
     bindings = [Binding(jobs.name, q.name, keys[i] if keys else "") for i, q in enumerate(shard_queues)]
     clients: list[Any] = [
         SubmitterSpec(
-            f"submitter-{i}",
-            "submitter",
-            jobs.name,
-            keys,
-            o.shards,
-            results.name,
-            o.rate,
-            o.limit,
-            persistent,
-            publish_mode,
-            o.payload,
-            o.reply,
+            name=f"submitter-{i}",
+            role="submitter",
+            exchange=jobs.name,
+            shard_keys=keys,
+            shards=o.shards,
+            result_queue=results.name,
+            rate=o.rate,
+            limit=o.limit,
+            persistent=persistent,
+            publish_mode=publish_mode,
+            payload=o.payload,
+            want_reply=o.reply,
             job_timeout=max(o.deadline * 3, 5.0),
         )
         for i in range(1, o.submitters + 1)
     ]
     clients += [
         ConsumerSpec(
-            f"shard-{i}",
-            "shard",
-            q.name,
-            o.prefetch,
+            name=f"shard-{i}",
+            role="shard",
+            queue=q.name,
+            prefetch=o.prefetch,
             processing=o.processing,
             reply=True,
             reply_persistent=persistent,
@@ -173,7 +180,16 @@ def build_map_reduce(o: MapReduceOptions, scenario: Scenario, p: str) -> Plan:
         )
         for i, q in enumerate(shard_queues, start=1)
     ]
-    clients.append(ReducerSpec("reducer", "reducer", results.name, o.policy, o.deadline, persistent, publish_mode))
+    reducer = ReducerSpec(
+        name="reducer",
+        role="reducer",
+        queue=results.name,
+        policy=o.policy,
+        deadline=o.deadline,
+        persistent=persistent,
+        publish_mode=publish_mode,
+    )
+    clients.append(reducer)
     notes = [
         f"{o.exchange} exchange: "
         + ("every shard gets the whole job" if o.exchange == "fanout" else "the mapper sends each shard its part"),
@@ -199,12 +215,12 @@ def build_workers(o: WorkersOptions, scenario: Scenario, p: str) -> Plan:
     queue = Queue(f"{p}tasks", arguments=arguments)
     clients: list[Any] = [
         PublisherSpec(
-            f"producer-{i}",
-            "producer",
-            exchange.name,
-            ("task",),
-            o.rate,
-            o.limit,
+            name=f"producer-{i}",
+            role="producer",
+            exchange=exchange.name,
+            routing_keys=("task",),
+            rate=o.rate,
+            limit=o.limit,
             persistent=o.persistent,
             publish_mode=o.publish_mode,
             payload=o.payload,
@@ -212,7 +228,15 @@ def build_workers(o: WorkersOptions, scenario: Scenario, p: str) -> Plan:
         for i in range(1, o.producers + 1)
     ]
     clients += [
-        ConsumerSpec(f"worker-{i}", "worker", queue.name, o.prefetch, o.ack == "auto", o.processing, sink=o.sink)
+        ConsumerSpec(
+            name=f"worker-{i}",
+            role="worker",
+            queue=queue.name,
+            prefetch=o.prefetch,
+            auto_ack=o.ack == "auto",
+            processing=o.processing,
+            sink=o.sink,
+        )
         for i in range(1, o.workers + 1)
     ]
     notes = [
@@ -235,12 +259,12 @@ def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
     keys = event_keys(o)  # one tuple shared by every publisher
     clients: list[Any] = [
         PublisherSpec(
-            f"publisher-{i}",
-            "publisher",
-            exchange.name,
-            keys,
-            o.rate,
-            o.limit,
+            name=f"publisher-{i}",
+            role="publisher",
+            exchange=exchange.name,
+            routing_keys=keys,
+            rate=o.rate,
+            limit=o.limit,
             persistent=o.reliable,
             mandatory=o.mandatory,
             publish_mode=o.publish_mode,
@@ -268,10 +292,10 @@ def build_pub_sub(o: PubSubOptions, scenario: Scenario, p: str) -> Plan:
             stream_bindings += bindings
         clients.append(
             ConsumerSpec(
-                name,
-                "subscriber",
-                queue.name,
-                o.prefetch,
+                name=name,
+                role="subscriber",
+                queue=queue.name,
+                prefetch=o.prefetch,
                 processing=o.processing,
                 own_queue=None if queue_type == "stream" else queue,
                 own_bindings=bindings,
@@ -321,22 +345,30 @@ def build_custom(o: CustomOptions, scenario: Scenario, p: str) -> Plan:
     )
     clients: list[Any] = [
         PublisherSpec(
-            c.name,
-            "publisher",
-            name(c.exchange),
-            tuple(c.routing_keys),
-            c.rate,
-            c.limit,
-            c.persistent,
-            c.mandatory,
-            c.publish_mode,
-            c.payload,
-            tuple(c.headers.items()),
+            name=c.name,
+            role="publisher",
+            exchange=name(c.exchange),
+            routing_keys=tuple(c.routing_keys),
+            rate=c.rate,
+            limit=c.limit,
+            persistent=c.persistent,
+            mandatory=c.mandatory,
+            publish_mode=c.publish_mode,
+            payload=c.payload,
+            headers=tuple(c.headers.items()),
         )
         for c in o.publishers
     ]
     clients += [
-        ConsumerSpec(c.name, "consumer", name(c.queue), c.prefetch, c.ack == "auto", c.processing, c.reply)
+        ConsumerSpec(
+            name=c.name,
+            role="consumer",
+            queue=name(c.queue),
+            prefetch=c.prefetch,
+            auto_ack=c.ack == "auto",
+            processing=c.processing,
+            reply=c.reply,
+        )
         for c in o.consumers
     ]
     return Plan("custom", p, Topology(exchanges, tuple(queues), bindings), tuple(clients))

@@ -11,7 +11,7 @@ from amqp_lab.scenario.units import Distribution
 PublishMode = Literal["confirms", "transactions", "none"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PublisherSpec:
     """Publishes to an exchange at a rate, cycling over routing keys."""
 
@@ -28,7 +28,7 @@ class PublisherSpec:
     headers: tuple[tuple[str, object], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ConsumerSpec:
     """Consumes a queue; works for `processing`; answers reply_to when `reply`; may own its queue."""
 
@@ -50,7 +50,7 @@ class ConsumerSpec:
     joins_after: float = 0.0  # starts this long into the run instead of at its start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RequesterSpec:
     """An RPC client: requests with reply_to and correlation_id, a timeout per request."""
 
@@ -71,7 +71,7 @@ class RequesterSpec:
     payload: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SubmitterSpec:
     """Map-reduce client: submits jobs (fanout) or partial jobs per shard key (direct); awaits combined results."""
 
@@ -90,7 +90,7 @@ class SubmitterSpec:
     job_timeout: float  # a job with no combined result after this is counted pending
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReducerSpec:
     """Combines shard results per job: wait-for-all (hold until complete) or deadline (partial after T)."""
 
