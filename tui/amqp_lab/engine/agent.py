@@ -24,21 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
-from amqp_lab.engine.agent_messages import (
-    AgentEvent,
-    Assign,
-    Discover,
-    Done,
-    Failed,
-    Finish,
-    Offer,
-    OtherVersion,
-    Pause,
-    Report,
-    Started,
-    encode,
-    to_agent,
-)
+from amqp_lab.engine import agent_messages as messages
 from amqp_lab.engine.clients import make_client
 from amqp_lab.engine.clients.base import Client
 from amqp_lab.engine.clients.producers import Producer, Publisher
@@ -86,7 +72,7 @@ class AgentContext(RunContext):
 class Share:
     """The clients one run gave this agent."""
 
-    def __init__(self, settings: Settings, assignment: Assign, agent: str) -> None:
+    def __init__(self, settings: Settings, assignment: messages.Assign, agent: str) -> None:
         scenario = Scenario.model_validate(assignment.scenario)
         plan = build(scenario, run_prefix(assignment.run_id))
         self.run_id = assignment.run_id
@@ -108,11 +94,13 @@ class Share:
 
     def report(self) -> aio_pika.Message:
         events = [
-            AgentEvent(kind=e.kind, client=e.client, text=e.text) for e in self.ctx.events if e.seq > self._events_sent
+            messages.AgentEvent(kind=e.kind, client=e.client, text=e.text)
+            for e in self.ctx.events
+            if e.seq > self._events_sent
         ]
         self._events_sent = self.ctx.events_logged
-        return encode(
-            Report(
+        return messages.encode(
+            messages.Report(
                 agent=self.agent,
                 ops=self.relay.take(),
                 samples={name: samples.take() for name, samples in self.ctx.samples.items()},
@@ -173,26 +161,25 @@ class Agent:
 
     async def _on_control(self, message: AbstractIncomingMessage) -> None:
         try:
-            said = to_agent(message.body)
-        except OtherVersion as exc:
+            said = messages.to_agent(message.body)
+        except messages.OtherVersion as exc:
             asked = exc.envelope
-            if (
-                asked.type == "discover" and asked.reply_to and self._share_task is None
-            ):  # our offer tells the run why we cannot take part
-                self._say(f"run {asked.run_id} {exc}")
-                await self._send(asked.reply_to, encode(Offer(agent=self.name, run_id=asked.run_id)))
+            if asked.type == "discover" and asked.reply_to and self._share_task is None:
+                self._say(f"run {asked.run_id} {exc}")  # and our offer, in our version, tells the run the same
+                offer = messages.Offer(agent=self.name, run_id=asked.run_id)
+                await self._send(asked.reply_to, messages.encode(offer))
             return
         match said:
-            case Discover() if self._share_task is None:
-                await self._send(said.reply_to, encode(Offer(agent=self.name, run_id=said.run_id)))
-            case Assign() if self._share_task is None:
+            case messages.Discover() if self._share_task is None:
+                await self._send(said.reply_to, messages.encode(messages.Offer(agent=self.name, run_id=said.run_id)))
+            case messages.Assign() if self._share_task is None:
                 self._share_task = asyncio.get_running_loop().create_task(self._run_share(said))
-            case Pause() if self.share is not None:
+            case messages.Pause() if self.share is not None:
                 self.share.pause()
-            case Finish() if self.share is not None and said.run_id == self.share.run_id:
+            case messages.Finish() if self.share is not None and said.run_id == self.share.run_id:
                 self._finishing.set()
 
-    async def _run_share(self, assignment: Assign) -> None:
+    async def _run_share(self, assignment: messages.Assign) -> None:
         self._finishing = asyncio.Event()
         share = None
         try:
@@ -200,18 +187,20 @@ class Agent:
             await share.start()
             self.share = share
             self._say(f"run {share.run_id}: running {', '.join(share.clients)}")
-            await self._send(share.coordinator, encode(Started(agent=self.name)))
+            await self._send(share.coordinator, messages.encode(messages.Started(agent=self.name)))
             await self._report_until_finished(share)
             await share.finish()
             await self._send(share.coordinator, share.report())
-            await self._send(share.coordinator, encode(Done(agent=self.name)))
+            await self._send(share.coordinator, messages.encode(messages.Done(agent=self.name)))
             self._say(f"run {share.run_id}: done")
         except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, ValueError) as exc:
             self._say(f"run {assignment.run_id}: {exc}")
             if share is not None:
                 await share.finish()
             with contextlib.suppress(Exception):
-                await self._send(assignment.reply_to, encode(Failed(agent=self.name, reason=str(exc))))
+                await self._send(
+                    assignment.reply_to, messages.encode(messages.Failed(agent=self.name, reason=str(exc)))
+                )
         finally:
             self.share, self._share_task = None, None
 

@@ -19,21 +19,8 @@ from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingM
 
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.config import Settings
+from amqp_lab.engine import agent_messages as messages
 from amqp_lab.engine.agent import DISCOVER, declare_control, direct_key
-from amqp_lab.engine.agent_messages import (
-    Assign,
-    Discover,
-    Done,
-    Failed,
-    Finish,
-    Offer,
-    OtherVersion,
-    Pause,
-    Report,
-    Started,
-    encode,
-    to_run,
-)
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.relay import ID_SPAN, replay
@@ -98,7 +85,9 @@ class Fleet:
         await inbox.consume(self._received, no_ack=True)
         deadline = time.monotonic() + RECRUIT_TIMEOUT
         while len(self._offers) < count and time.monotonic() < deadline:
-            await self._exchange.publish(encode(Discover(run_id=self._run_id, reply_to=self._inbox)), DISCOVER)
+            await self._exchange.publish(
+                messages.encode(messages.Discover(run_id=self._run_id, reply_to=self._inbox)), DISCOVER
+            )
             self._offered.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._offered.wait(), 1.0)
@@ -111,14 +100,14 @@ class Fleet:
         scenario = self._scenario.model_dump(mode="json", by_alias=True)
         for number, (name, share) in enumerate(zip(self._offers[:count], split(specs, count), strict=True), 1):
             self.agents[name] = AgentState(name, tuple(share))
-            assignment = Assign(
+            assignment = messages.Assign(
                 run_id=self._run_id,
                 scenario=scenario,
                 clients=tuple(share),
                 reply_to=self._inbox,
                 id_base=number * ID_SPAN,
             )
-            await self._exchange.publish(encode(assignment), direct_key(name))
+            await self._exchange.publish(messages.encode(assignment), direct_key(name))
         await self._until(lambda: all(a.state != "starting" for a in self.agents.values()), START_TIMEOUT)
         failed = [a.name for a in self.agents.values() if a.state in ("starting", "failed")]
         if failed:
@@ -137,14 +126,14 @@ class Fleet:
 
     async def _received(self, message: AbstractIncomingMessage) -> None:
         try:
-            said = to_run(message.body)
-        except OtherVersion as exc:
+            said = messages.to_run(message.body)
+        except messages.OtherVersion as exc:
             if exc.envelope.agent and exc.envelope.run_id == self._run_id:
                 self._mismatched[exc.envelope.agent] = str(exc)
             return
         if said is None:
             return
-        if isinstance(said, Offer):
+        if isinstance(said, messages.Offer):
             if said.run_id == self._run_id and said.agent not in self._offers:
                 self._offers.append(said.agent)
                 self._offered.set()
@@ -154,18 +143,18 @@ class Fleet:
             return
         agent.last_seen = time.monotonic()
         match said:
-            case Started():
+            case messages.Started():
                 agent.state = "running"
-            case Report():
+            case messages.Report():
                 self._gather(agent, said)
-            case Done():
+            case messages.Done():
                 agent.state = "done"
-            case Failed():
+            case messages.Failed():
                 agent.state = "failed"
                 self._ctx.event(EventKind.ERROR, said.agent, f"agent {said.agent} failed: {said.reason}")
         self._changed.set()
 
-    def _gather(self, agent: AgentState, report: Report) -> None:
+    def _gather(self, agent: AgentState, report: messages.Report) -> None:
         ctx = self._ctx
         replay(ctx, report.ops)
         for name, values in report.samples.items():
@@ -223,11 +212,11 @@ class Fleet:
         )
 
     async def pause(self) -> None:
-        await self._tell_all(Pause(run_id=self._run_id))
+        await self._tell_all(messages.Pause(run_id=self._run_id))
 
     async def finish(self) -> None:
         """Every agent closes its clients and sends its last report; lost ones are not waited for."""
-        await self._tell_all(Finish(run_id=self._run_id))
+        await self._tell_all(messages.Finish(run_id=self._run_id))
         await self._until(
             lambda: all(a.state in ("done", "lost", "failed") for a in self.agents.values()), FINISH_TIMEOUT
         )
@@ -235,11 +224,11 @@ class Fleet:
             if agent.state not in ("done", "failed"):
                 agent.state = "lost"
 
-    async def _tell_all(self, message: Pause | Finish) -> None:
+    async def _tell_all(self, message: messages.Pause | messages.Finish) -> None:
         assert self._exchange is not None
         for agent in self.agents.values():
             if agent.state in ("running", "starting"):
-                await self._exchange.publish(encode(message), direct_key(agent.name))
+                await self._exchange.publish(messages.encode(message), direct_key(agent.name))
 
     async def close(self) -> None:
         if self._watch is not None:
