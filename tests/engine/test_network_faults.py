@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import aio_pika
+import aiormq
 import pytest
 from amqp_lab.engine.clients.base import LINK_GRACE
 from amqp_lab.engine.run import Run
@@ -24,9 +25,16 @@ DETECTION_LIMIT = 3 * (HEARTBEAT + 1) + 2
 
 
 def clients_of(run: Run) -> str:
-    """What a failure message says of the run's clients: whether producers hold, and each client's state."""
+    """What a failure message says of the run's clients: whether producers hold, each client's state, and where a
+    recovery that has not ended is waiting."""
     held = "" if run.ctx.consumers_up.is_set() else f"producers hold for {sorted(run.ctx.consumers_down)}; "
-    return held + "clients: " + ", ".join(f"{c.name} {c.state} {c.detail}".rstrip() for c in run.snapshot().clients)
+    said = held + "clients: " + ", ".join(f"{c.name} {c.state} {c.detail}".rstrip() for c in run.snapshot().clients)
+    for client in run.roster.clients.values():
+        recovery = client._recovery
+        if recovery is not None and not recovery.done():
+            frames = [f"{f.f_code.co_name}:{f.f_lineno}" for f in recovery.get_stack(limit=8)]
+            said += f"; {client.name} recovering at {' > '.join(frames)}"
+    return said
 
 
 @pytest.mark.timeout(120)
@@ -106,7 +114,7 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
         said = [
             f"{e.at:.1f} {e.client} {e.kind}: {e.text}" for e in final.events if e.kind in ("disconnect", "restart")
         ]
-        assert final.ledger.lost == 0, (final.pattern, final.ledger, states, said)
+        assert final.ledger.lost == 0, "\n".join([final.pattern, repr(final.ledger), states, *said])
         assert each.leftovers == [] and await nothing_left(settings, each.run_id) == []
     assert jobs.last is not None and jobs.last.counters["pending_jobs"] == 0
 
@@ -148,3 +156,47 @@ async def test_a_close_aio_pika_reports_late_is_still_a_lost_link(rabbit: Privat
     final = run.last
     assert final is not None and final.ledger.lost == 0, final.ledger
     assert final.counters["republished"] > 0  # the publishes that met the closed channel went again
+
+
+@pytest.mark.timeout(120)
+async def test_a_publish_stuck_in_the_client_library_goes_again_once_the_link_is_back(
+    rabbit: PrivateNode, monkeypatch: Any
+) -> None:
+    """aiormq can leave a publish waiting forever on a dead connection (for room in its write queue, its writer
+    gone): a map-reduce submitter, which sends one job at a time, stopped for the rest of the run. When the link
+    goes, a publish still in flight is let go and sent again on the new connection."""
+    if rabbit.version != VERSIONS[0]:
+        pytest.skip("the client side is under test here: one broker version is enough")
+    publish = aiormq.Channel.basic_publish
+    stuck = 0
+
+    async def never_returns(self: aiormq.Channel, *args: Any, **kwargs: Any) -> Any:
+        nonlocal stuck
+        # The submitter's next job hangs, as on a dead link; every later publish goes through.
+        if stuck == 0 and kwargs.get("exchange", "").endswith(".jobs"):
+            stuck += 1
+            await asyncio.Event().wait()
+        return await publish(self, *args, **kwargs)
+
+    proxy = FaultProxy(rabbit.amqp_port)
+    await proxy.start()
+    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=20"]), settings)
+    await jobs.start()
+    try:
+        done = lambda: jobs.snapshot().counters.get("results_returned", 0)  # noqa: E731
+        await wait_for(lambda: done() >= 3, timeout=30, what="jobs done")
+        monkeypatch.setattr(aiormq.Channel, "basic_publish", never_returns)
+        await wait_for(lambda: stuck == 1, timeout=10, what="a publish stuck")
+        proxy.cut()
+        await wait_for(lambda: jobs.snapshot().counters.get("broker_outages") == 1, timeout=30, what="the link back")
+        resumed_from = done()
+        await wait_for(
+            lambda: done() >= resumed_from + 5, timeout=30, what="jobs to go on", explain=lambda: clients_of(jobs)
+        )
+    finally:
+        await jobs.stop()
+        await proxy.close()
+    final = jobs.last
+    assert final is not None and final.ledger.lost == 0, final.ledger
+    assert final.counters["republished"] >= 1 and final.counters["pending_jobs"] == 0

@@ -65,6 +65,9 @@ class Client:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._channel_tasks: set[asyncio.Task[Any]] = set()  # bound to the channel: restarted with it
         self._recovery: asyncio.Task[None] | None = None
+        # Publishes awaiting their connection: a lost connection ends them at once. aiormq can leave one waiting
+        # forever for room in a dead connection's write queue (its writer gone), and the channel's lock with it.
+        self._delivering: set[asyncio.Timeout] = set()
         self._online = asyncio.Event()
         self._gone = asyncio.Event()  # set when the current connection is lost
         self._outbox: Outbox | None = None
@@ -162,6 +165,9 @@ class Client:
     def lost(self, exc: BaseException | None) -> None:
         """The connection went away: recover in the background (once, however many times this is called)."""
         self._gone.set()
+        now = asyncio.get_running_loop().time()
+        for delivery in self._delivering:
+            delivery.reschedule(now)
         if self._recovery is not None and not self._recovery.done():
             return
         self._online.clear()
@@ -274,16 +280,28 @@ class Client:
         until the broker answers (a duplicate if the first copy made it: the ledger counts it). Otherwise
         a lost connection loses the message, which the ledger shows at the end: None."""
         while True:
-            assert self._outbox is not None
             gone = self._gone
+            if gone.is_set() and not self._online.is_set():  # lost, not back yet: its channel would fail or hang
+                await self._online.wait()
+                continue
+            assert self._outbox is not None
+            linked = asyncio.timeout(None)  # `lost` ends it: see _delivering
             try:
-                return await self._outbox.deliver(letter)
+                async with linked:
+                    self._delivering.add(linked)
+                    try:
+                        return await self._outbox.deliver(letter)
+                    finally:
+                        self._delivering.discard(linked)
+            except TimeoutError:
+                if not linked.expired():
+                    raise
             except (*LINK_LOST, asyncio.CancelledError) as exc:
                 if not link_broke(exc) or not await self._failed_with_link(exc, gone):
                     raise  # this task was cancelled, or the channel alone closed on an error of its own
-                if not reliable:
-                    self.ctx.counters[Count.PUBLISHES_LOST] += 1
-                    return None
+            if not reliable:
+                self.ctx.counters[Count.PUBLISHES_LOST] += 1
+                return None
             self.ctx.counters[Count.REPUBLISHED] += 1
             await self._online.wait()
             assert self._outbox is not None
