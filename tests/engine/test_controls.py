@@ -16,6 +16,21 @@ from tests.engine.conftest import client, crashed_run, lab_objects, nothing_left
 pytestmark = pytest.mark.embedded
 
 
+async def test_producers_say_done_sending_not_paused_while_the_run_drains(settings: Settings) -> None:
+    """The user paused nothing: a producer the run stopped to drain the queues says it is done sending."""
+    run = Run(load("workers", ["workers.workers=1", "workers.rate=200", "workers.processing=20ms"]), settings)
+    await run.start()
+    stopping: asyncio.Task[None] | None = None
+    try:
+        await wait_for(lambda: any(q.ready > 20 for q in run.snapshot().queues), 10, "a backlog to drain")
+        stopping = asyncio.create_task(run.stop())
+        await wait_for(lambda: run.state == "draining", 10, "the run to drain")
+        assert client(run.snapshot(), "producer-1").state == "done sending"
+    finally:
+        await (stopping or run.stop())
+    assert run.last is not None and run.last.ledger.lost == 0
+
+
 async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> None:
     run = Run(load("workers", ["workers.workers=1", "workers.rate=40", "workers.processing=1ms"]), settings)
     await run.start()

@@ -145,7 +145,7 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         await wait_for(lambda: "2 queues get a copy" in shown_text(answer), what="the what-if answer")
         assert f"{seed_broker.SHOP}.eu" in shown_text(answer)
         app.screen.query_one("#whatif-key", Input).value = "refund"
-        await wait_for(lambda: "1 queue get a copy" in shown_text(answer), what="the answer for another key")
+        await wait_for(lambda: "1 queue gets a copy" in shown_text(answer), what="the answer for another key")
         await pilot.press("escape")
 
         # Publish a test message: mandatory, so the broker says whether a queue took it.

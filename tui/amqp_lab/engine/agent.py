@@ -110,14 +110,15 @@ class Share:
             )
         )
 
-    def pause(self) -> None:
+    def stop_sending(self) -> None:
+        """The run drains: the share's producers send nothing more."""
         for client in self.clients.values():
             if isinstance(client, Producer):
-                client.pause()
+                client.finish()
 
     async def finish(self) -> None:
         """Producers stop, publishes in flight get their confirms, every client closes."""
-        self.pause()
+        self.stop_sending()
         publishers = [c for c in self.clients.values() if isinstance(c, Publisher) and c.active]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
@@ -175,7 +176,7 @@ class Agent:
             case messages.Assign() if self._share_task is None:
                 self._share_task = asyncio.get_running_loop().create_task(self._run_share(said))
             case messages.Pause() if self.share is not None:
-                self.share.pause()
+                self.share.stop_sending()
             case messages.Finish() if self.share is not None and said.run_id == self.share.run_id:
                 self._finishing.set()
 

@@ -231,7 +231,7 @@ class Run:
             return
         self.state = "draining"
         for producer in self.roster.of_kind(Producer):
-            producer.pause()
+            producer.finish()
         fleet = self.roster.fleet
         if fleet is not None:
             await fleet.pause()

@@ -33,6 +33,7 @@ class State(enum.Enum):
     WAITING = "waiting to join"
     RUNNING = "running"
     PAUSED = "paused"
+    DONE = "done sending"  # a producer once the run drains: what it sent is being consumed
     RECONNECTING = "reconnecting"
     HUNG = "hung"
     SLOW = "slow"

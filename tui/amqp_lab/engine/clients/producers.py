@@ -67,6 +67,12 @@ class Producer(Client):
         if self.active:
             self.state = State.PAUSED
 
+    def finish(self) -> None:
+        """The run drains: this producer sends nothing more (not a pause: nothing resumes it)."""
+        self._resumed.clear()
+        if self.active:
+            self.state = State.DONE
+
     def resume(self) -> None:
         self._resumed.set()
         if self.state is State.PAUSED:

@@ -76,7 +76,8 @@ def render_answer(routes: Routes, answer: Answer) -> Text:
         text.append("\nNo queue gets it: ", style=f"bold {BAD}")
         text.append("unroutable. A mandatory publish comes back (312 NO_ROUTE); otherwise it is dropped.")
     else:
-        text.append(f"\n{len(answer.queues)} queue{'s' if len(answer.queues) != 1 else ''} get a copy: ", style="bold")
+        copies = "1 queue gets a copy" if len(answer.queues) == 1 else f"{len(answer.queues)} queues get a copy"
+        text.append(f"\n{copies}: ", style="bold")
         text.append_text(inert(", ".join(answer.queues), GOOD))
     return text
 

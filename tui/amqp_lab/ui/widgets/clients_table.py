@@ -16,6 +16,7 @@ COLUMNS = ("client", "role", "state", "sent", "received", "rate/s", "unacked", "
 STATE_STYLES = {
     "running": GOOD,
     "paused": WARN,
+    "done sending": "dim",
     "reconnecting": WARN,
     "waiting to join": "dim",
     "slow": WARN,
