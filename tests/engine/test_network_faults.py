@@ -11,6 +11,7 @@ import aio_pika
 import aiormq
 import pytest
 from amqp_lab.engine.clients.base import LINK_GRACE
+from amqp_lab.engine.clients.producers import Publisher
 from amqp_lab.engine.run import Run
 from amqp_lab.scenario.files import load
 from fault_proxy import FaultProxy
@@ -200,3 +201,42 @@ async def test_a_publish_stuck_in_the_client_library_goes_again_once_the_link_is
     final = jobs.last
     assert final is not None and final.ledger.lost == 0, final.ledger
     assert final.counters["republished"] >= 1 and final.counters["pending_jobs"] == 0
+
+
+@pytest.mark.timeout(120)
+async def test_a_publish_due_while_the_channel_reopens_waits_for_the_new_one(
+    rabbit: PrivateNode, monkeypatch: Any
+) -> None:
+    """A producer paced slowly is due to send while its recovery has a new connection but not yet the channel on
+    it: the publish waits for the new channel. It used to take the old one, closed: the task was counted lost (here)
+    or, when the close was told late, the producer failed (the stalled-link test in CI)."""
+    if rabbit.version != VERSIONS[0]:
+        pytest.skip("the client side is under test here: one broker version is enough")
+    reopen = Publisher._open
+    slowed = False
+
+    async def slow_reopen(self: Publisher) -> None:
+        if slowed:  # the reconnect's channel: open it late, so the producer's next send falls due meanwhile
+            await asyncio.sleep(3.0)
+        await reopen(self)
+
+    monkeypatch.setattr(Publisher, "_open", slow_reopen)
+    proxy = FaultProxy(rabbit.amqp_port)
+    await proxy.start()
+    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+    run = Run(load("workers", ["duration=120", "workers.rate=0.5", "workers.workers=1"]), settings)
+    await run.start()
+    try:
+        published = lambda: run.snapshot().ledger.published  # noqa: E731
+        await wait_for(lambda: run.snapshot().ledger.confirmed >= 1, timeout=30, what="the first task confirmed")
+        slowed = True
+        proxy.cut()
+        await wait_for(
+            lambda: published() >= 3, timeout=30, what="tasks sent after the cut", explain=lambda: clients_of(run)
+        )
+        assert [c.state for c in run.snapshot().clients if c.name == "producer-1"] == ["running"]
+    finally:
+        await run.stop()
+        await proxy.close()
+    final = run.last
+    assert final is not None and final.ledger.lost == 0, final.ledger

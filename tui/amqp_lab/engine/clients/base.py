@@ -281,10 +281,9 @@ class Client:
         until the broker answers (a duplicate if the first copy made it: the ledger counts it). Otherwise
         a lost connection loses the message, which the ledger shows at the end: None."""
         while True:
+            if not self._online.is_set():  # the connection is lost, or its new channel not open yet: the outbox
+                await self._online.wait()  # would be the old one, whose channel only fails or hangs
             gone = self._gone
-            if gone.is_set() and not self._online.is_set():  # lost, not back yet: its channel would fail or hang
-                await self._online.wait()
-                continue
             assert self._outbox is not None
             linked = asyncio.timeout(None)  # `lost` ends it: see _delivering
             try:
@@ -306,7 +305,7 @@ class Client:
             self.ctx.counters[Count.REPUBLISHED] += 1
             await self._online.wait()
             assert self._outbox is not None
-            letter = self._outbox.again(letter)
+            letter = self._outbox.again(letter)  # expected where the topology routes it now
 
     async def _failed_with_link(self, exc: BaseException, gone: asyncio.Event) -> bool:
         """Whether an operation begun while `gone` was current failed because its connection went away,
