@@ -87,6 +87,28 @@ async def test_lists_of_each_object_kind(settings: Settings, seeded: str) -> Non
         assert isinstance(await client.consumers("/"), list)
 
 
+async def test_a_connection_is_listed_with_its_name_heartbeat_tls_and_byte_rates(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """What the Connections tab shows of a client: the name it gave, what it negotiated, the bytes it moves."""
+    named = f"amqp-lab test {uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect(rabbit.amqp_url + "?heartbeat=7", client_properties={"connection_name": named})
+    async with connection, ManagementClient(settings) as client:
+        channel = await connection.channel()
+        queue = await channel.declare_queue("", exclusive=True)
+        listed = None
+
+        async def sampled() -> bool:
+            nonlocal listed
+            await channel.default_exchange.publish(aio_pika.Message(b"x" * 4096), queue.name)
+            listed = next((c for c in await client.connections() if c.client_name == named), None)
+            return listed is not None and bool(listed.received_rate)
+
+        await wait_for(sampled, timeout=15, what="the connection listed with a byte rate")
+        assert listed is not None
+        assert (listed.heartbeat, listed.tls, listed.channels) == (7, False, 1)
+        assert listed.received_rate is not None and listed.received_rate > 1000  # 4 KiB every poll, at the least
+        assert listed.sent_rate is not None  # the broker's answers: sampled too
+
+
 async def test_wrong_password_is_a_401_naming_the_user(rabbit) -> None:  # type: ignore[no-untyped-def]
     settings = settings_for(rabbit, management_url=rabbit.management_url.replace("//", "//guest:wrong@"))
     async with ManagementClient(settings) as client:

@@ -26,6 +26,7 @@ from amqp_lab.ui.screens.whatif import WhatIfScreen
 from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.ui.widgets.queue_table import QueueTable
+from textual.app import App
 from textual.widgets import Input, OptionList
 
 from tests.conftest import shown_text, wait_for
@@ -182,6 +183,13 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         await wait_for(tap_gone, what="the tap's exchange and queue to be deleted")
 
 
+def said(app: App[None], text: str) -> bool:
+    """Whether the newest notification on screen says `text`; it is dismissed so the next one is told apart."""
+    notifications = list(app._notifications)
+    app.clear_notifications()
+    return bool(notifications) and text in notifications[-1].message
+
+
 async def test_read_only_mode_refuses_every_change_and_says_so(settings: Settings) -> None:
     connection = await connect_first(settings)
     async with connection:
@@ -197,17 +205,19 @@ async def test_read_only_mode_refuses_every_change_and_says_so(settings: Setting
                 await app.push_screen(QueueScreen("/", queue.name))
                 await wait_for(lambda: isinstance(app.screen, QueueScreen), what="the queue's detail")
                 await wait_for(lambda: "READ-ONLY" in shown_text(app.screen.query_one("#queue-notice")))
-                for key in ("P", "D", "g", "p"):
+                for key, refused in (("P", "Purge"), ("D", "Delete"), ("g", "Peek"), ("p", "Publish")):
                     await pilot.press(key)
                     await pilot.pause()
                     assert isinstance(app.screen, QueueScreen), f"{key} opened {app.screen}"
+                    assert said(app, f"{refused} is off in read-only mode")
                 await pilot.press("escape", "2")
                 await wait_for(lambda: bool(app.screen.query_one(ExchangeTree).root.children), what="the exchanges")
                 focus_exchange(app, "amq.topic")
-                for key in ("t", "p", "D"):
+                for key, refused in (("t", "Tap"), ("p", "Publish"), ("D", "Delete")):
                     await pilot.press(key)
                     await pilot.pause()
                     assert isinstance(app.screen, OverviewScreen), f"{key} opened {app.screen}"
+                    assert said(app, f"{refused} is off in read-only mode")
                 await pilot.press("k")  # asking a question changes nothing: allowed
                 await wait_for(lambda: isinstance(app.screen, WhatIfScreen), what="the what-if")
             assert await ready_in(settings, queue.name) == 1
@@ -251,3 +261,16 @@ async def test_hostile_names_headers_and_payloads_are_shown_inert(settings: Sett
                 assert "\x1b" not in detail
         finally:
             await admin.delete(path)
+
+
+async def test_the_connections_tab_names_each_client_and_what_it_negotiated(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    named = "inventory-service worker 3"
+    connection = await aio_pika.connect(rabbit.amqp_url + "?heartbeat=7", client_properties={"connection_name": named})
+    async with connection:
+        app = make_app(settings)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("3")
+            table = app.screen.query_one("#connection-table", KeyedTable)
+            row = lambda: next((line for line in shown_text(table).splitlines() if named in line), "")  # noqa: E731
+            await wait_for(lambda: "7 s" in row(), what="the connection's row, with its client's name and heartbeat")
+            assert " no " in row()  # not TLS

@@ -383,6 +383,11 @@ class Consumer:
         )
 
 
+def sampled(data: Mapping[str, Any], dotted: str, what: str) -> float | None:
+    """A rate the broker may not have sampled yet (a connection a moment old): None until it has."""
+    return None if _path(data, dotted) is None else number(data, dotted, what)
+
+
 @dataclass(frozen=True)
 class ClientConnection:
     name: str
@@ -391,8 +396,16 @@ class ClientConnection:
     peer: str
     state: str
     channels: int
+    client_name: str = ""  # what the client named it (connection_name in its properties): which program it is
+    tls: bool = False
+    heartbeat: int = 0  # seconds, as negotiated; 0 is off
+    received_rate: float | None = None  # bytes per second from the client; None: not sampled yet
+    sent_rate: float | None = None  # bytes per second to the client
 
-    COLUMNS = "name,vhost,user,peer_host,peer_port,state,channels"
+    COLUMNS = (
+        "name,vhost,user,peer_host,peer_port,state,channels,user_provided_name,ssl,timeout,"
+        "recv_oct_details.rate,send_oct_details.rate"
+    )
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> ClientConnection:
@@ -404,6 +417,11 @@ class ClientConnection:
             peer=f"{text(data, 'peer_host', what)}:{int(number(data, 'peer_port', what))}",
             state=text(data, "state", what),
             channels=int(number(data, "channels", what)),
+            client_name=text(data, "user_provided_name", what),
+            tls=data.get("ssl") is True,
+            heartbeat=int(number(data, "timeout", what)),
+            received_rate=sampled(data, "recv_oct_details.rate", what),
+            sent_rate=sampled(data, "send_oct_details.rate", what),
         )
 
 

@@ -71,6 +71,7 @@ class Connection(asyncio.Protocol):
         self.frame_max = FRAME_MAX
         self.channel_max = CHANNEL_MAX
         self.heartbeat = 0
+        self.tls = False
         self.opened_at = time.time()
         self._stage = "header"  # header, start-ok, tune-ok, open, open-ok, closing, closed
         self._header = b""
@@ -90,6 +91,7 @@ class Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer_host, self.peer_port = transport.get_extra_info("peername")[:2]
+        self.tls = transport.get_extra_info("ssl_object") is not None
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self.broker.connections.add(self)
         self._handshake_timer = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT, self._handshake_expired)

@@ -68,6 +68,10 @@ def channel_counters(channel: Channel) -> dict[str, int]:
     }
 
 
+def connection_counters(connection: Connection) -> dict[str, int]:
+    return {"recv_oct": connection.stats["recv_oct"], "send_oct": connection.stats["send_oct"]}
+
+
 class Documents:
     """What the API says of each object; `sample` is called once a second for the rates."""
 
@@ -86,6 +90,8 @@ class Documents:
                 alive.add((vhost.name, name))
                 rates.sample((vhost.name, name), counters, now)
         for connection in self.broker.connections:
+            alive.add(connection)
+            rates.sample(connection, connection_counters(connection), now)
             for channel in connection.channels.values():
                 alive.add(channel)
                 rates.sample(channel, channel_counters(channel), now)
@@ -244,8 +250,9 @@ class Documents:
             "connected_at": int(connection.opened_at * 1000),
             "client_properties": {"connection_name": connection.name} if connection.name else {},
             **({"user_provided_name": connection.name} if connection.name else {}),  # as RabbitMQ lists it
-            "recv_oct": connection.stats["recv_oct"],
-            "send_oct": connection.stats["send_oct"],
+            "ssl": connection.tls,
+            "timeout": connection.heartbeat,
+            **self.rates.stats(connection, connection_counters(connection)),
         }
 
     def channel_document(self, channel: Channel) -> dict[str, Any]:

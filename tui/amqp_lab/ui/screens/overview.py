@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -21,6 +21,7 @@ from amqp_lab.broker.tap import refusal
 from amqp_lab.config import Settings
 from amqp_lab.ui.colors import WARN
 from amqp_lab.ui.lab import lab_of
+from amqp_lab.ui.read_only import refused_key
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.screens.queue import QueueScreen
@@ -77,6 +78,12 @@ class ExchangeActions(ExchangeTree):
         Binding("p", "screen.publish", "Publish"),
         Binding("D", "screen.delete_exchange", "Delete"),
     ]
+
+    def on_key(self, event: events.Key) -> None:
+        why = refused_key(self.BINDINGS, CHANGES, event.key) if lab_of(self).settings.read_only else None
+        if why is not None:
+            event.stop()
+            self.notify(why, title="Read-only", severity="warning")
 
 
 class OverviewScreen(Screen[None]):

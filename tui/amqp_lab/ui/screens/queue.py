@@ -7,7 +7,7 @@ import time
 from collections import deque
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -22,6 +22,7 @@ from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effecti
 from amqp_lab.broker.queue_watch import CONSUMERS_SHOWN, QueueWatch
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.lab import lab_of
+from amqp_lab.ui.read_only import refused_key
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.peek import PeekScreen
 from amqp_lab.ui.screens.publish import PublishScreen
@@ -125,6 +126,12 @@ class QueueScreen(Screen[None]):
         if action in self.CHANGES and lab_of(self).settings.read_only:
             return None  # shown dimmed in the footer: read-only mode
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        why = refused_key(self.BINDINGS, self.CHANGES, event.key) if lab_of(self).settings.read_only else None
+        if why is not None:
+            event.stop()
+            self.notify(why, title="Read-only", severity="warning")
 
     # -- polling ---------------------------------------------------------------
 

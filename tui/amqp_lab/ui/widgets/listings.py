@@ -8,7 +8,18 @@ from amqp_lab.broker.models import Channel, ClientConnection, Consumer
 from amqp_lab.ui.colors import WARN
 from amqp_lab.ui.text import inert, rate
 
-CONNECTION_COLUMNS = ("connection", "vhost", "user", "peer", "state", "channels")
+CONNECTION_COLUMNS = (
+    "connection",
+    "client's name",
+    "vhost",
+    "user",
+    "state",
+    "TLS",
+    "heartbeat",
+    "in B/s",
+    "out B/s",
+    "channels",
+)
 CHANNEL_COLUMNS = ("channel", "vhost", "prefetch", "unacked", "consumers", "ack/s", "confirms")
 CONSUMER_COLUMNS = ("queue", "vhost", "consumer", "prefetch", "unacked", "ack/s", "ack mode", "active", "channel")
 
@@ -21,13 +32,24 @@ def _count(value: int) -> Text:
     return Text(f"{value:,}", justify="right")
 
 
+def _bytes_rate(value: float | None) -> Text:
+    if value is None:
+        return Text("–", style="dim", justify="right")  # the broker has not sampled it yet
+    return Text(f"{value:,.0f}", justify="right")
+
+
 def connection_row(connection: ClientConnection) -> tuple[Text, ...]:
+    """The connection's name is its peer and the broker's address, as RabbitMQ names it."""
     return (
         inert(connection.name),
+        inert(connection.client_name) if connection.client_name else Text("–", style="dim"),
         inert(connection.vhost),
         inert(connection.user),
-        inert(connection.peer),
         inert(connection.state),
+        Text("yes" if connection.tls else "no"),
+        Text(f"{connection.heartbeat} s" if connection.heartbeat else "off", justify="right"),
+        _bytes_rate(connection.received_rate),
+        _bytes_rate(connection.sent_rate),
         _count(connection.channels),
     )
 
