@@ -78,14 +78,14 @@ class RemoteRun:
 
     def _readable(self) -> None:
         try:
-            kind, payload = self._pipe.recv()
+            said: RunSnapshot | RunEnded = self._pipe.recv()
         except (EOFError, OSError):
             self._finish(RunEnded(None, None, (), "the run's process ended without a word"))
             return
-        if kind == "snapshot":
-            self._on_snapshot(payload)
+        if isinstance(said, RunSnapshot):
+            self._on_snapshot(said)
         else:
-            self._finish(payload)
+            self._finish(said)
 
     def _finish(self, ended: RunEnded) -> None:
         if self.ended is not None:
@@ -135,9 +135,9 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
     try:
         run = Run(scenario, settings)
     except RunError as exc:
-        pipe.send(("end", RunEnded(None, None, (), str(exc))))
+        pipe.send(RunEnded(None, None, (), str(exc)))
         return
-    run.add_listener(lambda snapshot: pipe.send(("snapshot", snapshot)))
+    run.add_listener(pipe.send)  # each snapshot, then one RunEnded
     commands: asyncio.Queue[Control] = asyncio.Queue()
     loop = asyncio.get_running_loop()
 
@@ -153,7 +153,7 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
         await run.start()
     except (BrokerError, RunError, OSError) as exc:
         await run.stop()
-        pipe.send(("end", RunEnded(run.last, None, tuple(run.leftovers), f"the run could not start: {exc}")))
+        pipe.send(RunEnded(run.last, None, tuple(run.leftovers), f"the run could not start: {exc}"))
         return
     if not until_stopped:
         loop.call_later(scenario.duration, commands.put_nowait, StopRun())
@@ -166,7 +166,7 @@ async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until
     assert run.last is not None
     report = build_report(scenario, run.last, settings.primary.display(), run.leftovers, run.cleanup_error)
     with contextlib.suppress(OSError):
-        pipe.send(("end", RunEnded(run.last, report, tuple(run.leftovers))))
+        pipe.send(RunEnded(run.last, report, tuple(run.leftovers)))
 
 
 async def _control(run: Run, control: Control) -> None:
