@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 import aio_pika
 import aiormq
 import pytest
+from amqp_lab.config import Settings
 from amqp_lab.engine.clients.base import LINK_GRACE
 from amqp_lab.engine.clients.producers import Publisher
 from amqp_lab.engine.run import Run
@@ -23,6 +25,26 @@ from tests.engine.conftest import nothing_left
 HEARTBEAT = 1
 # aiormq gives up on a connection after 3 x (heartbeat + 1) seconds without a frame; it checks each second.
 DETECTION_LIMIT = 3 * (HEARTBEAT + 1) + 2
+
+
+class Link(NamedTuple):
+    proxy: FaultProxy
+    settings: Settings  # the broker through the proxy, with a heartbeat of HEARTBEAT
+
+
+@pytest.fixture
+async def link(rabbit: PrivateNode) -> AsyncIterator[Link]:
+    """The lab's way to the broker through a proxy that cuts, stalls or slows it; closed after the test's runs."""
+    if rabbit.version != VERSIONS[0]:
+        pytest.skip("the client side is under test here: one broker version is enough")
+    proxy = FaultProxy(rabbit.amqp_port)
+    await proxy.start()
+    try:
+        yield Link(
+            proxy, settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+        )
+    finally:
+        await proxy.close()
 
 
 def clients_of(run: Run) -> str:
@@ -39,12 +61,8 @@ def clients_of(run: Run) -> str:
 
 
 @pytest.mark.timeout(120)
-async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: PrivateNode) -> None:
-    if rabbit.version != VERSIONS[0]:
-        pytest.skip("the client side is under test here: one broker version is enough")
-    proxy = FaultProxy(rabbit.amqp_port)
-    await proxy.start()
-    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+async def test_cut_stalled_and_slow_links_are_noticed_and_survived(link: Link) -> None:
+    proxy, settings = link
     run = Run(load("workers", ["duration=120", "workers.rate=40", "workers.processing=5ms"]), settings)
     # Alongside, the other reliable mode whose answers travel back: shard results lost with a link must come again.
     jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=5"]), settings)
@@ -103,7 +121,6 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
             states = f"{clients_of(run)}; {clients_of(jobs)}"
     finally:
         await asyncio.gather(run.stop(), jobs.stop())
-        await proxy.close()
 
     for each in (run, jobs):
         final = each.last
@@ -121,11 +138,9 @@ async def test_cut_stalled_and_slow_links_are_noticed_and_survived(rabbit: Priva
 
 
 @pytest.mark.timeout(120)
-async def test_a_close_aio_pika_reports_late_is_still_a_lost_link(rabbit: PrivateNode, monkeypatch: Any) -> None:
+async def test_a_close_aio_pika_reports_late_is_still_a_lost_link(link: Link, monkeypatch: Any) -> None:
     """aiormq closes a dead connection and its channels at once; aio-pika runs the close callbacks later, over a
     second on a busy machine. Publishes meanwhile fail on a closed channel: that is the link, not the client."""
-    if rabbit.version != VERSIONS[0]:
-        pytest.skip("the client side is under test here: one broker version is enough")
     tell = aio_pika.Connection._on_connection_close
 
     async def late(self: aio_pika.Connection, closing: asyncio.Future[Any]) -> None:
@@ -133,9 +148,7 @@ async def test_a_close_aio_pika_reports_late_is_still_a_lost_link(rabbit: Privat
         await tell(self, closing)
 
     monkeypatch.setattr(aio_pika.Connection, "_on_connection_close", late)
-    proxy = FaultProxy(rabbit.amqp_port)
-    await proxy.start()
-    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+    proxy, settings = link
     run = Run(load("workers", ["duration=120", "workers.rate=100", "workers.processing=5ms"]), settings)
     await run.start()
     try:
@@ -153,7 +166,6 @@ async def test_a_close_aio_pika_reports_late_is_still_a_lost_link(rabbit: Privat
         assert failed == []
     finally:
         await run.stop()
-        await proxy.close()
     final = run.last
     assert final is not None and final.ledger.lost == 0, final.ledger
     assert final.counters["republished"] > 0  # the publishes that met the closed channel went again
@@ -161,13 +173,11 @@ async def test_a_close_aio_pika_reports_late_is_still_a_lost_link(rabbit: Privat
 
 @pytest.mark.timeout(120)
 async def test_a_publish_stuck_in_the_client_library_goes_again_once_the_link_is_back(
-    rabbit: PrivateNode, monkeypatch: Any
+    link: Link, monkeypatch: Any
 ) -> None:
     """aiormq can leave a publish waiting forever on a dead connection (for room in its write queue, its writer
     gone): a map-reduce submitter, which sends one job at a time, stopped for the rest of the run. When the link
     goes, a publish still in flight is let go and sent again on the new connection."""
-    if rabbit.version != VERSIONS[0]:
-        pytest.skip("the client side is under test here: one broker version is enough")
     publish = aiormq.Channel.basic_publish
     stuck = 0
 
@@ -179,9 +189,7 @@ async def test_a_publish_stuck_in_the_client_library_goes_again_once_the_link_is
             await asyncio.Event().wait()
         return await publish(self, *args, **kwargs)
 
-    proxy = FaultProxy(rabbit.amqp_port)
-    await proxy.start()
-    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+    proxy, settings = link
     jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=20"]), settings)
     await jobs.start()
     try:
@@ -197,21 +205,16 @@ async def test_a_publish_stuck_in_the_client_library_goes_again_once_the_link_is
         )
     finally:
         await jobs.stop()
-        await proxy.close()
     final = jobs.last
     assert final is not None and final.ledger.lost == 0, final.ledger
     assert final.counters["republished"] >= 1 and final.counters["pending_jobs"] == 0
 
 
 @pytest.mark.timeout(120)
-async def test_a_publish_due_while_the_channel_reopens_waits_for_the_new_one(
-    rabbit: PrivateNode, monkeypatch: Any
-) -> None:
+async def test_a_publish_due_while_the_channel_reopens_waits_for_the_new_one(link: Link, monkeypatch: Any) -> None:
     """A producer paced slowly is due to send while its recovery has a new connection but not yet the channel on
     it: the publish waits for the new channel. It used to take the old one, closed: the task was counted lost (here)
     or, when the close was told late, the producer failed (the stalled-link test in CI)."""
-    if rabbit.version != VERSIONS[0]:
-        pytest.skip("the client side is under test here: one broker version is enough")
     reopen = Publisher._open
     slowed = False
 
@@ -221,9 +224,7 @@ async def test_a_publish_due_while_the_channel_reopens_waits_for_the_new_one(
         await reopen(self)
 
     monkeypatch.setattr(Publisher, "_open", slow_reopen)
-    proxy = FaultProxy(rabbit.amqp_port)
-    await proxy.start()
-    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), heartbeat=HEARTBEAT, timeout=2.0)
+    proxy, settings = link
     run = Run(load("workers", ["duration=120", "workers.rate=0.5", "workers.workers=1"]), settings)
     await run.start()
     try:
@@ -237,6 +238,5 @@ async def test_a_publish_due_while_the_channel_reopens_waits_for_the_new_one(
         assert [c.state for c in run.snapshot().clients if c.name == "producer-1"] == ["running"]
     finally:
         await run.stop()
-        await proxy.close()
     final = run.last
     assert final is not None and final.ledger.lost == 0, final.ledger
