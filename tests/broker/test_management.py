@@ -87,26 +87,26 @@ async def test_lists_of_each_object_kind(settings: Settings, seeded: str) -> Non
         assert isinstance(await client.consumers("/"), list)
 
 
-async def test_a_connection_is_listed_with_its_name_heartbeat_tls_and_byte_rates(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]
-    """What the Connections tab shows of a client: the name it gave, what it negotiated, the bytes it moves."""
+async def test_a_connection_is_listed_with_its_name_heartbeat_tls_and_bytes(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """What the Connections tab shows of a client: the name it gave, what it negotiated, the bytes it moved."""
     named = f"amqp-lab test {uuid.uuid4().hex[:8]}"
     connection = await aio_pika.connect(rabbit.amqp_url + "?heartbeat=7", client_properties={"connection_name": named})
     async with connection, ManagementClient(settings) as client:
         channel = await connection.channel()
         queue = await channel.declare_queue("", exclusive=True)
+        for _ in range(4):
+            await channel.default_exchange.publish(aio_pika.Message(b"x" * 4096), queue.name)
         listed = None
 
-        async def sampled() -> bool:
+        async def counted() -> bool:  # the broker's statistics come once a second
             nonlocal listed
-            await channel.default_exchange.publish(aio_pika.Message(b"x" * 4096), queue.name)
             listed = next((c for c in await client.connections() if c.client_name == named), None)
-            return listed is not None and bool(listed.received_rate)
+            return listed is not None and listed.received >= 4 * 4096
 
-        await wait_for(sampled, timeout=15, what="the connection listed with a byte rate")
+        await wait_for(counted, timeout=15, what="the connection listed with the bytes it sent")
         assert listed is not None
         assert (listed.heartbeat, listed.tls, listed.channels) == (7, False, 1)
-        assert listed.received_rate is not None and listed.received_rate > 1000  # 4 KiB every poll, at the least
-        assert listed.sent_rate is not None  # the broker's answers: sampled too
+        assert listed.sent > 0  # the broker's side of the handshake and the declare, at the least
 
 
 async def test_wrong_password_is_a_401_naming_the_user(rabbit) -> None:  # type: ignore[no-untyped-def]

@@ -16,8 +16,8 @@ CONNECTION_COLUMNS = (
     "state",
     "TLS",
     "heartbeat",
-    "in B/s",
-    "out B/s",
+    "bytes in",
+    "bytes out",
     "channels",
 )
 CHANNEL_COLUMNS = ("channel", "vhost", "prefetch", "unacked", "consumers", "ack/s", "confirms")
@@ -32,12 +32,6 @@ def _count(value: int) -> Text:
     return Text(f"{value:,}", justify="right")
 
 
-def _bytes_rate(value: float | None) -> Text:
-    if value is None:
-        return Text("–", style="dim", justify="right")  # the broker has not sampled it yet
-    return Text(f"{value:,.0f}", justify="right")
-
-
 def connection_row(connection: ClientConnection) -> tuple[Text, ...]:
     """The connection's name is its peer and the broker's address, as RabbitMQ names it."""
     return (
@@ -48,8 +42,8 @@ def connection_row(connection: ClientConnection) -> tuple[Text, ...]:
         inert(connection.state),
         Text("yes" if connection.tls else "no"),
         Text(f"{connection.heartbeat} s" if connection.heartbeat else "off", justify="right"),
-        _bytes_rate(connection.received_rate),
-        _bytes_rate(connection.sent_rate),
+        _count(connection.received),
+        _count(connection.sent),
         _count(connection.channels),
     )
 
