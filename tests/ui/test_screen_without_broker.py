@@ -79,7 +79,7 @@ class BareLab(App[None]):
         self.controls.append(control)
 
     async def end_run(self) -> None:
-        self.run_ended = None
+        pass
 
     def open_run(self, scenario: Scenario, experiment: Experiment | None = None) -> None:
         self.push_screen(LiveRunScreen(scenario, experiment))

@@ -12,8 +12,9 @@ from pamqp.base import Frame as Method
 from pamqp.commands import Basic, Confirm, Exchange, Queue, Tx
 from pamqp.commands import Channel as ChannelMethods
 
+from amqp_lab.amqp.model import DIRECT_REPLY_TO
 from amqp_lab.embedded.errors import AmqpFault, limit
-from amqp_lab.embedded.publishing import DIRECT_REPLY_TO, Publishing
+from amqp_lab.embedded.publishing import Publishing
 from amqp_lab.embedded.queues import Message, Queued
 from amqp_lab.embedded.queues import Queue as BrokerQueue
 from amqp_lab.embedded.vhost import server_name

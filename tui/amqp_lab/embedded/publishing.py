@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pamqp.commands import Basic, Confirm, Tx
 
+from amqp_lab.amqp.model import DIRECT_REPLY_TO
 from amqp_lab.embedded.errors import AmqpFault
 from amqp_lab.embedded.queues import Message
 from amqp_lab.embedded.vhost import DEFAULT_ALIAS
@@ -17,7 +18,6 @@ from amqp_lab.embedded.wire import BODY, HEADER, decode_header, deliver_frame, e
 if TYPE_CHECKING:
     from amqp_lab.embedded.channel import Channel
 
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 NO_ROUTE = 312
 
 

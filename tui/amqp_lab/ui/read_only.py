@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
+from textual import events
 from textual.binding import Binding, BindingType
+from textual.widget import Widget
+
+from amqp_lab.ui.lab import lab_of
 
 
 def refused_key(bindings: Iterable[BindingType], changes: Collection[str], key: str) -> str | None:
@@ -20,3 +24,13 @@ def refused_key(bindings: Iterable[BindingType], changes: Collection[str], key: 
                 "Start without --read-only to change it."
             )
     return None
+
+
+def refuse_in_read_only(
+    node: Widget, bindings: Iterable[BindingType], changes: Collection[str], key: events.Key
+) -> None:
+    """In read-only mode, a key bound to one of the `changes` is taken here and says why it does nothing."""
+    why = refused_key(bindings, changes, key.key) if lab_of(node).settings.read_only else None
+    if why is not None:
+        key.stop()
+        node.notify(why, title="Read-only", severity="warning")

@@ -63,15 +63,16 @@ class Producer(Client):
         return False
 
     def pause(self) -> None:
-        self._resumed.clear()
-        if self.active:
-            self.state = State.PAUSED
+        self._hold(State.PAUSED)
 
     def finish(self) -> None:
         """The run drains: this producer sends nothing more (not a pause: nothing resumes it)."""
+        self._hold(State.DONE)
+
+    def _hold(self, state: State) -> None:
         self._resumed.clear()
         if self.active:
-            self.state = State.DONE
+            self.state = state
 
     def resume(self) -> None:
         self._resumed.set()

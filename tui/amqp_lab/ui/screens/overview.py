@@ -21,7 +21,7 @@ from amqp_lab.broker.tap import refusal
 from amqp_lab.config import Settings
 from amqp_lab.ui.colors import WARN
 from amqp_lab.ui.lab import lab_of
-from amqp_lab.ui.read_only import refused_key
+from amqp_lab.ui.read_only import refuse_in_read_only
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.screens.queue import QueueScreen
@@ -80,10 +80,7 @@ class ExchangeActions(ExchangeTree):
     ]
 
     def on_key(self, event: events.Key) -> None:
-        why = refused_key(self.BINDINGS, CHANGES, event.key) if lab_of(self).settings.read_only else None
-        if why is not None:
-            event.stop()
-            self.notify(why, title="Read-only", severity="warning")
+        refuse_in_read_only(self, self.BINDINGS, CHANGES, event)
 
 
 class OverviewScreen(Screen[None]):

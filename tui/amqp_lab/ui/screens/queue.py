@@ -22,7 +22,7 @@ from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effecti
 from amqp_lab.broker.queue_watch import CONSUMERS_SHOWN, QueueWatch
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.lab import lab_of
-from amqp_lab.ui.read_only import refused_key
+from amqp_lab.ui.read_only import refuse_in_read_only
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.peek import PeekScreen
 from amqp_lab.ui.screens.publish import PublishScreen
@@ -128,10 +128,7 @@ class QueueScreen(Screen[None]):
         return True
 
     def on_key(self, event: events.Key) -> None:
-        why = refused_key(self.BINDINGS, self.CHANGES, event.key) if lab_of(self).settings.read_only else None
-        if why is not None:
-            event.stop()
-            self.notify(why, title="Read-only", severity="warning")
+        refuse_in_read_only(self, self.BINDINGS, self.CHANGES, event)
 
     # -- polling ---------------------------------------------------------------
 
