@@ -25,6 +25,7 @@ class Count(StrEnum):
     RESULTS_RETURNED = "results_returned"
     MISSED = "missed"
     RETURNS = "returns"
+    REPLIES_RETURNED = "replies_returned"
     NACKED = "nacked"
     IMMEDIATE_REFUSED = "immediate_refused"
     BROKER_OUTAGES = "broker_outages"
@@ -58,6 +59,9 @@ COUNTS: dict[Count, CountInfo] = {
     Count.RESULTS_RETURNED: CountInfo("results returned", ("map-reduce",), False),
     Count.MISSED: CountInfo("missed (away)", ("pub-sub",), True),
     Count.RETURNS: CountInfo("returns", _ALL, True),
+    # An answer the broker sent back to its handler or shard: the queue it was addressed to was gone (its asker
+    # crashed or reconnected). Kept apart from returns so that requests = replies + returns + timeouts holds.
+    Count.REPLIES_RETURNED: CountInfo("replies returned (asker gone)", ("rpc", "map-reduce", "custom"), True),
     Count.NACKED: CountInfo("nacked by broker", _PUBLISHING, True),
     Count.IMMEDIATE_REFUSED: CountInfo("immediate refused", ("rpc",), True),
     Count.BROKER_OUTAGES: CountInfo("broker outages", _ALL, False, outage=True),

@@ -230,7 +230,7 @@ class Consumer(Client):
                     "answer even when it delivers it; the ledger counts those once, as delivered_and_returned",
                 )
         elif outcome == "returned":
-            self.ctx.counters[Count.RETURNS] += 1  # as the ledger's returned: the broker sent it back
+            self.ctx.counters[Count.REPLIES_RETURNED] += 1  # part of the ledger's returned: the broker sent it back
             self.ctx.event(EventKind.RETURN, self.name, f"reply to {message.reply_to} came back: its queue is gone")
 
     def hang(self) -> None:
