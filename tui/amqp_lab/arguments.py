@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  amqp-lab run rpc\n"
         "  amqp-lab run rpc --set rpc.reply_queue=direct-reply-to --set rpc.handlers=0\n"
         "  amqp-lab run map-reduce --set map-reduce.policy=wait-for-all --duration 20s\n"
-        "  amqp-lab run my-topology.toml --json report.json\n\n"
+        "  amqp-lab run my-topology.toml --json report.json\n"
+        "  amqp-lab run workers --set workers.persistent=false --record transient.rec.gz\n\n"
         "keys for --set are the scenario file's keys, dotted: see docs/scenarios.md",
     )
     run.add_argument(
@@ -183,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a scenario key"
     )
     run.add_argument("--json", dest="report", metavar="FILE", help="write the report as JSON")
+    run.add_argument(
+        "--record",
+        metavar="FILE",
+        help="record the run (its scenario, the snapshots and every event) for `amqp-lab replay` and "
+        "`amqp-lab compare`; e.g. run.rec.gz",
+    )
     lab = commands.add_parser(
         "build",
         parents=[connection],
@@ -201,6 +208,29 @@ def build_parser() -> argparse.ArgumentParser:
     workshop.add_argument(
         "experiment", metavar="EXPERIMENT", nargs="?", help=f"one of: {', '.join(e.key for e in EXPERIMENTS)}"
     )
+    replay = commands.add_parser(
+        "replay",
+        help="replay a recorded run in the TUI, no broker needed",
+        description="Open the live run screen on a recording (amqp-lab run --record, or e in the live screen): "
+        "the flow, clients, ledger, trends and events as they were shown. Keys: space play/pause, left/right "
+        "5 s (shift: 30 s), [ and ] speed x0.5 to x8, n the next event of a kind, k which kind, Esc quit.",
+    )
+    replay.add_argument("recording", metavar="FILE", help="a recording, e.g. run.rec.gz")
+    compare = commands.add_parser(
+        "compare",
+        help="two recorded runs side by side: what changed and by how much",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare two recordings: the scenario settings that differ, then each figure of both runs\n"
+        "at their end (throughput, latency percentiles, the ledger, timeouts, ...), its change from A\n"
+        "to B, and whether that is better or worse. Exit 0, or 2 when a file cannot be read.",
+        epilog="example:\n"
+        "  amqp-lab run workers --record persistent.rec.gz\n"
+        "  amqp-lab run workers --set workers.persistent=false --record transient.rec.gz\n"
+        "  amqp-lab compare persistent.rec.gz transient.rec.gz",
+    )
+    compare.add_argument("a", metavar="A", help="the first recording (the baseline)")
+    compare.add_argument("b", metavar="B", help="the second recording")
+    compare.add_argument("--json", dest="report", metavar="FILE", help="also write the comparison as JSON")
     commands.add_parser(
         "scenarios", help="list the built-in scenarios", description="List the built-in scenarios, one line each."
     )

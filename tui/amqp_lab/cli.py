@@ -118,26 +118,63 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     report = Path(args.report).expanduser() if args.report else None
-    if report is not None and not report.parent.is_dir():
-        errors.print(
-            Text(f"amqp-lab run: --json {args.report}: folder {report.parent} does not exist", style="red"),
-            soft_wrap=True,
-        )
-        return EXIT_FAILED
+    record = Path(args.record).expanduser() if args.record else None
+    for flag, path in (("--json", report), ("--record", record)):
+        if path is not None and not path.parent.is_dir():
+            errors.print(
+                Text(f"amqp-lab run: {flag} {path}: folder {path.parent} does not exist", style="red"),
+                soft_wrap=True,
+            )
+            return EXIT_FAILED
     try:
         with broker_for(settings, errors) as (settings, _):
-            document = asyncio.run(run_headless(scenario, settings, console))
+            document = asyncio.run(run_headless(scenario, settings, console, record))
     except (AmqpError, RunError) as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     if report is not None:
         report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         console.print(f"report written to {report}")
+    if record is not None:
+        console.print(f"recording written to {record}: amqp-lab replay {record}")
     if document["cleanup_error"]:
         return EXIT_UNCLEAN
     if document["interrupted"]:
         return EXIT_INTERRUPTED
     return EXIT_OK if document["passed"] else EXIT_PARTIAL
+
+
+def replay(path: Path, errors: Console) -> int:
+    from amqp_lab.engine.recording import RecordingError, read
+    from amqp_lab.ui.replay_app import ReplayApp
+
+    try:
+        recording = read(path)
+    except RecordingError as exc:
+        errors.print(Text(f"amqp-lab replay: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    ReplayApp(recording).run()
+    return EXIT_OK
+
+
+def compare(args: argparse.Namespace, console: Console, errors: Console) -> int:
+    from amqp_lab.compare import as_document, as_tables
+    from amqp_lab.engine.recording import RecordingError, read
+
+    report = Path(args.report).expanduser() if args.report else None
+    if report is not None and not report.parent.is_dir():
+        errors.print(Text(f"amqp-lab compare: --json {report}: folder {report.parent} does not exist", style="red"))
+        return EXIT_FAILED
+    try:
+        a, b = read(Path(args.a).expanduser()), read(Path(args.b).expanduser())
+    except RecordingError as exc:
+        errors.print(Text(f"amqp-lab compare: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    console.print(as_tables(a, b))
+    if report is not None:
+        report.write_text(json.dumps(as_document(a, b), indent=2) + "\n", encoding="utf-8")
+        console.print(f"comparison written to {report}")
+    return EXIT_OK
 
 
 def list_scenarios(console: Console) -> int:
@@ -358,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_agent(args, settings, console)
         if args.command == "run":
             return run_scenario(args, settings, console, error_console)
+        if args.command == "replay":
+            return replay(Path(args.recording).expanduser(), error_console)
+        if args.command == "compare":
+            return compare(args, console, error_console)
         return run_tui(args, settings, error_console)
     except SettingsError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -14,6 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from amqp_lab.config import Settings
+from amqp_lab.engine.recording import Recorder
+from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import backlog, build_report, expectations, undelivered
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
@@ -100,10 +103,30 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
     return Group(*parts)
 
 
-async def run_headless(scenario: Scenario, settings: Settings, console: Console) -> dict[str, Any]:
-    """Run with a live display; the report as a document (its "passed" decides the exit code)."""
+async def run_headless(
+    scenario: Scenario, settings: Settings, console: Console, record: Path | None = None
+) -> dict[str, Any]:
+    """Run with a live display, recorded to `record` if given; the report as a document (its "passed" decides the
+    exit code)."""
     run = Run(scenario, settings)
-    stop = asyncio.Event()
+    recorder = Recorder(record, scenario, settings.primary.display()) if record is not None else None
+    try:
+        if recorder is not None:
+            run.add_listener(recorder.add)
+        stop = asyncio.Event()
+        final = await _execute(run, scenario, console, stop)
+        console.print(summary(scenario, final, run))
+        report = build_report(scenario, final, settings.primary.display(), run.leftovers, run.cleanup_error)
+        document = {**report, "interrupted": stop.is_set()}
+        if recorder is not None:
+            recorder.finish(RunEnded(final, document, tuple(run.leftovers), None))
+        return document
+    finally:
+        if recorder is not None:
+            recorder.close()  # a run that failed to start leaves a recording that says it stops early
+
+
+async def _execute(run: Run, scenario: Scenario, console: Console, stop: asyncio.Event) -> RunSnapshot:
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -116,18 +139,14 @@ async def run_headless(scenario: Scenario, settings: Settings, console: Console)
     if console.is_terminal:
         with Live(console=console, refresh_per_second=4, transient=True) as live:
             run.add_listener(lambda s: live.update(live_view(s)))
-            final = await run.execute(stop=stop)
-    else:
-        last_line = [0.0]
+            return await run.execute(stop=stop)
+    last_line = [0.0]
 
-        def plain(s: RunSnapshot) -> None:
-            now = time.monotonic()
-            if now - last_line[0] >= 1.0:
-                last_line[0] = now
-                console.print(progress_line(s), soft_wrap=True, highlight=False)
+    def plain(s: RunSnapshot) -> None:
+        now = time.monotonic()
+        if now - last_line[0] >= 1.0:
+            last_line[0] = now
+            console.print(progress_line(s), soft_wrap=True, highlight=False)
 
-        run.add_listener(plain)
-        final = await run.execute(stop=stop)
-    console.print(summary(scenario, final, run))
-    report = build_report(scenario, final, settings.primary.display(), run.leftovers, run.cleanup_error)
-    return {**report, "interrupted": stop.is_set()}
+    run.add_listener(plain)
+    return await run.execute(stop=stop)

@@ -76,6 +76,7 @@ def count_line(text: Text, label: str, value: int | str, alarm: str) -> None:
 
 
 class LiveRunScreen(Screen[None]):
+    SHOWS_RATE_SET = True  # the header says the rate the producers were set to (a replay does not know it)
     BINDINGS = [
         Binding("space", "pause", "Pause", tooltip="Pause or resume every producer"),
         Binding("plus,equals_sign", "rate(2)", "Rate+", key_display="+", tooltip="Double the producers' rate"),
@@ -172,7 +173,7 @@ class LiveRunScreen(Screen[None]):
             self.query_one(Trends).prefix = self.plan.prefix
         if snapshot is not self._rendered:
             self._rendered = snapshot
-            self._new_events |= self.history.add(snapshot)
+            self._new_events |= self._remember(snapshot)
         self._drawn[part] = snapshot
         final = lab_of(self).run_ended is not None
         if part == 0 or final:
@@ -189,14 +190,24 @@ class LiveRunScreen(Screen[None]):
                 self._new_events = False
                 self.query_one(EventLog).show(self.history.events)
         if part == 3 or final:
-            self.history.sample(snapshot)
+            self._sample(snapshot)
             self.query_one(Trends).show(self.history)
+
+    def _remember(self, snapshot: RunSnapshot) -> bool:
+        """Take a new snapshot into the history; True when it brought events not seen before."""
+        return self.history.add(snapshot)
+
+    def _sample(self, snapshot: RunSnapshot) -> None:
+        """Once a second: a point of each trend."""
+        self.history.sample(snapshot)
 
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
         flow = self.query_one("#flow", Static)
         if lab_of(self).run_ended is not None:  # depths and rates are the last ones sampled; the queues went since
             flow.border_title = f"Message flow: last sample, at {snapshot.elapsed:.0f} s, before the cleanup"
+        else:  # a replay goes back from the end
+            flow.border_title = "Message flow"
         drawing, lines = render_flow(self.plan, snapshot, self.history.peak_depth, flow.content_size.width >= WIDE_FLOW)
         self._update("#flow", drawing, lines)
 
@@ -235,7 +246,7 @@ class LiveRunScreen(Screen[None]):
         line.append("  ")
         line.append(f"lost {ledger.lost:,}", style=BAD if ledger.lost else GOOD)
         line.append(f"  · published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}")
-        if ended is None:
+        if ended is None and self.SHOWS_RATE_SET:
             line.append(f"  · rate {'max' if self.rate is None else f'{self.rate:g}/s'}")
         self.query_one("#run-header", Static).update(line, layout=False)
 
@@ -405,12 +416,7 @@ class LiveRunScreen(Screen[None]):
         if snapshot is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        ended: RunEnded | None = lab_of(self).run_ended
-        report = (
-            ended.report
-            if ended is not None and ended.report
-            else build_report(self.scenario, snapshot, lab_of(self).settings.primary.display(), [])
-        )
+        report = self._report(snapshot)
         folder = lab_of(self).export_dir
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"amqp-lab-{snapshot.run_id}-{time.strftime('%H%M%S')}"
@@ -418,3 +424,10 @@ class LiveRunScreen(Screen[None]):
         report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
         screenshot = Path(self.app.save_screenshot(filename=f"{stem}.svg", path=str(folder)))
         self.notify(f"Report: {report_path}\nScreenshot: {screenshot}", title="Exported", timeout=10)
+
+    def _report(self, snapshot: RunSnapshot) -> dict[str, object]:
+        """The run's report once it ended; before, what it would say now."""
+        ended: RunEnded | None = lab_of(self).run_ended
+        if ended is not None and ended.report:
+            return ended.report
+        return build_report(self.scenario, snapshot, lab_of(self).settings.primary.display(), [])
