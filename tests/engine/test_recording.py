@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from amqp_lab.cli import main
 from amqp_lab.compare import figure_changes, setting_changes
 from amqp_lab.config import Settings
 from amqp_lab.engine import recording
-from amqp_lab.engine.events import Event, EventKind
+from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.recording import Recorder, RecordingError, read
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.run import Run
@@ -23,7 +22,7 @@ from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 from rabbitmq_node import VERSIONS, PrivateNode
 
-from tests.ui.test_snapshots import FROZEN
+from tests.recorded import write_recording
 
 CRASH_AT_2S = 'schedule=[{at=2, client="worker-1", action="crash"}]'
 
@@ -102,24 +101,7 @@ async def test_compare_names_the_setting_and_the_direction(
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A recording written by Recorder from hand-made snapshots (a minute, figures changing, an event every 5 s):
-    the reader's cases need no broker."""
-    path = tmp_path_factory.mktemp("recordings") / "good.rec.gz"
-    recorder = Recorder(path, load("workers", []), "amqp://guest:****@127.0.0.1:5672/")
-    for step in range(240):
-        recorder.add(_at(FROZEN, step * 0.25))
-    recorder.finish(RunEnded(_at(FROZEN, 60.0), {"passed": True}, (), None))
-    return path
-
-
-def _at(snapshot: RunSnapshot, elapsed: float) -> RunSnapshot:
-    """The snapshot as it might be at `elapsed`: its figures grown, an event every five seconds."""
-    n = int(elapsed * 40)
-    events = tuple(
-        Event(float(t), EventKind.INFO, "run", f"at {t} s", seq=t // 5 + 1) for t in range(0, int(elapsed) + 1, 5)
-    )
-    ledger = replace(snapshot.ledger, published=n, confirmed=n, copies=n, delivered=n - 3, acked=n - 5, outstanding=5)
-    return replace(snapshot, elapsed=elapsed, ledger=ledger, rates={"published": 40.0 + n % 7}, events=events)
+    return write_recording(tmp_path_factory.mktemp("recordings") / "good.rec.gz")
 
 
 def _lines(path: Path) -> list[bytes]:

@@ -17,6 +17,7 @@ from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.ui.history import RunHistory
 from amqp_lab.ui.player import Player
 from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
 PLAY_INTERVAL = 0.1
@@ -57,11 +58,15 @@ class ReplayScreen(LiveRunScreen, inherit_bindings=False):
     def on_mount(self) -> None:
         # Textual runs LiveRunScreen.on_mount after this one: it focuses the clients table, hence after_refresh.
         self.query_one(StatusBar).display = False  # no broker: the player bar says where the run came from
-        self.call_after_refresh(self.set_focus, None)  # the player's keys, not the clients table's
+        self.call_after_refresh(self._as_recorded)
         self.set_interval(PLAY_INTERVAL, self._play)
         self._show_player()
         for note in self.player.recording.notes:
             self.notify(note, title="This recording", severity="warning", timeout=15)
+
+    def _as_recorded(self) -> None:
+        self.set_focus(None)  # the player's keys, not the clients table's
+        self.query_one(ClientsTable).border_title = "Clients, as recorded"
 
     # -- playing -------------------------------------------------------------
 
