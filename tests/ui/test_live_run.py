@@ -7,13 +7,16 @@ on the broker.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
 from amqp_lab.broker.connection import Backoff
+from amqp_lab.compare import setting_changes
 from amqp_lab.config import Settings
+from amqp_lab.engine.recording import read
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.builder import BuilderScreen, Field
@@ -146,8 +149,9 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
         await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="back in the builder")
 
 
-async def test_workshop_handler_hangs_then_quitting_cleans_up(settings: Settings) -> None:
+async def test_workshop_handler_hangs_then_quitting_cleans_up(settings: Settings, tmp_path: Path) -> None:
     app = make_app(settings, backoff=Backoff(0.2, 1.0), experiment=experiment("handler-hangs"))
+    app.export_dir = tmp_path  # a workshop records its runs there
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: state(app, "handler-1") == "running", what="the handler running")
         panel = lambda: shown_text(app.screen.query_one("#workshop-progress"))  # noqa: E731
@@ -168,10 +172,14 @@ async def test_workshop_handler_hangs_then_quitting_cleans_up(settings: Settings
 
         await pilot.press("q")  # quitting mid-run stops the run and cleans up first
     assert await nothing_left(settings, run_id) == []
+    recorded = await asyncio.to_thread(lambda: read(next(tmp_path.glob("*.rec.gz"))))  # recorded to its end
+    assert recorded.ended is not None and recorded.frames[-1].run_id == run_id
+    assert any(e.kind == "timeout" for _, e in recorded.events)
 
 
-async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings) -> None:
+async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings, tmp_path: Path) -> None:
     app = make_app(settings, backoff=Backoff(0.2, 1.0), experiment=experiment("immediate-flag"))
+    app.export_dir = tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(
             lambda: any(e.startswith("refused") and "540" in e for e in events(app)) if app.screen.is_mounted and
@@ -186,10 +194,20 @@ async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings
         await wait_for(lambda: app.run_latest.ledger.expired > 0, what="requests expiring into the DLX")
         await wait_for(lambda: "expired" in shown_text(app.screen.query_one("#flow")), what="expiries drawn")
         second = app.run_latest.run_id
+        # Both runs are recorded, and the workshop panel says how to compare them.
+        recordings = app.screen.recordings  # type: ignore[attr-defined]
+        assert len(recordings) == 2
+        progress = shown_text(app.screen.query_one("#workshop-progress"))
+        assert "amqp-lab compare" in progress and recordings[0].name[:20] in progress
         await pilot.press("s")
         await wait_for(lambda: app.run_ended is not None, timeout=60, what="the run ended")
     assert await nothing_left(settings, first) == []
     assert await nothing_left(settings, second) == []
+    before, after = read(recordings[0]), read(recordings[1])
+    assert before.frames[-1].run_id == first and after.frames[-1].run_id == second
+    assert before.ended is not None and after.ended is not None
+    assert any(e.kind == "refused" and "540" in e.text for _, e in before.events)
+    assert [c.key for c in setting_changes(before, after)] != []  # the rerun's overrides, named
 
 
 async def test_a_lost_link_shows_reconnecting_and_the_run_resumes(rabbit: PrivateNode) -> None:

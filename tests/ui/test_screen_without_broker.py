@@ -72,6 +72,13 @@ class BareLab(App[None]):
     def begin_run(self, scenario: Scenario) -> None:
         self.run_latest = self._snapshot
 
+    @property
+    def recording(self) -> Path | None:
+        return None
+
+    def record(self, on: bool) -> Path | None:
+        return None
+
     async def run_started(self) -> None:
         pass
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
@@ -20,6 +22,7 @@ from amqp_lab.broker.errors import ManagementUnavailable
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller, Wanted
 from amqp_lab.config import Settings, SettingsError
+from amqp_lab.engine.recording import Recorder
 from amqp_lab.engine.remote import RemoteRun, RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.masking import mask_text
@@ -76,6 +79,7 @@ class AmqpLabApp(App[None]):
         self.run_latest: RunSnapshot | None = None  # ten a second from the run's process; screens read it on a timer
         self.export_dir = Path.cwd()
         self._run_running = asyncio.Event()
+        self._recorder: Recorder | None = None
 
     def get_default_screen(self) -> Screen[None]:
         return OverviewScreen()
@@ -118,12 +122,17 @@ class AmqpLabApp(App[None]):
 
     def _on_run_snapshot(self, snapshot: RunSnapshot) -> None:
         self.run_latest = snapshot
+        if self._recorder is not None:
+            self._recorder.add(snapshot)
         if snapshot.state == "running":
             self._run_running.set()
 
     def _on_run_end(self, ended: RunEnded) -> None:
         if ended.snapshot is not None:
             self.run_latest = ended.snapshot
+        if self._recorder is not None:
+            self._recorder.finish(ended)
+            self._recorder = None
         self.run_ended = ended
         self._run_running.set()
         if ended.error:
@@ -149,6 +158,26 @@ class AmqpLabApp(App[None]):
             finished = getattr(self.screen, "on_run_finished", None)
             if finished is not None:
                 finished()
+
+    @property
+    def recording(self) -> Path | None:
+        return self._recorder.path if self._recorder is not None else None
+
+    def record(self, on: bool) -> Path | None:
+        """Start recording the current run from now (into the export folder), or stop; the file, if started."""
+        if not on or self.lab_run is None or self.lab_run.ended is not None:
+            if self._recorder is not None:
+                self._recorder.close()
+                self._recorder = None
+            return None
+        if self._recorder is None:
+            scenario = self.lab_run.scenario
+            slug = re.sub(r"[^a-z0-9]+", "-", scenario.title.lower()).strip("-") or "run"
+            path = self.export_dir / f"amqp-lab-{slug}-{time.strftime('%Y%m%d-%H%M%S')}.rec.gz"
+            self._recorder = Recorder(path, scenario, self.settings.primary.display())
+            if self.run_latest is not None:
+                self._recorder.add(self.run_latest)
+        return self._recorder.path
 
     async def run_started(self) -> None:
         """Until the current run is running (or ended trying)."""

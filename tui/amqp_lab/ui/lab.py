@@ -58,6 +58,13 @@ class Lab(Protocol):
 
     def begin_run(self, scenario: Scenario) -> None: ...
 
+    @property
+    def recording(self) -> Path | None:
+        """Where the current run is being recorded, if it is."""
+
+    def record(self, on: bool) -> Path | None:
+        """Record the current run from now on (the file), or stop recording it (None)."""
+
     async def run_started(self) -> None: ...
 
     def run_control(self, control: Control) -> None: ...

@@ -83,6 +83,14 @@ class ReplayApp(App[None]):
     def begin_run(self, scenario: Scenario) -> None:
         pass
 
+    @property
+    def recording(self) -> Path | None:
+        return None
+
+    def record(self, on: bool) -> Path | None:
+        self.notify("This is a recording already.", severity="warning")
+        return None
+
     async def run_started(self) -> None:
         pass
 

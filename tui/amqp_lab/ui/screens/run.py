@@ -89,6 +89,7 @@ class LiveRunScreen(Screen[None]):
         Binding("n", "next_step", "Next step", show=False, tooltip="Workshop: go to the next step"),
         Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
         Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
+        Binding("R", "record", "Record", tooltip="Record the run from now, for amqp-lab replay and compare"),
         Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
         Binding("escape", "leave", "Back", show=False),
     ]
@@ -108,6 +109,7 @@ class LiveRunScreen(Screen[None]):
         self._tick = 0
         self._drawn: dict[int, RunSnapshot] = {}  # the snapshot each part of the screen shows
         self._new_events = False
+        self.recordings: list[Path] = []  # this screen's runs recorded, oldest first (a workshop's reruns)
 
     # -- layout --------------------------------------------------------------
 
@@ -152,6 +154,8 @@ class LiveRunScreen(Screen[None]):
         self._rendered = None
         self._drawn.clear()
         lab_of(self).begin_run(scenario)
+        if self.experiment is not None:  # a workshop keeps each run, to replay or compare them after
+            self._start_recording()
         self.query_one("#run-header", Static).update(Text.assemble((scenario.title, "bold"), "  starting…"))
 
     # -- rendering -----------------------------------------------------------
@@ -298,7 +302,11 @@ class LiveRunScreen(Screen[None]):
         step = steps[self.step]
         self.query_one("#workshop-step", Static).update(emphasised(step.text))
         hint = "n: next step" if self.step + 1 < len(steps) else "last step · s: stop the run"
-        self.query_one("#workshop-progress", Static).update(f"step {self.step + 1} of {len(steps)} · {hint}")
+        progress = Text(f"step {self.step + 1} of {len(steps)} · {hint}")
+        if len(self.recordings) > 1:  # a rerun: the runs side by side, from a shell
+            names = " ".join(path.name for path in self.recordings[-2:])
+            progress.append(f"\n\nBoth runs are recorded; compare them after:\namqp-lab compare {names}", style="dim")
+        self.query_one("#workshop-progress", Static).update(progress)
 
     def action_next_step(self) -> None:
         if self.experiment is None or self._busy_with_steps:
@@ -387,6 +395,22 @@ class LiveRunScreen(Screen[None]):
             return
         lab_of(self).run_control(Inject(selected, action))
         self.notify(f"{action.capitalize()}: {selected}.")
+
+    def _start_recording(self) -> None:
+        path = lab_of(self).record(True)
+        if path is not None:
+            self.recordings.append(path)
+            self.notify(f"Recording to {path}\n(R stops; amqp-lab replay {path.name})", title="Recording")
+
+    def action_record(self) -> None:
+        if lab_of(self).recording is not None:
+            path = lab_of(self).recording
+            lab_of(self).record(False)
+            self.notify(f"Recording stopped: {path}", title="Recording")
+        elif lab_of(self).run_ended is not None or lab_of(self).run_latest is None:
+            self.notify("Nothing to record: the run is not going.", severity="warning")
+        else:
+            self._start_recording()
 
     def action_stop(self) -> None:
         if lab_of(self).run_ended is None:
