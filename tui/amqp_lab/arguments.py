@@ -137,12 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
 
+    exported = argparse.ArgumentParser(add_help=False)
+    exported.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        type=int,
+        help="serve the current run's figures for Prometheus on http://127.0.0.1:PORT/metrics (docs/metrics.md)",
+    )
+
     parser = argparse.ArgumentParser(
         prog="amqp-lab",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[connection],
+        parents=[connection, exported],
     )
     parser.add_argument("--version", action="version", version=f"amqp-lab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="")
@@ -155,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser(
         "run",
-        parents=[connection],
+        parents=[connection, exported],
         help="run a scenario without the TUI",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a scenario headless: declare its topology under lab.<run-id>., run its\n"
@@ -192,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lab = commands.add_parser(
         "build",
-        parents=[connection],
+        parents=[connection, exported],
         help="open the scenario builder in the TUI",
         description="Open the TUI on the scenario builder: pick a pattern or start from a file, edit its options "
         "(each with what switching it shows), preview the topology, save it as TOML, run it with ctrl+r.",
@@ -200,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("scenario", metavar="SCENARIO", nargs="?", default="rpc", help="a preset or a TOML file")
     workshop = commands.add_parser(
         "workshop",
-        parents=[connection],
+        parents=[connection, exported],
         help="guided experiments in the TUI",
         description="Open the TUI on a guided experiment: a run with a side panel that says what to look at; "
         "n goes to the next step. Without a name, pick one from the list.",

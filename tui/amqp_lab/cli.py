@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from amqp_lab.workshop import experiment as find_experiment
 
 if TYPE_CHECKING:
     from amqp_lab.embedded.server import BrokerOptions
+    from amqp_lab.engine.snapshot import RunSnapshot
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -126,9 +127,10 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
                 soft_wrap=True,
             )
             return EXIT_FAILED
+    latest = Latest()
     try:
-        with broker_for(settings, errors) as (settings, _):
-            document = asyncio.run(run_headless(scenario, settings, console, record))
+        with metrics_endpoint(args.metrics_port, latest, console), broker_for(settings, errors) as (settings, _):
+            document = asyncio.run(run_headless(scenario, settings, console, record, listeners=[latest.take]))
     except (AmqpError, RunError) as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
@@ -249,8 +251,10 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
             return EXIT_FAILED
     from amqp_lab.ui.app import make_app
 
-    with broker_for(settings, errors) as (settings, embedded):
+    latest = Latest()
+    with metrics_endpoint(args.metrics_port, latest, errors), broker_for(settings, errors) as (settings, embedded):
         app = make_app(settings, builder=builder, experiment=experiment)
+        latest.of = lambda: app.run_latest
         if embedded:
             app.call_later(
                 app.notify,
@@ -263,6 +267,41 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
             app.call_later(app.action_workshop)
         app.run()
     return EXIT_OK
+
+
+class Latest:
+    """The newest snapshot of the current run, for the metrics endpoint's thread: taken from a run's listener
+    (headless) or read from the app (`of`)."""
+
+    def __init__(self) -> None:
+        self.snapshot: RunSnapshot | None = None
+        self.of: Callable[[], RunSnapshot | None] | None = None
+
+    def take(self, snapshot: RunSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def __call__(self) -> RunSnapshot | None:
+        return self.of() if self.of is not None else self.snapshot
+
+
+@contextlib.contextmanager
+def metrics_endpoint(port: int | None, latest: Latest, console: Console) -> Iterator[None]:
+    """Serve the run's figures for Prometheus while the block runs (nothing without a port)."""
+    if port is None:
+        yield
+        return
+    from amqp_lab.engine.exporter import MetricsEndpoint
+
+    try:
+        endpoint = MetricsEndpoint(port, latest)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SettingsError(f"--metrics-port {port}: cannot serve metrics there: {reason}") from None
+    console.print(f"metrics for Prometheus: {endpoint.url}", highlight=False)
+    try:
+        yield
+    finally:
+        endpoint.close()
 
 
 @contextlib.contextmanager

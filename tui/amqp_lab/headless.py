@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +105,17 @@ def summary(scenario: Scenario, s: RunSnapshot, run: Run) -> Group:
 
 
 async def run_headless(
-    scenario: Scenario, settings: Settings, console: Console, record: Path | None = None
+    scenario: Scenario,
+    settings: Settings,
+    console: Console,
+    record: Path | None = None,
+    listeners: Sequence[Callable[[RunSnapshot], None]] = (),
 ) -> dict[str, Any]:
-    """Run with a live display, recorded to `record` if given; the report as a document (its "passed" decides the
-    exit code)."""
+    """Run with a live display, recorded to `record` if given, each snapshot handed to `listeners` too; the report
+    as a document (its "passed" decides the exit code)."""
     run = Run(scenario, settings)
+    for listener in listeners:
+        run.add_listener(listener)
     recorder = Recorder(record, scenario, settings.primary.display()) if record is not None else None
     try:
         if recorder is not None:
