@@ -22,6 +22,7 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
@@ -94,7 +95,9 @@ async def bare(url: str, seconds: float, workers: int, persistent: bool) -> floa
             await connection.close()
 
 
-async def lab(settings: object, seconds: float, workers: int, persistent: bool) -> float:
+async def lab(
+    settings: object, seconds: float, workers: int, persistent: bool, listen: Callable[[Run], None] | None = None
+) -> float:
     scenario = load(
         "workers",
         [f"duration={seconds}", "workers.rate=max", "workers.processing=0ms", f"workers.workers={workers}",
@@ -108,6 +111,8 @@ async def lab(settings: object, seconds: float, workers: int, persistent: bool) 
 
     run = Run(scenario, settings)  # type: ignore[arg-type]
     run.add_listener(sample)
+    if listen is not None:
+        listen(run)
     await run.execute()
     first = next(s for s in samples if s[0] >= WARMUP)
     last = samples[-1]
