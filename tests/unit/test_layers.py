@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("config", "scenario"),
     ("broker", "embedded"),
     ("engine", "workshop"),
-    ("headless", "ui"),
+    ("headless", "compare", "ui"),
     ("arguments",),
     ("cli",),
     ("__main__",),

@@ -38,6 +38,8 @@ commands:
   build       open the lab on the scenario builder (a preset or a TOML file), run it with ctrl+r
   workshop    open the lab on a guided experiment, step by step
   run         run a scenario headless (presets: rpc, map-reduce, workers, pub-sub, custom, or a TOML file)
+  replay      replay a recorded run (run --record, R in the live screen) in the terminal, no broker needed
+  compare     two recorded runs side by side: the settings that differ, each figure's change
   scenarios   list the built-in scenarios
   cleanup     delete what crashed runs left on the broker (lab.<run-id>.* objects the lab marked), after asking
 
@@ -46,6 +48,7 @@ examples:
   amqp-lab build pub-sub
   amqp-lab workshop handler-hangs
   amqp-lab run workers --duration 30s --set workers.workers=5 --json report.json
+  amqp-lab run workers --record run.rec.gz --metrics-port 9187
   amqp-lab --url amqp://user:pass@rabbit.example:5672/ --read-only
   amqp-lab --url amqps://user:pass@node1:5671/ --url amqps://user:pass@node2:5671/ --ca-file ca.pem
   amqp-lab --profile staging
