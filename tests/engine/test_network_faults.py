@@ -12,6 +12,7 @@ import aio_pika
 import aiormq
 import pytest
 from amqp_lab.config import Settings
+from amqp_lab.engine.clients import base
 from amqp_lab.engine.clients.base import LINK_GRACE
 from amqp_lab.engine.clients.producers import Publisher
 from amqp_lab.engine.run import Run
@@ -240,3 +241,67 @@ async def test_a_publish_due_while_the_channel_reopens_waits_for_the_new_one(lin
         await run.stop()
     final = run.last
     assert final is not None and final.ledger.lost == 0, final.ledger
+
+
+@pytest.mark.timeout(120)
+async def test_a_reconnect_attempt_cancelled_by_the_client_library_is_tried_again(link: Link, monkeypatch: Any) -> None:
+    """aiormq cancels what waits on a connection it closes, a connect in progress included: the CancelledError left
+    the recovery, which ended with its client shown "reconnecting" for good (a map-reduce submitter in the full
+    suite: one job in 100 s). An attempt cancelled that way is a failed attempt, tried again."""
+    connect = base.connect_first
+    cancelled = 0
+
+    async def cancelled_once(settings: Settings, name: str = "") -> Any:
+        nonlocal cancelled
+        if name.endswith("submitter-1") and cancelled == 0:
+            cancelled += 1
+            raise asyncio.CancelledError  # as aiormq's, not a cancel of the recovery task
+        return await connect(settings, name)
+
+    proxy, settings = link
+    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=20"]), settings)
+    await jobs.start()
+    try:
+        done = lambda: jobs.snapshot().counters.get("results_returned", 0)  # noqa: E731
+        await wait_for(lambda: done() >= 3, timeout=30, what="jobs done")
+        monkeypatch.setattr(base, "connect_first", cancelled_once)
+        proxy.cut()
+        await wait_for(lambda: cancelled == 1, timeout=10, what="the submitter's reconnect cancelled")
+        resumed_from = done()
+        await wait_for(
+            lambda: done() >= resumed_from + 5, timeout=30, what="jobs to go on", explain=lambda: clients_of(jobs)
+        )
+        assert {c.name: c.state for c in jobs.snapshot().clients}["submitter-1"] == "running"
+    finally:
+        await jobs.stop()
+    final = jobs.last
+    assert final is not None and final.ledger.lost == 0, final.ledger
+    assert ("restart", "submitter-1") in [(e.kind, e.client) for e in final.events]
+
+
+@pytest.mark.timeout(120)
+async def test_a_recovery_that_breaks_says_so_instead_of_reconnecting_for_good(link: Link, monkeypatch: Any) -> None:
+    """Whatever ends a recovery without a reconnect, the client is shown failed, with the reason, and the event log
+    says it: never "reconnecting" with nothing going on behind it."""
+    connect = base.connect_first
+
+    async def broken(settings: Settings, name: str = "") -> Any:
+        if name.endswith("submitter-1"):
+            raise ValueError("a fault no attempt expects")
+        return await connect(settings, name)
+
+    proxy, settings = link
+    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.rate=20"]), settings)
+    await jobs.start()
+    try:
+        await wait_for(lambda: jobs.snapshot().counters.get("results_returned", 0) >= 3, timeout=30, what="jobs done")
+        monkeypatch.setattr(base, "connect_first", broken)
+        proxy.cut()
+        submitter = lambda: next(c for c in jobs.snapshot().clients if c.name == "submitter-1")  # noqa: E731
+        await wait_for(lambda: submitter().state == "failed", timeout=30, what="the submitter shown failed")
+        assert submitter().detail == "reconnecting ended: ValueError: a fault no attempt expects"
+    finally:
+        await jobs.stop()
+    final = jobs.last
+    assert final is not None
+    assert ("error", "submitter-1") in [(e.kind, e.client) for e in final.events]

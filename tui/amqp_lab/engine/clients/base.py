@@ -26,6 +26,10 @@ from amqp_lab.scenario.plan import ClientSpec
 REMEMBERED = 10_000  # timed-out requests and closed jobs kept to recognise late answers
 LINK_GRACE = 1.0  # seconds a failed operation waits for its connection's close callback
 RECONNECT = Backoff(initial=0.25, cap=2.0)  # a client's pause between attempts once the run has the broker back
+# What ends one reconnect attempt, to be tried again. RuntimeError: aio-pika's word for a connection that closed
+# again while the channel opened. CancelledError: aiormq cancels what waits on a connection it closes, a connect
+# in progress too (the recovery then ended, its client "reconnecting" for good).
+ATTEMPT_FAILED = (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, asyncio.CancelledError)
 
 
 class State(enum.Enum):
@@ -182,6 +186,18 @@ class Client:
             reason = mask_text(str(exc), self.ctx.settings.secrets())
         self.ctx.event(EventKind.DISCONNECT, self.name, f"connection lost: {reason}")
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
+        self._recovery.add_done_callback(self._recovery_ended)
+
+    def _recovery_ended(self, recovery: asyncio.Task[None]) -> None:
+        """A recovery that ends without reconnecting, and was not stopped, must not leave "reconnecting" on screen."""
+        if recovery is not self._recovery or not self.active or self.state != State.RECONNECTING:
+            return
+        reason = (
+            "cancelled" if recovery.cancelled() else f"{type(recovery.exception()).__name__}: {recovery.exception()}"
+        )
+        self.state = State.FAILED
+        self.detail = f"reconnecting ended: {reason}"
+        self.ctx.event(EventKind.ERROR, self.name, f"stopped: {self.detail}")
 
     async def _recover(self) -> None:
         was, lost_at = self.state, time.monotonic()
@@ -201,8 +217,18 @@ class Client:
                 if self._gone.is_set():  # lost again as the channel opened: `lost` left that to this loop
                     raise ConnectionError("the connection closed as the channel opened")
                 break
-            except (AmqpError, aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-                # RuntimeError: aio-pika's word for a connection that closed again while opening the channel
+            except (
+                AmqpError,
+                aiormq.exceptions.AMQPError,
+                ConnectionError,
+                RuntimeError,
+                asyncio.CancelledError,
+            ) as exc:
+                # RuntimeError: aio-pika's word for a connection that closed again while opening the channel.
+                # CancelledError: aiormq cancels what waits on a connection it closes, a connect in progress too;
+                # only a cancel of this task (stop, crash, restart) ends the recovery.
+                if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
+                    raise
                 attempt += 1
                 self.detail = f"attempt {attempt}: {exc}"
                 if connection is not None:
@@ -325,3 +351,9 @@ class Client:
             self.name, self.role, self.state.value, self.sent, self.received, rate, self.unacked, self.detail,
             received_rate,
         )  # fmt: skip
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task has been asked to stop (a CancelledError it meets may come from elsewhere)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
