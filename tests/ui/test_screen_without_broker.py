@@ -4,89 +4,41 @@ AmqpLabApp. The live run screen shows the snapshot it is given and turns each ke
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
-from amqp_lab.broker.connection import ConnectionStatus
-from amqp_lab.broker.errors import ManagementUnavailable
-from amqp_lab.broker.management import ManagementClient
-from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
-from amqp_lab.config import Settings, build
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.controls import Control, Inject, PauseProducers, ResumeProducers, StopRun
 from amqp_lab.scenario.files import load
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.lab import Lab
+from amqp_lab.ui.offline import OfflineLab
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.workshop import Experiment
-from textual.app import App
 
 from tests.conftest import shown_text, wait_for
 from tests.ui.test_snapshots import FROZEN
 
 
-class BareLab(App[None]):
+class BareLab(OfflineLab):
     """The Lab protocol and nothing more: a run's snapshot handed in, the controls a screen sends recorded."""
 
     def __init__(self, snapshot: RunSnapshot) -> None:
         super().__init__()
-        self._settings = build({"amqp_url": "amqp://guest:guest@127.0.0.1:1/", "management_url": ""})
         self._snapshot = snapshot
         self.run_latest: RunSnapshot | None = None
         self.run_ended: RunEnded | None = None
         self.controls: list[Control] = []
 
     @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @property
-    def management(self) -> ManagementClient:
-        raise ManagementUnavailable("no broker here")
-
-    @property
-    def poller(self) -> ManagementPoller | None:
-        return None
-
-    @property
-    def snapshot(self) -> BrokerSnapshot | None:
-        return None
-
-    @property
-    def amqp_status(self) -> ConnectionStatus | None:
-        return None
-
-    @property
     def run_is_going(self) -> bool:
         return self.run_latest is not None and self.run_ended is None
-
-    @property
-    def export_dir(self) -> Path:
-        return Path(".")
-
-    def want(self, **changes: Any) -> None:
-        pass
 
     def begin_run(self, scenario: Scenario) -> None:
         self.run_latest = self._snapshot
 
-    @property
-    def recording(self) -> Path | None:
-        return None
-
-    def record(self, on: bool) -> Path | None:
-        return None
-
-    async def run_started(self) -> None:
-        pass
-
     def run_control(self, control: Control) -> None:
         self.controls.append(control)
-
-    async def end_run(self) -> None:
-        pass
 
     def open_run(self, scenario: Scenario, experiment: Experiment | None = None) -> None:
         self.push_screen(LiveRunScreen(scenario, experiment))
