@@ -20,6 +20,7 @@ from amqp_lab.engine.recording import read
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.builder import BuilderScreen, Field
+from amqp_lab.ui.screens.compare import CompareScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
@@ -201,13 +202,21 @@ async def test_workshop_rerun_step_starts_the_replacement_run(settings: Settings
         assert "amqp-lab compare" in progress and recordings[0].name[:20] in progress
         await pilot.press("s")
         await wait_for(lambda: app.run_ended is not None, timeout=60, what="the run ended")
+        await pilot.press("c")  # the two runs side by side, in the lab
+        await wait_for(lambda: isinstance(app.screen, CompareScreen), what="the comparison")
+        tables = shown_text(app.screen.query_one("#compare-tables"))
+        assert "what differs in the scenarios" in tables and "figures at the end of each run" in tables
+        changed = [line.split()[0] for line in tables.splitlines() if line.strip().startswith("rpc.")]
+        assert changed, tables
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, LiveRunScreen), what="back on the run")
     assert await nothing_left(settings, first) == []
     assert await nothing_left(settings, second) == []
     before, after = read(recordings[0]), read(recordings[1])
     assert before.frames[-1].run_id == first and after.frames[-1].run_id == second
     assert before.ended is not None and after.ended is not None
     assert any(e.kind == "refused" and "540" in e.text for _, e in before.events)
-    assert [c.key for c in setting_changes(before, after)] != []  # the rerun's overrides, named
+    assert sorted(changed) == sorted(c.key for c in setting_changes(before, after))  # the rerun's overrides
 
 
 async def test_a_lost_link_shows_reconnecting_and_the_run_resumes(rabbit: PrivateNode) -> None:

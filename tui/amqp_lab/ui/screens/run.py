@@ -6,6 +6,7 @@ newest snapshot on a timer and sends controls. It never sees a message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -21,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from amqp_lab.engine.recording import RecordingError, read
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import build_report
 from amqp_lab.engine.snapshot import RunSnapshot
@@ -33,6 +35,7 @@ from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.flow import render_flow
 from amqp_lab.ui.history import RunHistory
 from amqp_lab.ui.lab import lab_of
+from amqp_lab.ui.screens.compare import CompareScreen
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
@@ -90,6 +93,7 @@ class LiveRunScreen(Screen[None]):
         Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
         Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
         Binding("R", "record", "Record", tooltip="Record the run from now, for amqp-lab replay and compare"),
+        Binding("c", "compare", "Compare", tooltip="Workshop: this run beside the one before the rerun"),
         Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
         Binding("escape", "leave", "Back", show=False),
     ]
@@ -292,6 +296,9 @@ class LiveRunScreen(Screen[None]):
             self.query_one("#run-header", Static).update(
                 Text.assemble(("Run failed: ", BAD), inert(ended.error), "  · Esc back")
             )
+        elif len(self.recordings) > 1:
+            self.notify("Both runs are recorded: c puts them side by side.", title="Compare")
+        self.refresh_bindings()
 
     # -- workshop ------------------------------------------------------------
 
@@ -305,7 +312,11 @@ class LiveRunScreen(Screen[None]):
         progress = Text(f"step {self.step + 1} of {len(steps)} · {hint}")
         if len(self.recordings) > 1:  # a rerun: the runs side by side, from a shell
             names = " ".join(path.name for path in self.recordings[-2:])
-            progress.append(f"\n\nBoth runs are recorded; compare them after:\namqp-lab compare {names}", style="dim")
+            progress.append(
+                f"\n\nBoth runs are recorded: c compares them once this one stops (s), as does\n"
+                f"amqp-lab compare {names}",
+                style="dim",
+            )
         self.query_one("#workshop-progress", Static).update(progress)
 
     def action_next_step(self) -> None:
@@ -411,6 +422,25 @@ class LiveRunScreen(Screen[None]):
             self.notify("Nothing to record: the run is not going.", severity="warning")
         else:
             self._start_recording()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "compare":  # offered once a workshop has a run before and after a rerun
+            return len(self.recordings) > 1
+        return True
+
+    @work(group="compare", exclusive=True)
+    async def action_compare(self) -> None:
+        if len(self.recordings) < 2:
+            return
+        if lab_of(self).run_ended is None:
+            self.notify("Compare once this run has stopped (s): its figures are not final yet.", severity="warning")
+            return
+        try:
+            a, b = await asyncio.to_thread(lambda: [read(path) for path in self.recordings[-2:]])
+        except RecordingError as exc:
+            self.notify(str(exc), title="Cannot compare", severity="error")
+            return
+        self.app.push_screen(CompareScreen(a, b))
 
     def action_stop(self) -> None:
         if lab_of(self).run_ended is None:
