@@ -136,7 +136,7 @@ class LiveRunScreen(Screen[None]):
                     yield Static(self.experiment.title, id="workshop-title")
                     yield Static(id="workshop-step")
                     yield Static(id="workshop-progress")
-        yield Footer()
+        yield Footer(compact=True)  # every key of a run fits 140 columns
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)
