@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aio_pika
@@ -24,9 +26,12 @@ import rabbitmq_node
 import seed_broker
 from amqp_lab.broker.connection import ConnectionState
 from amqp_lab.config import build
+from amqp_lab.engine.recording import Recording, read
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp, make_app
+from amqp_lab.ui.replay_app import ReplayApp
 from amqp_lab.ui.screens.queue import QueueScreen
+from amqp_lab.ui.screens.replay import ReplayScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.screens.tap import TapScreen
 from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
@@ -175,14 +180,31 @@ async def shoot_lab(settings: object) -> None:
 
     found = experiment("handler-hangs")
     app = make_app(settings, experiment=found)  # type: ignore[arg-type]
-    async with app.run_test(size=SIZE) as pilot:
-        await until(lambda: app.run_latest is not None and app.run_latest.elapsed > 4)
-        await pilot.press("n")
-        await until(lambda: app.run_latest is not None and app.run_latest.counters.get("timeouts", 0) > 20)
-        app.clear_notifications()
-        await pilot.pause(1.2)
-        app.save_screenshot(str(OUT / "workshop.svg"))
-        await app.end_run()
+    with tempfile.TemporaryDirectory() as folder:
+        app.export_dir = Path(folder)  # a workshop records its run: replayed below
+        async with app.run_test(size=SIZE) as pilot:
+            await until(lambda: app.run_latest is not None and app.run_latest.elapsed > 4)
+            await pilot.press("n")
+            await until(lambda: app.run_latest is not None and app.run_latest.counters.get("timeouts", 0) > 20)
+            app.clear_notifications()
+            await pilot.pause(1.2)
+            app.save_screenshot(str(OUT / "workshop.svg"))
+            await app.end_run()
+        recorded = await asyncio.to_thread(lambda: read(next(Path(folder).glob("*.rec.gz"))))
+        await shoot_replay(recorded)
+
+
+async def shoot_replay(recording: Recording) -> None:
+    """The workshop's run replayed, paused on its first timeout."""
+    replay = ReplayApp(replace(recording, path=Path("handler-hangs.rec.gz")))
+    async with replay.run_test(size=SIZE) as pilot:
+        await until(lambda: isinstance(replay.screen, ReplayScreen))
+        await pilot.press("space")
+        while replay.player.kind not in (None, "timeout"):
+            await pilot.press("k")
+        await pilot.press("n", "right", "right")
+        await pilot.pause(1.5)
+        replay.save_screenshot(str(OUT / "replay.svg"))
 
 
 async def shoot(node: rabbitmq_node.PrivateNode) -> None:
