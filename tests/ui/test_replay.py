@@ -5,9 +5,12 @@ the end with the run's verdict."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from amqp_lab.engine.recording import Recording, read
+from amqp_lab.engine.events import Event, EventKind
+from amqp_lab.engine.recording import Recorder, Recording, read
+from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.replay_app import ReplayApp
@@ -16,7 +19,7 @@ from amqp_lab.ui.widgets.clients_table import ClientsTable
 from textual.pilot import Pilot
 
 from tests.conftest import shown_text, wait_for
-from tests.recorded import CRASH_AT, write_recording
+from tests.recorded import CRASH_AT, frame_at, write_recording
 from tests.ui.test_screen_without_broker import BareLab
 from tests.ui.test_snapshots import steady_cursors, tables_measured
 
@@ -137,3 +140,24 @@ def test_replay_screen_mid_run(snap_compare, recording: Recording) -> None:  # t
         await pilot.pause()
 
     assert snap_compare(ReplayApp(recording), terminal_size=SIZE, run_before=at_the_crash)
+
+
+async def test_events_between_two_frames_are_replayed(tmp_path: Path) -> None:
+    """A burst of events between two frames: the next frame's tail no longer carries the first of them (a snapshot
+    holds the latest hundred). The live screen, drawing more often, could show them: the replay shows them too."""
+    burst = tuple(Event(1.1, EventKind.TIMEOUT, "requester-1", f"request {n} had no reply", seq=n) for n in range(2, 7))
+    first = frame_at(1.0)
+    recorder = Recorder(tmp_path / "burst.rec.gz", load("workers", []), "amqp://127.0.0.1:5672/")
+    recorder.add(replace(first, events=first.events[:1]))  # seq 1
+    recorder.add(replace(first, elapsed=1.1, events=burst))  # not due: between frames
+    recorder.add(replace(first, elapsed=1.3, events=burst[-2:]))  # the tail holds 5 and 6 only
+    recorder.finish(RunEnded(replace(first, elapsed=1.4, state="finished", events=burst[-2:]), {}, (), None))
+    recording = read(tmp_path / "burst.rec.gz")
+    assert [e.seq for _, e in recording.events] == [1, 2, 3, 4, 5, 6]
+
+    app = ReplayApp(recording)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, LiveRunScreen), what="the replay screen")
+        await paused_at(pilot, app, "space", "end")
+        log = app.screen.query_one("#events")
+        await wait_for(lambda: all(f"request {n} had" in shown_text(log) for n in range(2, 7)), what="the burst")

@@ -64,6 +64,7 @@ class Recorder:
         self._flushed_at = 0.0
         self._last_state = ""
         self._pending: RunSnapshot | None = None  # the newest snapshot not yet written
+        self._unwritten: list[Event] = []  # events of snapshots between frames: written with the next frame
         self._write(
             {
                 "format": FORMAT,
@@ -88,6 +89,7 @@ class Recorder:
             self._frame(snapshot)
         else:
             self._pending = snapshot
+            self._unwritten += self._new_events(snapshot)  # a later frame's tail may no longer carry them
 
     def finish(self, ended: RunEnded) -> None:
         if self._file is None:
@@ -107,8 +109,7 @@ class Recorder:
     def _frame(self, snapshot: RunSnapshot) -> None:
         self._pending = None
         self._last_at, self._last_state = snapshot.elapsed, snapshot.state
-        new = [e for e in snapshot.events if e.seq not in self._seen]
-        self._seen.update(e.seq for e in new)
+        new, self._unwritten = [*self._unwritten, *self._new_events(snapshot)], []
         document = _SNAPSHOT.dump_python(replace(snapshot, events=()), mode="json")
         del document["events"]
         self._write(
@@ -122,6 +123,11 @@ class Recorder:
             assert self._file is not None
             self._file.flush()  # ends a deflate block: what came so far can be read back without the rest
             self._flushed_at = snapshot.elapsed
+
+    def _new_events(self, snapshot: RunSnapshot) -> list[Event]:
+        new = [e for e in snapshot.events if e.seq not in self._seen]
+        self._seen.update(e.seq for e in new)
+        return new
 
     def _write(self, document: dict[str, Any]) -> None:
         assert self._file is not None
@@ -139,7 +145,9 @@ class Recording:
     frames: tuple[RunSnapshot, ...]
     ended: RunEnded | None
     notes: tuple[str, ...] = field(default=())  # what a user should know before trusting it: a file cut short
-    events: tuple[tuple[int, Event], ...] = field(default=())  # every event, with the frame it first showed in
+    # Every event, with the frame it was written with: the first that showed it, or, for one that came and went
+    # between two frames (more events than a snapshot carries), the next frame.
+    events: tuple[tuple[int, Event], ...] = field(default=())
 
     @property
     def duration(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from amqp_lab.engine.events import Event
@@ -39,13 +40,18 @@ class RunHistory:
 
     def add(self, snapshot: RunSnapshot) -> bool:
         """Take a snapshot in; True when it brought events not seen before."""
-        fresh = [e for e in snapshot.events if e.seq > self._last_seq]
-        if fresh:
-            self.events.extend(fresh)
-            self._last_seq = fresh[-1].seq
+        fresh = self.add_events(snapshot.events)
         for queue in snapshot.queues:
             self.peak_depth = max(self.peak_depth, queue.ready + queue.unacked)
         self._watch_consumers(snapshot)
+        return fresh
+
+    def add_events(self, events: Iterable[Event]) -> bool:
+        """Keep the events newer than any kept (in seq order); True when there were some."""
+        fresh = [e for e in events if e.seq > self._last_seq]
+        if fresh:
+            self.events.extend(fresh)
+            self._last_seq = fresh[-1].seq
         return bool(fresh)
 
     def _watch_consumers(self, snapshot: RunSnapshot) -> None:

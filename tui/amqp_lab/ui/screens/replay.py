@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
+from amqp_lab.engine.events import Event
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.ui.history import RunHistory
 from amqp_lab.ui.player import Player
@@ -48,6 +49,10 @@ class ReplayScreen(LiveRunScreen, inherit_bindings=False):
         super().__init__(player.recording.scenario)
         self.player = player
         self._fed = -1  # the last frame taken into the history
+        # The events written with each frame: with those a frame's own tail no longer carried.
+        self._written: dict[int, list[Event]] = {}
+        for index, event in player.recording.events:
+            self._written.setdefault(index, []).append(event)
         self._sampled_second: int | None = None
         self._played_at = time.monotonic()
 
@@ -113,7 +118,9 @@ class ReplayScreen(LiveRunScreen, inherit_bindings=False):
             self.history = RunHistory()
             self._fed, self._sampled_second = -1, None
         fresh = False
-        for frame in self.player.recording.frames[self._fed + 1 : index + 1]:
+        for at in range(self._fed + 1, index + 1):
+            frame = self.player.recording.frames[at]
+            fresh |= self.history.add_events(e for e in self._written.get(at, ()) if e not in frame.events)
             fresh |= self.history.add(frame)
             second = int(frame.elapsed)
             if second != self._sampled_second:  # one trend point a recorded second, as live
