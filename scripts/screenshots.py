@@ -202,7 +202,7 @@ async def shoot_replay(recording: Recording) -> None:
         await pilot.press("space")
         while replay.player.kind not in (None, "timeout"):
             await pilot.press("k")
-        await pilot.press("n", "right", "right")
+        await pilot.press("n")
         await pilot.pause(1.5)
         replay.save_screenshot(str(OUT / "replay.svg"))
 

@@ -61,7 +61,7 @@ COUNTS: dict[Count, CountInfo] = {
     Count.RETURNS: CountInfo("returns", _ALL, True),
     # An answer the broker sent back to its handler or shard: the queue it was addressed to was gone (its asker
     # crashed or reconnected). Kept apart from returns so that requests = replies + returns + timeouts holds.
-    Count.REPLIES_RETURNED: CountInfo("replies returned (asker gone)", ("rpc", "map-reduce", "custom"), True),
+    Count.REPLIES_RETURNED: CountInfo("replies returned", ("rpc", "map-reduce", "custom"), True),
     Count.NACKED: CountInfo("nacked by broker", _PUBLISHING, True),
     Count.IMMEDIATE_REFUSED: CountInfo("immediate refused", ("rpc",), True),
     Count.BROKER_OUTAGES: CountInfo("broker outages", _ALL, False, outage=True),
