@@ -148,12 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the current run's figures for Prometheus on http://127.0.0.1:PORT/metrics (docs/metrics.md)",
     )
 
+    screen = argparse.ArgumentParser(add_help=False)
+    screen.add_argument(
+        "--present",
+        action="store_true",
+        help="projector mode: runs show the flow and a few figures large, in a high-contrast theme (P toggles it)",
+    )
+
     parser = argparse.ArgumentParser(
         prog="amqp-lab",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[connection, exported],
+        parents=[connection, exported, screen],
     )
     parser.add_argument("--version", action="version", version=f"amqp-lab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="")
@@ -203,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lab = commands.add_parser(
         "build",
-        parents=[connection, exported],
+        parents=[connection, exported, screen],
         help="open the scenario builder in the TUI",
         description="Open the TUI on the scenario builder: pick a pattern or start from a file, edit its options "
         "(each with what switching it shows), preview the topology, save it as TOML, run it with ctrl+r.",
@@ -211,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("scenario", metavar="SCENARIO", nargs="?", default="rpc", help="a preset or a TOML file")
     workshop = commands.add_parser(
         "workshop",
-        parents=[connection, exported],
+        parents=[connection, exported, screen],
         help="guided experiments in the TUI",
         description="Open the TUI on a guided experiment: a run with a side panel that says what to look at; "
         "n goes to the next step. Without a name, pick one from the list.",

@@ -253,7 +253,7 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
 
     latest = Latest()
     with metrics_endpoint(args.metrics_port, latest, errors), broker_for(settings, errors) as (settings, embedded):
-        app = make_app(settings, builder=builder, experiment=experiment)
+        app = make_app(settings, builder=builder, experiment=experiment, presenting=args.present)
         latest.of = lambda: app.run_latest
         if embedded:
             app.call_later(

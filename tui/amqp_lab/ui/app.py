@@ -63,8 +63,10 @@ class AmqpLabApp(App[None]):
         backoff: Backoff = Backoff(),
         theme: str = "lab-dark",
         opening: Callable[[AmqpLabApp], None] | None = None,
+        presenting: bool = False,
     ) -> None:
         super().__init__()
+        self.presenting = presenting  # --present: runs open in projector mode
         self._opening = opening
         for lab_theme in THEMES:
             self.register_theme(lab_theme)
@@ -367,14 +369,16 @@ def make_app(
     theme: str = "lab-dark",
     builder: str | None = None,
     experiment: Experiment | None = None,
+    presenting: bool = False,
 ) -> AmqpLabApp:
     """The one way the CLI, the tests and the screenshot script build the app.
 
-    `builder` opens the builder on a preset or file; `experiment` starts a workshop experiment.
+    `builder` opens the builder on a preset or file; `experiment` starts a workshop experiment; `presenting` opens
+    runs in projector mode.
     """
     opening: Callable[[AmqpLabApp], None] | None = None
     if builder is not None:
         opening = lambda app: app.action_builder(builder)  # noqa: E731
     elif experiment is not None:
         opening = lambda app: app.start_experiment(experiment)  # noqa: E731
-    return AmqpLabApp(settings, backoff=backoff, theme=theme, opening=opening)
+    return AmqpLabApp(settings, backoff=backoff, theme=theme, opening=opening, presenting=presenting)

@@ -53,6 +53,10 @@ class Lab(Protocol):
     @property
     def export_dir(self) -> Path: ...
 
+    @property
+    def presenting(self) -> bool:
+        """--present: runs open in projector mode."""
+
     def want(self, **changes: Any) -> None:
         """Ask the poller for other listings, a filter, a sort (fields of `broker.poller.Wanted`)."""
 

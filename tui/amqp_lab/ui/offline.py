@@ -14,13 +14,17 @@ from amqp_lab.broker.errors import ManagementUnavailable
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
 from amqp_lab.config import Settings, build
+from amqp_lab.ui.themes import THEMES
 
 
 class OfflineLab(App[None]):
     NO_BROKER = "no broker here"
 
-    def __init__(self) -> None:
+    def __init__(self, theme: str = "lab-dark") -> None:
         super().__init__()
+        for lab_theme in THEMES:
+            self.register_theme(lab_theme)
+        self.theme = theme
         # Nothing connects: the settings are there for the screens that name a broker.
         self._settings = build({"amqp_url": "amqp://127.0.0.1:1/", "management_url": "", "read_only": True})
         self.export_dir = Path.cwd()
@@ -44,6 +48,10 @@ class OfflineLab(App[None]):
     @property
     def amqp_status(self) -> ConnectionStatus | None:
         return None
+
+    @property
+    def presenting(self) -> bool:
+        return False
 
     @property
     def recording(self) -> Path | None:

@@ -13,7 +13,6 @@ from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.offline import OfflineLab
 from amqp_lab.ui.player import Player
 from amqp_lab.ui.screens.replay import ReplayScreen
-from amqp_lab.ui.themes import THEMES
 from amqp_lab.workshop import Experiment
 
 
@@ -23,10 +22,7 @@ class ReplayApp(OfflineLab):
     NO_BROKER = "a replay has no broker: it shows what was recorded"
 
     def __init__(self, recording: Recording, theme: str = "lab-dark") -> None:
-        super().__init__()
-        for lab_theme in THEMES:
-            self.register_theme(lab_theme)
-        self.theme = theme
+        super().__init__(theme)
         self.player = Player(recording)
 
     def on_mount(self) -> None:

@@ -1,4 +1,4 @@
-"""Two themes with strong contrast, chosen to read on a washed-out projector."""
+"""The lab's themes: two with strong contrast for a screen, and the projector's, for a washed-out beamer."""
 
 from __future__ import annotations
 
@@ -34,4 +34,20 @@ LAB_LIGHT = Theme(
     dark=False,
 )
 
-THEMES = (LAB_DARK, LAB_LIGHT)
+# Projector mode: pure black and white, saturated colours only, nothing mid-grey that a beamer washes out.
+LAB_PROJECTOR = Theme(
+    name="lab-projector",
+    primary="#FFEB3B",
+    secondary="#00E5FF",
+    accent="#FFFFFF",
+    foreground="#FFFFFF",
+    background="#000000",
+    surface="#000000",
+    panel="#202020",
+    success="#00FF66",
+    warning="#FF9100",
+    error="#FF3D3D",
+    dark=True,
+)
+
+THEMES = (LAB_DARK, LAB_LIGHT, LAB_PROJECTOR)

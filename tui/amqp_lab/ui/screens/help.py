@@ -85,6 +85,7 @@ you type, and the topology preview follows. `ctrl+s` saves TOML, `ctrl+r` runs.
 | `↑` `↓` | select a client; then `x` crash, `h` hang, `r` restart it |
 | `/` | filter the event log; Esc clears |
 | `e` | export the JSON report and an SVG screenshot (the notification says where) |
+| `P` | projector mode: the flow and five figures large, high contrast; `P` again: every panel (`--present`) |
 | `R` | record the run from now on, for `amqp-lab replay` and `amqp-lab compare`; `R` again stops |
 | `s` | stop the run: drain, then delete everything it declared |
 | `n` | workshop: the next step |

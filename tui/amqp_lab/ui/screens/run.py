@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Digits, Footer, Input, Static
 
 from amqp_lab.engine.recording import RecordingError, read
 from amqp_lab.engine.remote import RunEnded
@@ -33,7 +33,7 @@ from amqp_lab.scenario.patterns import build, run_prefix
 from amqp_lab.scenario.plan import PRODUCING, Plan
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.flow import render_flow
-from amqp_lab.ui.history import RunHistory
+from amqp_lab.ui.history import RunHistory, main_latency
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.compare import CompareScreen
 from amqp_lab.ui.text import inert
@@ -56,6 +56,32 @@ PROBLEMS_TITLE = {
     "pub-sub": "Missed events and hangs",
     "custom": "Returns and redeliveries",
 }
+
+
+# Projector mode's figures: (widget id, label); the problem's label is the pattern's own (problem_of).
+FIGURES = (
+    ("published-rate", "published/s"),
+    ("acked-rate", "acked/s"),
+    ("p99", "p99 ms"),
+    ("lost", "lost"),
+    ("problem", "problems"),
+)
+# The figure that says what goes wrong in each pattern, as its problems panel counts it.
+PATTERN_PROBLEM: dict[str, Count | str] = {
+    "rpc": Count.TIMEOUTS,
+    "map-reduce": Count.PENDING_JOBS,
+    "pub-sub": Count.MISSED,
+    "workers": "redelivered",
+    "custom": "redelivered",
+}
+
+
+def problem_of(s: RunSnapshot) -> tuple[str, int]:
+    """The pattern's problem figure: its label and value."""
+    count = PATTERN_PROBLEM[s.pattern]
+    if isinstance(count, Count):
+        return COUNTS[count].label, int(s.counters.get(count, 0))
+    return "redelivered", s.ledger.redelivered
 
 
 def emphasised(text: str) -> Text:
@@ -93,6 +119,7 @@ class LiveRunScreen(Screen[None]):
         Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
         Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
         Binding("R", "record", "Record", tooltip="Record the run from now, for amqp-lab replay and compare"),
+        Binding("P", "present", "Projector", tooltip="Projector mode: the flow and a few figures, large"),
         Binding("c", "compare", "Compare", tooltip="Workshop: this run beside the one before the rerun"),
         Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
         Binding("escape", "leave", "Back", show=False),
@@ -113,6 +140,7 @@ class LiveRunScreen(Screen[None]):
         self._tick = 0
         self._drawn: dict[int, RunSnapshot] = {}  # the snapshot each part of the screen shows
         self._new_events = False
+        self._theme_before: str | None = None  # the theme to go back to after projector mode
         self.recordings: list[Path] = []  # this screen's runs recorded, oldest first (a workshop's reruns)
 
     # -- layout --------------------------------------------------------------
@@ -122,6 +150,11 @@ class LiveRunScreen(Screen[None]):
         yield Static(id="run-header")
         with Horizontal(id="run-body"):
             with Vertical(id="run-main"):
+                with Horizontal(id="present"):
+                    for key, label in FIGURES:
+                        with Vertical(classes="figure"):
+                            yield Static(label, id=f"{key}-label", classes="figure-label")
+                            yield Digits("-", id=key)
                 yield Static(id="flow")
                 with Horizontal(id="run-middle"):
                     yield ClientsTable(id="clients")
@@ -150,6 +183,8 @@ class LiveRunScreen(Screen[None]):
         self.set_interval(RENDER_INTERVAL, self._render_latest)
         self._show_step()
         self.query_one(ClientsTable).focus()
+        if lab_of(self).presenting:
+            self.action_present()
 
     def _begin(self, scenario: Scenario) -> None:
         self.scenario = scenario
@@ -188,6 +223,8 @@ class LiveRunScreen(Screen[None]):
             self._show_header(snapshot)
             self._show_ledger(snapshot)  # with the header, whose figures it repeats: both from one snapshot
             self._show_flow(snapshot)
+            if self.has_class("-present"):
+                self._show_figures(snapshot)
         if part == 1 or final:
             self.query_one(ClientsTable).show_clients(snapshot.clients, self.history.stalled)
         if part == 2 or final:
@@ -218,6 +255,37 @@ class LiveRunScreen(Screen[None]):
             flow.border_title = "Message flow"
         drawing, lines = render_flow(self.plan, snapshot, self.history.peak_depth, flow.content_size.width >= WIDE_FLOW)
         self._update("#flow", drawing, lines)
+
+    def _show_figures(self, s: RunSnapshot) -> None:
+        """Projector mode's large figures, from the snapshot the header shows."""
+        latency = s.latency.get(main_latency(s.pattern))
+        sampled = latency is not None and latency.count > 0
+        problem, problem_value = problem_of(s)
+        shown = {
+            "published-rate": f"{s.rates.get('published', 0.0):,.0f}",
+            "acked-rate": f"{s.rates.get('acked', 0.0):,.0f}",
+            "p99": f"{latency.p99:,.0f}" if latency is not None and sampled else "-",
+            "lost": f"{s.ledger.lost:,}",
+            "problem": f"{problem_value:,}",
+        }
+        for key, value in shown.items():
+            self.query_one(f"#{key}", Digits).update(value)
+        p99_label = f"p99 {main_latency(s.pattern)} ms" + ("" if sampled else " (no sample)")
+        self.query_one("#p99-label", Static).update(p99_label)
+        self.query_one("#problem-label", Static).update(problem)
+        self.query_one("#lost", Digits).set_class(s.ledger.lost > 0, "-bad")
+
+    def action_present(self) -> None:
+        """Projector mode on or off, the run going on: the flow and five figures large, in the projector theme."""
+        presenting = not self.has_class("-present")
+        self.set_class(presenting, "-present")
+        if presenting:
+            self._theme_before = self.app.theme
+            self.app.theme = "lab-projector"
+        elif self._theme_before is not None:
+            self.app.theme = self._theme_before
+        self._drawn.clear()  # every part again, the figures included
+        self.notify("Projector mode: P again for every panel." if presenting else "Every panel back.")
 
     def _update(self, selector: str, content: RenderableType, lines: int) -> None:
         """A layout pass costs the whole screen; only a new number of lines needs one."""
