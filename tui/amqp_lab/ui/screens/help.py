@@ -95,7 +95,12 @@ In the flow diagram, orange is *ready* (waiting in the queue) and blue is
 *unacked* (delivered, not yet acknowledged); an edge's number is messages per
 second, dim when idle. *Stalled* in the clients table means a consumer holds
 unacked messages and has taken nothing new for 3 s: what a hang looks like
-from outside.
+from outside. *rate/s* is what the client did in the last second: messages
+sent by a producer, requester or submitter (with a handler's or shard's
+answers), messages received by a consumer. A producer held up (a slow
+confirm, a reconnect) sends up to a second's worth at once when it can, so
+for a second after a stall it can show up to twice its rate (a requester set
+to 20/s showed 30).
 
 ## The top bar
 

@@ -53,6 +53,11 @@ class ClientsTable(KeyedTable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(COLUMNS, **kwargs)
+        self.tooltip = (
+            "rate/s: what the client did in the last second, messages sent (producers, requesters) or received "
+            "(consumers). A producer held up sends up to a second's worth at once: for a second after a stall it "
+            "can show up to twice its rate. stalled: unacked held, nothing new taken for 3 s."
+        )
 
     def show_clients(self, clients: Iterable[ClientStats], stalled: set[str]) -> None:
         self.show({c.name: cells(c, c.name in stalled) for c in clients})
