@@ -143,7 +143,11 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         await wait_for(lambda: isinstance(app.screen, WhatIfScreen), what="the what-if")
         app.screen.query_one("#whatif-key", Input).value = "orders.eu.refund"
         answer = app.screen.query_one("#whatif-answer")
-        await wait_for(lambda: "2 queues get a copy" in shown_text(answer), what="the what-if answer")
+        await wait_for(
+            lambda: "2 queues get a copy" in shown_text(answer),
+            what="the what-if answer",
+            explain=lambda: f"it shows: {shown_text(answer)!r}",
+        )
         assert f"{seed_broker.SHOP}.eu" in shown_text(answer)
         app.screen.query_one("#whatif-key", Input).value = "refund"
         await wait_for(lambda: "1 queue gets a copy" in shown_text(answer), what="the answer for another key")

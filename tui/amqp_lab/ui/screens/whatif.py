@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from amqp_lab.broker.errors import BrokerError
@@ -22,6 +23,9 @@ from amqp_lab.ui.text import inert
 
 class HeadersError(ValueError):
     pass
+
+
+RETRY_AFTER = 3.0  # seconds before the bindings are read again after a failed read
 
 
 def parse_headers(text: str) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class WhatIfScreen(ModalScreen[None]):
         self.vhost = vhost
         self.exchange = exchange
         self.routes: Routes | None = None
+        self._retry: Timer | None = None  # the next read after one that failed
 
     def compose(self) -> ComposeResult:
         with Vertical(id="whatif", classes="dialog"):
@@ -112,10 +117,16 @@ class WhatIfScreen(ModalScreen[None]):
 
     @work(exclusive=True, group="whatif", exit_on_error=False)
     async def action_reload(self) -> None:
+        if self._retry is not None:
+            self._retry.stop()
         try:
             self.routes = await fetch_routes(lab_of(self).management, self.vhost, self.exchange)
         except BrokerError as exc:
-            self.query_one("#whatif-answer", Static).update(inert(f"Could not read the bindings: {exc}"))
+            # A busy broker answers late: try again on its own, and say so, rather than wait for ctrl+r.
+            self.query_one("#whatif-answer", Static).update(
+                inert(f"Could not read the bindings: {exc}. Trying again in {RETRY_AFTER:g} s (ctrl+r: now).")
+            )
+            self._retry = self.set_timer(RETRY_AFTER, self.action_reload)
             return
         self._evaluate()
 
