@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 
 import aio_pika
@@ -59,6 +59,19 @@ def clients_of(run: Run) -> str:
             frames = [f"{f.f_code.co_name}:{f.f_lineno}" for f in recovery.get_stack(limit=8)]
             said += f"; {client.name} recovering at {' > '.join(frames)}"
     return said
+
+
+async def map_reduce_going(settings: Settings, *overrides: str) -> tuple[Run, Callable[[], int]]:
+    """A map-reduce run through the proxy with its first jobs done; and how many results have come back."""
+    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.rate=20", *overrides]), settings)
+    await jobs.start()
+    done = lambda: jobs.snapshot().counters.get("results_returned", 0)  # noqa: E731
+    try:
+        await wait_for(lambda: done() >= 3, timeout=30, what="jobs done")
+    except BaseException:
+        await jobs.stop()
+        raise
+    return jobs, done
 
 
 @pytest.mark.timeout(120)
@@ -191,11 +204,8 @@ async def test_a_publish_stuck_in_the_client_library_goes_again_once_the_link_is
         return await publish(self, *args, **kwargs)
 
     proxy, settings = link
-    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=20"]), settings)
-    await jobs.start()
+    jobs, done = await map_reduce_going(settings, "map-reduce.policy=wait-for-all")
     try:
-        done = lambda: jobs.snapshot().counters.get("results_returned", 0)  # noqa: E731
-        await wait_for(lambda: done() >= 3, timeout=30, what="jobs done")
         monkeypatch.setattr(aiormq.Channel, "basic_publish", never_returns)
         await wait_for(lambda: stuck == 1, timeout=10, what="a publish stuck")
         proxy.cut()
@@ -259,11 +269,8 @@ async def test_a_reconnect_attempt_cancelled_by_the_client_library_is_tried_agai
         return await connect(settings, name)
 
     proxy, settings = link
-    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.policy=wait-for-all", "map-reduce.rate=20"]), settings)
-    await jobs.start()
+    jobs, done = await map_reduce_going(settings, "map-reduce.policy=wait-for-all")
     try:
-        done = lambda: jobs.snapshot().counters.get("results_returned", 0)  # noqa: E731
-        await wait_for(lambda: done() >= 3, timeout=30, what="jobs done")
         monkeypatch.setattr(base, "connect_first", cancelled_once)
         proxy.cut()
         await wait_for(lambda: cancelled == 1, timeout=10, what="the submitter's reconnect cancelled")
@@ -291,10 +298,8 @@ async def test_a_recovery_that_breaks_says_so_instead_of_reconnecting_for_good(l
         return await connect(settings, name)
 
     proxy, settings = link
-    jobs = Run(load("map-reduce", ["duration=120", "map-reduce.rate=20"]), settings)
-    await jobs.start()
+    jobs, _ = await map_reduce_going(settings)
     try:
-        await wait_for(lambda: jobs.snapshot().counters.get("results_returned", 0) >= 3, timeout=30, what="jobs done")
         monkeypatch.setattr(base, "connect_first", broken)
         proxy.cut()
         submitter = lambda: next(c for c in jobs.snapshot().clients if c.name == "submitter-1")  # noqa: E731
