@@ -15,12 +15,19 @@ from typing import Any
 
 import pytest
 from amqp_lab.config import Settings, build
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from textual.geometry import Region
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import embedded_node
 import rabbitmq_cluster
 import rabbitmq_node
+
+# Hypothesis judges by wall time: a loaded laptop stalls a draw for a second and fails a property that holds. The
+# properties are about inputs, not speed (the bench measures speed), so no deadline and no slowness check.
+hypothesis_settings.register_profile("lab", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("lab")
 
 BROKERS = (*rabbitmq_node.VERSIONS, embedded_node.VERSION)
 

@@ -95,7 +95,7 @@ methods = st.sampled_from(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(channel=st.integers(min_value=0, max_value=65535), junk=st.binary(max_size=64), method=methods)
 async def test_any_frame_costs_only_its_sender(broker: Broker, channel: int, junk: bytes, method) -> None:  # type: ignore[no-untyped-def]
     attacker = await RawClient.open(broker.amqp_port)

@@ -62,7 +62,7 @@ def answered(call: Any) -> None:
     assert refusal.strip()
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150)  # no deadline, no slowness check: the lab's profile (tests/conftest.py)
 
 
 @FUZZ
@@ -83,7 +83,7 @@ def test_any_set_override_is_applied_or_refused_clearly(override: str) -> None:
     answered(lambda: load("rpc", [override]))
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.binary(max_size=500))
 def test_any_bytes_in_a_file_are_a_scenario_or_a_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "fuzz.toml"
