@@ -192,9 +192,8 @@ class Client:
         """A recovery that ends without reconnecting, and was not stopped, must not leave "reconnecting" on screen."""
         if recovery is not self._recovery or not self.active or self.state != State.RECONNECTING:
             return
-        reason = (
-            "cancelled" if recovery.cancelled() else f"{type(recovery.exception()).__name__}: {recovery.exception()}"
-        )
+        exc = None if recovery.cancelled() else recovery.exception()
+        reason = "cancelled" if exc is None else f"{type(exc).__name__}: {exc}"
         self.state = State.FAILED
         self.detail = f"reconnecting ended: {reason}"
         self.ctx.event(EventKind.ERROR, self.name, f"stopped: {self.detail}")
@@ -217,16 +216,7 @@ class Client:
                 if self._gone.is_set():  # lost again as the channel opened: `lost` left that to this loop
                     raise ConnectionError("the connection closed as the channel opened")
                 break
-            except (
-                AmqpError,
-                aiormq.exceptions.AMQPError,
-                ConnectionError,
-                RuntimeError,
-                asyncio.CancelledError,
-            ) as exc:
-                # RuntimeError: aio-pika's word for a connection that closed again while opening the channel.
-                # CancelledError: aiormq cancels what waits on a connection it closes, a connect in progress too;
-                # only a cancel of this task (stop, crash, restart) ends the recovery.
+            except ATTEMPT_FAILED as exc:  # only a cancel of this task (stop, crash, restart) ends the recovery
                 if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
                     raise
                 attempt += 1
