@@ -12,8 +12,10 @@ import gzip
 import json
 import time
 import zlib
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,8 +34,16 @@ FLUSH_INTERVAL = 2.0  # seconds of the run between flushes: a program killed mid
 MAX_FILE_BYTES = 512 * 1024 * 1024  # compressed: about a week of frames; a bigger file is not one of ours
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one frame; a line longer than this is not a frame amqp-lab wrote
 
-_SNAPSHOT: TypeAdapter[RunSnapshot] = TypeAdapter(RunSnapshot)
-_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+# Built on first use: building them costs some 50 ms, which the lab's start-up need not pay.
+@cache
+def _snapshot_adapter() -> TypeAdapter[RunSnapshot]:
+    return TypeAdapter(RunSnapshot)
+
+
+@cache
+def _event_adapter() -> TypeAdapter[Event]:
+    return TypeAdapter(Event)
 
 
 class RecordingError(Exception):
@@ -76,10 +86,6 @@ class Recorder:
             }
         )
 
-    @property
-    def closed(self) -> bool:
-        return self._file is None
-
     def add(self, snapshot: RunSnapshot) -> None:
         """Keep a snapshot: written if a frame interval passed or the run changed state, else held for later."""
         if self._file is None:
@@ -110,12 +116,12 @@ class Recorder:
         self._pending = None
         self._last_at, self._last_state = snapshot.elapsed, snapshot.state
         new, self._unwritten = [*self._unwritten, *self._new_events(snapshot)], []
-        document = _SNAPSHOT.dump_python(replace(snapshot, events=()), mode="json")
+        document = _snapshot_adapter().dump_python(replace(snapshot, events=()), mode="json")
         del document["events"]
         self._write(
             {
                 "frame": document,
-                "new_events": [_EVENT.dump_python(e, mode="json") for e in new],
+                "new_events": [_event_adapter().dump_python(e, mode="json") for e in new],
                 "shown": seq_ranges(e.seq for e in snapshot.events),
             }
         )
@@ -155,14 +161,7 @@ class Recording:
 
     def at(self, elapsed: float) -> int:
         """The index of the frame the screens showed at `elapsed` seconds: the last one taken by then."""
-        lo, hi = 0, len(self.frames)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.frames[mid].elapsed <= elapsed:
-                lo = mid + 1
-            else:
-                hi = mid
-        return max(lo - 1, 0)
+        return max(bisect_right(self.frames, elapsed, key=lambda frame: frame.elapsed) - 1, 0)
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -255,9 +254,9 @@ class _Reader:
             self.ended = RunEnded(final, end.get("report"), tuple(end.get("leftovers", ())), end.get("error"))
             return
         for e in document["new_events"]:
-            event = _EVENT.validate_python(e)
+            event = _event_adapter().validate_python(e)
             self._events[event.seq] = event
             self.events.append((len(self.frames), event))
         events = self._events
         shown = tuple(events[seq] for a, b in document["shown"] for seq in range(a, b + 1) if seq in events)
-        self.frames.append(_SNAPSHOT.validate_python({**document["frame"], "events": shown}))
+        self.frames.append(_snapshot_adapter().validate_python({**document["frame"], "events": shown}))
