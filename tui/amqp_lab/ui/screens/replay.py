@@ -120,7 +120,8 @@ class ReplayScreen(LiveRunScreen, inherit_bindings=False):
         fresh = False
         for at in range(self._fed + 1, index + 1):
             frame = self.player.recording.frames[at]
-            fresh |= self.history.add_events(e for e in self._written.get(at, ()) if e not in frame.events)
+            # The events written with the frame first (those its tail no longer carries among them): seq order.
+            fresh |= self.history.add_events(self._written.get(at, ()))
             fresh |= self.history.add(frame)
             second = int(frame.elapsed)
             if second != self._sampled_second:  # one trend point a recorded second, as live

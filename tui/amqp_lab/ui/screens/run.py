@@ -259,18 +259,18 @@ class LiveRunScreen(Screen[None]):
     def _show_figures(self, s: RunSnapshot) -> None:
         """Projector mode's large figures, from the snapshot the header shows."""
         latency = s.latency.get(main_latency(s.pattern))
-        sampled = latency is not None and latency.count > 0
+        p99 = latency.p99 if latency is not None and latency.count else None  # None: nothing timed, not a zero
         problem, problem_value = problem_of(s)
         shown = {
             "published-rate": f"{s.rates.get('published', 0.0):,.0f}",
             "acked-rate": f"{s.rates.get('acked', 0.0):,.0f}",
-            "p99": f"{latency.p99:,.0f}" if latency is not None and sampled else "-",
+            "p99": "-" if p99 is None else f"{p99:,.0f}",
             "lost": f"{s.ledger.lost:,}",
             "problem": f"{problem_value:,}",
         }
         for key, value in shown.items():
             self.query_one(f"#{key}", Digits).update(value)
-        p99_label = f"p99 {main_latency(s.pattern)} ms" + ("" if sampled else " (no sample)")
+        p99_label = f"p99 {main_latency(s.pattern)} ms" + (" (no sample)" if p99 is None else "")
         self.query_one("#p99-label", Static).update(p99_label)
         self.query_one("#problem-label", Static).update(problem)
         self.query_one("#lost", Digits).set_class(s.ledger.lost > 0, "-bad")
