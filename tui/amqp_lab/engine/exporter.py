@@ -45,16 +45,14 @@ class RunCollector(Collector):
         )
         info.add_metric([s.run_id, s.title, s.pattern, s.state], 1)
         yield info
-        yield _gauge("run_elapsed_seconds", "Seconds since the run started", run, s.elapsed)
+        yield _one(GaugeMetricFamily, "run_elapsed_seconds", "Seconds since the run started", run, s.elapsed)
         for name, value in s.ledger.as_dict().items():
+            kind = GaugeMetricFamily if name in LEDGER_GAUGES else CounterMetricFamily
             meaning = MEANINGS.get(name, name.replace("_", " "))
-            if name in LEDGER_GAUGES:
-                yield _gauge(f"messages_{name}", f"Messages {meaning} (the lab's ledger)", run, value)
-            else:
-                yield _counter(f"messages_{name}", f"Messages {meaning} (the lab's ledger)", run, value)
+            yield _one(kind, f"messages_{name}", f"Messages {meaning} (the lab's ledger)", run, value)
         for count, value in s.counters.items():
             label = COUNTS[Count(count)].label if count in COUNTS else count
-            yield _counter(count, f"The run's count of {label}", run, value)
+            yield _one(CounterMetricFamily, count, f"The run's count of {label}", run, value)
         rates = GaugeMetricFamily(
             f"{PREFIX}_rate_messages_per_second", "Messages a second over the last second", labels=[*run, "flow"]
         )
@@ -66,14 +64,15 @@ class RunCollector(Collector):
         yield from _queues(s)
 
 
-def _gauge(name: str, documentation: str, labels: dict[str, str], value: float) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(f"{PREFIX}_{name}", documentation, labels=list(labels))
-    family.add_metric(list(labels.values()), value)
-    return family
-
-
-def _counter(name: str, documentation: str, labels: dict[str, str], value: float) -> CounterMetricFamily:
-    family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=list(labels))
+def _one(
+    kind: type[GaugeMetricFamily | CounterMetricFamily],
+    name: str,
+    documentation: str,
+    labels: dict[str, str],
+    value: float,
+) -> Metric:
+    """A family of one sample: a run-wide figure."""
+    family = kind(f"{PREFIX}_{name}", documentation, labels=list(labels))
     family.add_metric(list(labels.values()), value)
     return family
 
