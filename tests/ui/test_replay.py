@@ -15,6 +15,7 @@ from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.replay_app import ReplayApp
 from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.themes import STYLES
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from textual.pilot import Pilot
 
@@ -43,7 +44,7 @@ def panels(screen: LiveRunScreen) -> dict[str, str]:
 class StyledBareLab(BareLab):
     """The bare lab with the app's styles: its panels drawn as the lab draws them."""
 
-    CSS_PATH = ReplayApp.CSS_PATH
+    CSS_PATH = STYLES
 
 
 async def live_panels(snapshot: RunSnapshot) -> dict[str, str]:

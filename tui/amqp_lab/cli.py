@@ -120,13 +120,8 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
         return EXIT_FAILED
     report = Path(args.report).expanduser() if args.report else None
     record = Path(args.record).expanduser() if args.record else None
-    for flag, path in (("--json", report), ("--record", record)):
-        if path is not None and not path.parent.is_dir():
-            errors.print(
-                Text(f"amqp-lab run: {flag} {path}: folder {path.parent} does not exist", style="red"),
-                soft_wrap=True,
-            )
-            return EXIT_FAILED
+    if folder_missing("run", {"--json": report, "--record": record}, errors):
+        return EXIT_FAILED
     latest = Latest()
     try:
         with metrics_endpoint(args.metrics_port, latest, console), broker_for(settings, errors) as (settings, _):
@@ -144,6 +139,18 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
     if document["interrupted"]:
         return EXIT_INTERRUPTED
     return EXIT_OK if document["passed"] else EXIT_PARTIAL
+
+
+def folder_missing(command: str, outputs: dict[str, Path | None], errors: Console) -> bool:
+    """Whether an output file given by a flag has no folder to go in: said before any work, not after it."""
+    for flag, path in outputs.items():
+        if path is not None and not path.parent.is_dir():
+            errors.print(
+                Text(f"amqp-lab {command}: {flag} {path}: folder {path.parent} does not exist", style="red"),
+                soft_wrap=True,
+            )
+            return True
+    return False
 
 
 def replay(path: Path, errors: Console) -> int:
@@ -164,8 +171,7 @@ def compare(args: argparse.Namespace, console: Console, errors: Console) -> int:
     from amqp_lab.engine.recording import RecordingError, read
 
     report = Path(args.report).expanduser() if args.report else None
-    if report is not None and not report.parent.is_dir():
-        errors.print(Text(f"amqp-lab compare: --json {report}: folder {report.parent} does not exist", style="red"))
+    if folder_missing("compare", {"--json": report}, errors):
         return EXIT_FAILED
     try:
         a, b = read(Path(args.a).expanduser()), read(Path(args.b).expanduser())

@@ -35,7 +35,7 @@ from amqp_lab.ui.screens.overview import OverviewScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.screens.workshop import WorkshopScreen
 from amqp_lab.ui.text import printable
-from amqp_lab.ui.themes import THEMES
+from amqp_lab.ui.themes import STYLES, THEMES
 from amqp_lab.workshop import Experiment
 
 RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a broker gone silent must not hang quitting
@@ -43,7 +43,7 @@ RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a br
 
 class AmqpLabApp(App[None]):
     TITLE = "amqp-lab"
-    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # absolute: subclasses live elsewhere
+    CSS_PATH = STYLES
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),

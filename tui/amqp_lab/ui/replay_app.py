@@ -13,12 +13,13 @@ from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.offline import OfflineLab
 from amqp_lab.ui.player import Player
 from amqp_lab.ui.screens.replay import ReplayScreen
+from amqp_lab.ui.themes import STYLES
 from amqp_lab.workshop import Experiment
 
 
 class ReplayApp(OfflineLab):
     TITLE = "amqp-lab replay"
-    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"
+    CSS_PATH = STYLES
     NO_BROKER = "a replay has no broker: it shows what was recorded"
 
     def __init__(self, recording: Recording, theme: str = "lab-dark") -> None:

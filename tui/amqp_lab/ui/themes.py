@@ -1,8 +1,13 @@
-"""The lab's themes: two with strong contrast for a screen, and the projector's, for a washed-out beamer."""
+"""The lab's look: its stylesheet, and its themes (two with strong contrast for a screen, and the projector's, for
+a washed-out beamer)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.theme import Theme
+
+STYLES = Path(__file__).parent / "styles" / "app.tcss"  # absolute: the apps that use it live elsewhere
 
 LAB_DARK = Theme(
     name="lab-dark",
