@@ -33,7 +33,7 @@ from workers_throughput import lab
 WORKERS = 3
 
 
-class Recording:
+class RoundRecording:
     """A recorder attached to one round's run; then its file's frames and size per minute of run."""
 
     def __init__(self, path: Path, broker: str) -> None:
@@ -62,7 +62,7 @@ async def measure(node: rabbitmq_node.PrivateNode, seconds: float, rounds: int) 
     per_minute: list[float] = []
     with tempfile.TemporaryDirectory() as folder:
         for n in range(rounds):
-            recording = Recording(Path(folder) / f"round-{n}.rec.gz", settings.primary.display())
+            recording = RoundRecording(Path(folder) / f"round-{n}.rec.gz", settings.primary.display())
             sides = [("plain", None), ("recorded", recording.attach)]
             for name, listen in sides if n % 2 == 0 else reversed(sides):
                 rate = await lab(settings, seconds, WORKERS, True, listen)
