@@ -4,6 +4,8 @@ the end with the run's verdict."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -162,3 +164,18 @@ async def test_events_between_two_frames_are_replayed(tmp_path: Path) -> None:
         await paused_at(pilot, app, "space", "end")
         log = app.screen.query_one("#events")
         await wait_for(lambda: all(f"request {n} had" in shown_text(log) for n in range(2, 7)), what="the burst")
+
+
+async def test_an_export_mid_replay_names_the_broker_the_run_was_recorded_on(
+    recording: Recording, tmp_path: Path
+) -> None:
+    app = ReplayApp(recording)
+    app.export_dir = tmp_path
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, LiveRunScreen), what="the replay screen")
+        at = await paused_at(pilot, app, "space", "home", "right")
+        await pilot.press("e")
+        await wait_for(lambda: any(tmp_path.glob("*.json")), what="the export")
+    report = json.loads(await asyncio.to_thread(lambda: next(tmp_path.glob("*.json")).read_text()))
+    assert report["broker"] == recording.broker  # not the replay app's stand-in settings
+    assert report["ledger"]["published"] == at.ledger.published
