@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -16,6 +17,8 @@ from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import make_app
+from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.workshop import experiment
 from textual.widgets import Static
 
 from tests.conftest import deadline, settings_for, wait_for
@@ -208,3 +211,40 @@ async def test_a_classic_queue_whose_node_is_down_is_shown_unavailable(cluster: 
     assert any("down or inaccessible" in s.outage_reason for s in down)  # RabbitMQ's words for the queue
     assert any(q.place is not None and q.place.state == "down" for s in after for q in s.queues)
     assert final.outage is None and final.ledger.acked > after[0].ledger.acked  # back, and working again
+
+
+async def test_the_node_failure_workshop_goes_on_as_a_node_stops_and_comes_back(cluster: Any, tmp_path: Path) -> None:
+    app = make_app(on_cluster(cluster), backoff=Backoff(0.2, 1.0), experiment=experiment("node-failure"))
+    app.export_dir = tmp_path
+    runs: list[str] = []
+    async with app.run_test(size=(160, 40)) as pilot:
+
+        def step_panel() -> str:
+            if not isinstance(app.screen, LiveRunScreen):
+                return ""
+            return " ".join(
+                str(app.screen.query_one(f"#workshop-{part}", Static).content) for part in ("advance", "progress")
+            )
+
+        await wait_for(lambda: "once a node is down: 3 running" in step_panel(), timeout=60, what="step 1 waiting")
+        assert app.run_latest is not None
+        runs.append(app.run_latest.run_id)
+        async with node_down(cluster, 3):
+            await wait_for(lambda: "step 2 of 3" in step_panel(), timeout=60, what="step 2 once node 3 is down")
+            await wait_for(lambda: "once every node runs: 1 down" in step_panel(), what="step 2 waiting")
+        await wait_for(lambda: "step 3 of 3" in step_panel(), timeout=90, what="step 3 once node 3 is back")
+
+        def classic_run() -> bool:  # the rerun with a classic queue
+            latest = app.run_latest
+            return latest is not None and latest.run_id not in runs and latest.state == "running"
+
+        await wait_for(classic_run, timeout=60, what="the rerun with a classic queue")
+        assert app.run_latest is not None
+        runs.append(app.run_latest.run_id)
+        await wait_for(
+            lambda: any(q.place is not None and q.place.type == "classic" for q in app.run_latest.queues),  # type: ignore[union-attr]
+            what="its classic queue placed",
+        )
+        await pilot.press("q")
+    for run_id in runs:
+        assert await lab_objects(on_cluster(cluster), run_id) == []

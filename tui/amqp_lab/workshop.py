@@ -7,9 +7,14 @@ the keys use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
 
+from amqp_lab.engine.ledger import LedgerCounts
+from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.controls import Control, Inject
+from amqp_lab.scenario.figures import COUNTS, Count
 from amqp_lab.scenario.files import load
 from amqp_lab.scenario.model import Scenario
 
@@ -23,10 +28,87 @@ class Rerun:
     overrides: tuple[str, ...]
 
 
+LEDGER_FIGURES = frozenset(f.name for f in fields(LedgerCounts))
+
+
+def figure(snapshot: RunSnapshot, name: str) -> int:
+    """A run's count or ledger figure by name."""
+    if name in LEDGER_FIGURES:
+        return int(getattr(snapshot.ledger, name))
+    return snapshot.counters.get(name, 0)
+
+
+def figure_label(name: str) -> str:
+    return COUNTS[Count(name)].label if name in Count.__members__.values() else name.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class After:
+    """Move on once the step has run this long (run time)."""
+
+    seconds: float
+
+    def waiting(self, began: RunSnapshot | None, now: RunSnapshot) -> str | None:
+        left = self.seconds - (now.elapsed - (began.elapsed if began is not None else 0.0))
+        return None if left <= 0 else f"next step in {math.ceil(left)} s"
+
+
+@dataclass(frozen=True)
+class Grown:
+    """Move on once a figure has grown by `by` since the step began."""
+
+    name: str  # a Count or a ledger figure
+    by: int
+
+    def waiting(self, began: RunSnapshot | None, now: RunSnapshot) -> str | None:
+        grown = figure(now, self.name) - (figure(began, self.name) if began is not None else 0)
+        if grown >= self.by:
+            return None
+        return f"next step after {self.by} {figure_label(self.name)}: {max(grown, 0)} so far"
+
+
+@dataclass(frozen=True)
+class NodesDown:
+    """Move on once this many of the cluster's nodes are not running (0: once every node runs again)."""
+
+    count: int
+
+    def waiting(self, began: RunSnapshot | None, now: RunSnapshot) -> str | None:
+        if len(now.nodes) == 1:
+            return single_node()
+        down = sum(node.state != "running" for node in now.nodes)
+        if self.count == 0:
+            return None if now.nodes and down == 0 else f"next step once every node runs: {down} down"
+        return None if down >= self.count else f"next step once a node is down: {len(now.nodes) - down} running"
+
+
+Advance = After | Grown | NodesDown
+
+CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "rabbitmq_cluster.py"  # in a source checkout
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # what the script starts nodes with
+
+
+def single_node() -> str:
+    """What a node-failure step says on a broker of one node, and what it needs instead."""
+    said = (
+        "This broker is a single node: there is no other node to fail over to, so stopping it would only stop "
+        "the run. This experiment needs a cluster: connect (C) with every node's URL, comma separated."
+    )
+    if CLUSTER_SCRIPT.is_file() and RABBITMQ_SERVER.is_file():
+        said += (
+            f"\nA test cluster of three nodes can run here:\n  eval $(python3 {CLUSTER_SCRIPT} start "
+            "--dir /tmp/lab-cluster)\n  amqp-lab workshop node-failure"
+        )
+    elif CLUSTER_SCRIPT.is_file():
+        said += "\nThe test cluster script needs RabbitMQ installed here (apt-get install rabbitmq-server)."
+    return said
+
+
 @dataclass(frozen=True)
 class Step:
     text: str  # what happens, and what to look at
     actions: tuple[Control | Rerun, ...] = ()  # done in order on reaching the step
+    advance: Advance | None = None  # when the step moves on by itself; None: on the presenter's n
 
 
 @dataclass(frozen=True)
@@ -40,6 +122,19 @@ class Experiment:
     def scenario(self, *more: str) -> Scenario:
         return load(self.preset, [UNTIL_STOPPED, f'name="{self.title}"', *self.overrides, *more])
 
+    def state_at(self, step: int) -> tuple[tuple[str, ...], tuple[Control, ...]]:
+        """What brings a fresh run to `step` as if it had gone there step by step: the overrides of the last rerun
+        up to it, and the controls after that rerun, in order."""
+        overrides: tuple[str, ...] = ()
+        controls: list[Control] = []
+        for reached in self.steps[1 : step + 1]:
+            for action in reached.actions:
+                if isinstance(action, Rerun):
+                    overrides, controls = action.overrides, []
+                else:
+                    controls.append(action)
+        return overrides, tuple(controls)
+
 
 EXPERIMENTS = (
     Experiment(
@@ -51,13 +146,15 @@ EXPERIMENTS = (
             Step(
                 "The requester calls through the **rpc** exchange; **handler-1** answers through the requester's "
                 "exclusive reply queue. Look at the round trip in the trends (p50, p95, p99): a few milliseconds, "
-                "and no timeouts."
+                "and no timeouts.",
+                advance=After(10),
             ),
             Step(
                 "The lab **hung handler-1**: it keeps the requests it prefetched, unacked, and takes no new one. "
                 "Watch the queue **rpc.requests** fill (ready, orange) and the **timeouts** count climb: every request "
                 "waits 1 s, then the requester gives up. The clients table says the handler is hung.",
                 actions=(Inject("handler-1", "hang"),),
+                advance=Grown(Count.TIMEOUTS, 10),
             ),
             Step(
                 "The lab **restarted handler-1**. Its unacked requests went back to the queue (redelivered) and the "
@@ -76,23 +173,27 @@ EXPERIMENTS = (
         (
             Step(
                 "Every job goes through the **jobs** fanout exchange to all three shards; the **reducer** combines "
-                "their results. Policy **deadline**: after 1 s it answers with what it has. All jobs are complete."
+                "their results. Policy **deadline**: after 1 s it answers with what it has. All jobs are complete.",
+                advance=After(10),
             ),
             Step(
                 "The lab **crashed shard-3**. Its queue keeps the jobs (durable), nobody works them. With a deadline "
                 "the reducer answers anyway: **partial jobs** climb, latency stays near the deadline.",
                 actions=(Inject("shard-3", "crash"),),
+                advance=Grown(Count.JOBS_PARTIAL, 5),
             ),
             Step(
                 "The lab **restarted shard-3**. It works off its backlog; those results come after their job's "
                 "deadline: **late results**. Fast answers, incomplete ones.",
                 actions=(Inject("shard-3", "restart"),),
+                advance=Grown(Count.LATE_RESULTS, 3),
             ),
             Step(
                 "Same run with **wait-for-all**: the reducer holds partial results unacked until all shards "
                 "answered. The lab now crashes shard-3 again: jobs stay **pending**, none is partial, the "
-                "results queue's unacked grows. Press n to bring the shard back.",
+                "results queue's unacked grows. Next, the shard comes back.",
                 actions=(Rerun(('map-reduce.policy="wait-for-all"',)), Inject("shard-3", "crash")),
+                advance=Grown(Count.PENDING_JOBS, 5),
             ),
             Step(
                 "The lab **restarted shard-3**: the pending jobs complete, complete results only, none lost. "
@@ -109,13 +210,15 @@ EXPERIMENTS = (
         (
             Step(
                 "One producer sends 40 tasks a second; one worker needs 40 ms per task, so it manages 25. "
-                "Watch the ready depth (orange) of the queue **tasks**, and its trend, climb: a backlog."
+                "Watch the ready depth (orange) of the queue **tasks**, and its trend, climb: a backlog.",
+                advance=After(15),
             ),
             Step(
                 "The lab **added a worker** (the `a` key does the same). Two workers manage 50 a second: the "
                 "backlog stops growing and starts to shrink. Competing consumers share one queue; each task "
                 "goes to one of them.",
                 actions=(Inject("worker", "add"),),
+                advance=After(15),
             ),
             Step(
                 "The lab **added a third worker**. The backlog drains faster; acked/s is above published/s until "
@@ -133,12 +236,14 @@ EXPERIMENTS = (
             Step(
                 "Publishers send region.service.event keys to the **events** topic exchange; each subscriber's "
                 "durable queue is bound with its own patterns. Reliable: persistent events, publisher confirms, "
-                "manual acks."
+                "manual acks.",
+                advance=After(10),
             ),
             Step(
                 "The lab **stopped payments**. Its queue is durable and stays bound: the events it selects "
                 "(*.*.paid) wait there. Watch the queue **subscriber.payments** fill while the others keep flowing.",
                 actions=(Inject("payments", "stop"),),
+                advance=After(10),
             ),
             Step(
                 "The lab **restarted payments**. It drains its queue: it gets every event it selected while it "
@@ -159,13 +264,15 @@ EXPERIMENTS = (
                 "`python3 scripts/rabbitmq_cluster.py start`). The task queue is a **quorum** queue: the flow "
                 "diagram shows its leader (@node) and replicas online (3/3), the header the cluster's nodes. "
                 "Now stop the leader's node: `rabbitmqctl -n NODE stop_app` (the test cluster: "
-                "`python3 scripts/rabbitmq_cluster.py stop-node N --dir DIR`), then press n."
+                "`python3 scripts/rabbitmq_cluster.py stop-node N --dir DIR`): the next step follows.",
+                advance=NodesDown(1),
             ),
             Step(
                 "Watch: the header says **2/3 up**; the clients that were on that node show **reconnecting**, then "
                 "run again on another (event log: reconnected after ...); the queue elects a **new leader** (event "
                 "log: leader moved; flow: 2/3). Confirms wait for the new leader, so the status line keeps "
-                "**lost 0**. Start the node again (`start_app`, or `start-node N`) and press n."
+                "**lost 0**. Start the node again (`start_app`, or `start-node N`): the next step follows.",
+                advance=NodesDown(0),
             ),
             Step(
                 "The node is back: **3/3** replicas, the leader stays where it moved. The lab restarted the run "
@@ -185,7 +292,8 @@ EXPERIMENTS = (
             Step(
                 "The requester set **immediate** on its first request. RabbitMQ dropped the flag in 3.0: it closed "
                 "the connection with **540 NOT_IMPLEMENTED** (see the event log). The lab reconnects and goes on "
-                "without the flag; the status line counts the refusal."
+                "without the flag; the status line counts the refusal.",
+                advance=After(10),
             ),
             Step(
                 "The documented replacement: a request queue with **message TTL 0** and a **dead-letter "
@@ -199,6 +307,7 @@ EXPERIMENTS = (
                         )
                     ),
                 ),
+                advance=After(10),
             ),
             Step(
                 "The lab **hung handler-1**. Now nobody can take a request at once: each one is dead-lettered "

@@ -88,7 +88,10 @@ you type, and the topology preview follows. `ctrl+s` saves TOML, `ctrl+r` runs.
 | `P` | projector mode: the flow and five figures large, high contrast; `P` again: every panel (`--present`) |
 | `R` | record the run from now on, for `amqp-lab replay` and `amqp-lab compare`; `R` again stops |
 | `s` | stop the run: drain, then delete everything it declared |
-| `n` | workshop: the next step |
+| `n` `PgDn` | workshop: the next step (a step with a condition, shown in its panel, goes on by itself) |
+| `b` `PgUp` | workshop: back a step (the experiment restarts, brought to that step) |
+| `B` `Home` | workshop: the experiment from its first step, on a fresh run |
+| `H` | workshop: hold this step; `H` again lets it go on |
 | `Esc` | back, once the run has stopped |
 
 In the flow diagram, orange is *ready* (waiting in the queue) and blue is

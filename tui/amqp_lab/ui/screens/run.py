@@ -115,7 +115,10 @@ class LiveRunScreen(Screen[None]):
         Binding("x", "fault('crash')", "Crash", tooltip="Crash the selected client: its unacked messages return"),
         Binding("h", "fault('hang')", "Hang", tooltip="Hang the selected consumer: it holds its messages"),
         Binding("r", "fault('restart')", "Restart", tooltip="Restart the selected client (heals a hang)"),
-        Binding("n", "next_step", "Next step", show=False, tooltip="Workshop: go to the next step"),
+        Binding("n,pagedown", "next_step", "Next step", show=False, tooltip="Workshop: go to the next step"),
+        Binding("b,pageup", "previous_step", "Back a step", show=False, tooltip="Workshop: back to the step before"),
+        Binding("B,home", "restart_experiment", "Restart", show=False, tooltip="Workshop: the experiment again"),
+        Binding("H", "hold", "Hold", show=False, tooltip="Workshop: hold this step (no advancing by itself)"),
         Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
         Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
         Binding("R", "record", "Record", tooltip="Record the run from now, for amqp-lab replay and compare"),
@@ -136,6 +139,11 @@ class LiveRunScreen(Screen[None]):
         self.rate: float | None = None
         self._rendered: RunSnapshot | None = None
         self._busy_with_steps = False
+        self.held = False  # the presenter holds the step: it does not advance by itself
+        # What the step's condition counts from: None counts from the start of the run whose id is _began_run
+        # (None: the next run to report).
+        self._began: RunSnapshot | None = None
+        self._began_run: str | None = None
         self._lines: dict[str, int] = {}  # lines each auto-height panel showed last
         self._tick = 0
         self._drawn: dict[int, RunSnapshot] = {}  # the snapshot each part of the screen shows
@@ -168,7 +176,9 @@ class LiveRunScreen(Screen[None]):
                 with Vertical(id="workshop"):
                     yield Static(self.experiment.title, id="workshop-title")
                     yield Static(id="workshop-step")
-                    yield Static(id="workshop-progress")
+                    with Vertical(id="workshop-foot"):
+                        yield Static(id="workshop-advance")
+                        yield Static(id="workshop-progress")
         yield Footer(compact=True)  # every key of a run fits 140 columns
 
     def on_mount(self) -> None:
@@ -231,6 +241,7 @@ class LiveRunScreen(Screen[None]):
             self._show_header(snapshot)
             self._show_ledger(snapshot)
             self._show_timeouts(snapshot)
+            self._follow_step(snapshot)
             if self._new_events:
                 self._new_events = False
                 self.query_one(EventLog).show(self.history.events)
@@ -376,8 +387,9 @@ class LiveRunScreen(Screen[None]):
         steps = self.experiment.steps
         step = steps[self.step]
         self.query_one("#workshop-step", Static).update(emphasised(step.text))
-        hint = "n: next step" if self.step + 1 < len(steps) else "last step · s: stop the run"
-        progress = Text(f"step {self.step + 1} of {len(steps)} · {hint}")
+        where = "next: n" if self.step + 1 < len(steps) else "last step · s stops the run"
+        progress = Text(f"step {self.step + 1} of {len(steps)} · {where}\n")
+        progress.append("b back · B from the start · H hold")
         if len(self.recordings) > 1:  # a rerun: the runs side by side, from a shell
             names = " ".join(path.name for path in self.recordings[-2:])
             progress.append(
@@ -386,6 +398,28 @@ class LiveRunScreen(Screen[None]):
                 style="dim",
             )
         self.query_one("#workshop-progress", Static).update(progress)
+        self.query_one("#workshop-advance", Static).update("")
+
+    def _follow_step(self, s: RunSnapshot) -> None:
+        """Show what the step waits for, and go on once it is met (unless held)."""
+        if self.experiment is None or self._busy_with_steps or lab_of(self).run_ended is not None:
+            return
+        advance = self.experiment.steps[self.step].advance
+        if advance is None:
+            return
+        if self._began_run is None:
+            self._began_run = s.run_id
+        elif s.run_id != self._began_run:
+            return  # the run before a rerun, still shown
+        waiting = advance.waiting(self._began, s)
+        line = Text()
+        if self.held:
+            line.append(" HELD ", style="bold reverse")
+            line.append(" H lets it go on · ")
+        line.append(waiting or "next step now", style="bold")
+        self.query_one("#workshop-advance", Static).update(line)
+        if waiting is None and not self.held and s.state == "running":
+            self.action_next_step()
 
     def action_next_step(self) -> None:
         if self.experiment is None or self._busy_with_steps:
@@ -393,14 +427,50 @@ class LiveRunScreen(Screen[None]):
         if self.step + 1 >= len(self.experiment.steps):
             self.notify("That was the last step. Press s to stop the run and clean up.")
             return
-        self.step += 1
+        self._go_to(self.step + 1)
+
+    def action_previous_step(self) -> None:
+        if self.experiment is None or self._busy_with_steps:
+            return
+        if self.step == 0:
+            self.notify("This is the first step; B starts the experiment again.")
+            return
+        self._go_to(self.step - 1)
+
+    def action_restart_experiment(self) -> None:
+        if self.experiment is not None and not self._busy_with_steps:
+            self._go_to(0)
+
+    def action_hold(self) -> None:
+        if self.experiment is None:
+            return
+        self.held = not self.held
+        self.notify("Step held: it waits for n." if self.held else "The step goes on by itself again.")
+        if self._rendered is not None:
+            self._follow_step(self._rendered)
+
+    def _go_to(self, step: int) -> None:
+        """Forward one step: do its actions on the run. Anywhere else: a fresh run brought to that step."""
+        assert self.experiment is not None
+        forward = step == self.step + 1
+        self.step = step
         self._show_step()
-        self._perform(self.experiment.steps[self.step].actions)
+        if forward:
+            actions: tuple[Control | Rerun, ...] = self.experiment.steps[step].actions
+        else:
+            overrides, controls = self.experiment.state_at(step)
+            actions = (Rerun(overrides), *controls)
+        if any(isinstance(action, Rerun) for action in actions):
+            self._began, self._began_run = None, None  # counts from the fresh run's start
+        else:
+            self._began = lab_of(self).run_latest
+            self._began_run = self._began.run_id if self._began is not None else None
+        self._busy_with_steps = True
+        self._perform(actions)
 
     @work(group="workshop", exclusive=True)
     async def _perform(self, actions: tuple[Control | Rerun, ...]) -> None:
         assert self.experiment is not None
-        self._busy_with_steps = True
         try:
             for action in actions:
                 if isinstance(action, Rerun):
