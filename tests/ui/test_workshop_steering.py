@@ -80,8 +80,8 @@ async def test_an_experiment_runs_to_its_last_step_on_its_conditions_alone(
                 await wait_for(  # or met so soon that the step went on at its first look
                     lambda: (
                         re.search(label + r".*: \d+ so far", waiting(app)) is not None  # noqa: B023
-                        or at_step(app, number + 1, steps)
-                    ),  # noqa: B023
+                        or at_step(app, number + 1, steps)  # noqa: B023
+                    ),
                     what=f"step {number}'s condition shown",
                 )
             if app.run_latest is not None:

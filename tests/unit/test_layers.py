@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("broker", "embedded"),
     ("engine",),
     ("workshop", "compare"),
-    ("headless", "ui"),
+    ("headless", "ui", "serving"),
     ("arguments",),
     ("cli",),
     ("__main__",),

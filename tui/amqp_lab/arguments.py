@@ -38,6 +38,8 @@ commands:
   build       open the lab on the scenario builder (a preset or a TOML file), run it with ctrl+r
   workshop    open the lab on a guided experiment, step by step
   run         run a scenario headless (presets: rpc, map-reduce, workers, pub-sub, custom, or a TOML file)
+  watch       watch a live run started elsewhere on the same broker, read-only
+  serve       the lab in the audience's browsers (textual-serve), each watching the live run, read-only
   replay      replay a recorded run (run --record, R in the live screen) in the terminal, no broker needed
   compare     two recorded runs side by side: the settings that differ, each figure's change
   scenarios   list the built-in scenarios
@@ -46,7 +48,8 @@ commands:
 examples:
   amqp-lab check
   amqp-lab build pub-sub
-  amqp-lab workshop handler-hangs
+  amqp-lab workshop handler-hangs --present
+  amqp-lab serve                                  (then the audience opens http://127.0.0.1:8000/)
   amqp-lab run workers --duration 30s --set workers.workers=5 --json report.json
   amqp-lab run workers --record run.rec.gz --metrics-port 9187
   amqp-lab --url amqp://user:pass@rabbit.example:5672/ --read-only
@@ -226,6 +229,30 @@ def build_parser() -> argparse.ArgumentParser:
     workshop.add_argument(
         "experiment", metavar="EXPERIMENT", nargs="?", help=f"one of: {', '.join(e.key for e in EXPERIMENTS)}"
     )
+    watch = commands.add_parser(
+        "watch",
+        parents=[connection, screen],
+        help="watch a live run someone else started, read-only",
+        description="Open the lab read-only on a live run that another amqp-lab (the lab, run or workshop) is "
+        "running on the same broker: every panel of the live screen, as it goes, and no control. Without RUN, "
+        "the first run that broadcasts, then the next. Esc goes to the broker explorer, read-only too.",
+    )
+    watch.add_argument("run", metavar="RUN", nargs="?", help="a run id (the live screen's header shows it)")
+    watch.add_argument("--served", action="store_true", help=argparse.SUPPRESS)  # amqp-lab serve's own pages
+    serve = commands.add_parser(
+        "serve",
+        parents=[connection],
+        help="the lab in browsers: each visitor watches the live run, read-only",
+        description="Serve the lab over HTTP (textual-serve): every browser that opens the page gets its own lab, "
+        "read-only and locked to this broker, opened on the live run (as amqp-lab watch). On loopback (the "
+        "default) anyone on this machine may open it; bound wider, the page needs the access token printed "
+        "in its URL.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--public-url", metavar="URL", help="the address browsers use, behind a proxy or a NAT")
+    serve.add_argument("--token", help="the access token to ask for (default: a fresh one, off the loopback)")
+    serve.add_argument("--run", metavar="RUN", help="follow this run only (default: whichever broadcasts)")
     replay = commands.add_parser(
         "replay",
         help="replay a recorded run in the TUI, no broker needed",

@@ -242,7 +242,12 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
     from amqp_lab.scenario.files import ScenarioError, load
 
     builder = experiment = None
-    if args.command == "build":
+    watch: str | None = None
+    served = False
+    if args.command == "watch":
+        watch, served = args.run or "", args.served
+        settings = replace(settings, read_only=True)  # a watcher looks, it never changes the broker
+    elif args.command == "build":
         try:
             load(args.scenario)  # a file that does not load is said here, before the screen takes over
         except ScenarioError as exc:
@@ -259,7 +264,9 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
 
     latest = Latest()
     with metrics_endpoint(args.metrics_port, latest, errors), broker_for(settings, errors) as (settings, embedded):
-        app = make_app(settings, builder=builder, experiment=experiment, presenting=args.present)
+        app = make_app(
+            settings, builder=builder, experiment=experiment, watch=watch, served=served, presenting=args.present
+        )
         latest.of = lambda: app.run_latest
         if embedded:
             app.call_later(
@@ -405,6 +412,23 @@ def run_agent(args: argparse.Namespace, settings: Settings, console: Console) ->
     return 0
 
 
+def serve_lab(args: argparse.Namespace, settings: Settings, console: Console, errors: Console) -> int:
+    from amqp_lab.serving import serve
+
+    if not 0 < args.port < 65536:
+        errors.print(Text(f"amqp-lab serve: --port {args.port}: a port is 1 to 65535", style="red"))
+        return EXIT_FAILED
+    try:
+        say = lambda said: console.print(Text(said), soft_wrap=True)  # noqa: E731
+        serve(settings, args.host, args.port, args.public_url, args.token, args.run, say)
+    except OSError as exc:
+        errors.print(
+            Text(f"amqp-lab serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", style="red")
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     console = Console(highlight=False)
@@ -444,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             return replay(Path(args.recording).expanduser(), error_console)
         if args.command == "compare":
             return compare(args, console, error_console)
+        if args.command == "serve":
+            return serve_lab(args, settings, console, error_console)
         return run_tui(args, settings, error_console)
     except SettingsError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 import platformdirs
 
@@ -88,6 +88,13 @@ class Endpoint:
     def address(self) -> str:
         return url_host(self.host, self.port)
 
+    def url(self) -> str:
+        """The endpoint as a URL, password and all: for a child process's environment, never for display."""
+        path = quote(self.vhost_in_url, safe="") if self.vhost_in_url is not None else ""
+        query = f"?{urlencode(self.query)}" if self.query else ""
+        user = f"{quote(self.username, safe='')}:{quote(self.password, safe='')}"
+        return f"{self.scheme}://{user}@{self.address}/{path}{query}"
+
     def display(self, with_vhost: bool = False) -> str:
         """The endpoint as a URL with the password masked."""
         path = quote(self.vhost_in_url, safe="") if with_vhost and self.vhost_in_url else ""
@@ -158,6 +165,25 @@ class Settings:
                 if cand_user == username and wanted_address in (None, cand_address):
                     return cand_password
         return None
+
+    def environment(self) -> dict[str, str]:
+        """These settings as the environment variables that give them (passwords included: for a child process
+        of ours, which inherits them privately, never for a command line or a screen)."""
+        values = {
+            "amqp_urls": ",".join(endpoint.url() for endpoint in self.endpoints),
+            "management_url": ",".join((self.management_url, *self.management_fallbacks)),
+            "vhost": self.vhost,
+            "ca_file": str(self.tls.ca_file or ""),
+            "cert_file": str(self.tls.cert_file or ""),
+            "key_file": str(self.tls.key_file or ""),
+            "verify": str(self.tls.verify).lower(),
+            "read_only": str(self.read_only).lower(),
+            "refresh": f"{self.refresh:g}",
+            "timeout": f"{self.timeout:g}",
+            "heartbeat": str(self.heartbeat or ""),
+            "agents": str(self.agents),
+        }
+        return {ENV[key]: value for key, value in values.items() if value}
 
     def secrets(self) -> tuple[str, ...]:
         """Passwords to scrub from any text shown or logged.

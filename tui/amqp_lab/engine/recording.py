@@ -15,16 +15,15 @@ import zlib
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from amqp_lab import __version__
 from amqp_lab.engine.events import Event
 from amqp_lab.engine.remote import RunEnded
-from amqp_lab.engine.snapshot import RunSnapshot
+from amqp_lab.engine.snapshot import RunSnapshot, event_adapter, snapshot_adapter
 from amqp_lab.scenario.model import Scenario
 
 FORMAT: Final = "amqp-lab-recording"
@@ -33,17 +32,6 @@ FRAME_INTERVAL = 0.25  # seconds of the run between frames
 FLUSH_INTERVAL = 2.0  # seconds of the run between flushes: a program killed mid-run leaves a file that replays
 MAX_FILE_BYTES = 512 * 1024 * 1024  # compressed: about a week of frames; a bigger file is not one of ours
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one frame; a line longer than this is not a frame amqp-lab wrote
-
-
-# Built on first use: building them costs some 50 ms, which the lab's start-up need not pay.
-@cache
-def _snapshot_adapter() -> TypeAdapter[RunSnapshot]:
-    return TypeAdapter(RunSnapshot)
-
-
-@cache
-def _event_adapter() -> TypeAdapter[Event]:
-    return TypeAdapter(Event)
 
 
 class RecordingError(Exception):
@@ -116,12 +104,12 @@ class Recorder:
         self._pending = None
         self._last_at, self._last_state = snapshot.elapsed, snapshot.state
         new, self._unwritten = [*self._unwritten, *self._new_events(snapshot)], []
-        document = _snapshot_adapter().dump_python(replace(snapshot, events=()), mode="json")
+        document = snapshot_adapter().dump_python(replace(snapshot, events=()), mode="json")
         del document["events"]
         self._write(
             {
                 "frame": document,
-                "new_events": [_event_adapter().dump_python(e, mode="json") for e in new],
+                "new_events": [event_adapter().dump_python(e, mode="json") for e in new],
                 "shown": seq_ranges(e.seq for e in snapshot.events),
             }
         )
@@ -254,9 +242,9 @@ class _Reader:
             self.ended = RunEnded(final, end.get("report"), tuple(end.get("leftovers", ())), end.get("error"))
             return
         for e in document["new_events"]:
-            event = _event_adapter().validate_python(e)
+            event = event_adapter().validate_python(e)
             self._events[event.seq] = event
             self.events.append((len(self.frames), event))
         events = self._events
         shown = tuple(events[seq] for a, b in document["shown"] for seq in range(a, b + 1) if seq in events)
-        self.frames.append(_snapshot_adapter().validate_python({**document["frame"], "events": shown}))
+        self.frames.append(snapshot_adapter().validate_python({**document["frame"], "events": shown}))

@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from amqp_lab.broker.connection import connect_first
 from amqp_lab.broker.errors import AmqpError
 from amqp_lab.config import Settings
+from amqp_lab.engine.broadcast import Broadcast
 from amqp_lab.engine.clients.base import RECONNECT, State
 from amqp_lab.engine.clients.consumer import Consumer
 from amqp_lab.engine.clients.producers import Producer, Publisher
@@ -76,8 +77,9 @@ class Run:
         )
         self._placement = Placement(settings, self.prefix, self.ctx, frozenset([f"{self.prefix}{LEASE}"]))
         self.roster = Roster(self.plan, self.ctx)
+        self._broadcast = Broadcast(settings, scenario, self.run_id, self.ctx.event)
         self.state = "starting"
-        self._listeners: list[Callable[[RunSnapshot], None]] = []
+        self._listeners: list[Callable[[RunSnapshot], None]] = [self._broadcast.take]
         self._admin: AbstractConnection | None = None
         self._monitor: AbstractChannel | None = None
         self._depths: dict[str, QueueDepth] = {}
@@ -138,6 +140,7 @@ class Run:
         self.ctx.event(EventKind.INFO, "run", f"started {self.scenario.title} as run {self.run_id}")
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._snapshots()), loop.create_task(self._sample())]
+        self._broadcast.start()
         self._tasks.append(loop.create_task(self._placement.run()))
         self._tasks += [loop.create_task(self._scheduled(action)) for action in self.scenario.schedule]
 
@@ -261,6 +264,7 @@ class Run:
             latency.roll()
         self.state = "finished"
         self._publish_snapshot()
+        await self._broadcast.close(self.leftovers, self.cleanup_error)
         if self._admin is not None:
             with contextlib.suppress(Exception):
                 await self._admin.close()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+
+from pydantic import TypeAdapter
 
 from amqp_lab.engine.events import Event, EventKind
 from amqp_lab.engine.ledger import LedgerCounts
@@ -88,3 +91,15 @@ class RunSnapshot:
     event_counts: Mapping[EventKind, int] = field(default_factory=dict)  # every event logged, by kind
     loop_lag: float = 0.0  # seconds: the worst lateness of the run's 0.1 s timer over the last second
     depths_sampled_at: float | None = None  # elapsed seconds at the queues' last ready count (None: never read)
+
+
+# Their JSON form, for recordings and watchers. Built on first use: building them costs some 50 ms, which the lab's
+# start-up need not pay.
+@cache
+def snapshot_adapter() -> TypeAdapter[RunSnapshot]:
+    return TypeAdapter(RunSnapshot)
+
+
+@cache
+def event_adapter() -> TypeAdapter[Event]:
+    return TypeAdapter(Event)

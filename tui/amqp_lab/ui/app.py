@@ -64,9 +64,11 @@ class AmqpLabApp(App[None]):
         theme: str = "lab-dark",
         opening: Callable[[AmqpLabApp], None] | None = None,
         presenting: bool = False,
+        served: bool = False,
     ) -> None:
         super().__init__()
         self.presenting = presenting  # --present: runs open in projector mode
+        self.served = served  # a page of amqp-lab serve: read-only on its broker, for good
         self._opening = opening
         for lab_theme in THEMES:
             self.register_theme(lab_theme)
@@ -292,6 +294,10 @@ class AmqpLabApp(App[None]):
             self.push_screen(HelpScreen())
 
     def action_edit_connection(self) -> None:
+        if self.served:
+            self.notify("A served lab stays read-only on the broker it was served for.", severity="warning")
+            return
+
         async def apply(settings: Settings | None) -> None:
             if settings is not None:
                 await self.switch_settings(settings)
@@ -308,6 +314,11 @@ class AmqpLabApp(App[None]):
         if self.run_is_going:
             self.notify("A run is going: stop it with s first.", severity="warning")
         return self.run_is_going
+
+    def action_watch(self, run_id: str = "") -> None:
+        from amqp_lab.ui.screens.watch import WatchingScreen
+
+        self.push_screen(WatchingScreen(run_id or None))
 
     def action_builder(self, source: str = "rpc") -> None:
         if not self._refuse_while_running():
@@ -370,15 +381,22 @@ def make_app(
     builder: str | None = None,
     experiment: Experiment | None = None,
     presenting: bool = False,
+    watch: str | None = None,
+    served: bool = False,
 ) -> AmqpLabApp:
     """The one way the CLI, the tests and the screenshot script build the app.
 
     `builder` opens the builder on a preset or file; `experiment` starts a workshop experiment; `presenting` opens
-    runs in projector mode.
+    runs in projector mode; `watch` opens on a live run to watch (a run id, or "" for whichever broadcasts);
+    `served` locks the lab read-only on its broker (amqp-lab serve's pages).
     """
     opening: Callable[[AmqpLabApp], None] | None = None
     if builder is not None:
         opening = lambda app: app.action_builder(builder)  # noqa: E731
     elif experiment is not None:
         opening = lambda app: app.start_experiment(experiment)  # noqa: E731
-    return AmqpLabApp(settings, backoff=backoff, theme=theme, opening=opening, presenting=presenting)
+    elif watch is not None:
+        opening = lambda app: app.action_watch(watch)  # noqa: E731
+    if served:
+        settings = replace(settings, read_only=True)
+    return AmqpLabApp(settings, backoff=backoff, theme=theme, opening=opening, presenting=presenting, served=served)

@@ -92,6 +92,7 @@ class OverviewScreen(Screen[None]):
         Binding("v", "vhost", "Vhost"),
         Binding("b", "app.builder", "Build & run"),
         Binding("w", "app.workshop", "Workshop"),
+        Binding("W", "app.watch", "Watch a run", tooltip="Follow a live run someone started on this broker"),
         *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (tab, title, _) in enumerate(TABS, 1)),
     ]
 

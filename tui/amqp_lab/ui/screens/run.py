@@ -151,6 +151,16 @@ class LiveRunScreen(Screen[None]):
         self._theme_before: str | None = None  # the theme to go back to after projector mode
         self.recordings: list[Path] = []  # this screen's runs recorded, oldest first (a workshop's reruns)
 
+    @property
+    def latest(self) -> RunSnapshot | None:
+        """The newest snapshot of the run this screen shows."""
+        return lab_of(self).run_latest
+
+    @property
+    def ended(self) -> RunEnded | None:
+        """How that run ended, once it has."""
+        return lab_of(self).run_ended
+
     # -- layout --------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -215,7 +225,7 @@ class LiveRunScreen(Screen[None]):
         A frame that redraws everything holds the event loop for tens of milliseconds, and
         longer while the machine is busy with the run; one part per frame keeps every pause short.
         """
-        snapshot = lab_of(self).run_latest
+        snapshot = self.latest
         part = self._tick % 4
         self._tick += 1
         if snapshot is None or self._drawn.get(part) is snapshot:
@@ -228,7 +238,7 @@ class LiveRunScreen(Screen[None]):
             self._rendered = snapshot
             self._new_events |= self._remember(snapshot)
         self._drawn[part] = snapshot
-        final = lab_of(self).run_ended is not None
+        final = self.ended is not None
         if part == 0 or final:
             self._show_header(snapshot)
             self._show_ledger(snapshot)  # with the header, whose figures it repeats: both from one snapshot
@@ -260,7 +270,7 @@ class LiveRunScreen(Screen[None]):
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
         flow = self.query_one("#flow", Static)
-        if lab_of(self).run_ended is not None:  # depths and rates are the last ones sampled; the queues went since
+        if self.ended is not None:  # depths and rates are the last ones sampled; the queues went since
             flow.border_title = f"Message flow: last sample, at {snapshot.elapsed:.0f} s, before the cleanup"
         else:  # a replay goes back from the end
             flow.border_title = "Message flow"
@@ -304,7 +314,7 @@ class LiveRunScreen(Screen[None]):
         self._lines[selector] = lines
 
     def _show_header(self, s: RunSnapshot) -> None:
-        ended: RunEnded | None = lab_of(self).run_ended
+        ended = self.ended
         ledger = s.ledger
         line = Text.assemble((s.title, "bold"), f"  ·  run {s.run_id}  ")
         if ended is not None:
@@ -338,7 +348,7 @@ class LiveRunScreen(Screen[None]):
         self.query_one("#run-header", Static).update(line, layout=False)
 
     def _show_ledger(self, s: RunSnapshot) -> None:
-        ended: RunEnded | None = lab_of(self).run_ended
+        ended = self.ended
         report = ended.report if ended is not None else None
         if report is not None:
             self.query_one("#ledger").border_title = "Ledger: final, as in the report"
@@ -365,7 +375,7 @@ class LiveRunScreen(Screen[None]):
 
     def on_run_finished(self) -> None:
         """Called by the app when the child reported its end: show the last snapshot and the verdict."""
-        ended: RunEnded | None = lab_of(self).run_ended
+        ended = self.ended
         if ended is None:
             return
         if ended.snapshot is not None:
@@ -402,7 +412,7 @@ class LiveRunScreen(Screen[None]):
 
     def _follow_step(self, s: RunSnapshot) -> None:
         """Show what the step waits for, and go on once it is met (unless held)."""
-        if self.experiment is None or self._busy_with_steps or lab_of(self).run_ended is not None:
+        if self.experiment is None or self._busy_with_steps or self.ended is not None:
             return
         advance = self.experiment.steps[self.step].advance
         if advance is None:
@@ -463,7 +473,7 @@ class LiveRunScreen(Screen[None]):
         if any(isinstance(action, Rerun) for action in actions):
             self._began, self._began_run = None, None  # counts from the fresh run's start
         else:
-            self._began = lab_of(self).run_latest
+            self._began = self.latest
             self._began_run = self._began.run_id if self._began is not None else None
         self._busy_with_steps = True
         self._perform(actions)
@@ -486,8 +496,8 @@ class LiveRunScreen(Screen[None]):
     # -- controls ------------------------------------------------------------
 
     def _run_is_live(self) -> bool:
-        latest: RunSnapshot | None = lab_of(self).run_latest
-        if lab_of(self).run_ended is not None or latest is None:
+        latest: RunSnapshot | None = self.latest
+        if self.ended is not None or latest is None:
             self.notify("The run is not running.", severity="warning")
             return False
         if latest.state != "running":
@@ -508,7 +518,7 @@ class LiveRunScreen(Screen[None]):
         if not self._run_is_live() or self.plan is None:
             return
         if self.rate is None:
-            latest = lab_of(self).run_latest
+            latest = self.latest
             clients = latest.clients if latest is not None else ()
             measured = sum(c.rate for c in clients if c.sent and not c.received) or 10.0
             if factor > 1:
@@ -522,7 +532,7 @@ class LiveRunScreen(Screen[None]):
 
     def _consumer_role(self) -> str:
         selected = self.query_one(ClientsTable).selected
-        latest = lab_of(self).run_latest
+        latest = self.latest
         role = next((c.role for c in latest.clients if c.name == selected), None) if latest else None
         if role in CONSUMER_ROLES:
             return role
@@ -556,7 +566,7 @@ class LiveRunScreen(Screen[None]):
             path = lab_of(self).recording
             lab_of(self).record(False)
             self.notify(f"Recording stopped: {path}", title="Recording")
-        elif lab_of(self).run_ended is not None or lab_of(self).run_latest is None:
+        elif self.ended is not None or self.latest is None:
             self.notify("Nothing to record: the run is not going.", severity="warning")
         else:
             self._start_recording()
@@ -570,7 +580,7 @@ class LiveRunScreen(Screen[None]):
     async def action_compare(self) -> None:
         if len(self.recordings) < 2:
             return
-        if lab_of(self).run_ended is None:
+        if self.ended is None:
             self.notify("Compare once this run has stopped (s): its figures are not final yet.", severity="warning")
             return
         try:
@@ -581,7 +591,7 @@ class LiveRunScreen(Screen[None]):
         self.app.push_screen(CompareScreen(a, b))
 
     def action_stop(self) -> None:
-        if lab_of(self).run_ended is None:
+        if self.ended is None:
             lab_of(self).run_control(StopRun())
             self.notify("Stopping: producers stop, consumers drain, then everything the run declared is deleted.")
 
@@ -591,10 +601,13 @@ class LiveRunScreen(Screen[None]):
             box.value = ""
             self.query_one(ClientsTable).focus()
             return
-        if lab_of(self).run_is_going:
+        if self._owns_a_going_run():
             self.notify("The run is still going: press s to stop it (and clean up) first.", severity="warning")
             return
         self.dismiss()
+
+    def _owns_a_going_run(self) -> bool:
+        return lab_of(self).run_is_going
 
     def action_filter(self) -> None:
         self.query_one("#event-filter", Input).focus()
@@ -604,7 +617,7 @@ class LiveRunScreen(Screen[None]):
         self.query_one(ClientsTable).focus()
 
     def action_export(self) -> None:
-        snapshot = lab_of(self).run_latest
+        snapshot = self.latest
         if snapshot is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
@@ -619,7 +632,7 @@ class LiveRunScreen(Screen[None]):
 
     def _report(self, snapshot: RunSnapshot) -> dict[str, object]:
         """The run's report once it ended; before, what it would say now."""
-        ended: RunEnded | None = lab_of(self).run_ended
+        ended = self.ended
         if ended is not None and ended.report:
             return ended.report
         return build_report(self.scenario, snapshot, lab_of(self).settings.primary.display(), [])
