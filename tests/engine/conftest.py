@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 
@@ -68,4 +69,9 @@ async def crashed_run(settings: Settings, source: str, *overrides: str) -> Run:
     admin, run._admin = run._admin, None
     assert admin is not None
     await admin.close()
+    broadcast = run._broadcast._task  # it has a connection of its own: a dead process takes it along, unsaid
+    assert broadcast is not None
+    broadcast.cancel()
+    await asyncio.gather(broadcast, return_exceptions=True)
+    await run._broadcast._drop_connection()
     return run

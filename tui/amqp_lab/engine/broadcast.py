@@ -32,7 +32,9 @@ EVERY: Final = 0.25  # seconds between snapshots sent
 RETRY: Final = 2.0  # seconds between attempts to open the broadcast again
 EXPIRES: Final = 4.0  # seconds a snapshot waits for a watcher before the broker drops it
 SNAPSHOT, HELLO, END = "watch.snapshot", "watch.hello", "watch.end"
-FAILURES = (aio_pika.exceptions.AMQPError, ConnectionError, OSError, asyncio.TimeoutError)
+# Whatever a broker or a dropped link throws at the broadcast (aiormq's closed channel is a RuntimeError): the
+# broadcast is not the run, and nothing of it may end the run.
+FAILURES = (Exception,)
 
 
 def intro(scenario: Scenario, broker: str) -> bytes:
@@ -86,7 +88,7 @@ class Broadcast:
             self._connection = None
 
     async def _open(self) -> None:
-        self._connection = await connect_first(self._settings, f"run {self._run_id} broadcast")
+        self._connection = await connect_first(self._settings, f"broadcast of run {self._run_id}")
         self._channel = channel = await self._connection.channel()
         exchange = await declare_control(channel)
         hellos = await channel.declare_queue("", exclusive=True, auto_delete=True)
