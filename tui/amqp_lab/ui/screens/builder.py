@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import ContentSwitcher, Footer, Input, Label, Select, Static, Switch, Tab, Tabs, TextArea
+from textual.widgets import ContentSwitcher, Input, Label, Select, Static, Switch, Tab, Tabs, TextArea
 
 from amqp_lab.scenario.files import PRESETS, ScenarioError, from_text, read_source, save
 from amqp_lab.scenario.model import Scenario
@@ -31,6 +31,7 @@ from amqp_lab.ui.flow import render_flow
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.run import WIDE_FLOW
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
 PREVIEW_PREFIX = "lab.<run>."
@@ -248,7 +249,7 @@ class BuilderScreen(Screen[None]):
             yield Static(id="preview-flow")
             yield Static(id="preview-notes")
         yield ContentSwitcher(id="forms")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)

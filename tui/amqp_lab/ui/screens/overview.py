@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, Tree
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane, Tree
 
 from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
 from amqp_lab.broker.errors import BrokerError
@@ -30,6 +30,7 @@ from amqp_lab.ui.screens.vhosts import EVERY_VHOST, VhostScreen
 from amqp_lab.ui.screens.whatif import WhatIfScreen
 from amqp_lab.ui.text import inert, printable, rate
 from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.ui.widgets.listings import (
     CHANNEL_COLUMNS,
@@ -62,6 +63,7 @@ TABS = (
     ("consumers", "5 Consumers", ("consumers", "channels")),  # a consumer's unacked and acks are its channel's
 )
 CHANGES = {"tap", "publish", "delete_exchange"}
+NARROW = 130  # columns under which the ten tiles take two rows
 
 
 def in_view(snapshot: BrokerSnapshot, vhost: str) -> bool:
@@ -96,6 +98,9 @@ class OverviewScreen(Screen[None]):
         *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (tab, title, _) in enumerate(TABS, 1)),
     ]
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         with Horizontal(id="totals"):
@@ -111,12 +116,14 @@ class OverviewScreen(Screen[None]):
             with TabPane(TABS[1][1], id="exchanges"):
                 yield ExchangeActions(id="exchange-tree")
             with TabPane(TABS[2][1], id="connections"):
-                yield KeyedTable(CONNECTION_COLUMNS, id="connection-table")
+                yield KeyedTable(
+                    CONNECTION_COLUMNS, giving=("connection", "client's name", "user"), id="connection-table"
+                )
             with TabPane(TABS[3][1], id="channels"):
-                yield KeyedTable(CHANNEL_COLUMNS, id="channel-table")
+                yield KeyedTable(CHANNEL_COLUMNS, giving=("channel",), id="channel-table")
             with TabPane(TABS[4][1], id="consumers"):
-                yield KeyedTable(CONSUMER_COLUMNS, id="consumer-table")
-        yield Footer()
+                yield KeyedTable(CONSUMER_COLUMNS, giving=("channel", "queue", "consumer"), id="consumer-table")
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(QueueTable).focus()

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
 from amqp_lab.broker.errors import BrokerError, ManagementObjectGone
@@ -27,6 +27,7 @@ from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.peek import PeekScreen
 from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.text import inert, printable, rate
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.ui.widgets.listings import prefetch_cell
 from amqp_lab.ui.widgets.status_bar import StatusBar
@@ -114,7 +115,7 @@ class QueueScreen(Screen[None]):
                         yield Trend(key, label)
                 yield KeyedTable(CONSUMER_COLUMNS, id="queue-consumers")
         yield Static(id="queue-notice")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)

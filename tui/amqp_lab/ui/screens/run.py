@@ -15,12 +15,12 @@ from typing import Literal
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Digits, Footer, Input, Static
+from textual.widgets import Digits, Input, Static
 
 from amqp_lab.engine.recording import RecordingError, read
 from amqp_lab.engine.remote import RunEnded
@@ -39,12 +39,15 @@ from amqp_lab.ui.screens.compare import CompareScreen
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.ledger_panel import ledger_lines
 from amqp_lab.ui.widgets.status_bar import StatusBar
 from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment, Rerun
 
 RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a second
+NARROW, SHORT = 110, 36  # below these columns, rows: one column of panels, some folded (see the stylesheet)
+WORKSHOP_WIDTH, WORKSHOP_BESIDE = 40, 120  # the workshop's panel, beside the run from that many columns on
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
 SCALING = {"rpc": "handler", "workers": "worker", "pub-sub": "subscriber", "map-reduce": "shard"}
 CONSUMER_ROLES = ("handler", "worker", "subscriber", "shard", "consumer")
@@ -108,6 +111,8 @@ class LiveRunScreen(Screen[None]):
     SHOWS_RATE_SET = True  # the header says the rate the producers were set to (a replay does not know it)
     BINDINGS = [
         Binding("space", "pause", "Pause", tooltip="Pause or resume every producer"),
+        Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
+        Binding("P", "present", "Projector", tooltip="Projector mode: the flow and a few figures, large"),
         Binding("plus,equals_sign", "rate(2)", "Rate+", key_display="+", tooltip="Double the producers' rate"),
         Binding("minus", "rate(0.5)", "Rate-", key_display="-", tooltip="Halve the producers' rate"),
         Binding("a", "scale('add')", "Add", tooltip="Add a consumer of the selected client's role"),
@@ -122,9 +127,7 @@ class LiveRunScreen(Screen[None]):
         Binding("slash", "filter", "Filter", tooltip="Filter the event log"),
         Binding("e", "export", "Export", tooltip="Save the report (JSON) and a screenshot (SVG)"),
         Binding("R", "record", "Record", tooltip="Record the run from now, for amqp-lab replay and compare"),
-        Binding("P", "present", "Projector", tooltip="Projector mode: the flow and a few figures, large"),
         Binding("c", "compare", "Compare", tooltip="Workshop: this run beside the one before the rerun"),
-        Binding("s", "stop", "Stop", tooltip="Stop the run: drain, then delete what it declared"),
         Binding("escape", "leave", "Back", show=False),
     ]
 
@@ -175,13 +178,14 @@ class LiveRunScreen(Screen[None]):
                             yield Digits("-", id=key)
                 yield Static(id="flow")
                 with Horizontal(id="run-middle"):
-                    yield ClientsTable(id="clients")
+                    with Vertical(id="run-left"):
+                        yield ClientsTable(id="clients")
+                        with Horizontal(id="run-bottom"):
+                            yield Static(id="timeouts")
+                            yield EventLog(id="event-log")
                     with Vertical(id="run-side"):
                         yield Trends("", id="trends")
                         yield Static(id="ledger")
-                with Horizontal(id="run-bottom"):
-                    yield Static(id="timeouts")
-                    yield EventLog(id="event-log")
             if self.experiment is not None:
                 with Vertical(id="workshop"):
                     yield Static(self.experiment.title, id="workshop-title")
@@ -189,7 +193,7 @@ class LiveRunScreen(Screen[None]):
                     with Vertical(id="workshop-foot"):
                         yield Static(id="workshop-advance")
                         yield Static(id="workshop-progress")
-        yield Footer(compact=True)  # every key of a run fits 140 columns
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)
@@ -205,6 +209,14 @@ class LiveRunScreen(Screen[None]):
         self.query_one(ClientsTable).focus()
         if lab_of(self).presenting:
             self.action_present()
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = event.size.width
+        stacked = self.experiment is not None and width < WORKSHOP_BESIDE  # the workshop's panel under the run
+        beside = WORKSHOP_WIDTH if self.experiment is not None and not stacked else 0
+        self.set_class(stacked, "-stacked")
+        self.set_class(width - beside < NARROW, "-narrow")
+        self.set_class(event.size.height < SHORT, "-short")
 
     def _begin(self, scenario: Scenario) -> None:
         self.scenario = scenario

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from amqp_lab.broker.errors import BrokerError
 from amqp_lab.broker.models import Exchange
@@ -20,6 +20,7 @@ from amqp_lab.broker.tap import KEPT, QUEUE_LIMIT, Tap, TappedMessage
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.message_view import MODES, preview, render_message
 from amqp_lab.ui.text import inert, printable
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
 DRAW_EVERY = 0.5  # seconds between redraws: a busy exchange never costs one redraw per message
@@ -48,7 +49,7 @@ class TapScreen(Screen[None]):
         yield table
         with VerticalScroll(id="tap-detail-box"):
             yield Static("Select a message to see it whole.", id="tap-detail")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Middle
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from amqp_lab.engine.remote import RunEnded
 from amqp_lab.engine.report import build_report
@@ -22,6 +22,7 @@ from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
 WATCHING_ONLY = "Watching only: this run belongs to whoever started it."
@@ -88,7 +89,7 @@ class WatchingScreen(Screen[None]):
         yield StatusBar(id="status")
         with Middle(), Center():
             yield Static(id="watch-status")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)

@@ -52,7 +52,7 @@ class ClientsTable(KeyedTable):
     """Rows keyed by client name; the cursor row is the client the fault keys act on."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(COLUMNS, **kwargs)
+        super().__init__(COLUMNS, giving=("detail", "client"), **kwargs)
         self.tooltip = (
             "rate/s: what the client did in the last second, messages sent (producers, requesters) or received "
             "(consumers). A producer held up sends up to a second's worth at once: for a second after a stall it "

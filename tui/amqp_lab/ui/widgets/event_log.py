@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 
 from rich.text import Text
@@ -13,6 +14,7 @@ from amqp_lab.engine.events import Event, EventKind
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 
 SHOWN = 200
+MIN_TEXT = 12  # columns: narrower, an event's text is cut at the edge rather than wrapped a word a line
 KIND_STYLES = {
     EventKind.TIMEOUT: BAD,
     EventKind.CRASH: BAD,
@@ -54,23 +56,27 @@ class EventLog(Vertical):
         self._render_events()
 
     def _render_events(self) -> None:
+        """As many events as fit, newest first; a long text wraps under itself, never cut."""
         wanted = self.query_one("#event-filter", Input).value
-        found = self._matching()[: max(self.query_one("#events", Static).size.height, 1)]
-        lines = [
-            Text.assemble(
-                f"{e.at:6.1f}s ",
-                (f"{e.kind:<8}", KIND_STYLES.get(e.kind, "")),
-                f" {e.client[:16]:<16} ",
-                e.text,
-                no_wrap=True,
-                overflow="ellipsis",
+        box = self.query_one("#events", Static)
+        height, width = max(box.size.height, 1), box.size.width
+        lines: list[Text] = []
+        shown = self._matching()[:height]
+        names = min(max((len(e.client) for e in shown), default=0), 16)  # the client column as wide as needed
+        for e in shown:
+            if len(lines) >= height:
+                break
+            head = Text.assemble(
+                f"{e.at:6.1f}s ", (f"{e.kind:<8}", KIND_STYLES.get(e.kind, "")), f" {e.client[:names]:<{names}}  "
             )
-            for e in found
-        ]
-        if not found:
+            room = width - head.cell_len
+            parts = textwrap.wrap(e.text, room) if room >= MIN_TEXT else [e.text]
+            lines.append(head + Text(parts[0] if parts else ""))
+            lines += [Text(" " * head.cell_len + part) for part in parts[1:]]
+        if not lines:
             lines = [Text("no events match" if wanted else "no events yet", style="dim")]
         # As many lines as fit, so the widget never changes size and never needs a layout pass.
-        self.query_one("#events", Static).update(Text("\n", no_wrap=True).join(lines), layout=False)
+        box.update(Text("\n", no_wrap=True, overflow="ellipsis").join(lines[:height]), layout=False)
 
     def _matching(self) -> list[Event]:
         """The events the filter lets through, newest first."""

@@ -14,6 +14,7 @@ from textual.widgets.data_table import ColumnKey
 from amqp_lab.broker.models import QueueStats
 from amqp_lab.ui.colors import BAD
 from amqp_lab.ui.text import inert, rate
+from amqp_lab.ui.widgets.fitted_columns import clipped, fit_columns
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ COLUMNS = (
     Column("members", "Members", lambda q: (len(q.members), len(q.online)), lambda q: members(q)),
 )
 BY_KEY = {column.key: column for column in COLUMNS}
+GIVING = ("leader", "vhost", "name")  # narrowed, with an ellipsis, before any figure is cut
+# Under NARROW columns the table keeps the name and the figures: where a queue lives is on its detail screen.
+NARROW = 130  # every column and a name of FLOOR columns (fitted_columns) need about that much
+NARROW_COLUMNS = tuple(c for c in COLUMNS if c.key not in ("vhost", "type", "leader", "members"))
 
 
 class QueueTable(DataTable[Text]):
@@ -99,10 +104,20 @@ class QueueTable(DataTable[Text]):
         self.sort_key = "name"
         self.sort_reverse = False
         self._shown: dict[str, QueueStats] = {}
+        self._names: dict[int, QueueStats] = {}  # each row's name cell (by identity): the queue it shows
+        self.shown_columns: tuple[Column, ...] = COLUMNS
 
     def on_mount(self) -> None:
-        for column in COLUMNS:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for column in self.shown_columns:
             self.add_column(self._label(column), key=column.key)
+
+    def _add_row(self, queue: QueueStats) -> None:
+        cells = [clipped(c.cell(queue)) for c in self.shown_columns]
+        self._names[id(cells[0])] = queue
+        self.add_row(*cells, key=queue.key)
 
     def _label(self, column: Column) -> Text:
         # Every label keeps room for the arrow: DataTable sizes columns once, by their first label.
@@ -115,47 +130,60 @@ class QueueTable(DataTable[Text]):
         for key in [k for k in self._shown if k not in wanted]:
             self.remove_row(key)
             del self._shown[key]
+        if len(self._names) > 2 * len(wanted) + 100:  # the cells of rows long removed
+            self._names = {n: q for n, q in self._names.items() if q.key in wanted}
         changed = False
         for key, queue in wanted.items():
             before = self._shown.get(key)
             if before is None:
-                self.add_row(*(c.cell(queue) for c in COLUMNS), key=key)
+                self._add_row(queue)
                 changed = True
             elif before != queue:
-                for column in COLUMNS:
+                for column in self.shown_columns[1:]:  # a row's name never changes: it is its key
                     if column.value(before) != column.value(queue):
-                        self.update_cell(key, column.key, column.cell(queue))
+                        self.update_cell(key, column.key, clipped(column.cell(queue)))
                         changed = changed or column.key == self.sort_key
             self._shown[key] = queue
         if changed:
             self._sort()
+        fit_columns(self, GIVING)
+
+    def on_resize(self) -> None:
+        wanted = NARROW_COLUMNS if self.size.width < NARROW else COLUMNS
+        if wanted is not self.shown_columns:  # the rows again, with the columns that fit
+            self.shown_columns = wanted
+            self.clear(columns=True)
+            self._names.clear()
+            self._add_columns()
+            for queue in self._shown.values():
+                self._add_row(queue)
+            self._sort()
+        fit_columns(self, GIVING)
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
         """Sort by a column; choosing the current one again flips the order."""
         if reverse is None:
             reverse = not self.sort_reverse if key == self.sort_key else BY_KEY[key].numeric
         self.sort_key, self.sort_reverse = key, reverse
-        for column in COLUMNS:
+        for column in self.shown_columns:
             self.columns[ColumnKey(column.key)].label = self._label(column)
         self._sort()
         self.post_message(self.Sorted(BY_KEY[key].api_field or key, reverse))
 
     def next_sort(self) -> None:
-        keys = [c.key for c in COLUMNS]
+        keys = [c.key for c in self.shown_columns]
         self.sort_by(keys[(keys.index(self.sort_key) + 1) % len(keys)])
 
     def _sort(self) -> None:
         column = BY_KEY[self.sort_key]
-        # DataTable hands the key function cells, not row keys: find each row's
-        # queue again by the name and vhost it shows.
-        by_cells = {(inert(q.name).plain, inert(q.vhost).plain): q for q in self._shown.values()}
 
-        def order(cells: tuple[Text, Text]) -> tuple[Any, str, str]:
-            queue = by_cells[(cells[0].plain, cells[1].plain)]
+        def order(name: Text) -> tuple[Any, str, str]:
+            # DataTable hands the key function cells, not row keys: each row's name cell says which queue it is.
+            queue = self._names[id(name)]
             # Ties fall back to the name, so equal rows never swap places between refreshes.
             return column.value(queue), queue.name, queue.vhost
 
-        self.sort("name", "vhost", key=order, reverse=self.sort_reverse)
+        self.sort("name", key=order, reverse=self.sort_reverse)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         event.stop()

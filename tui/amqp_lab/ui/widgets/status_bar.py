@@ -105,12 +105,15 @@ class StatusBar(Horizontal):
     def _show_broker(self) -> None:
         if self.settings is None:
             return
-        line = Text.assemble(inert(self.settings.primary.display()), f"  vhost {self.settings.vhost}")
+        # Version and vhost first: on a narrow terminal the address gives way (it ends in an ellipsis).
+        line = Text()
         overview = self.snapshot.overview if self.snapshot else None
         if overview is not None:
-            line.append(f"  {overview.product} {overview.version}", style="bold")
+            line.append(f"{overview.product} {overview.version}  ", style="bold")
+        line.append(f"vhost {self.settings.vhost}  ")
         if self.settings.profile:
-            line.append(f"  profile {self.settings.profile}")
+            line.append(f"profile {self.settings.profile}  ")
+        line.append_text(inert(self.settings.primary.display()))
         self.query_one("#broker", Static).update(line, layout=False)  # 1fr wide: its size never depends on it
 
     def _show_amqp(self) -> None:
