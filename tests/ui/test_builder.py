@@ -6,11 +6,11 @@ from pathlib import Path
 
 from amqp_lab.broker.connection import Backoff
 from amqp_lab.config import build
-from amqp_lab.scenario.files import load, preset
+from amqp_lab.scenario.files import PRESETS, load, preset
 from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.builder import BuilderScreen, Field, PathPrompt
 from textual.pilot import Pilot
-from textual.widgets import Input, Switch, Tabs, TextArea
+from textual.widgets import ContentSwitcher, Input, Switch, Tabs, TextArea
 
 from tests.conftest import shown_text, wait_for
 
@@ -30,7 +30,9 @@ def builder_lab(source: str = "rpc", read_only: bool = False) -> AmqpLabApp:
 
 
 def field(app: AmqpLabApp, key: str) -> Field:
-    return next(f for f in app.screen.query(Field) if f.key == key)
+    """The field of the pattern on screen: the others' forms are built too, hidden."""
+    switcher = app.screen.query_one(ContentSwitcher)
+    return next(f for f in switcher.query_one(f"#{switcher.current}").query(Field) if f.key == key)
 
 
 def error_line(found: Field) -> str:
@@ -151,3 +153,18 @@ async def test_a_count_past_its_bound_is_refused_as_typed_and_the_screen_answers
         await wait_for(lambda: "more than the 500 allowed" in error_line(workers), what="the bound under the field")
         await type_into(pilot, workers.query_one(Input), "500")
         await wait_for(lambda: "worker ×500" in preview(app), what="500 workers in the preview")
+
+
+async def test_switching_pattern_shows_its_options_at_once() -> None:
+    app = builder_lab("rpc")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="the builder")
+        screen = app.screen
+        assert isinstance(screen, BuilderScreen)
+        await wait_for(lambda: all(screen._form(p) is not None for p in PRESETS), what="every pattern's form built")
+        for pattern in PRESETS[1:-1]:  # the patterns with fields (custom is a TOML editor)
+            await pilot.press("ctrl+right")
+            await pilot.pause()  # one frame: the options are there, not built now
+            assert screen.query_one(ContentSwitcher).current == f"form-{pattern}"
+            assert field(app, "name").region.height > 0
+            assert field(app, "name").query_one(Input).value == load(pattern).name

@@ -38,13 +38,13 @@ async def test_projector_mode_shows_the_figures_large_and_keeps_the_run() -> Non
         assert figure(lab, "p99") == f"{FROZEN.latency['delivery'].p99:,.0f}"
         assert figure(lab, "lost") == "0"
         assert figure(lab, "problem") == f"{FROZEN.ledger.redelivered}"
-        assert not screen.query_one("#run-middle").display and not screen.query_one("#timeouts").display
+        assert not any(screen.query_one(part).display for part in ("#clients", "#run-side", "#timeouts"))
         assert screen.query_one("#flow").display and screen.query_one("#event-log").display
 
         await pilot.press("space")  # the run's controls still work
         await pilot.press("P")
         assert not screen.has_class("-present") and lab.theme == "lab-dark"
-        assert screen.query_one("#run-middle").display
+        assert all(screen.query_one(part).display for part in ("#clients", "#run-side", "#timeouts"))
     assert lab.controls == [PauseProducers()]
 
 

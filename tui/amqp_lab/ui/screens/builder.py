@@ -16,7 +16,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from rich.console import Group
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -35,6 +35,8 @@ from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
 PREVIEW_PREFIX = "lab.<run>."
+PREBUILD_AFTER = 0.5  # seconds after the first form is shown before the others are built
+NARROW = 100  # columns under which the options take narrower name and value columns
 COMMON = ("name", "duration", "drain", "seed")  # the scenario's own keys a form shows above its pattern's
 LABELS = {"rpc": "RPC", "map-reduce": "Map-reduce", "workers": "Workers", "pub-sub": "Pub-sub", "custom": "Custom"}
 
@@ -264,6 +266,21 @@ class BuilderScreen(Screen[None]):
             pattern = "rpc"
         self._add_form(pattern, where, text)
         self.query_one(Tabs).active = f"tab-{pattern}"
+        self.set_timer(PREBUILD_AFTER, self._build_next_form)
+
+    def _build_next_form(self) -> None:
+        """The other patterns' forms, one per idle moment, so switching pattern shows its options at once
+        (a form of some twenty fields takes a while to build on a busy machine)."""
+        missing = [p for p in PRESETS if self._form(p) is None]
+        if missing:
+            where, text = read_source(missing[0])
+            form = PatternForm(missing[0], where, text)
+            form.display = False  # the switcher hides only the children it had when its current one was set
+            self.query_one(ContentSwitcher).mount(form)
+            self.call_after_refresh(self._build_next_form)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
 
     def _form(self, pattern: str) -> PatternForm | None:
         found = self.query(f"#form-{pattern}")

@@ -117,12 +117,22 @@ class OverviewScreen(Screen[None]):
                 yield ExchangeActions(id="exchange-tree")
             with TabPane(TABS[2][1], id="connections"):
                 yield KeyedTable(
-                    CONNECTION_COLUMNS, giving=("connection", "client's name", "user"), id="connection-table"
+                    CONNECTION_COLUMNS,
+                    giving=("connection", "client's name", "user"),
+                    folding=("vhost", "state", "TLS"),
+                    narrow=100,
+                    id="connection-table",
                 )
             with TabPane(TABS[3][1], id="channels"):
                 yield KeyedTable(CHANNEL_COLUMNS, giving=("channel",), id="channel-table")
             with TabPane(TABS[4][1], id="consumers"):
-                yield KeyedTable(CONSUMER_COLUMNS, giving=("channel", "queue", "consumer"), id="consumer-table")
+                yield KeyedTable(
+                    CONSUMER_COLUMNS,
+                    giving=("channel", "queue", "consumer"),
+                    folding=("vhost", "active"),
+                    narrow=100,
+                    id="consumer-table",
+                )
         yield FittingFooter()
 
     def on_mount(self) -> None:
