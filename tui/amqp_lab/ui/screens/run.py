@@ -347,7 +347,7 @@ class LiveRunScreen(Screen[None]):
                 line.append(" RECONNECTING ", style=f"bold reverse {BAD}")
                 line.append(f" broker gone for {s.outage:.0f} s; clients resume when it is back")
             else:
-                state = "PAUSED" if self.paused else s.state.upper()
+                state = "PAUSED" if self.paused and s.state == "running" else s.state.upper()  # a drain is no pause
                 line.append(f" {state} ", style="bold reverse")
                 line.append(f" {s.elapsed:.0f} s")
                 if s.duration < 3600:

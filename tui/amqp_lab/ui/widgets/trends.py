@@ -28,6 +28,18 @@ def _drawn(points: Sequence[float | None]) -> list[float]:
     return [0.0 if p is None else p for p in points] or [0.0]
 
 
+def distinct_parts(names: list[str]) -> list[str]:
+    """The names without the dotted words they all begin with: subscriber.orders and subscriber.payments are
+    orders and payments (a label has 18 columns); a lone name stays whole."""
+    if len(names) < 2:
+        return names
+    words = [name.split(".") for name in names]
+    common = 0
+    while all(len(w) > common + 1 and w[common] == words[0][common] for w in words):
+        common += 1
+    return [".".join(w[common:]) for w in words]
+
+
 class Trend(Horizontal):
     def __init__(self, name: str, label: str) -> None:
         super().__init__(classes="trend")
@@ -65,10 +77,11 @@ class Trends(VerticalScroll):
         for name, trend in present.items():
             if name not in wanted:
                 trend.remove()
+        shown = distinct_parts([name.removeprefix("queue ").removeprefix(self.prefix) for name in queues])
         for name in wanted:
             found = present.get(name)
             if found is None:
-                label = "depth " + name.removeprefix("queue ").removeprefix(self.prefix) if name in queues else name
+                label = "depth " + shown[queues.index(name)] if name in queues else name
                 found = Trend(name, label)
                 found.show(list(history.series[name].points))
                 self.mount(found)
