@@ -7,7 +7,8 @@ Starts its own node, declares a small shop's queues, keeps traffic flowing
 through them while it takes the pictures of the overview; then the explorer's
 screens on the seeded shop of seed_broker.py (exchanges, a queue up close,
 peek, tap, route what-if); then the builder, a real run of each pattern on
-the live screen and a workshop step; then stops the node.
+the live screen and a workshop step; then, at 120x36, the presenter's: a workshop step,
+projector mode and the audience's watch; then stops the node.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ from amqp_lab.ui.screens.tap import TapScreen
 from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.workshop import experiment
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 OUT = Path(__file__).resolve().parents[1] / "screenshots"
 SIZE = (140, 40)
+PROJECTOR = (120, 36)  # a projector at a readable font: the presenter's screenshots
 QUEUES = {  # name: messages waiting before traffic starts
     "orders.created": 1200,
     "orders.paid": 340,
@@ -184,7 +186,7 @@ async def shoot_lab(settings: object) -> None:
         app.export_dir = Path(folder)  # a workshop records its run: replayed below
         async with app.run_test(size=SIZE) as pilot:
             await until(lambda: app.run_latest is not None and app.run_latest.elapsed > 4)
-            await pilot.press("n")
+            await pilot.press("H", "n")  # held: the step with the hung handler stays on screen
             await until(lambda: app.run_latest is not None and app.run_latest.counters.get("timeouts", 0) > 20)
             app.clear_notifications()
             await pilot.pause(1.2)
@@ -192,6 +194,38 @@ async def shoot_lab(settings: object) -> None:
             await app.end_run()
         recorded = await asyncio.to_thread(lambda: read(next(Path(folder).glob("*.rec.gz"))))
         await shoot_replay(recorded)
+
+
+async def shoot_presenter(settings: object) -> None:
+    """At 120x36: a workshop step waiting on its condition, projector mode, and the audience's watch screen."""
+    app = make_app(settings, experiment=experiment("handler-hangs"))  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as folder:
+        app.export_dir = Path(folder)
+        async with app.run_test(size=PROJECTOR) as pilot:
+
+            def counting() -> bool:  # step 2, its condition counting the timeouts
+                waiting = app.screen.query("#workshop-advance")
+                return bool(waiting) and " so far" in str(waiting.first(Static).content)
+
+            await until(counting)
+            await pilot.press("H")  # held there, for the picture
+            app.clear_notifications()
+            await pilot.pause(1.2)
+            app.save_screenshot(str(OUT / "presenter-workshop.svg"))
+            await pilot.press("H")
+            await pilot.press("P")
+            await pilot.pause(1.5)
+            app.clear_notifications()
+            await pilot.pause(0.3)
+            app.save_screenshot(str(OUT / "presenter-projector.svg"))
+            watcher = make_app(replace(settings, read_only=True), watch="")  # type: ignore[type-var]
+            async with watcher.run_test(size=PROJECTOR) as watching:
+                await until(lambda: isinstance(watcher.screen, LiveRunScreen) and watcher.screen.latest is not None)
+                await watching.pause(2.5)  # every part drawn, a few trend points
+                watcher.clear_notifications()
+                await watching.pause(0.3)
+                watcher.save_screenshot(str(OUT / "presenter-watch.svg"))
+            await app.end_run()
 
 
 async def shoot_replay(recording: Recording) -> None:
@@ -216,6 +250,7 @@ async def shoot(node: rabbitmq_node.PrivateNode) -> None:
         await shoot_theme(make_app(settings, theme="lab-light"), "-light", every_screen=False)
         await shoot_explorer(settings, node.amqp_url)
         await shoot_lab(settings)
+        await shoot_presenter(settings)
     finally:
         stop.set()
         await producer

@@ -114,6 +114,7 @@ def serve(
     named = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host  # a wildcard is no address to give out
     shown_host = f"[{named}]" if ":" in named else named
     url = public_url or f"http://{shown_host}:{port}"
+    socket.create_server((host, port)).close()  # a port in use is said now, not after the lab was announced
     server = LabServer(lab_command(watch), host, port, url, token)
     page = f"{url}/?token={token}" if token else f"{url}/"
     say(

@@ -37,6 +37,7 @@ order the table is sorted, so sorting by *Ready* finds the deepest queues.
 | `v` | show one vhost, or all |
 | `b` | build and run a scenario |
 | `w` | workshop: guided experiments |
+| `W` | watch a live run someone started on this broker, read-only (as `amqp-lab watch`) |
 | `r` | reconnect now and refresh the statistics |
 | `c` | edit or switch the connection |
 | `t` | (elsewhere) switch between the dark and the light theme |
