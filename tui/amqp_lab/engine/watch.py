@@ -15,7 +15,7 @@ from typing import Final
 
 import aio_pika
 import aiormq.exceptions
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
 from amqp_lab.broker.connection import connect_first
@@ -61,7 +61,6 @@ class Watcher:
         self._following: str | None = None  # the run id hello was sent for
         self._early: RunSnapshot | None = None  # its newest snapshot before the intro came
         self._queue: AbstractQueue | None = None
-        self._channel: AbstractChannel | None = None
 
     def _say(self, status: str) -> None:
         self.watch.status = status
@@ -86,7 +85,7 @@ class Watcher:
 
     async def _follow(self, connection: aio_pika.abc.AbstractConnection, broker: str, which: str) -> None:
         while True:
-            self._channel = channel = await connection.channel()
+            channel = await connection.channel()
             try:
                 exchange = await channel.declare_exchange(CONTROL, passive=True)
                 break
