@@ -24,7 +24,14 @@ from textual.widgets._footer import FooterKey
 
 from tests.conftest import wait_for
 from tests.ui.frozen_broker import frozen_broker_lab
-from tests.ui.test_snapshots import every_part_drawn, frozen_lab, redraw_tables, settled, steady_cursors
+from tests.ui.test_snapshots import (
+    every_part_drawn,
+    frozen_lab,
+    redraw_tables,
+    settled,
+    steady_cursors,
+    tables_measured,
+)
 
 SIZES = [(80, 24), (100, 30), (120, 36), (160, 48), (200, 60)]
 TEXT_COLUMNS = {"name", "vhost", "leader", "client", "detail", "connection", "client's name", "user", "channel",
@@ -55,9 +62,11 @@ def scene(open_screen: Callable[[Pilot[None]], Awaitable[None]]) -> Callable[[Pi
     async def run_before(pilot: Pilot[None]) -> None:
         await open_screen(pilot)
         steady_cursors(pilot.app)
-        await pilot.pause()
         app = pilot.app
         assert isinstance(app, AmqpLabApp)
+        await wait_for(lambda: tables_measured(app), what="the tables measured")  # they measure when idle
+        redraw_tables(app)
+        await pilot.pause()
         fits(app)
 
     return run_before

@@ -30,7 +30,10 @@ def fit_columns(table: DataTable[Any], giving: Sequence[str]) -> None:
     for column in columns:
         column.auto_width = False
         column.width = natural[column.key]
-    excess = sum(column.get_render_width(table) for column in table.ordered_columns) - width
+    # Every column as its content asks, measured here: the table measures new rows only when idle.
+    padding = 2 * table.cell_padding
+    others = sum(needed(table, c) + padding for c in table.ordered_columns if c.key not in natural)
+    excess = others + sum(natural[c.key] + padding for c in columns) - width
     for column in columns:
         if excess <= 0:
             break

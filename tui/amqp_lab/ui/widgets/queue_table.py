@@ -104,7 +104,7 @@ class QueueTable(DataTable[Text]):
         self.sort_key = "name"
         self.sort_reverse = False
         self._shown: dict[str, QueueStats] = {}
-        self._names: dict[int, QueueStats] = {}  # each row's name cell (by identity): the queue it shows
+        self._names: dict[int, str] = {}  # each row's name cell (by identity): the key of the queue it shows
         self.shown_columns: tuple[Column, ...] = COLUMNS
 
     def on_mount(self) -> None:
@@ -116,7 +116,7 @@ class QueueTable(DataTable[Text]):
 
     def _add_row(self, queue: QueueStats) -> None:
         cells = [clipped(c.cell(queue)) for c in self.shown_columns]
-        self._names[id(cells[0])] = queue
+        self._names[id(cells[0])] = queue.key
         self.add_row(*cells, key=queue.key)
 
     def _label(self, column: Column) -> Text:
@@ -131,7 +131,7 @@ class QueueTable(DataTable[Text]):
             self.remove_row(key)
             del self._shown[key]
         if len(self._names) > 2 * len(wanted) + 100:  # the cells of rows long removed
-            self._names = {n: q for n, q in self._names.items() if q.key in wanted}
+            self._names = {n: key for n, key in self._names.items() if key in wanted}
         changed = False
         for key, queue in wanted.items():
             before = self._shown.get(key)
@@ -179,7 +179,7 @@ class QueueTable(DataTable[Text]):
 
         def order(name: Text) -> tuple[Any, str, str]:
             # DataTable hands the key function cells, not row keys: each row's name cell says which queue it is.
-            queue = self._names[id(name)]
+            queue = self._shown[self._names[id(name)]]
             # Ties fall back to the name, so equal rows never swap places between refreshes.
             return column.value(queue), queue.name, queue.vhost
 
