@@ -263,7 +263,9 @@ def run_tui(args: argparse.Namespace, settings: Settings, errors: Console) -> in
     from amqp_lab.ui.app import make_app
 
     latest = Latest()
-    with metrics_endpoint(args.metrics_port, latest, errors), broker_for(settings, errors) as (settings, embedded):
+    # A watcher looks at the broker a run is on: a broker of its own would have no run to show.
+    broker = contextlib.nullcontext((settings, False)) if watch is not None else broker_for(settings, errors)
+    with metrics_endpoint(args.metrics_port, latest, errors), broker as (settings, embedded):
         app = make_app(
             settings, builder=builder, experiment=experiment, watch=watch, served=served, presenting=args.present
         )

@@ -100,7 +100,9 @@ class WatchingScreen(Screen[None]):
         await Watcher(lab_of(self).settings, self.run_id, self._changed).run()
 
     def _changed(self, watch: Watch) -> None:
-        line = Text.assemble(("Watching ", "bold"), watch.status)
+        broker = lab_of(self).settings.primary.display()
+        line = Text.assemble(("Watching for live runs on ", "bold"), (broker, "bold"), "\n\n")
+        line.append(watch.status[:1].upper() + watch.status[1:])
         line.append("\n\nA run started with amqp-lab (the lab, run or workshop) shows here by itself.", style="dim")
         self.query_one("#watch-status", Static).update(line)
         run = watch.run
