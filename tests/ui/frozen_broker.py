@@ -6,16 +6,20 @@ The figures are of a plausible small broker with a workers run going; nothing co
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from amqp_lab.broker.connection import Backoff, ConnectionState, ConnectionStatus
 from amqp_lab.broker.models import (
+    Binding,
     Channel,
+    ChannelActivity,
     ClientConnection,
     Consumer,
     Exchange,
     MessageRates,
     NodeStatus,
     Overview,
+    QueueDetail,
     QueueStats,
 )
 from amqp_lab.broker.poller import BrokerSnapshot
@@ -145,12 +149,49 @@ def frozen_broker() -> BrokerSnapshot:
     )
 
 
+SLOW = QUEUES[3]  # a queue with two consumers, one of them holding its prefetch
+DETAIL = QueueDetail(
+    stats=SLOW,
+    durable=True,
+    auto_delete=False,
+    exclusive=False,
+    node=NODE,
+    arguments={"x-max-length": 10_000, "x-overflow": "reject-publish", "x-dead-letter-exchange": "orders.dlx"},
+    policy="",
+    operator_policy="",
+    effective_policy={},
+    consumers=(CONSUMERS[3], replace(CONSUMERS[3], consumer_tag="billing-settler-2", channel=CHANNELS[3].name)),
+)
+BOUND_BY = [
+    Binding("", "/", SLOW.name, "queue", SLOW.name, {}),
+    Binding("payments", "/", SLOW.name, "queue", "eu.settlement.#", {}),
+]
+
+
+class FrozenManagement:
+    """The answers the queue screen asks for, fixed (only the frozen lab's screens call it)."""
+
+    async def queue(self, vhost: str, name: str) -> QueueDetail:
+        return DETAIL
+
+    async def channel_activity(self, name: str) -> ChannelActivity:
+        channel = next(c for c in CHANNELS if c.name == name)
+        return ChannelActivity(name, channel.unacked, int(channel.acks), channel.ack_rate, channel.consumers)
+
+    async def queue_bindings(self, vhost: str, name: str) -> list[Binding]:
+        return BOUND_BY
+
+
 class FrozenBrokerLab(AmqpLabApp):
     """The explorer on the frozen broker: no poll, no connection, the same snapshot throughout."""
 
     def _start(self) -> None:
         self.amqp_status = ConnectionStatus(ConnectionState.CONNECTED, self.settings.primary.display())
         self.snapshot = frozen_broker()
+
+    @property
+    def management(self) -> FrozenManagement:  # type: ignore[override]
+        return FrozenManagement()
 
 
 def frozen_broker_lab() -> FrozenBrokerLab:

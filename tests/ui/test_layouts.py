@@ -15,15 +15,17 @@ from amqp_lab.scenario.files import load
 from amqp_lab.ui.app import AmqpLabApp
 from amqp_lab.ui.screens.builder import BuilderScreen
 from amqp_lab.ui.screens.help import HelpScreen
+from amqp_lab.ui.screens.queue import QueueScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter, taken
+from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.workshop import experiment
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 from textual.widgets._footer import FooterKey
 
 from tests.conftest import wait_for
-from tests.ui.frozen_broker import frozen_broker_lab
+from tests.ui.frozen_broker import SLOW, frozen_broker_lab
 from tests.ui.test_snapshots import (
     every_part_drawn,
     frozen_lab,
@@ -79,6 +81,14 @@ async def explorer(pilot: Pilot[None], tab: str = "1") -> None:
     await pilot.pause()
 
 
+async def queue_detail(pilot: Pilot[None]) -> None:
+    await explorer(pilot)
+    app = pilot.app
+    await app.push_screen(QueueScreen(SLOW.vhost, SLOW.name))
+    await wait_for(lambda: app.screen.query_one(KeyedTable).row_count == 2, what="the queue's consumers")
+    await pilot.pause()
+
+
 async def live_run(pilot: Pilot[None], workshop: bool = False) -> None:
     await settled(pilot)
     app = pilot.app
@@ -106,7 +116,10 @@ async def builder(pilot: Pilot[None]) -> None:
 SCREENS: dict[str, tuple[Callable[[], Any], Callable[[Pilot[None]], Awaitable[None]]]] = {
     "queues": (frozen_broker_lab, explorer),
     "connections": (frozen_broker_lab, lambda pilot: explorer(pilot, "3")),
+    "exchanges": (frozen_broker_lab, lambda pilot: explorer(pilot, "2")),
+    "channels": (frozen_broker_lab, lambda pilot: explorer(pilot, "4")),
     "consumers": (frozen_broker_lab, lambda pilot: explorer(pilot, "5")),
+    "queue-detail": (frozen_broker_lab, queue_detail),
     "live-run": (frozen_lab, live_run),
     "workshop": (frozen_lab, lambda pilot: live_run(pilot, workshop=True)),
     "help": (frozen_lab, help_screen),

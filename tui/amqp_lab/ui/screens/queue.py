@@ -44,6 +44,9 @@ HISTORY = 120  # points per series: two minutes at RabbitMQ's finest statistics 
 CONSUMER_COLUMNS = ("consumer", "health", "prefetch", "unacked", "ack/s", "acks", "channel")
 
 
+NARROW = 120  # columns under which the queue's facts go above its figures
+
+
 def stuck_after(refresh: float) -> float:
     """How long unacked messages may sit without an ack before the consumer is called stuck."""
     return max(3 * refresh, 5.0)
@@ -92,6 +95,9 @@ class QueueScreen(Screen[None]):
     ]
     CHANGES = {"peek", "publish", "purge", "delete"}
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+
     def __init__(self, vhost: str, name: str) -> None:
         super().__init__()
         self.vhost = vhost
@@ -113,7 +119,9 @@ class QueueScreen(Screen[None]):
                 with Vertical(id="queue-trends"):
                     for key, label in SERIES:
                         yield Trend(key, label)
-                yield KeyedTable(CONSUMER_COLUMNS, id="queue-consumers")
+                yield KeyedTable(
+                    CONSUMER_COLUMNS, giving=("consumer", "channel"), folding=("acks",), narrow=70, id="queue-consumers"
+                )
         yield Static(id="queue-notice")
         yield FittingFooter()
 
