@@ -121,11 +121,15 @@ async def test_read_only_refuses_to_run() -> None:
     app = builder_lab("workers", read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(lambda: "worker ×3" in preview(app), what="the workers preview")
+        screen = app.screen
+        assert isinstance(screen, BuilderScreen)
+        # Once the other forms are built: on a loaded machine building them held the loop past the toast's life.
+        await wait_for(lambda: all(screen._form(p) is not None for p in PRESETS), what="every pattern's form built")
+        said: list[str] = []
+        app.notify = lambda message, **_: said.append(str(message))  # type: ignore[method-assign,assignment]
         await pilot.press("ctrl+r")
-        await wait_for(
-            lambda: any("Read-only mode" in n.message for n in app._notifications), what="the read-only refusal"
-        )
-        assert isinstance(app.screen, BuilderScreen)
+        await wait_for(lambda: any("Read-only mode" in text for text in said), what="the read-only refusal")
+        assert app.screen is screen
 
 
 async def test_every_preset_opens_runnable_and_lists_and_tables_can_be_edited() -> None:
