@@ -1,4 +1,5 @@
-"""A run's snapshots on the control exchange, for anyone who watches (`amqp-lab watch`, a served lab's `v`).
+"""A run's snapshots on the control exchange, for anyone who watches (`amqp-lab watch`, `W` in the explorer and
+the pages of `amqp-lab serve`).
 
 Four times a second the run publishes its newest snapshot with the key `watch.snapshot.<run id>`; a watcher
 that joins says hello (`watch.hello.<run id>`) and is answered with what it needs to draw the run: the scenario
@@ -16,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
@@ -45,7 +47,9 @@ def intro(scenario: Scenario, broker: str) -> bytes:
 class Broadcast:
     """Takes each snapshot the run makes and sends the newest on, four times a second, while the run goes."""
 
-    def __init__(self, settings: Settings, scenario: Scenario, run_id: str, say: Any) -> None:
+    def __init__(
+        self, settings: Settings, scenario: Scenario, run_id: str, say: Callable[[EventKind, str, str], None]
+    ) -> None:
         self._settings = settings
         self._scenario = scenario
         self._run_id = run_id

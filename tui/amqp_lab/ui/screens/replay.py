@@ -14,7 +14,6 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from amqp_lab.engine.events import Event
-from amqp_lab.engine.report import build_report
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.ui.history import RunHistory
 from amqp_lab.ui.player import Player
@@ -134,12 +133,10 @@ class ReplayScreen(LiveRunScreen, inherit_bindings=False):
     def _sample(self, snapshot: RunSnapshot) -> None:
         pass  # _remember samples by recorded time, whatever the speed
 
-    def _report(self, snapshot: RunSnapshot) -> dict[str, object]:
-        """The recorded report at the end; before it, the report of this frame, naming the broker recorded on."""
-        ended = self.player.recording.ended if self.player.at_end else None
-        if ended is not None and ended.report:
-            return ended.report
-        return build_report(self.scenario, snapshot, self.player.recording.broker, [])
+    @property
+    def broker(self) -> str:
+        """The broker the run was recorded on: a report of a frame names it, not the replay's stand-in."""
+        return self.player.recording.broker
 
     # -- keys ----------------------------------------------------------------
 

@@ -164,6 +164,11 @@ class LiveRunScreen(Screen[None]):
         """How that run ended, once it has."""
         return lab_of(self).run_ended
 
+    @property
+    def broker(self) -> str:
+        """The broker the run is on, masked, as its report names it."""
+        return lab_of(self).settings.primary.display()
+
     # -- layout --------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -647,4 +652,4 @@ class LiveRunScreen(Screen[None]):
         ended = self.ended
         if ended is not None and ended.report:
             return ended.report
-        return build_report(self.scenario, snapshot, lab_of(self).settings.primary.display(), [])
+        return build_report(self.scenario, snapshot, self.broker, [])

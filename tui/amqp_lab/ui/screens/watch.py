@@ -15,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.engine.remote import RunEnded
-from amqp_lab.engine.report import build_report
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.engine.watch import Watch, WatchedRun, Watcher
 from amqp_lab.scenario.model import Scenario
@@ -64,11 +63,9 @@ class WatchScreen(LiveRunScreen, inherit_bindings=False):
             event.stop()
             self.notify(WATCHING_ONLY, severity="warning")
 
-    def _report(self, snapshot: RunSnapshot) -> dict[str, object]:
-        ended = self.ended
-        if ended is not None and ended.report:
-            return ended.report
-        return build_report(self.scenario, snapshot, self.run.broker, [])
+    @property
+    def broker(self) -> str:
+        return self.run.broker  # as the run names it
 
     def _owns_a_going_run(self) -> bool:
         return False  # the run goes on without its watchers

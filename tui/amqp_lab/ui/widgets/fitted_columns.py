@@ -1,5 +1,5 @@
-"""A table as wide as its box: when its columns are wider, the named text columns give way (widest first, down to
-a floor) and their cells end in an ellipsis; figures keep their width. No column runs off the edge unseen."""
+"""A table as wide as its box: when its columns are wider, the named text columns give way (in the order named,
+down to a floor) and their cells end in an ellipsis; figures keep their width. No column runs off the edge unseen."""
 
 from __future__ import annotations
 
@@ -21,26 +21,23 @@ def clipped(cell: Text) -> Text:
 
 def fit_columns(table: DataTable[Any], giving: Sequence[str]) -> None:
     """Cap the `giving` columns, in their order, so that every column fits the table's width; release the caps
-    when there is room. Content widths are measured as the rows were added: call after adding them."""
+    when there is room. Call after adding rows; the table is redrawn only when a width changed."""
     width = table.scrollable_content_region.width - 1  # DataTable keeps a column for its cursor past the last
     if width <= 0:
         return
     columns = [table.columns[ColumnKey(key)] for key in giving if ColumnKey(key) in table.columns]
-    natural = {column.key: needed(table, column) for column in columns}  # measured here: the table measures late
-    for column in columns:
-        column.auto_width = False
-        column.width = natural[column.key]
     # Every column as its content asks, measured here: the table measures new rows only when idle.
+    natural = {column.key: needed(table, column) for column in table.ordered_columns}
     padding = 2 * table.cell_padding
-    others = sum(needed(table, c) + padding for c in table.ordered_columns if c.key not in natural)
-    excess = others + sum(natural[c.key] + padding for c in columns) - width
+    excess = sum(natural.values()) + padding * len(natural) - width
+    changed = False
     for column in columns:
-        if excess <= 0:
-            break
-        cut = min(excess, max(natural[column.key] - FLOOR, 0))
-        column.width = natural[column.key] - cut
+        cut = min(max(excess, 0), max(natural[column.key] - FLOOR, 0))
         excess -= cut
-    table.refresh()
+        if column.auto_width or column.width != natural[column.key] - cut:
+            column.auto_width, column.width, changed = False, natural[column.key] - cut, True
+    if changed:
+        table.refresh()
 
 
 def needed(table: DataTable[Any], column: Column) -> int:
