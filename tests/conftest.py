@@ -61,7 +61,8 @@ def pytest_report_header() -> list[str]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests run on the embedded broker only where marked: the rest use what only RabbitMQ has. Each broker's tests
-    form one group, so pytest-xdist runs them on one worker, and each worker starts only the broker it needs."""
+    form one group (two for the first version), so pytest-xdist runs them on one worker, and each worker starts only
+    the broker it needs."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -70,13 +71,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             dropped.append(item)
             continue
         if broker is not None:
-            item.add_marker(pytest.mark.xdist_group(str(broker)))
+            item.add_marker(pytest.mark.xdist_group(_group(str(broker), item)))
         elif "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("cluster"))
         kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def _group(broker: str, item: pytest.Item) -> str:
+    """The first RabbitMQ version's screen tests form a group of their own, on a node of their own: they are as
+    long as its engine and broker tests, and the two halves run side by side."""
+    if broker == rabbitmq_node.VERSIONS[0] and item.path.parent.name == "ui":
+        return f"{broker}-ui"
+    return broker
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -20,23 +20,27 @@ def clipped(cell: Text) -> Text:
 
 
 def fit_columns(table: DataTable[Any], giving: Sequence[str]) -> None:
-    """Cap the `giving` columns, in their order, so that every column fits the table's width; release the caps
-    when there is room. Call after adding rows; the table is redrawn only when a width changed."""
+    """Set every column's width: as its content asks, with the `giving` columns capped, in their order, so that
+    every column fits the table's width. Call after adding or updating rows; the table is redrawn only when a
+    width changed."""
     width = table.scrollable_content_region.width - 1  # DataTable keeps a column for its cursor past the last
     if width <= 0:
         return
-    columns = [table.columns[ColumnKey(key)] for key in giving if ColumnKey(key) in table.columns]
-    # Every column as its content asks, measured here: the table measures new rows only when idle.
-    natural = {column.key: needed(table, column) for column in table.ordered_columns}
-    padding = 2 * table.cell_padding
-    excess = sum(natural.values()) + padding * len(natural) - width
+    # Every column as its content asks, measured here: the table measures new rows only when idle, and widens a
+    # column then without redrawing the lines it has cached, so every width is fixed here instead.
+    widths = {column.key: needed(table, column) for column in table.ordered_columns}
+    excess = sum(widths.values()) + 2 * table.cell_padding * len(widths) - width
+    for key in (ColumnKey(key) for key in giving):
+        if key in widths:
+            cut = min(max(excess, 0), max(widths[key] - FLOOR, 0))
+            excess -= cut
+            widths[key] -= cut
     changed = False
-    for column in columns:
-        cut = min(max(excess, 0), max(natural[column.key] - FLOOR, 0))
-        excess -= cut
-        if column.auto_width or column.width != natural[column.key] - cut:
-            column.auto_width, column.width, changed = False, natural[column.key] - cut, True
+    for column in table.ordered_columns:
+        if column.auto_width or column.width != widths[column.key]:
+            column.auto_width, column.width, changed = False, widths[column.key], True
     if changed:
+        table._clear_caches()  # its lines are cached by position and update count: a width set here is neither
         table.refresh()
 
 
