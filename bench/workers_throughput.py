@@ -1,35 +1,42 @@
 #!/usr/bin/env python3
-"""What the lab's measurement costs: `amqp-lab run workers` at full speed against a bare aio-pika loop.
+"""What the lab's measurement costs: `amqp-lab run workers` at full speed against bare client loops, in one run.
 
-Side by side in one run, on one private RabbitMQ node, alternating rounds:
-  bare  one producer publishing with confirms (256 in flight), persistent, to a
-        durable queue; N workers, prefetch 10, manual ack; no ids, no ledger,
-        no histograms
-  lab   the workers scenario with the same settings (rate max, processing 0),
-        every metric on: ids and timestamps, the ledger, HDR latencies, depth
-        sampling, snapshots ten times a second
+On one private RabbitMQ node, rounds alternating (the order flips each round), every side doing the same work:
+one producer publishing with confirms (256 in flight), persistent, to a durable queue of the same type; N workers,
+prefetch 10, manual ack.
+  aiormq    the bare loop on aiormq, the AMQP library under aio-pika
+  aio-pika  the same loop on aio-pika
+  lab       the workers scenario (rate max, processing 0), in this process, every metric on: ids and
+            timestamps, the ledger, HDR latencies, depth sampling, snapshots
+  lab x8    (with --scaling) the lab with 8 workers: what adding clients costs one process
 
-Throughput is acked messages per second between the first second and the end
-of each round. Prints both medians and lab/bare: 1.0 means measuring is free.
+Throughput is acked messages per second from the first second to the end of a round; client CPU is this
+process's CPU time per acked message over the same window. Prints min/median/max of each, the ratios taken
+round by round (lab/aiormq, lab/aio-pika, lab x8 / lab), and the load average at each round.
 
-    python3 bench/workers_throughput.py [--seconds 8] [--rounds 3] [--workers 3] [--version 4.0] [--transient]
+    python3 bench/workers_throughput.py [--seconds 8] [--rounds 5] [--workers 1] [--queue-type classic]
+                                        [--version 4.0] [--transient] [--scaling]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aio_pika
+import aiormq
+from pamqp.commands import Basic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rabbitmq_node
-from amqp_lab.config import build
+from amqp_lab.config import Settings, build
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
@@ -37,114 +44,215 @@ from amqp_lab.scenario.files import load
 WINDOW = 256
 PREFETCH = 10
 WARMUP = 1.0
+QUEUE = "bench.tasks"
 
 
-async def bare(url: str, seconds: float, workers: int, persistent: bool) -> float:
-    """Acked messages per second after the warm-up, with plain aio-pika."""
-    acked = 0
-    connections = [await aio_pika.connect(url) for _ in range(workers + 1)]
+@dataclass(frozen=True)
+class Work:
+    seconds: float
+    workers: int
+    persistent: bool
+    queue_type: str
+
+
+@dataclass(frozen=True)
+class Round:
+    rate: float  # acked messages per second
+    cpu_us: float  # this process's CPU microseconds per acked message
+
+
+class Window:
+    """Acked count and CPU time from the end of the warm-up to the end of the round."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self._from: tuple[float, float, int] | None = None
+
+    def mark(self) -> None:
+        self._from = (time.monotonic(), time.process_time(), self.acked)
+
+    def result(self) -> Round:
+        assert self._from is not None, "the round ended before its warm-up"
+        wall, cpu, acked = self._from
+        counted = max(self.acked - acked, 1)
+        return Round(counted / (time.monotonic() - wall), (time.process_time() - cpu) * 1e6 / counted)
+
+
+async def publish_for(work: Work, window: Window, publish: Callable[[], Awaitable[object]]) -> None:
+    """Publish with WINDOW confirms outstanding for `work.seconds`, marking the window after the warm-up."""
+    slots = asyncio.Semaphore(WINDOW)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one() -> None:
+        try:
+            await publish()
+        finally:
+            slots.release()
+
+    start = time.monotonic()
+    marked = False
+    while time.monotonic() - start < work.seconds:
+        if not marked and time.monotonic() - start >= WARMUP:
+            window.mark()
+            marked = True
+        await slots.acquire()
+        task = asyncio.get_running_loop().create_task(one())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+
+
+async def bare_aiormq(url: str, work: Work) -> Round:
+    window = Window()
+    connections = [await aiormq.connect(url) for _ in range(work.workers + 1)]
     try:
         setup = await connections[0].channel()
-        exchange = await setup.declare_exchange("bench.tasks", "direct", durable=True)
-        queue = await setup.declare_queue("bench.tasks", durable=True)
-        await queue.bind(exchange, "task")
-
-        async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal acked
-            await message.ack()
-            acked += 1
-
+        await setup.exchange_declare(QUEUE, exchange_type="direct", durable=True)
+        await setup.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": work.queue_type})
+        await setup.queue_bind(QUEUE, QUEUE, routing_key="task")
         for connection in connections[1:]:
             channel = await connection.channel()
-            await channel.set_qos(prefetch_count=PREFETCH)
-            consumer_queue = await channel.get_queue("bench.tasks", ensure=False)
-            await consumer_queue.consume(handle)
+            await channel.basic_qos(prefetch_count=PREFETCH)
 
+            async def handle(message: aiormq.abc.DeliveredMessage) -> None:
+                await message.channel.basic_ack(message.delivery.delivery_tag)
+                window.acked += 1
+
+            await channel.basic_consume(QUEUE, handle)
         publisher = await connections[0].channel(publisher_confirms=True)
-        target = await publisher.get_exchange("bench.tasks", ensure=False)
-        window = asyncio.Semaphore(WINDOW)
+        properties = Basic.Properties(delivery_mode=2 if work.persistent else 1)
         body = b"x" * 256
-        mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
-        tasks: set[asyncio.Task[object]] = set()
-
-        async def publish() -> None:
-            try:
-                await target.publish(aio_pika.Message(body, delivery_mode=mode), "task")
-            finally:
-                window.release()
-
-        start = time.monotonic()
-        counted_from = None
-        while time.monotonic() - start < seconds:
-            if counted_from is None and time.monotonic() - start >= WARMUP:
-                counted_from = (time.monotonic(), acked)
-            await window.acquire()
-            task = asyncio.get_running_loop().create_task(publish())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        assert counted_from is not None
-        rate = (acked - counted_from[1]) / (time.monotonic() - counted_from[0])
-        await asyncio.gather(*tasks)
+        await publish_for(
+            work,
+            window,
+            lambda: publisher.basic_publish(body, exchange=QUEUE, routing_key="task", properties=properties),
+        )
+        result = window.result()
         for connection in connections[1:]:
             await connection.close()
-        await setup.queue_delete("bench.tasks")
-        await setup.exchange_delete("bench.tasks")
-        return rate
+        await setup.queue_delete(QUEUE)
+        await setup.exchange_delete(QUEUE)
+        return result
     finally:
         for connection in connections:
             await connection.close()
 
 
-async def lab(
-    settings: object, seconds: float, workers: int, persistent: bool, listen: Callable[[Run], None] | None = None
-) -> float:
+async def bare_aio_pika(url: str, work: Work) -> Round:
+    window = Window()
+    connections = [await aio_pika.connect(url) for _ in range(work.workers + 1)]
+    try:
+        setup = await connections[0].channel()
+        exchange = await setup.declare_exchange(QUEUE, "direct", durable=True)
+        queue = await setup.declare_queue(QUEUE, durable=True, arguments={"x-queue-type": work.queue_type})
+        await queue.bind(exchange, "task")
+
+        async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            window.acked += 1
+
+        for connection in connections[1:]:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=PREFETCH)
+            consumer_queue = await channel.get_queue(QUEUE, ensure=False)
+            await consumer_queue.consume(handle)
+        publisher = await connections[0].channel(publisher_confirms=True)
+        target = await publisher.get_exchange(QUEUE, ensure=False)
+        mode = aio_pika.DeliveryMode.PERSISTENT if work.persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
+        body = b"x" * 256
+        await publish_for(work, window, lambda: target.publish(aio_pika.Message(body, delivery_mode=mode), "task"))
+        result = window.result()
+        for connection in connections[1:]:
+            await connection.close()
+        await setup.queue_delete(QUEUE)
+        await setup.exchange_delete(QUEUE)
+        return result
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def lab(settings: Settings, work: Work) -> Round:
     scenario = load(
         "workers",
-        [f"duration={seconds}", "workers.rate=max", "workers.processing=0ms", f"workers.workers={workers}",
-         f"workers.prefetch={PREFETCH}", "workers.publish_mode=confirms", f"workers.persistent={persistent}".lower()],
+        [f"duration={work.seconds}", "workers.rate=max", "workers.processing=0ms", f"workers.workers={work.workers}",
+         f"workers.prefetch={PREFETCH}", "workers.publish_mode=confirms", f"workers.queue_type={work.queue_type}",
+         f"workers.persistent={work.persistent}".lower()],
     )  # fmt: skip
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, float, int]] = []  # elapsed, CPU seconds, acked
 
     def sample(snapshot: RunSnapshot) -> None:
         if snapshot.state == "running":
-            samples.append((snapshot.elapsed, snapshot.ledger.acked))
+            samples.append((snapshot.elapsed, time.process_time(), snapshot.ledger.acked))
 
-    run = Run(scenario, settings)  # type: ignore[arg-type]
+    run = Run(scenario, settings)
     run.add_listener(sample)
-    if listen is not None:
-        listen(run)
     await run.execute()
     first = next(s for s in samples if s[0] >= WARMUP)
     last = samples[-1]
-    return (last[1] - first[1]) / (last[0] - first[0])
+    counted = max(last[2] - first[2], 1)
+    return Round(counted / (last[0] - first[0]), (last[1] - first[1]) * 1e6 / counted)
 
 
-async def measure(node: rabbitmq_node.PrivateNode, seconds: float, rounds: int, workers: int, persistent: bool) -> None:
+def spread(values: list[float], digits: int = 0) -> str:
+    return " / ".join(f"{v:,.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
+
+
+async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool) -> None:
     settings = build({"amqp_url": node.amqp_url, "management_url": node.management_url, "timeout": 30})
-    bare_rates, lab_rates = [], []
+    sides: dict[str, Callable[[], Awaitable[Round]]] = {
+        "aiormq": lambda: bare_aiormq(node.amqp_url, work),
+        "aio-pika": lambda: bare_aio_pika(node.amqp_url, work),
+        "lab": lambda: lab(settings, work),
+    }
+    if scaling:
+        eight = Work(work.seconds, 8, work.persistent, work.queue_type)
+        sides["lab x8"] = lambda: lab(settings, eight)
+    results: dict[str, list[Round]] = {name: [] for name in sides}
+    loads: list[float] = []
     for n in range(rounds):
-        bare_rates.append(await bare(node.amqp_url, seconds, workers, persistent))
-        lab_rates.append(await lab(settings, seconds, workers, persistent))
-        print(f"  round {n + 1}: bare {bare_rates[-1]:8.0f} msg/s   lab {lab_rates[-1]:8.0f} msg/s", flush=True)
-    plain, measured = statistics.median(bare_rates), statistics.median(lab_rates)
-    kind = "persistent" if persistent else "transient"
-    print(f"RabbitMQ {node.version}, {workers} workers, prefetch {PREFETCH}, confirms, {kind}, median of {rounds}")
-    print(f"  bare aio-pika loop  : {plain:8.0f} msg/s")
-    print(f"  amqp-lab run workers: {measured:8.0f} msg/s (all metrics on)")
-    print(f"  ratio lab/bare: {measured / plain:.2f}")
+        order = list(sides) if n % 2 == 0 else list(reversed(sides))
+        for name in order:
+            results[name].append(await sides[name]())
+        loads.append(os.getloadavg()[0])
+        shown = "  ".join(f"{name} {results[name][-1].rate:7,.0f}" for name in sides)
+        print(f"  round {n + 1}: {shown} msg/s   load {loads[-1]:.2f}", flush=True)
+
+    kind = "persistent" if work.persistent else "transient"
+    print(
+        f"\nRabbitMQ {node.version}, {work.queue_type} queue, {work.workers} worker(s), prefetch {PREFETCH}, "
+        f"confirms ({WINDOW} in flight), {kind}; {rounds} rounds of {work.seconds:g} s, min / median / max"
+    )
+    print(f"  {'':10} {'acked msg/s':>26}   {'client CPU µs per message':>28}")
+    for name, rounds_of in results.items():
+        print(f"  {name:10} {spread([r.rate for r in rounds_of]):>26}   {spread([r.cpu_us for r in rounds_of], 1):>28}")
+
+    def ratio(a: str, b: str, of: Callable[[Round], float]) -> str:
+        return spread([of(x) / of(y) for x, y in zip(results[a], results[b], strict=True)], 2)
+
+    print("  ratios, round by round (min / median / max):")
+    print(f"    throughput lab/aiormq   {ratio('lab', 'aiormq', lambda r: r.rate)}")
+    print(f"    throughput lab/aio-pika {ratio('lab', 'aio-pika', lambda r: r.rate)}")
+    print(f"    CPU per message lab/aiormq {ratio('lab', 'aiormq', lambda r: r.cpu_us)}")
+    if scaling:
+        print(f"    throughput lab x8 / lab x{work.workers}  {ratio('lab x8', 'lab', lambda r: r.rate)}")
+    print(f"  load average (1 min) at the rounds' ends: {spread(loads, 2)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--queue-type", choices=("classic", "quorum"), default="classic", help="for every side")
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
     parser.add_argument("--transient", action="store_true", help="non-persistent messages (the broker does less)")
+    parser.add_argument("--scaling", action="store_true", help="also the lab with 8 workers, against --workers")
     args = parser.parse_args()
+    work = Work(args.seconds, args.workers, not args.transient, args.queue_type)
     node = rabbitmq_node.start("amqplab-bench@localhost", args.version)
     try:
-        asyncio.run(measure(node, args.seconds, args.rounds, args.workers, not args.transient))
+        asyncio.run(measure(node, work, args.rounds, args.scaling))
     finally:
         rabbitmq_node.stop(node)
     return 0
