@@ -18,7 +18,7 @@ from amqp_lab.broker.consumer_health import ProgressWatch
 from amqp_lab.broker.errors import ManagementObjectGone, ManagementRefused, ReadOnlyRefused
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Exchange
-from amqp_lab.broker.poller import ManagementPoller, Wanted
+from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller, Wanted
 from amqp_lab.broker.queue_settings import consumer_timeout_ms, effective_settings
 from amqp_lab.broker.send import OutgoingMessage, send
 from amqp_lab.broker.tap import TAP_PREFIX, Tap, TapRefused
@@ -318,3 +318,34 @@ async def test_the_channels_ack_rate_holds_while_acks_flow(settings: Settings) -
         finally:
             publisher.cancel()
     assert len(seen) == 12 and min(seen) > 10, seen
+
+
+@pytest.mark.embedded
+async def test_the_first_page_comes_unsorted_and_says_so_then_the_sorted_page_follows_at_once(
+    settings: Settings, channel: aio_pika.abc.AbstractChannel
+) -> None:
+    """With more queues than a page holds, the first poll asks for a page the broker need not sort (on 20,000
+    queues it answers in 0.4 s instead of a second) and says it is unsorted; the sorted page follows without
+    waiting for the next interval. When a page holds every match, the broker is not asked to sort at all."""
+    prefix = name("pages")
+    names = [f"{prefix}.{n:02d}" for n in range(12)]
+    for queue in reversed(names):  # declared backwards: the broker's own order is not the name order
+        await channel.declare_queue(queue, auto_delete=True)
+    seen: list[BrokerSnapshot] = []
+    async with ManagementClient(settings) as client:
+        poller = ManagementPoller(client, 600.0, seen.append, limit=5)  # a later poll comes only when asked for
+        poller.wanted = Wanted(name_filter=prefix)
+        polling = asyncio.create_task(poller.run())
+        try:
+            await wait_for(lambda: len(seen) >= 2, what="the sorted page after the first")
+        finally:
+            polling.cancel()
+        first, sorted_page = seen[0], seen[1]
+        assert first.in_broker_order and first.matching == 12 and len(first.queues) == 5
+        assert not sorted_page.in_broker_order
+        assert [q.name for q in sorted_page.queues] == names[:5]
+
+        whole = ManagementPoller(client, 600.0, lambda _: None, limit=20)
+        whole.wanted = Wanted(name_filter=prefix)
+        snapshot = await whole.poll_once()
+    assert not snapshot.in_broker_order and sorted(q.name for q in snapshot.queues) == names

@@ -30,6 +30,7 @@ from textual.app import App
 from textual.widgets import Input, OptionList
 
 from tests.conftest import shown_text, wait_for
+from tests.ui.frozen_broker import frozen_broker_lab
 
 SIZE = (140, 40)
 IDLE_QUEUES = 5000
@@ -280,3 +281,21 @@ async def test_the_connections_tab_names_each_client_and_what_it_negotiated(rabb
             row = lambda: next((line for line in shown_text(table).splitlines() if named in line), "")  # noqa: E731
             await wait_for(lambda: "7 s" in row(), what="the connection's row, with its client's name and heartbeat")
             assert " no " in row()  # not TLS
+
+
+async def test_a_first_page_in_the_brokers_order_says_so_until_the_sorted_page_comes() -> None:
+    app = frozen_broker_lab()
+    async with app.run_test(size=(140, 40)):
+        page = app.snapshot
+        assert page is not None
+        notice = app.screen.query_one("#notice")
+        app.snapshot = replace(page, matching=20_000, in_broker_order=True)
+        count = len(page.queues)
+        await wait_for(
+            lambda: f"the broker's first {count} of 20,000, unsorted: the name order follows" in shown_text(notice),
+            what="the notice on the unsorted first page",
+        )
+        app.snapshot = replace(page, matching=20_000)
+        await wait_for(
+            lambda: f"the {count} of 20,000 with the lowest name" in shown_text(notice), what="the sorted page"
+        )

@@ -59,6 +59,7 @@ class BrokerSnapshot:
     nodes: tuple[NodeStatus, ...] | None = None  # None: the API did not say (a user without the monitoring tag)
     answered_in: float = 0.0  # seconds the poll took
     slowed_to: float | None = None  # the wait before the next poll, when a slow API made it longer
+    in_broker_order: bool = False  # the broker's first page, unsorted, of more queues than it holds
 
     @property
     def ok(self) -> bool:
@@ -110,6 +111,16 @@ class ManagementPoller:
         """One poll; `scheduled` false when it was asked for between the regular ones (see broker/rates.py)."""
         wanted = self._wanted
         name_filter, vhost, watching, (sort, reverse) = wanted.name_filter, wanted.vhost, wanted.listings, wanted.sort
+        # Sorting costs the broker most of a listing (with 20,000 queues, RabbitMQ 3.10 answers a sorted page in
+        # about a second and an unsorted one in 0.4 s), and buys nothing when one page holds every match: the
+        # broker sorts only when the last poll of this view said more match than a page holds.
+        previous = self.last
+        broker_sorts = (
+            previous is not None
+            and previous.ok
+            and (previous.vhost, previous.name_filter) == (vhost, name_filter)
+            and previous.matching > len(previous.queues)
+        )
         client = self.client
         started = time.monotonic()
         listings: dict[str, Callable[[], Awaitable[Sequence[Any]]]] = {
@@ -127,7 +138,7 @@ class ManagementPoller:
                     vhost,
                     name=re.escape(name_filter) if name_filter else None,
                     limit=self.limit,
-                    sort=sort,
+                    sort=sort if broker_sorts else None,
                     sort_reverse=reverse,
                 ),
                 asyncio.gather(*(listings[name]() for name in watched)),
@@ -152,6 +163,9 @@ class ManagementPoller:
             channels = tuple(self._steady_channel(c, now, scheduled) for c in extra["channels"])
             steady_keys += [channel_key(c.name) for c in channels]
         rates.keep_only(steady_keys)
+        in_broker_order = not broker_sorts and matching > len(queues)
+        if in_broker_order:
+            self.refresh_now()  # the sorted page at once: these rows are shown meanwhile, and say so
         return BrokerSnapshot(
             overview,
             steady,
@@ -167,6 +181,7 @@ class ManagementPoller:
             connections=extra.get("connections"),
             channels=channels,
             consumers=extra.get("consumers"),
+            in_broker_order=in_broker_order,
         )
 
     async def _nodes(self) -> tuple[NodeStatus, ...] | None:

@@ -246,7 +246,12 @@ class OverviewScreen(Screen[None]):
         if self.tab == "queues":
             table = self.query_one(QueueTable)
             shown = f"{table.row_count:,} queue{'s' if table.row_count != 1 else ''}"
-            if snapshot.matching > len(snapshot.queues):
+            if snapshot.in_broker_order:
+                fetched, matching = len(snapshot.queues), snapshot.matching
+                shown += (
+                    f" (the broker's first {fetched:,} of {matching:,}, unsorted: the {table.sort_key} order follows)"
+                )
+            elif snapshot.matching > len(snapshot.queues):
                 order = "highest" if table.sort_reverse else "lowest"
                 fetched, matching = len(snapshot.queues), snapshot.matching
                 shown += f" (the {fetched:,} of {matching:,} with the {order} {table.sort_key}: / narrows)"
