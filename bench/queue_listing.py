@@ -3,22 +3,25 @@
 
 One private RabbitMQ node holds N idle queues and seed_broker.py's busy shop.
 Side by side, rounds alternating:
-  first render  app start to the first queue rows on screen (headless Textual, the real app)
-  lab poll      one explorer poll: the overview and one page of 500 queues, only the
-                columns the table shows, sorted by the broker
-  plain         GET /api/queues whole: every field of every queue, as a naive client asks
-                (a naive explorer cannot render before it has this)
+  first rows    app start to the first queue rows on screen (headless Textual, the real app): the
+                broker's first page, unsorted, which the notice says
+  sorted rows   app start to the page sorted by name on screen (the poll that follows at once)
+  lab poll      one steady explorer poll: the overview and one page of 500 queues sorted by the
+                broker, only the columns the table shows
+  whole list    GET /api/queues whole and parsed: every field of every queue, what a naive
+                explorer needs before it can sort and draw anything
 
-Prints medians, the bytes of each, and the ratios plain / lab: above 1 the lab's way
-is cheaper for the broker and the network.
+Prints min/median/max of each, the bytes of a poll and of the whole list, the ratios whole list /
+first rows and whole list / lab poll, and the load average.
 
-    python3 bench/queue_listing.py [--queues 5000] [--rounds 5] [--version 4.0]
+    python3 bench/queue_listing.py [--queues 20000] [--rounds 5] [--version 4.0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -37,14 +40,24 @@ from amqp_lab.ui.app import make_app
 from amqp_lab.ui.widgets.queue_table import QueueTable
 
 
-async def first_render(settings: object) -> float:
-    """Seconds from starting the app to queue rows on its screen."""
+async def first_render(settings: object) -> tuple[float, float]:
+    """Seconds from starting the app to queue rows on its screen, and to the rows sorted by name."""
     start = time.perf_counter()
     app = make_app(settings)  # type: ignore[arg-type]
     async with app.run_test(size=(140, 40)) as pilot:
         while not (app.screen.query(QueueTable) and app.screen.query_one(QueueTable).row_count):
             await pilot.pause(0.01)
-        return time.perf_counter() - start
+        first = time.perf_counter() - start
+        while app.snapshot is None or app.snapshot.in_broker_order:
+            await pilot.pause(0.01)
+        await pilot.pause()
+        return first, time.perf_counter() - start
+
+
+def spread(values: list[float], scale: float = 1000) -> str:
+    """min / median / max, in milliseconds (scale 1000) or as ratios (scale 1)."""
+    shape = "7,.0f" if scale == 1000 else "5.2f"
+    return " / ".join(f"{v * scale:{shape}}" for v in (min(values), statistics.median(values), max(values)))
 
 
 async def measure(node: rabbitmq_node.PrivateNode, count: int, rounds: int) -> None:
@@ -52,7 +65,7 @@ async def measure(node: rabbitmq_node.PrivateNode, count: int, rounds: int) -> N
     stop = asyncio.Event()
     shop = asyncio.create_task(seed_broker.shop(node.amqp_url, 50, stop))
     settings = build({"amqp_url": node.amqp_url, "management_url": node.management_url, "timeout": 120})
-    renders, polls, plains = [], [], []
+    firsts, sorts, polls, wholes, loads = [], [], [], [], []
     try:
         async with (
             ManagementClient(settings) as client,
@@ -61,19 +74,24 @@ async def measure(node: rabbitmq_node.PrivateNode, count: int, rounds: int) -> N
             while (await client.queue_page(page_size=1)).total_count < count + 2:  # the management DB lists them all
                 await asyncio.sleep(0.2)
             poller = ManagementPoller(client, 5.0, lambda snapshot: None)
+            poller.last = await poller.poll_once()  # the steady state: the broker sorts the page
             for _ in range(rounds):
-                renders.append(await first_render(settings))
+                first, sorted_rows = await first_render(settings)
+                firsts.append(first)
+                sorts.append(sorted_rows)
 
                 start = time.perf_counter()
                 snapshot = await poller.poll_once()
                 polls.append(time.perf_counter() - start)
-                assert snapshot.ok and len(snapshot.queues) == QUEUE_LIMIT
+                assert snapshot.ok and len(snapshot.queues) == QUEUE_LIMIT and not snapshot.in_broker_order
 
                 start = time.perf_counter()
                 response = await plain.get(node.management_url + "api/queues")
-                plains.append(time.perf_counter() - start)
-                plain_bytes = len(response.content)
-                assert len(response.json()) == count + 2
+                every = [QueueStats.parse(item) for item in response.json()]
+                wholes.append(time.perf_counter() - start)
+                whole_bytes = len(response.content)
+                assert len(every) == count + 2
+                loads.append(os.getloadavg()[0])
             # Bytes of one poll: the same two requests the poller makes.
             params = {"page": 1, "page_size": QUEUE_LIMIT, "columns": QueueStats.COLUMNS, "sort": "name"}
             poll_bytes = len((await plain.get(node.management_url + "api/queues", params=params)).content)
@@ -82,18 +100,21 @@ async def measure(node: rabbitmq_node.PrivateNode, count: int, rounds: int) -> N
         stop.set()
         await shop
 
-    render, poll, naive = statistics.median(renders), statistics.median(polls), statistics.median(plains)
-    print(f"RabbitMQ {node.version}, {count:,} idle queues and a busy shop, median of {rounds} rounds")
-    print(f"  first render (app start to rows)     : {render * 1000:8.0f} ms")
-    print(f"  lab poll (overview + 1 page of {QUEUE_LIMIT}) : {poll * 1000:8.0f} ms  {poll_bytes / 1024:8.0f} KiB")
-    print(f"  plain GET /api/queues whole          : {naive * 1000:8.0f} ms  {plain_bytes / 1024:8.0f} KiB")
-    print(f"  ratio plain/lab poll: time {naive / poll:.2f}x, bytes {plain_bytes / poll_bytes:.1f}x")
-    print(f"  ratio plain fetch / lab first render: {naive / render:.2f}x")
+    print(f"RabbitMQ {node.version}, {count:,} idle queues and a busy shop, {rounds} rounds, ms min / median / max")
+    print(f"  first rows (app start to rows)        {spread(firsts)}")
+    print(f"  sorted rows (app start to name order) {spread(sorts)}")
+    print(f"  lab poll (overview + {QUEUE_LIMIT} sorted)      {spread(polls)}   {poll_bytes / 1024:7,.0f} KiB")
+    print(f"  whole list (GET /api/queues, parsed)  {spread(wholes)}   {whole_bytes / 1024:7,.0f} KiB")
+    first_ratio = [w / f for w, f in zip(wholes, firsts, strict=True)]
+    poll_ratio = [w / p for w, p in zip(wholes, polls, strict=True)]
+    print(f"  ratio whole list / first rows: {spread(first_ratio, 1)}")
+    print(f"  ratio whole list / lab poll:   {spread(poll_ratio, 1)}")
+    print(f"  load average (1 min): {spread(loads, 1)}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--queues", type=int, default=5000)
+    parser.add_argument("--queues", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
     args = parser.parse_args()
