@@ -24,8 +24,11 @@ def _last(points: Sequence[float | None]) -> str:
 
 
 def _drawn(points: Sequence[float | None]) -> list[float]:
-    """A second without a sample draws at the bottom; the number beside says "no sample" while it is the newest."""
-    return [0.0 if p is None else p for p in points] or [0.0]
+    """A second without a sample draws at the bottom; the number beside says "no sample" while it is the newest.
+    Fewer than two samples make no trend: a flat line (a sparkline draws a lone point as a full bar, whatever
+    its value, and a queue's first 0 read as a full one)."""
+    drawn = [0.0 if p is None else p for p in points]
+    return drawn if len(drawn) > 1 else (drawn or [0.0]) * 2
 
 
 def distinct_parts(names: list[str]) -> list[str]:
