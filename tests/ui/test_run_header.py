@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from amqp_lab.scenario.files import load
 from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.widgets.clients_table import ClientsTable
 
 from tests.conftest import shown_text, wait_for
 from tests.ui.test_snapshots import FROZEN, frozen_lab, settled
@@ -25,3 +26,25 @@ async def test_a_paused_run_that_drains_says_draining() -> None:
         app.run_latest = replace(FROZEN, state="draining", elapsed=14.0)  # s: producers stop, consumers drain
         await wait_for(lambda: "DRAINING" in header(), what="draining said")
         assert "PAUSED" not in header()
+
+
+async def test_a_worker_added_shows_on_the_next_frame_not_at_its_parts_turn() -> None:
+    """The screen redraws one part per frame, each once a second; a live control's part is drawn on every frame
+    for a while, so the worker added shows on the first frame after the run's process reports it."""
+    app = frozen_lab()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settled(pilot)
+        screen = LiveRunScreen(load("workers"))
+        await app.push_screen(screen)
+        table = screen.query_one(ClientsTable)
+        await wait_for(lambda: table.row_count == len(FROZEN.clients), what="the run's clients shown")
+        for round_ in range(4):  # a report in each of the four parts' turns
+            name = f"worker-{4 + round_}"
+            await pilot.press("a")
+            added = replace(FROZEN.clients[-1], name=name)
+            reported_at = screen._tick
+            app.run_latest = replace(FROZEN, clients=(*FROZEN.clients, added), elapsed=20.0 + round_)
+            await wait_for(lambda name=name: table.row_shown(name) is not None, what=f"{name} shown")
+            # The next frame, or the one after on a stalled machine; at its turn it could be four frames on.
+            assert screen._tick - reported_at <= 2, "drawn only at its part's turn"
+            await pilot.pause(0.25 * (round_ + 1))  # the next report falls in another part's turn

@@ -46,6 +46,8 @@ from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment, Rerun
 
 RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a second
+HEADER, CLIENTS = 0, 1  # the parts a live control changes: drawn on every tick for a while after one
+HURRIED_FOR = 2.0  # seconds: long enough for the run's process to act on the control and say so
 NARROW, SHORT = 110, 36  # below these columns, rows: one column of panels, some folded (see the stylesheet)
 WORKSHOP_WIDTH, WORKSHOP_BESIDE = 40, 120  # the workshop's panel, beside the run from that many columns on
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
@@ -150,6 +152,7 @@ class LiveRunScreen(Screen[None]):
         self._lines: dict[str, int] = {}  # lines each auto-height panel showed last
         self._tick = 0
         self._drawn: dict[int, RunSnapshot] = {}  # the snapshot each part of the screen shows
+        self._hurried: dict[int, float] = {}  # parts drawn on every tick until then (time.monotonic())
         self._new_events = False
         self._theme_before: str | None = None  # the theme to go back to after projector mode
         self.recordings: list[Path] = []  # this screen's runs recorded, oldest first (a workshop's reruns)
@@ -237,15 +240,18 @@ class LiveRunScreen(Screen[None]):
     # -- rendering -----------------------------------------------------------
 
     def _render_latest(self) -> None:
-        """Take the newest snapshot in, and redraw a quarter of the screen: each part once a second.
+        """Take the newest snapshot in, and redraw a quarter of the screen: each part once a second, and the
+        parts a live control changes on every frame for a while after it (see `_hurry`).
 
         A frame that redraws everything holds the event loop for tens of milliseconds, and
         longer while the machine is busy with the run; one part per frame keeps every pause short.
         """
         snapshot = self.latest
-        part = self._tick % 4
+        now = time.monotonic()
+        parts = {self._tick % 4} | {part for part, until in self._hurried.items() if until > now}
         self._tick += 1
-        if snapshot is None or self._drawn.get(part) is snapshot:
+        parts = {part for part in parts if self._drawn.get(part) is not snapshot}
+        if snapshot is None or not parts:
             return
         if self.plan is None or self.plan.prefix != run_prefix(snapshot.run_id):
             self.plan = build(self.scenario, run_prefix(snapshot.run_id))
@@ -254,17 +260,18 @@ class LiveRunScreen(Screen[None]):
         if snapshot is not self._rendered:
             self._rendered = snapshot
             self._new_events |= self._remember(snapshot)
-        self._drawn[part] = snapshot
+        for part in parts:
+            self._drawn[part] = snapshot
         final = self.ended is not None
-        if part == 0 or final:
+        if 0 in parts or final:
             self._show_header(snapshot)
             self._show_ledger(snapshot)  # with the header, whose figures it repeats: both from one snapshot
             self._show_flow(snapshot)
             if self.has_class("-present"):
                 self._show_figures(snapshot)
-        if part == 1 or final:
+        if 1 in parts or final:
             self.query_one(ClientsTable).show_clients(snapshot.clients, self.history.stalled)
-        if part == 2 or final:
+        if 2 in parts or final:
             self._show_header(snapshot)
             self._show_ledger(snapshot)
             self._show_timeouts(snapshot)
@@ -272,7 +279,7 @@ class LiveRunScreen(Screen[None]):
             if self._new_events:
                 self._new_events = False
                 self.query_one(EventLog).show(self.history.events)
-        if part == 3 or final:
+        if 3 in parts or final:
             self._sample(snapshot)
             self.query_one(Trends).show(self.history)
 
@@ -512,6 +519,11 @@ class LiveRunScreen(Screen[None]):
 
     # -- controls ------------------------------------------------------------
 
+    def _hurry(self, *parts: int) -> None:
+        """A control's effect is drawn as soon as the run's process shows it, not when its part's turn comes."""
+        until = time.monotonic() + HURRIED_FOR
+        self._hurried.update(dict.fromkeys(parts, until))
+
     def _run_is_live(self) -> bool:
         latest: RunSnapshot | None = self.latest
         if self.ended is not None or latest is None:
@@ -527,6 +539,7 @@ class LiveRunScreen(Screen[None]):
             return
         self.paused = not self.paused
         lab_of(self).run_control(PauseProducers() if self.paused else ResumeProducers())
+        self._hurry(HEADER)
         self.notify(
             "Producers paused: queues drain, nothing new is published." if self.paused else "Producers resumed."
         )
@@ -545,6 +558,7 @@ class LiveRunScreen(Screen[None]):
         self.rate = max(self.rate * factor, 0.5)
         for role in dict.fromkeys(c.role for c in self.plan.clients if isinstance(c, PRODUCING)):
             lab_of(self).run_control(SetRate(role, self.rate))
+        self._hurry(HEADER, CLIENTS)
         self.notify(f"Producer rate: {self.rate:g} per second each.")
 
     def _consumer_role(self) -> str:
@@ -560,6 +574,7 @@ class LiveRunScreen(Screen[None]):
         if self._run_is_live():
             role = self._consumer_role()
             lab_of(self).run_control(Inject(role, action))
+            self._hurry(CLIENTS)
             self.notify(f"{'Adding' if action == 'add' else 'Removing'} a {role}.")
 
     def action_fault(self, action: Literal["crash", "hang", "restart"]) -> None:
@@ -570,6 +585,7 @@ class LiveRunScreen(Screen[None]):
             self.notify("Select a client in the table first (↑↓).", severity="warning")
             return
         lab_of(self).run_control(Inject(selected, action))
+        self._hurry(CLIENTS)
         self.notify(f"{action.capitalize()}: {selected}.")
 
     def _start_recording(self) -> None:
