@@ -26,9 +26,10 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -102,6 +103,17 @@ async def publish_for(work: Work, window: Window, publish: Callable[[], Awaitabl
     await asyncio.gather(*tasks)
 
 
+async def finish(window: Window, connections: Sequence[Any], setup: Any) -> Round:
+    """The round's figures; then the workers gone and the queue and exchange deleted (aiormq's and aio-pika's
+    channels name these calls alike)."""
+    result = window.result()
+    for connection in connections[1:]:
+        await connection.close()
+    await setup.queue_delete(QUEUE)
+    await setup.exchange_delete(QUEUE)
+    return result
+
+
 async def bare_aiormq(url: str, work: Work) -> Round:
     window = Window()
     connections = [await aiormq.connect(url) for _ in range(work.workers + 1)]
@@ -127,12 +139,7 @@ async def bare_aiormq(url: str, work: Work) -> Round:
             window,
             lambda: publisher.basic_publish(body, exchange=QUEUE, routing_key="task", properties=properties),
         )
-        result = window.result()
-        for connection in connections[1:]:
-            await connection.close()
-        await setup.queue_delete(QUEUE)
-        await setup.exchange_delete(QUEUE)
-        return result
+        return await finish(window, connections, setup)
     finally:
         for connection in connections:
             await connection.close()
@@ -161,12 +168,7 @@ async def bare_aio_pika(url: str, work: Work) -> Round:
         mode = aio_pika.DeliveryMode.PERSISTENT if work.persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
         body = b"x" * 256
         await publish_for(work, window, lambda: target.publish(aio_pika.Message(body, delivery_mode=mode), "task"))
-        result = window.result()
-        for connection in connections[1:]:
-            await connection.close()
-        await setup.queue_delete(QUEUE)
-        await setup.exchange_delete(QUEUE)
-        return result
+        return await finish(window, connections, setup)
     finally:
         for connection in connections:
             await connection.close()
