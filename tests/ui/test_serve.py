@@ -56,7 +56,8 @@ def served(rabbit: Any, tmp_path: Path) -> Iterator[tuple[str, str]]:
     port, token = free_ports(1)[0], secrets.token_urlsafe(12)
     log = (tmp_path / "serve.log").open("wb")
     environment = {**os.environ, "AMQP_URL": rabbit.amqp_url, "AMQP_LAB_MANAGEMENT_URL": rabbit.management_url}
-    command = [sys.executable, "-m", "amqp_lab", "serve", "--port", str(port), "--token", token]
+    # --token=: a token may start with "-", which argparse would take for an option
+    command = [sys.executable, "-m", "amqp_lab", "serve", "--port", str(port), f"--token={token}"]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
     try:
         yield f"http://127.0.0.1:{port}/", token
