@@ -98,8 +98,7 @@ class OverviewScreen(Screen[None]):
         *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (tab, title, _) in enumerate(TABS, 1)),
     ]
 
-    def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < NARROW, "-narrow")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # Textual sets the class as the width changes
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -246,14 +245,13 @@ class OverviewScreen(Screen[None]):
         if self.tab == "queues":
             table = self.query_one(QueueTable)
             shown = f"{table.row_count:,} queue{'s' if table.row_count != 1 else ''}"
+            fetched, matching = len(snapshot.queues), snapshot.matching
             if snapshot.in_broker_order:
-                fetched, matching = len(snapshot.queues), snapshot.matching
                 shown += (
                     f" (the broker's first {fetched:,} of {matching:,}, unsorted: the {table.sort_key} order follows)"
                 )
-            elif snapshot.matching > len(snapshot.queues):
+            elif matching > fetched:
                 order = "highest" if table.sort_reverse else "lowest"
-                fetched, matching = len(snapshot.queues), snapshot.matching
                 shown += f" (the {fetched:,} of {matching:,} with the {order} {table.sort_key}: / narrows)"
             else:
                 shown += f" · sorted by {table.sort_key}"

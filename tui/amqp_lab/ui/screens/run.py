@@ -46,7 +46,8 @@ from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment, Rerun
 
 RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a second
-HEADER, CLIENTS = 0, 1  # the parts a live control changes: drawn on every tick for a while after one
+PARTS = range(4)  # the screen's parts, one drawn per tick (and a live control's on every tick for a while)
+HEADER, CLIENTS, PANELS, TRENDS = PARTS
 HURRIED_FOR = 2.0  # seconds: long enough for the run's process to act on the control and say so
 NARROW, SHORT = 110, 36  # below these columns, rows: one column of panels, some folded (see the stylesheet)
 WORKSHOP_WIDTH, WORKSHOP_BESIDE = 40, 120  # the workshop's panel, beside the run from that many columns on
@@ -248,7 +249,7 @@ class LiveRunScreen(Screen[None]):
         """
         snapshot = self.latest
         now = time.monotonic()
-        parts = {self._tick % 4} | {part for part, until in self._hurried.items() if until > now}
+        parts = {self._tick % len(PARTS)} | {part for part, until in self._hurried.items() if until > now}
         self._tick += 1
         parts = {part for part in parts if self._drawn.get(part) is not snapshot}
         if snapshot is None or not parts:
@@ -263,15 +264,15 @@ class LiveRunScreen(Screen[None]):
         for part in parts:
             self._drawn[part] = snapshot
         final = self.ended is not None
-        if 0 in parts or final:
+        if HEADER in parts or final:
             self._show_header(snapshot)
             self._show_ledger(snapshot)  # with the header, whose figures it repeats: both from one snapshot
             self._show_flow(snapshot)
             if self.has_class("-present"):
                 self._show_figures(snapshot)
-        if 1 in parts or final:
+        if CLIENTS in parts or final:
             self.query_one(ClientsTable).show_clients(snapshot.clients, self.history.stalled)
-        if 2 in parts or final:
+        if PANELS in parts or final:
             self._show_header(snapshot)
             self._show_ledger(snapshot)
             self._show_timeouts(snapshot)
@@ -279,7 +280,7 @@ class LiveRunScreen(Screen[None]):
             if self._new_events:
                 self._new_events = False
                 self.query_one(EventLog).show(self.history.events)
-        if 3 in parts or final:
+        if TRENDS in parts or final:
             self._sample(snapshot)
             self.query_one(Trends).show(self.history)
 
