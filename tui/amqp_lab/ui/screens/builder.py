@@ -16,7 +16,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from rich.console import Group
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -237,6 +237,8 @@ class BuilderScreen(Screen[None]):
         Binding("escape", "leave", "Back"),
     ]
 
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # Textual sets the class as the width changes
+
     def __init__(self, source: str = "rpc") -> None:
         super().__init__()
         self.source = source
@@ -278,9 +280,6 @@ class BuilderScreen(Screen[None]):
             form.display = False  # the switcher hides only the children it had when its current one was set
             self.query_one(ContentSwitcher).mount(form)
             self.call_after_refresh(self._build_next_form)
-
-    def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < NARROW, "-narrow")
 
     def _form(self, pattern: str) -> PatternForm | None:
         found = self.query(f"#form-{pattern}")

@@ -95,8 +95,7 @@ class QueueScreen(Screen[None]):
     ]
     CHANGES = {"peek", "publish", "purge", "delete"}
 
-    def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < NARROW, "-narrow")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # Textual sets the class as the width changes
 
     def __init__(self, vhost: str, name: str) -> None:
         super().__init__()
