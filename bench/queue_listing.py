@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from amqp_lab.broker.poller import QUEUE_LIMIT, ManagementPoller
 from amqp_lab.config import build
 from amqp_lab.ui.app import make_app
 from amqp_lab.ui.widgets.queue_table import QueueTable
+from spread import spread
 
 
 async def first_render(settings: object) -> tuple[float, float]:
@@ -52,12 +52,6 @@ async def first_render(settings: object) -> tuple[float, float]:
             await pilot.pause(0.01)
         await pilot.pause()
         return first, time.perf_counter() - start
-
-
-def spread(values: list[float], scale: float = 1000) -> str:
-    """min / median / max, in milliseconds (scale 1000) or as ratios (scale 1)."""
-    shape = "7,.0f" if scale == 1000 else "5.2f"
-    return " / ".join(f"{v * scale:{shape}}" for v in (min(values), statistics.median(values), max(values)))
 
 
 async def measure(node: rabbitmq_node.PrivateNode, count: int, rounds: int) -> None:
@@ -101,15 +95,16 @@ async def measure(node: rabbitmq_node.PrivateNode, count: int, rounds: int) -> N
         await shop
 
     print(f"RabbitMQ {node.version}, {count:,} idle queues and a busy shop, {rounds} rounds, ms min / median / max")
-    print(f"  first rows (app start to rows)        {spread(firsts)}")
-    print(f"  sorted rows (app start to name order) {spread(sorts)}")
-    print(f"  lab poll (overview + {QUEUE_LIMIT} sorted)      {spread(polls)}   {poll_bytes / 1024:7,.0f} KiB")
-    print(f"  whole list (GET /api/queues, parsed)  {spread(wholes)}   {whole_bytes / 1024:7,.0f} KiB")
+    print(f"  first rows (app start to rows)        {spread(firsts, scale=1000)}")
+    print(f"  sorted rows (app start to name order) {spread(sorts, scale=1000)}")
+    poll = f"{spread(polls, scale=1000)}   {poll_bytes / 1024:7,.0f} KiB"
+    print(f"  lab poll (overview + {QUEUE_LIMIT} sorted)      {poll}")
+    print(f"  whole list (GET /api/queues, parsed)  {spread(wholes, scale=1000)}   {whole_bytes / 1024:7,.0f} KiB")
     first_ratio = [w / f for w, f in zip(wholes, firsts, strict=True)]
     poll_ratio = [w / p for w, p in zip(wholes, polls, strict=True)]
-    print(f"  ratio whole list / first rows: {spread(first_ratio, 1)}")
-    print(f"  ratio whole list / lab poll:   {spread(poll_ratio, 1)}")
-    print(f"  load average (1 min): {spread(loads, 1)}")
+    print(f"  ratio whole list / first rows: {spread(first_ratio, 2)}")
+    print(f"  ratio whole list / lab poll:   {spread(poll_ratio, 2)}")
+    print(f"  load average (1 min): {spread(loads, 2)}")
 
 
 def main() -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +40,7 @@ from amqp_lab.config import Settings, build
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
+from spread import spread
 
 WINDOW = 256
 PREFETCH = 10
@@ -194,10 +194,6 @@ async def lab(settings: Settings, work: Work) -> Round:
     last = samples[-1]
     counted = max(last[2] - first[2], 1)
     return Round(counted / (last[0] - first[0]), (last[1] - first[1]) * 1e6 / counted)
-
-
-def spread(values: list[float], digits: int = 0) -> str:
-    return " / ".join(f"{v:,.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
 
 
 async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool) -> None:
