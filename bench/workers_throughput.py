@@ -9,24 +9,28 @@ prefetch 10, manual ack.
   lab       the workers scenario (rate max, processing 0), in this process, every metric on: ids and
             timestamps, the ledger, HDR latencies, depth sampling, snapshots
   lab x8    (with --scaling) the lab with 8 workers: what adding clients costs one process
+  lab procs (with --processes) the lab with --processes auto, against the lab in one process, both with two
+            producers and two workers (at least one producer per process, or the spread has nothing to share);
+            this mode runs these two sides only. Client CPU is not taken for it: it is spread over processes
 
 Throughput is acked messages per second from the first second to the end of a round; client CPU is this
 process's CPU time per acked message over the same window. Prints min/median/max of each, the ratios taken
 round by round (lab/aiormq, lab/aio-pika, lab x8 / lab), and the load average at each round.
 
     python3 bench/workers_throughput.py [--seconds 8] [--rounds 5] [--workers 1] [--queue-type classic]
-                                        [--version 4.0] [--transient] [--scaling]
+                                        [--version 4.0] [--transient] [--scaling | --processes]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,7 @@ from pamqp.commands import Basic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rabbitmq_node
-from amqp_lab.config import Settings, build
+from amqp_lab.config import Settings, auto_processes, build
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
@@ -54,6 +58,7 @@ class Work:
     workers: int
     persistent: bool
     queue_type: str
+    producers: int = 1
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ async def lab(settings: Settings, work: Work) -> Round:
     scenario = load(
         "workers",
         [f"duration={work.seconds}", "workers.rate=max", "workers.processing=0ms", f"workers.workers={work.workers}",
+         f"workers.producers={work.producers}",
          f"workers.prefetch={PREFETCH}", "workers.publish_mode=confirms", f"workers.queue_type={work.queue_type}",
          f"workers.persistent={work.persistent}".lower()],
     )  # fmt: skip
@@ -193,16 +199,20 @@ async def lab(settings: Settings, work: Work) -> Round:
     first = next(s for s in samples if s[0] >= WARMUP)
     last = samples[-1]
     counted = max(last[2] - first[2], 1)
-    return Round(counted / (last[0] - first[0]), (last[1] - first[1]) * 1e6 / counted)
+    cpu_us = (last[1] - first[1]) * 1e6 / counted if not settings.processes else float("nan")
+    return Round(counted / (last[0] - first[0]), cpu_us)
 
 
-async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool) -> None:
+async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool, processes: bool) -> None:
     settings = build({"amqp_url": node.amqp_url, "management_url": node.management_url, "timeout": 30})
     sides: dict[str, Callable[[], Awaitable[Round]]] = {
         "aiormq": lambda: bare_aiormq(node.amqp_url, work),
         "aio-pika": lambda: bare_aio_pika(node.amqp_url, work),
         "lab": lambda: lab(settings, work),
     }
+    if processes:
+        spread_out = replace(settings, processes=auto_processes(settings.primary.host))
+        sides = {"lab": lambda: lab(settings, work), "lab procs": lambda: lab(spread_out, work)}
     if scaling:
         eight = Work(work.seconds, 8, work.persistent, work.queue_type)
         sides["lab x8"] = lambda: lab(settings, eight)
@@ -218,20 +228,27 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
 
     kind = "persistent" if work.persistent else "transient"
     print(
-        f"\nRabbitMQ {node.version}, {work.queue_type} queue, {work.workers} worker(s), prefetch {PREFETCH}, "
+        f"\nRabbitMQ {node.version}, {work.queue_type} queue, {work.producers} producer(s), {work.workers} worker(s), "
+        f"prefetch {PREFETCH}, "
         f"confirms ({WINDOW} in flight), {kind}; {rounds} rounds of {work.seconds:g} s, min / median / max"
     )
     print(f"  {'':10} {'acked msg/s':>26}   {'client CPU µs per message':>28}")
     for name, rounds_of in results.items():
-        print(f"  {name:10} {spread([r.rate for r in rounds_of]):>26}   {spread([r.cpu_us for r in rounds_of], 1):>28}")
+        cpu = [r.cpu_us for r in rounds_of if not math.isnan(r.cpu_us)]
+        shown_cpu = spread(cpu, 1) if cpu else "over processes: not taken"
+        print(f"  {name:10} {spread([r.rate for r in rounds_of]):>26}   {shown_cpu:>28}")
 
     def ratio(a: str, b: str, of: Callable[[Round], float]) -> str:
         return spread([of(x) / of(y) for x, y in zip(results[a], results[b], strict=True)], 2)
 
     print("  ratios, round by round (min / median / max):")
-    print(f"    throughput lab/aiormq   {ratio('lab', 'aiormq', lambda r: r.rate)}")
-    print(f"    throughput lab/aio-pika {ratio('lab', 'aio-pika', lambda r: r.rate)}")
-    print(f"    CPU per message lab/aiormq {ratio('lab', 'aiormq', lambda r: r.cpu_us)}")
+    if processes:
+        spread_ratio = ratio("lab procs", "lab", lambda r: r.rate)
+        print(f"    throughput lab procs ({spread_out.processes}) / lab in one  {spread_ratio}")
+    else:
+        print(f"    throughput lab/aiormq   {ratio('lab', 'aiormq', lambda r: r.rate)}")
+        print(f"    throughput lab/aio-pika {ratio('lab', 'aio-pika', lambda r: r.rate)}")
+        print(f"    CPU per message lab/aiormq {ratio('lab', 'aiormq', lambda r: r.cpu_us)}")
     if scaling:
         print(f"    throughput lab x8 / lab x{work.workers}  {ratio('lab x8', 'lab', lambda r: r.rate)}")
     print(f"  load average (1 min) at the rounds' ends: {spread(loads, 2)}")
@@ -245,12 +262,17 @@ def main() -> int:
     parser.add_argument("--queue-type", choices=("classic", "quorum"), default="classic", help="for every side")
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
     parser.add_argument("--transient", action="store_true", help="non-persistent messages (the broker does less)")
-    parser.add_argument("--scaling", action="store_true", help="also the lab with 8 workers, against --workers")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--scaling", action="store_true", help="also the lab with 8 workers, against --workers")
+    shown.add_argument(
+        "--processes", action="store_true", help="the lab with --processes auto against one process (only)"
+    )
     args = parser.parse_args()
-    work = Work(args.seconds, args.workers, not args.transient, args.queue_type)
+    clients = max(2, args.workers) if args.processes else args.workers
+    work = Work(args.seconds, clients, not args.transient, args.queue_type, 2 if args.processes else 1)
     node = rabbitmq_node.start("amqplab-bench@localhost", args.version)
     try:
-        asyncio.run(measure(node, work, args.rounds, args.scaling))
+        asyncio.run(measure(node, work, args.rounds, args.scaling, args.processes))
     finally:
         rabbitmq_node.stop(node)
     return 0

@@ -154,3 +154,28 @@ def test_a_cluster_has_a_management_api_per_node_to_fall_back_on() -> None:
     assert derived.management_fallbacks == ("http://u:pw1@h2:15672/",)  # one per host
     listed = build({"management_url": ["http://a:15672/", "http://b:x9@b:15672/"]})
     assert "x9" in listed.secrets()
+
+
+def test_processes_auto_leaves_a_core_to_a_broker_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, local, remote in ((1, 0, 0), (2, 2, 2), (4, 3, 4), (8, 7, 8)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, cores=cores: set(range(cores)))
+        given = {"processes": "auto"}
+        assert resolve(given, env=NO_FILE).processes == local, cores  # localhost
+        assert resolve(given | {"amqp_url": "amqp://guest:guest@127.0.0.1:5672/"}, env=NO_FILE).processes == local
+        assert resolve(given | {"amqp_url": "amqp://lab:s@broker.example:5672/"}, env=NO_FILE).processes == remote
+    assert resolve({"processes": "3"}, env=NO_FILE).processes == 3
+    assert resolve(env=NO_FILE | {"AMQP_LAB_PROCESSES": "2"}).processes == 2
+    assert resolve(env=NO_FILE).processes == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"processes": "many"}, r"processes must be a whole number or auto, not 'many'"),
+        ({"processes": "-1"}, r"processes must be from 0 \(clients run in this one\) to 64, or auto"),
+        ({"processes": "2", "agents": "2"}, r"agents \(2\) and processes \(2\) both take a run's clients"),
+    ],
+)
+def test_bad_processes_say_what_to_give(given: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        resolve(given, env=NO_FILE)

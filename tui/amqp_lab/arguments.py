@@ -68,6 +68,7 @@ settings come from flags, then the environment, then the config file, then defau
   {ENV["timeout"]:<26} seconds to wait for the broker
   {ENV["heartbeat"]:<26} AMQP heartbeat in seconds (0: off)
   {ENV["agents"]:<26} agents that runs hand their clients to (default 0: none)
+  {ENV["processes"]:<26} local processes that runs spread their clients over (N or auto; default 0)
   {ENV_PROFILE:<26} profile to use from the config file
   {ENV_CONFIG:<26} config file (default: the user's config dir, amqp-lab/config.toml)
 
@@ -141,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs hand their simulated clients to N `amqp-lab agent` processes (on other machines) through "
         "the broker, instead of running them here",
     )
+    group.add_argument(
+        "--processes",
+        metavar="N|auto",
+        default=quiet,
+        help="runs spread their simulated clients over N processes on this machine, so a run can use every core "
+        "(auto: one per core, less one for a broker on this machine; default 0: all in this process)",
+    )
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
 
     exported = argparse.ArgumentParser(add_help=False)
@@ -192,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  amqp-lab run rpc --set rpc.reply_queue=direct-reply-to --set rpc.handlers=0\n"
         "  amqp-lab run map-reduce --set map-reduce.policy=wait-for-all --duration 20s\n"
         "  amqp-lab run my-topology.toml --json report.json\n"
-        "  amqp-lab run workers --set workers.persistent=false --record transient.rec.gz\n\n"
+        "  amqp-lab run workers --set workers.persistent=false --record transient.rec.gz\n"
+        "  amqp-lab run workers --set workers.rate=max --set workers.producers=2 --processes auto\n\n"
         "keys for --set are the scenario file's keys, dotted: see docs/scenarios.md",
     )
     run.add_argument(
@@ -303,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
         "  amqp-lab run workers --agents 2 --url amqp://lab:secret@broker:5672/   # on the coordinating machine",
     )
     agent.add_argument("--name", metavar="NAME", help="how runs and screens call it (default: host name and a tag)")
+    agent.add_argument(
+        "--for-run",
+        metavar="RUN_ID",
+        help="serve this run only, then end (how --processes starts its local agents)",
+    )
+    agent.add_argument(
+        "--until-stdin-closes",
+        action="store_true",
+        help="also end when standard input ends: the process that started it holds the other end",
+    )
     broker = commands.add_parser(
         "broker",
         help="run the embedded broker (no RabbitMQ needed)",

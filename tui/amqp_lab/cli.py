@@ -398,13 +398,17 @@ def run_agent(args: argparse.Namespace, settings: Settings, console: Console) ->
 
     from amqp_lab.broker.errors import AmqpError
     from amqp_lab.engine.agent import Agent
+    from amqp_lab.parent_link import stop_when_stdin_closes
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
-        await Agent(settings, args.name, say=lambda line: console.print(Text(line))).serve(stop)
+        if args.until_stdin_closes:
+            stop_when_stdin_closes(stop)
+        say = lambda line: console.print(Text(line), soft_wrap=True)  # noqa: E731
+        await Agent(settings, args.name, say, for_run=args.for_run).serve(stop)
 
     try:
         asyncio.run(serve())

@@ -43,6 +43,7 @@ ENV = {
     "timeout": "AMQP_LAB_TIMEOUT",
     "heartbeat": "AMQP_LAB_HEARTBEAT",
     "agents": "AMQP_LAB_AGENTS",
+    "processes": "AMQP_LAB_PROCESSES",
 }
 ENV_PROFILE = "AMQP_LAB_PROFILE"
 ENV_CONFIG = "AMQP_LAB_CONFIG"
@@ -61,6 +62,7 @@ FILE_KEYS = {
     "timeout",
     "heartbeat",
     "agents",
+    "processes",
 }
 
 
@@ -123,6 +125,7 @@ class Settings:
     heartbeat: int | None = None  # seconds asked of the broker; None: the URL's ?heartbeat=, else 60
     broker_given: bool = True  # False: no AMQP URL anywhere, the default localhost one is assumed
     agents: int = 0  # runs hand their clients to this many `amqp-lab agent` processes; 0: run them here
+    processes: int = 0  # runs start this many local agent processes for their clients; 0: run them here
     profile: str | None = None
     # The management API on other nodes of a cluster, asked when the first does not answer.
     management_fallbacks: tuple[str, ...] = field(default=(), repr=False)
@@ -130,6 +133,11 @@ class Settings:
     @property
     def primary(self) -> Endpoint:
         return self.endpoints[0]
+
+    @property
+    def handed_out(self) -> int:
+        """How many agents a run's clients go to, local or not; 0: they run in this process."""
+        return self.agents or self.processes
 
     @property
     def management_display(self) -> str:
@@ -182,6 +190,7 @@ class Settings:
             "timeout": f"{self.timeout:g}",
             "heartbeat": str(self.heartbeat or ""),
             "agents": str(self.agents),
+            "processes": str(self.processes),
         }
         return {ENV[key]: value for key, value in values.items() if value}
 
@@ -315,6 +324,13 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
     for url in management_urls:
         check_management_url(url)
     management_url, *management_fallbacks = management_urls
+    agents = _agents(values.get("agents", 0))
+    processes = _processes(values.get("processes", 0), endpoints[0].host)
+    if agents and processes:
+        raise SettingsError(
+            f"agents ({agents}) and processes ({processes}) both take a run's clients: agents on other machines, "
+            "processes on this one; give one"
+        )
 
     return Settings(
         endpoints=endpoints,
@@ -325,7 +341,8 @@ def build(values: Mapping[str, Any], profile: str | None = None) -> Settings:
         refresh=_refresh(values.get("refresh", DEFAULT_REFRESH)),
         timeout=_positive(values.get("timeout", DEFAULT_TIMEOUT), "timeout", upper=600),
         heartbeat=_heartbeat(values.get("heartbeat")),
-        agents=_agents(values.get("agents", 0)),
+        agents=agents,
+        processes=processes,
         broker_given="amqp_url" in values,
         profile=profile,
         management_fallbacks=tuple(management_fallbacks),
@@ -455,6 +472,29 @@ def _agents(value: Any) -> int:
     if not 0 <= count <= MAX_AGENTS:
         raise SettingsError(f"agents must be from 0 (clients run here) to {MAX_AGENTS}, not {value!r}")
     return count
+
+
+def _processes(value: Any, broker_host: str) -> int:
+    if str(value).strip().lower() == "auto":
+        return auto_processes(broker_host)
+    try:
+        count = int(str(value))
+    except ValueError:
+        raise SettingsError(f"processes must be a whole number or auto, not {value!r}") from None
+    if not 0 <= count <= MAX_AGENTS:
+        raise SettingsError(
+            f"processes must be from 0 (clients run in this one) to {MAX_AGENTS}, or auto, not {value!r}"
+        )
+    return count
+
+
+def auto_processes(broker_host: str) -> int:
+    """Every core this process may use, less one for a broker on this machine; 0 (this process) when that leaves
+    one: a single agent process only adds the relay's cost."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = broker_host in ("localhost", "::1") or broker_host.startswith("127.")
+    count = cores - 1 if local and cores > 2 else cores
+    return count if count >= 2 else 0
 
 
 def _positive(value: Any, name: str, upper: float) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import ipaddress
 import itertools
@@ -11,8 +10,6 @@ import os
 import re
 import socket
 import ssl
-import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from amqp_lab.embedded.channel import Channel
 from amqp_lab.embedded.connection import Connection
 from amqp_lab.embedded.errors import AmqpFault
 from amqp_lab.embedded.vhost import Vhost
+from amqp_lab.parent_link import stop_when_stdin_closes
 
 DEFAULT_USER = "guest"
 DEFAULT_PASSWORD = "guest"
@@ -248,19 +246,8 @@ async def serve(options: BrokerOptions, ready: Callable[[Broker], None], until_s
     ready(broker)
     done = asyncio.Event()
     if until_stdin_closes:
-        loop = asyncio.get_running_loop()
-        # A daemon thread: blocked on a read, it must not hold up the way out on Ctrl-C.
-        threading.Thread(
-            target=_read_until_closed, args=(lambda: loop.call_soon_threadsafe(done.set),), daemon=True
-        ).start()
+        stop_when_stdin_closes(done)
     try:
         await done.wait()
     finally:
         await broker.stop()
-
-
-def _read_until_closed(closed: Callable[[], None]) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        while sys.stdin.buffer.read(4096):
-            pass
-    closed()

@@ -36,6 +36,7 @@ from amqp_lab.scenario.patterns import build, run_prefix
 CONTROL = "amqp-lab.control"  # a topic exchange; auto-delete: it goes with the last agent
 DISCOVER = "agents.discover"
 REPORT_EVERY = 0.25
+ASSIGN_TIMEOUT = 60.0  # a run's recruiting and starting, with room for a loaded machine
 WATCH_EVERY = 2.0
 
 
@@ -128,15 +129,26 @@ class Share:
 
 
 class Agent:
-    def __init__(self, settings: Settings, name: str | None = None, say: Callable[[str], None] = print) -> None:
+    """Waits for runs and serves them one at a time; with `for_run`, serves that run alone and then ends (the
+    local processes a run starts with --processes)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str | None = None,
+        say: Callable[[str], None] = print,
+        for_run: str | None = None,
+    ) -> None:
         self.settings = settings
         self.name = name or f"{socket.gethostname()}-{random.randrange(16**4):04x}"
+        self.for_run = for_run
         self._say = say
         self.share: Share | None = None
         self._share_task: asyncio.Task[None] | None = None
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._finishing = asyncio.Event()
+        self._assigned = asyncio.Event()
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._connection = connection = await connect_first(self.settings)
@@ -148,13 +160,32 @@ class Agent:
                 await queue.bind(exchange, key)
             await queue.consume(self._on_control, no_ack=True)
             self._say(f"agent {self.name} waiting for runs on {self.settings.primary.display()}")
-            await stop.wait()
+            if self.for_run is None:
+                await stop.wait()
+            else:
+                await self._serve_one(stop)
         finally:
             if self._share_task is not None:
                 self._share_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._share_task
             await connection.close()
+
+    async def _serve_one(self, stop: asyncio.Event) -> None:
+        """Until the share is done, or `stop`; a run that hands out nothing within the time a run waits for its
+        agents is gone, and so is this agent."""
+        stopped = asyncio.ensure_future(stop.wait())
+        assigned = asyncio.ensure_future(self._assigned.wait())
+        try:
+            await asyncio.wait([stopped, assigned], timeout=ASSIGN_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+            if self._assigned.is_set():
+                if (share := self._share_task) is not None:  # None: it is done already
+                    await asyncio.wait([stopped, share], return_when=asyncio.FIRST_COMPLETED)
+            elif not stop.is_set():
+                self._say(f"run {self.for_run} gave this agent nothing within {ASSIGN_TIMEOUT:g} s; ending")
+        finally:
+            stopped.cancel()
+            assigned.cancel()
 
     async def _send(self, to: str, message: aio_pika.Message) -> None:
         assert self._channel is not None
@@ -171,10 +202,11 @@ class Agent:
                 await self._send(asked.reply_to, messages.encode(offer))
             return
         match said:
-            case messages.Discover() if self._share_task is None:
+            case messages.Discover() if self._share_task is None and self.for_run in (None, said.run_id):
                 await self._send(said.reply_to, messages.encode(messages.Offer(agent=self.name, run_id=said.run_id)))
             case messages.Assign() if self._share_task is None:
                 self._share_task = asyncio.get_running_loop().create_task(self._run_share(said))
+                self._assigned.set()
             case messages.Pause() if self.share is not None:
                 self.share.stop_sending()
             case messages.Finish() if self.share is not None and said.run_id == self.share.run_id:

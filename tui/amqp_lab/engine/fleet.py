@@ -74,9 +74,12 @@ class Fleet:
         self._exchange: AbstractExchange | None = None
         self._inbox = ""
         self._watch: asyncio.Task[None] | None = None
+        self._named: tuple[str, ...] = ()
 
-    async def recruit(self, count: int, specs: tuple[ClientSpec, ...]) -> None:
-        """Find `count` idle agents and start a share of `specs` on each; AgentsMissing says what failed."""
+    async def recruit(self, count: int, specs: tuple[ClientSpec, ...], named: tuple[str, ...] = ()) -> None:
+        """Find `count` idle agents (only those `named`, when given: the run's own local ones) and start a share
+        of `specs` on each; AgentsMissing says what failed."""
+        self._named = named
         self._connection = await connect_first(self._settings)
         channel = await self._connection.channel()
         self._exchange = await declare_control(channel)
@@ -84,13 +87,17 @@ class Fleet:
         self._inbox = inbox.name
         await inbox.consume(self._received, no_ack=True)
         deadline = time.monotonic() + RECRUIT_TIMEOUT
+        discover = messages.Discover(run_id=self._run_id, reply_to=self._inbox)
         while len(self._offers) < count and time.monotonic() < deadline:
-            await self._exchange.publish(
-                messages.encode(messages.Discover(run_id=self._run_id, reply_to=self._inbox)), DISCOVER
-            )
+            for key in [direct_key(name) for name in named if name not in self._offers] or [DISCOVER]:
+                await self._exchange.publish(messages.encode(discover), key)
             self._offered.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._offered.wait(), 1.0)
+        if len(self._offers) < count and named:
+            raise AgentsMissing(
+                f"{len(self._offers)} of this run's {count} processes answered within {RECRUIT_TIMEOUT:g} s"
+            )
         if len(self._offers) < count:
             others = "".join(f"; agent {name} {said}" for name, said in self._mismatched.items())
             raise AgentsMissing(
@@ -134,7 +141,8 @@ class Fleet:
         if said is None:
             return
         if isinstance(said, messages.Offer):
-            if said.run_id == self._run_id and said.agent not in self._offers:
+            wanted = not self._named or said.agent in self._named
+            if said.run_id == self._run_id and said.agent not in self._offers and wanted:
                 self._offers.append(said.agent)
                 self._offered.set()
             return

@@ -29,6 +29,7 @@ from amqp_lab.engine.errors import RunError
 from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.fleet import AgentsMissing, Fleet
 from amqp_lab.engine.ledger import Ledger
+from amqp_lab.engine.local_agents import LocalAgents
 from amqp_lab.engine.metrics import RateMeter
 from amqp_lab.engine.objects import count_leftovers, declare, delete
 from amqp_lab.engine.placement import Placement
@@ -71,7 +72,7 @@ class Run:
         self.plan = build(scenario, self.prefix)
         self.ctx = RunContext(
             settings,
-            Ledger(self.plan.topology, gathered=settings.agents > 0),
+            Ledger(self.plan.topology, gathered=settings.handed_out > 0),
             random.Random(scenario.seed),
             self.run_id,
         )
@@ -85,6 +86,7 @@ class Run:
         self._depths: dict[str, QueueDepth] = {}
         self._depths_sampled_at: float | None = None  # elapsed seconds at the last sample of the ready counts
         self._tasks: list[asyncio.Task[Any]] = []
+        self._local_agents: LocalAgents | None = None  # --processes: this run's agent processes
         self._late_joins: list[asyncio.Task[None]] = []
         self._meters = {name: RateMeter() for name in ("published", "delivered", "acked")}
         self._queue_meters: dict[str, tuple[RateMeter, RateMeter]] = {}
@@ -132,7 +134,7 @@ class Run:
         self.ctx.started = self._started_at
         self._declared = True
         await self._connect()
-        if self.settings.agents:
+        if self.settings.handed_out:
             await self._hand_to_agents()
         else:
             await self._start_clients()
@@ -146,10 +148,27 @@ class Run:
 
     async def _hand_to_agents(self) -> None:
         self.roster.fleet = fleet = Fleet(self.settings, self.ctx, self.run_id, self.scenario)
+        if not self.settings.processes:
+            try:
+                await fleet.recruit(self.settings.agents, self.plan.clients)
+            except AgentsMissing as exc:
+                raise RunError(str(exc)) from None
+            return
+        self._local_agents = local = LocalAgents(self.settings, self.run_id, self.settings.processes)
+        await local.start()
+        recruiting = asyncio.ensure_future(fleet.recruit(self.settings.processes, self.plan.clients, local.names))
+        ended = asyncio.ensure_future(local.first_ended())
         try:
-            await fleet.recruit(self.settings.agents, self.plan.clients)
-        except AgentsMissing as exc:
-            raise RunError(str(exc)) from None
+            await asyncio.wait([recruiting, ended], return_when=asyncio.FIRST_COMPLETED)
+            if ended.done():  # a process that ends before the run does could not serve it
+                raise RunError(f"this run's processes could not serve it: {ended.result()}")
+            try:
+                recruiting.result()
+            except AgentsMissing as exc:
+                raise RunError(str(exc)) from None
+        finally:
+            for waiting in (recruiting, ended):
+                waiting.cancel()
 
     async def _start_clients(self) -> None:
         self.roster.enlist()
@@ -249,6 +268,8 @@ class Run:
         await asyncio.gather(*(client.close() for client in self.roster.clients.values()), return_exceptions=True)
         if fleet is not None:
             await fleet.close()
+        if self._local_agents is not None:
+            await self._local_agents.stop()
         checked = True
         if self._declared:
             try:
