@@ -17,6 +17,9 @@ Throughput is acked messages per second from the first second to the end of a ro
 process's CPU time per acked message over the same window. Prints min/median/max of each, the ratios taken
 round by round (lab/aiormq, lab/aio-pika, lab x8 / lab), and the load average at each round.
 
+Every side runs on uvloop where it is installed (the fast extra), as the lab's runs do; AMQP_LAB_LOOP=asyncio
+measures them on asyncio's own loop.
+
     python3 bench/workers_throughput.py [--seconds 8] [--rounds 5] [--workers 1] [--queue-type classic]
                                         [--version 4.0] [--transient] [--scaling | --processes]
 """
@@ -40,6 +43,7 @@ from pamqp.commands import Basic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rabbitmq_node
+from amqp_lab import event_loop
 from amqp_lab.config import Settings, auto_processes, build
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
@@ -227,9 +231,10 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
         print(f"  round {n + 1}: {shown} msg/s   load {loads[-1]:.2f}", flush=True)
 
     kind = "persistent" if work.persistent else "transient"
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     print(
-        f"\nRabbitMQ {node.version}, {work.queue_type} queue, {work.producers} producer(s), {work.workers} worker(s), "
-        f"prefetch {PREFETCH}, "
+        f"\nRabbitMQ {node.version}, every side on {loop}'s event loop, {work.queue_type} queue, "
+        f"{work.producers} producer(s), {work.workers} worker(s), prefetch {PREFETCH}, "
         f"confirms ({WINDOW} in flight), {kind}; {rounds} rounds of {work.seconds:g} s, min / median / max"
     )
     print(f"  {'':10} {'acked msg/s':>26}   {'client CPU µs per message':>28}")
@@ -272,7 +277,7 @@ def main() -> int:
     work = Work(args.seconds, clients, not args.transient, args.queue_type, 2 if args.processes else 1)
     node = rabbitmq_node.start("amqplab-bench@localhost", args.version)
     try:
-        asyncio.run(measure(node, work, args.rounds, args.scaling, args.processes))
+        event_loop.run(measure(node, work, args.rounds, args.scaling, args.processes))
     finally:
         rabbitmq_node.stop(node)
     return 0

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).parents[2] / "tui" / "amqp_lab"
 
 # Lowest first; a layer may import what stands before it, and not the layers on its own line.
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "masking", "parent_link"),
+    ("__init__", "masking", "parent_link", "event_loop"),
     ("amqp",),
     ("config", "scenario"),
     ("broker", "embedded"),

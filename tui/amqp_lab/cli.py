@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
-from amqp_lab import __version__
+from amqp_lab import __version__, event_loop
 from amqp_lab.arguments import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -125,8 +125,8 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
     latest = Latest()
     try:
         with metrics_endpoint(args.metrics_port, latest, console), broker_for(settings, errors) as (settings, _):
-            document = asyncio.run(run_headless(scenario, settings, console, record, listeners=[latest.take]))
-    except (AmqpError, RunError) as exc:
+            document = event_loop.run(run_headless(scenario, settings, console, record, listeners=[latest.take]))
+    except (AmqpError, RunError, event_loop.LoopChoiceError) as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     if report is not None:
@@ -411,8 +411,8 @@ def run_agent(args: argparse.Namespace, settings: Settings, console: Console) ->
         await Agent(settings, args.name, say, for_run=args.for_run).serve(stop)
 
     try:
-        asyncio.run(serve())
-    except AmqpError as exc:
+        event_loop.run(serve())
+    except (AmqpError, event_loop.LoopChoiceError) as exc:
         console.print(Text(f"amqp-lab agent: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     return 0

@@ -105,7 +105,9 @@ class Fleet:
                 f"`amqp-lab agent --url URL` on this broker ({self._settings.primary.display()}){others}"
             )
         scenario = self._scenario.model_dump(mode="json", by_alias=True)
-        for number, (name, share) in enumerate(zip(self._offers[:count], split(specs, count), strict=True), 1):
+        # The run's own processes in their order, whichever answered first: process 1 gets producer-1.
+        chosen = [name for name in named if name in self._offers] if named else self._offers[:count]
+        for number, (name, share) in enumerate(zip(chosen, split(specs, count), strict=True), 1):
             self.agents[name] = AgentState(name, tuple(share))
             assignment = messages.Assign(
                 run_id=self._run_id,

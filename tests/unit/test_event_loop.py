@@ -1,0 +1,45 @@
+"""Headless runs and agents take uvloop where it is installed, asyncio's own loop where it is not or where
+AMQP_LAB_LOOP=asyncio asks for it; a loop that cannot be had is said, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+from amqp_lab import event_loop
+
+
+def loop_name(monkeypatch: pytest.MonkeyPatch, wanted: str) -> str:
+    monkeypatch.setenv("AMQP_LAB_LOOP", wanted)
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    return event_loop.run(which())
+
+
+def test_asyncio_is_taken_when_asked_or_when_uvloop_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert loop_name(monkeypatch, "asyncio") == "asyncio"
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # not installed
+    assert loop_name(monkeypatch, "") == "asyncio"
+
+
+def test_uvloop_is_taken_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert loop_name(monkeypatch, "") == "uvloop"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "missing", "message"),
+    [
+        ("trio", False, r"AMQP_LAB_LOOP must be uvloop or asyncio, not 'trio'"),
+        ("uvloop", True, r"uvloop is not installed: pip install 'amqp-lab\[fast\]'"),
+    ],
+)
+def test_a_loop_that_cannot_be_had_is_said(
+    monkeypatch: pytest.MonkeyPatch, wanted: str, missing: bool, message: str
+) -> None:
+    if missing:
+        monkeypatch.setitem(sys.modules, "uvloop", None)
+    with pytest.raises(event_loop.LoopChoiceError, match=message):
+        loop_name(monkeypatch, wanted)
