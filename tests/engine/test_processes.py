@@ -50,10 +50,13 @@ async def test_a_run_spreads_its_clients_over_its_own_processes_and_they_end_wit
     run = Run(scenario, replace(settings, processes=2))
     final = await asyncio.wait_for(run.execute(), deadline(90))
     assert final.state == "finished"
-    assert [a.name for a in final.agents] == [f"{run.run_id}-p1", f"{run.run_id}-p2"]
+    assert [a.name for a in final.agents] == [f"process-1-{run.run_id}", f"process-2-{run.run_id}"]
     assert all(a.state == "done" and a.sent > 0 and a.received > 0 for a in final.agents)
     # Each process got a producer and a worker, in order: the spread has something to share.
     assert [sorted(a.clients) for a in final.agents] == [["producer-1", "worker-1"], ["producer-2", "worker-2"]]
+    where = {c.name: c.detail for c in final.clients}
+    assert where == {"producer-1": "in process 1", "worker-1": "in process 1", "producer-2": "in process 2",
+                     "worker-2": "in process 2"}  # fmt: skip
     ledger = final.ledger
     assert ledger.published == sum(a.sent for a in final.agents) > 50
     assert ledger.lost == 0 and ledger.copies == ledger.accounted
@@ -71,7 +74,7 @@ async def test_a_process_that_cannot_serve_fails_the_run_saying_why(
         await asyncio.wait_for(run.execute(), deadline(60))
     said = str(failure.value)
     assert "this run's processes could not serve it" in said
-    assert f"{run.run_id}-p" in said and "config file /nonexistent/amqp-lab.toml does not exist" in said
+    assert f"-{run.run_id} ended (2)" in said and "config file /nonexistent/amqp-lab.toml does not exist" in said
     assert alive_for(run.run_id) == []
     assert await nothing_left(settings, run.run_id) == []
 

@@ -199,8 +199,12 @@ class Fleet:
             for name in agent.clients:
                 stats = agent.stats.get(name) or ClientStats(name, "", "starting", 0, 0, 0.0, 0)
                 state = "lost" if agent.state == "lost" else stats.state
-                shown.append(replace(stats, state=state, detail=stats.detail or f"on agent {agent.name}"))
+                shown.append(replace(stats, state=state, detail=stats.detail or self._where(agent.name)))
         return tuple(shown)
+
+    def _where(self, agent: str) -> str:
+        """Where a client runs, short enough for the clients table: the run's own processes by number."""
+        return f"in process {self._named.index(agent) + 1}" if agent in self._named else f"on agent {agent}"
 
     def holder(self, client: str) -> str | None:
         """The agent running `client`."""

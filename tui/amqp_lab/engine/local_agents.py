@@ -22,7 +22,8 @@ class LocalAgents:
     def __init__(self, settings: Settings, run_id: str, count: int) -> None:
         self._settings = settings
         self._run_id = run_id
-        self.names = tuple(f"{run_id}-p{number}" for number in range(1, count + 1))
+        # The number first: a narrow clients table ends the name with an ellipsis, and the run id is in the header.
+        self.names = tuple(f"process-{number}-{run_id}" for number in range(1, count + 1))
         self._processes: list[asyncio.subprocess.Process] = []
         self._last_words: dict[str, str] = {}
         self._listening: list[asyncio.Task[None]] = []
