@@ -26,7 +26,10 @@ async def test_rpc_replies_returns_and_latency(settings: Settings) -> None:
     assert c["returns"] > 0  # mandatory: requests to a method no handler serves come back
     assert c["replies"] + c["returns"] + c.get("timeouts", 0) == c["requests"]
     assert s.ledger.returned == c["returns"]
-    assert sum(h.sent for h in s.clients if h.role == "handler") == c["replies"]  # each answer it published
+    # Each answer a handler published is a reply, or answers a request that had timed out already (a loaded
+    # machine): counted late, or still on its way when the run closed.
+    answered = sum(h.sent for h in s.clients if h.role == "handler")
+    assert c["replies"] <= answered <= c["replies"] + c.get("timeouts", 0)
     assert s.latency_total["rpc"].count == c["replies"]
     assert 0 < s.latency_total["rpc"].p50 <= s.latency_total["rpc"].p99
     assert s.ledger.lost == 0 and s.ledger.outstanding == 0

@@ -103,7 +103,7 @@ async def test_find_a_queue_among_thousands_see_why_it_is_slow_peek_tap_route_an
         # Peek: messages listed, and the screen says what peeking does to them.
         await pilot.press("g")
         await wait_for(lambda: isinstance(app.screen, PeekScreen), what="the peek screen")
-        await wait_for(lambda: app.screen.query_one(OptionList).option_count > 0, what="peeked messages")
+        await wait_for(lambda: any(o.option_count > 0 for o in app.screen.query(OptionList)), what="peeked messages")
         assert "ack_requeue_true" in shown_text(app.screen.query_one("#peek-warning"))
         # The detail is laid out on the next frame: its first line alone can show before the body does.
         await wait_for(lambda: '"region"' in shown_text(app.screen.query_one("#peek-detail")), what="the body shown")
@@ -260,7 +260,9 @@ async def test_hostile_names_headers_and_payloads_are_shown_inert(settings: Sett
                 assert "evil [bold red]q[/] \\x1b[2J\\x07 [link=http://x]y" in detail_title
                 await pilot.press("g")
                 await wait_for(lambda: isinstance(app.screen, PeekScreen), what="the peek")
-                await wait_for(lambda: app.screen.query_one(OptionList).option_count == 1, what="the message")
+                await wait_for(
+                    lambda: [o.option_count for o in app.screen.query(OptionList)] == [1], what="the message"
+                )
                 detail = shown_text(app.screen.query_one("#peek-detail"))
                 assert "[i]text[/i]" in detail  # a property, literally
                 assert detail.count("evil [bold red]q[/] \\x1b[2J\\x07") >= 3  # key, header name and value, payload

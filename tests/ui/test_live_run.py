@@ -29,7 +29,7 @@ from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 from textual.widgets import Input, Static
 
-from tests.conftest import settings_for, shown_text, wait_for
+from tests.conftest import busy_factor, settings_for, shown_text, wait_for
 from tests.engine.conftest import nothing_left
 
 SIZE = (140, 40)
@@ -224,12 +224,20 @@ async def test_a_lost_link_shows_reconnecting_and_the_run_resumes(rabbit: Privat
         pytest.skip("the client side is under test here: one broker version is enough")
     proxy = FaultProxy(rabbit.amqp_port)
     await proxy.start()
-    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), timeout=2.0)
+    # A short answer timeout notices the lost link soon; stretched on a loaded machine, where a handshake through
+    # the proxy takes longer and would be given up on, again and again, before the run ever started.
+    settings = settings_for(rabbit, amqp_url=proxy.url_for(rabbit.amqp_url), timeout=2.0 * busy_factor())
     app = make_app(settings, backoff=Backoff(0.2, 1.0))
+
+    def seen() -> str:
+        return f"header {header(app)!r}, worker-1 {state(app, 'worker-1')!r}, events {events(app)[:5]}"
+
     try:
         async with app.run_test(size=SIZE):
             await app.push_screen(LiveRunScreen(load("workers", ["duration=2m", "workers.rate=20"])))
-            await wait_for(lambda: "RUNNING" in header(app) and state(app, "worker-1") == "running", what="the run")
+            await wait_for(
+                lambda: "RUNNING" in header(app) and state(app, "worker-1") == "running", what="the run", explain=seen
+            )
             proxy.down()  # the broker's host is unreachable: connections reset, new ones refused
             await wait_for(
                 lambda: "RECONNECTING" in header(app) and state(app, "worker-1") == "reconnecting",

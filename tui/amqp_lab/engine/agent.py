@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,9 @@ class AgentContext(RunContext):
 
     def latency_of(self, name: str) -> Any:  # Samples, where a run's context has a Latency
         return self.samples.setdefault(name, Samples())
+
+    def backlog(self, exchange: str, keys: tuple[str, ...], headers: Mapping[str, Any] | None) -> int | None:
+        return None  # the run's ledger follows the copies, not this agent's relay
 
 
 class Share:

@@ -6,8 +6,9 @@ import asyncio
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from amqp_lab.amqp.model import Binding, Queue
 from amqp_lab.config import Settings
@@ -92,6 +93,12 @@ class RunContext:
         """Producers may go on, unless the broker or a consumer is still away."""
         if self.broker_up.is_set() and not self.consumers_down:
             self.consumers_up.set()
+
+    def backlog(self, exchange: str, keys: tuple[str, ...], headers: Mapping[str, Any] | None) -> int | None:
+        """The fewest copies waiting (queued or unacked) in any queue a publish to `exchange` with one of `keys`
+        reaches, as the ledger follows them; None where there is no such queue, or no ledger to ask."""
+        queues = frozenset().union(*(self.ledger.queues_for(exchange, key, headers) for key in keys))
+        return min((self.ledger.outstanding_in(queue) for queue in queues), default=None)
 
     def queue_declared(self, queue: Queue, bindings: tuple[Binding, ...] = ()) -> None:
         self.ledger.set_topology(self.ledger.topology.with_queue(queue, bindings))

@@ -14,6 +14,8 @@ from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.plan import PublisherSpec, RequesterSpec, SubmitterSpec
 
 PUBLISH_WINDOW = 256  # confirms awaited at once by a full-speed publisher
+AHEAD = 10 * PUBLISH_WINDOW  # copies a full-speed publisher without confirms lets wait in the queues it reaches
+HOLD_CHECK = 0.01  # seconds between looks at the backlog while holding
 
 
 class Pacer:
@@ -113,6 +115,8 @@ class Publisher(Producer):
             await self._online.wait()
             await self.ctx.consumers_up.wait()
             await self.pacer.wait()
+            if self.pacer.rate is None and self.spec.publish_mode == "none":
+                await self._hold_while_ahead(headers)
             await window.acquire()
             if not self._resumed.is_set():
                 # Paused while pacing: the run may have settled and drained already, sending now would race it.
@@ -124,6 +128,23 @@ class Publisher(Producer):
             task.add_done_callback(lambda _task: window.release())
         await self.settle()
         self.done.set()
+
+    async def _hold_while_ahead(self, headers: dict[str, Any]) -> None:
+        """At full speed without confirms nothing paces this publisher but its socket, and it outruns the readers:
+        the queues grow until the broker itself slows (a 13,000 backlog halved delivery). Hold while every queue
+        it reaches has AHEAD copies waiting, so a queue nobody reads holds nothing back while another is read;
+        the clients table says so. Where the run's ledger is not at hand (an agent), nothing holds."""
+        keys = self.spec.routing_keys
+        backlog = self.ctx.backlog(self.spec.exchange, keys, headers)
+        if backlog is None or backlog < AHEAD:
+            return
+        held = f"holding: {AHEAD:,} or more queued ahead"
+        self.detail = self.detail or held
+        while backlog is not None and backlog >= AHEAD and self._resumed.is_set():
+            await asyncio.sleep(HOLD_CHECK)
+            backlog = self.ctx.backlog(self.spec.exchange, keys, headers)
+        if self.detail == held:
+            self.detail = ""
 
     async def settle(self) -> None:
         """Wait until every publish in flight has its answer (confirm, nack or return)."""
