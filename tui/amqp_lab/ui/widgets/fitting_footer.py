@@ -13,6 +13,8 @@ PALETTE_FROM = 110  # columns from which the command palette's key has room besi
 
 
 class FittingFooter(Footer):
+    _shown: tuple[object, ...] | None = None  # what the keys were composed from: the same again is not redone
+
     def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.recompose)
 
@@ -21,8 +23,24 @@ class FittingFooter(Footer):
         self.call_after_refresh(self._fit)
 
     async def recompose(self) -> None:
+        """As Textual's footer, which composes its keys again on every change of focus or screen (several times
+        for one Esc, each restyling every key), but only when the keys or the width changed."""
+        shown = self._keys_shown()
+        if shown is not None and shown == self._shown:
+            return
+        self._shown = shown
         await super().recompose()
         self.call_after_refresh(self._fit)
+
+    def _keys_shown(self) -> tuple[object, ...] | None:
+        if not self._bindings_ready or not self.is_attached:
+            return None
+        keys = tuple(
+            (binding.key, binding.description, binding.action, enabled, tooltip)
+            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            if binding.show
+        )
+        return (keys, self.size.width, self.compact, self.show_command_palette)
 
     def _fit(self) -> None:
         """Drop the keys that would run past the right edge (keeping `?`, moved last). Widths are measured from
