@@ -178,3 +178,18 @@ async def test_switching_pattern_shows_its_options_at_once() -> None:
             assert screen.query_one(ContentSwitcher).current == f"form-{pattern}"
             assert field(app, "name").region.height > 0
             assert field(app, "name").query_one(Input).value == load(pattern).name
+
+
+async def test_leaving_and_coming_back_finds_the_options_as_they_were_left() -> None:
+    app = builder_lab()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: isinstance(app.screen, BuilderScreen) and "handler ×2" in preview(app), what="rpc")
+        builder = app.screen
+        await type_into(pilot, field(app, "rpc.handlers").query_one(Input), "4")
+        await wait_for(lambda: "handler ×4" in preview(app), what="four handlers in the preview")
+        await pilot.press("escape")
+        await wait_for(lambda: not isinstance(app.screen, BuilderScreen), what="the explorer")
+        app.action_builder()
+        await pilot.pause()
+        assert app.screen is builder  # kept, not built again
+        assert "handler ×4" in preview(app) and field(app, "rpc.handlers").query_one(Input).value == "4"

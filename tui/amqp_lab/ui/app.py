@@ -39,6 +39,7 @@ from amqp_lab.ui.themes import STYLES, THEMES
 from amqp_lab.workshop import Experiment
 
 RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a broker gone silent must not hang quitting
+BUILDER = "builder"  # the installed builder screen's name
 
 
 class AmqpLabApp(App[None]):
@@ -320,9 +321,19 @@ class AmqpLabApp(App[None]):
 
         self.push_screen(WatchingScreen(run_id or None))
 
-    def action_builder(self, source: str = "rpc") -> None:
-        if not self._refuse_while_running():
-            self.push_screen(BuilderScreen(source))
+    def action_builder(self, source: str | None = None) -> None:
+        """The builder is built once and kept: its five forms take a while to build, and as long to take down,
+        which leaving it used to wait for. Coming back finds the options as they were left; a `source` other
+        than the one it opened (a file, a preset) opens a new one."""
+        if self._refuse_while_running() or isinstance(self.screen, BuilderScreen):
+            return
+        if self.is_screen_installed(BUILDER):
+            kept = self.get_screen(BUILDER)
+            if source is not None and isinstance(kept, BuilderScreen) and kept.source != source:
+                self.uninstall_screen(BUILDER)
+        if not self.is_screen_installed(BUILDER):
+            self.install_screen(BuilderScreen(source or "rpc"), name=BUILDER)
+        self.push_screen(BUILDER)
 
     def action_workshop(self) -> None:
         if self._refuse_while_running():
