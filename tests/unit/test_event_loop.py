@@ -4,10 +4,12 @@ AMQP_LAB_LOOP=asyncio asks for it; a loop that cannot be had is said, never a tr
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import pytest
 from amqp_lab import event_loop
+from amqp_lab.cli import main
 
 
 def loop_name(monkeypatch: pytest.MonkeyPatch, wanted: str) -> str:
@@ -43,3 +45,13 @@ def test_a_loop_that_cannot_be_had_is_said(
         monkeypatch.setitem(sys.modules, "uvloop", None)
     with pytest.raises(event_loop.LoopChoiceError, match=message):
         loop_name(monkeypatch, wanted)
+
+
+def test_the_command_says_a_bad_loop_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AMQP_LAB_LOOP", "trio")
+    monkeypatch.setenv("AMQP_LAB_CONFIG", os.devnull)
+    assert main(["run", "workers"]) == 2
+    said = capsys.readouterr()
+    assert "AMQP_LAB_LOOP must be uvloop or asyncio, not 'trio'" in said.err and "Traceback" not in said.err

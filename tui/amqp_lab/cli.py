@@ -126,7 +126,7 @@ def run_scenario(args: argparse.Namespace, settings: Settings, console: Console,
     try:
         with metrics_endpoint(args.metrics_port, latest, console), broker_for(settings, errors) as (settings, _):
             document = event_loop.run(run_headless(scenario, settings, console, record, listeners=[latest.take]))
-    except (AmqpError, RunError, event_loop.LoopChoiceError) as exc:
+    except (AmqpError, RunError) as exc:
         errors.print(Text(f"amqp-lab run: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     if report is not None:
@@ -412,7 +412,7 @@ def run_agent(args: argparse.Namespace, settings: Settings, console: Console) ->
 
     try:
         event_loop.run(serve())
-    except (AmqpError, event_loop.LoopChoiceError) as exc:
+    except AmqpError as exc:
         console.print(Text(f"amqp-lab agent: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     return 0
@@ -447,6 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
     except SettingsError as exc:
+        error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
+        return EXIT_FAILED
+    try:
+        event_loop.loop_factory()  # said now, not when a run starts its loop
+    except event_loop.LoopChoiceError as exc:
         error_console.print(Text(f"amqp-lab: {exc}", style="red"), soft_wrap=True)
         return EXIT_FAILED
     try:

@@ -1,6 +1,6 @@
-"""The event loop headless runs and agents run on: uvloop where it is installed (`pip install 'amqp-lab[fast]'`),
-which spends less per socket event when a run has many connections, else asyncio's own. AMQP_LAB_LOOP=asyncio
-asks for asyncio's own loop even then, to measure both ways."""
+"""The event loop runs take (headless, the TUI's run process, agents): uvloop where it is installed
+(`pip install 'amqp-lab[fast]'`), which spends less per socket event when a run has many connections, else
+asyncio's own. AMQP_LAB_LOOP=asyncio asks for asyncio's own loop even then, to measure both ways."""
 
 from __future__ import annotations
 

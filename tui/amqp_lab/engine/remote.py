@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+from amqp_lab import event_loop
 from amqp_lab.config import Settings
 from amqp_lab.engine.events import EventKind
 from amqp_lab.engine.snapshot import RunSnapshot
@@ -123,7 +124,7 @@ def _child(pipe: Connection, scenario: Scenario, settings: Settings, until_stopp
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)
     logging.getLogger().addHandler(logging.NullHandler())
-    asyncio.run(_serve(pipe, scenario, settings, until_stopped))
+    event_loop.run(_serve(pipe, scenario, settings, until_stopped))
 
 
 async def _serve(pipe: Connection, scenario: Scenario, settings: Settings, until_stopped: bool) -> None:
