@@ -12,6 +12,7 @@ from amqp_lab.config import (
     ENV_CONFIG,
     ENV_PROFILE,
 )
+from amqp_lab.event_loop import ENV_LOOP
 from amqp_lab.workshop import EXPERIMENTS
 
 EXIT_OK = 0
@@ -71,6 +72,7 @@ settings come from flags, then the environment, then the config file, then defau
   {ENV["processes"]:<26} local processes that runs spread their clients over (N or auto; default 0)
   {ENV_PROFILE:<26} profile to use from the config file
   {ENV_CONFIG:<26} config file (default: the user's config dir, amqp-lab/config.toml)
+  {ENV_LOOP:<26} asyncio: runs on asyncio's own event loop where uvloop is installed too
 
 config file (TOML):
   amqp_url = "amqp://guest:guest@localhost:5672/"
