@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N|auto",
         default=quiet,
         help="runs spread their simulated clients over N processes on this machine, so a run can use every core "
-        "(auto: one per core, less one for a broker on this machine; default 0: all in this process)",
+        "(auto: one per core, less one for a broker on this machine beyond two cores; default 0: all here)",
     )
     group.add_argument("--log-file", metavar="FILE", default=quiet, help="write a debug log (passwords masked)")
 

@@ -489,8 +489,9 @@ def _processes(value: Any, broker_host: str) -> int:
 
 
 def auto_processes(broker_host: str) -> int:
-    """Every core this process may use, less one for a broker on this machine; 0 (this process) when that leaves
-    one: a single agent process only adds the relay's cost."""
+    """Every core this process may use, less one for a broker on this machine beyond two cores (on two, the
+    broker shares them); 0 (this process) when that leaves one: a single agent process only adds the relay's
+    cost."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     local = broker_host in ("localhost", "::1") or broker_host.startswith("127.")
     count = cores - 1 if local and cores > 2 else cores
