@@ -465,25 +465,25 @@ def _heartbeat(value: Any) -> int | None:
 
 
 def _agents(value: Any) -> int:
-    try:
-        count = int(str(value))
-    except ValueError:
-        raise SettingsError(f"agents must be a whole number, not {value!r}") from None
-    if not 0 <= count <= MAX_AGENTS:
-        raise SettingsError(f"agents must be from 0 (clients run here) to {MAX_AGENTS}, not {value!r}")
-    return count
+    return _client_count(value, "agents", "clients run here")
 
 
 def _processes(value: Any, broker_host: str) -> int:
     if str(value).strip().lower() == "auto":
         return auto_processes(broker_host)
+    return _client_count(value, "processes", "clients run in this one", or_auto=True)
+
+
+def _client_count(value: Any, name: str, zero: str, or_auto: bool = False) -> int:
+    """How many agents or processes a run's clients go to, 0 to MAX_AGENTS."""
+    also = " or auto" if or_auto else ""
     try:
         count = int(str(value))
     except ValueError:
-        raise SettingsError(f"processes must be a whole number or auto, not {value!r}") from None
+        raise SettingsError(f"{name} must be a whole number{also}, not {value!r}") from None
     if not 0 <= count <= MAX_AGENTS:
         raise SettingsError(
-            f"processes must be from 0 (clients run in this one) to {MAX_AGENTS}, or auto, not {value!r}"
+            f"{name} must be from 0 ({zero}) to {MAX_AGENTS}{',' + also if also else ''}, not {value!r}"
         )
     return count
 

@@ -54,19 +54,18 @@ class LocalAgents:
 
     async def first_ended(self) -> str:
         """Once one of the processes ends: what the ended ones said last (why an agent could not serve)."""
-        await asyncio.wait(
-            [asyncio.ensure_future(p.wait()) for p in self._processes], return_when=asyncio.FIRST_COMPLETED
-        )
-        ended = [
-            (n, p, t)
-            for n, p, t in zip(self.names, self._processes, self._listening, strict=True)
-            if p.returncode is not None
-        ]
-        await asyncio.gather(*(listening for _, _, listening in ended), return_exceptions=True)
-        return "; ".join(
-            f"{name} ended ({process.returncode}): {self._last_words.get(name, 'it said nothing')}"
-            for name, process, _ in ended
-        )
+        waits = [asyncio.ensure_future(process.wait()) for process in self._processes]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        said = []
+        for name, process, listening in zip(self.names, self._processes, self._listening, strict=True):
+            if process.returncode is not None:
+                await asyncio.gather(listening, return_exceptions=True)  # its output read to the end
+                said.append(f"{name} ended ({process.returncode}): {self._last_words.get(name, 'it said nothing')}")
+        return "; ".join(said)
 
     async def stop(self) -> None:
         """Each process reads the end of its input and ends; one that does not within STOP_TIMEOUT is killed."""

@@ -148,26 +148,26 @@ class Run:
 
     async def _hand_to_agents(self) -> None:
         self.roster.fleet = fleet = Fleet(self.settings, self.ctx, self.run_id, self.scenario)
-        if not self.settings.processes:
-            try:
-                await fleet.recruit(self.settings.agents, self.plan.clients)
-            except AgentsMissing as exc:
-                raise RunError(str(exc)) from None
-            return
-        self._local_agents = local = LocalAgents(self.settings, self.run_id, self.settings.processes)
-        await local.start()
-        recruiting = asyncio.ensure_future(fleet.recruit(self.settings.processes, self.plan.clients, local.names))
-        ended = asyncio.ensure_future(local.first_ended())
+        named: tuple[str, ...] = ()
+        ended: list[asyncio.Future[Any]] = []  # with --processes: once one of the run's processes ends
+        if self.settings.processes:
+            self._local_agents = local = LocalAgents(self.settings, self.run_id, self.settings.processes)
+            await local.start()
+            named = local.names
+            ended.append(asyncio.ensure_future(local.first_ended()))
+        recruiting: asyncio.Future[Any] = asyncio.ensure_future(
+            fleet.recruit(self.settings.handed_out, self.plan.clients, named)
+        )
         try:
-            await asyncio.wait([recruiting, ended], return_when=asyncio.FIRST_COMPLETED)
-            if ended.done():  # a process that ends before the run does could not serve it
-                raise RunError(f"this run's processes could not serve it: {ended.result()}")
+            await asyncio.wait([recruiting, *ended], return_when=asyncio.FIRST_COMPLETED)
+            if ended and ended[0].done():  # a process that ends before the run does could not serve it
+                raise RunError(f"this run's processes could not serve it: {ended[0].result()}")
             try:
                 recruiting.result()
             except AgentsMissing as exc:
                 raise RunError(str(exc)) from None
         finally:
-            for waiting in (recruiting, ended):
+            for waiting in (recruiting, *ended):
                 waiting.cancel()
 
     async def _start_clients(self) -> None:
