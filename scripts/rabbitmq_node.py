@@ -2,9 +2,10 @@
 """Start and stop a private RabbitMQ node that never touches the standard ports.
 
 The node gets its own name, data folder, free loopback ports, a private epmd,
-the management plugin and a 1 s statistics interval, so the test suite, the
-benchmarks and the screenshot script can each run one beside any broker the
-machine already has.
+the management plugin and a 1 s statistics interval kept in 1 s samples (its
+counters step every second, not every 5 s), so the test suite, the benchmarks
+and the screenshot script can each run one beside any broker the machine
+already has.
 
 Two versions:
   3.10  Debian 12's rabbitmq-server, installed on this machine
@@ -38,6 +39,19 @@ from pathlib import Path
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 STATE_FILE = "node.json"
 VERSIONS = ("3.10", "4.0")
+# Statistics every second, kept in one-second samples: the management plugin keeps its counters (message_stats,
+# queue totals) in samples of 5 s by default whatever the statistics interval, so they would step every 5 s.
+STATISTICS_CONFIG = "collect_statistics_interval = 1000\n"
+ONE_SECOND_SAMPLES = "".join(
+    f"management.sample_retention_policies.{kept} = {step}\n"
+    for kept, step in (
+        ("global.minute", 1),
+        ("global.hour", 60),
+        ("basic.minute", 1),
+        ("basic.hour", 60),
+        ("detailed.10", 1),
+    )
+)
 CHROOT = Path(os.environ.get("AMQP_LAB_RABBITMQ4_ROOT", "/var/cache/amqp-lab/rabbitmq-4.0"))
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -204,6 +218,7 @@ def start(
     epmd_port: int | None = None,
     cookie: str | None = None,
     extra_config: str = "",
+    one_second_samples: bool = True,
 ) -> PrivateNode:
     """Boot a node and wait until it accepts connections.
 
@@ -212,6 +227,7 @@ def start(
     ca.pem, server.pem and server.key: the node then also listens for amqps and
     https, with that certificate. Nodes of one cluster share an `epmd_port`
     (to find each other) and a `cookie` (to trust each other). `extra_config`: more rabbitmq.conf lines.
+    `one_second_samples=False` keeps RabbitMQ's samples of 5 s, as a broker installed with defaults has them.
     """
     root = build_chroot() if version == "4.0" else root_for(version)
     if not installed(version):
@@ -246,7 +262,10 @@ def start(
         f"management.tcp.port = {node.management_port}\n"
         "management.tcp.ip = 127.0.0.1\n"
         "loopback_users = none\n"
-        "collect_statistics_interval = 1000\n" + (_tls_config(node, tls, host_dir) if tls else "") + extra_config
+        + STATISTICS_CONFIG
+        + (ONE_SECOND_SAMPLES if one_second_samples else "")
+        + (_tls_config(node, tls, host_dir) if tls else "")
+        + extra_config
     )
     # Keeps the node's distribution listener on loopback as well.
     (host_dir / "advanced.config").write_text("[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n")

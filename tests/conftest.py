@@ -148,6 +148,23 @@ def cluster() -> Iterator[Any]:
         rabbitmq_cluster.stop(started)
 
 
+@pytest.fixture(scope="module")
+def five_second_samples() -> Iterator[Any]:
+    """A private RabbitMQ 3.10 node keeping the management plugin's samples of 5 s, as a broker installed with
+    defaults does (the other nodes keep samples of 1 s): its counters step every 5 s, and the rates it reports
+    read 0 between steps. Stopped after the module that uses it."""
+    reason = _unavailable("3.10")
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the tests on a node with RabbitMQ's default samples, but {reason}")
+        pytest.skip(f"DEFAULT SAMPLES TESTS SKIPPED: {reason}")
+    node = rabbitmq_node.start(f"amqplab-samples-{os.getpid()}@localhost", one_second_samples=False)
+    try:
+        yield node
+    finally:
+        rabbitmq_node.stop(node)
+
+
 def _server_files(certificates: Path) -> Path:
     """Only what the node needs: the CA, its certificate and key (not the CA's key)."""
     folder = certificates / "server"

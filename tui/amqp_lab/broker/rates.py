@@ -1,8 +1,9 @@
 """Message rates that hold steady between the broker's statistics updates.
 
-RabbitMQ refreshes its message counters in steps (every 5 s on 3.10, whatever
-collect_statistics_interval says), and the rate it reports is taken over the
-last second: right after a step it is correct, a moment later it reads 0.
+RabbitMQ refreshes its message counters in steps: the management plugin keeps
+them in samples of 5 s by default (management.sample_retention_policies),
+whatever collect_statistics_interval says. The rate it reports is taken over
+the last second: right after a step it is correct, a moment later it reads 0.
 Polled at any other moment, busy queues would flicker between a rate and 0.
 This tracker derives each rate from the counters' last two steps instead.
 

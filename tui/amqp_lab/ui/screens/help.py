@@ -119,9 +119,10 @@ broker.
 ## The numbers
 
 *Ready* messages wait for a consumer; *unacked* ones were delivered and not yet
-acknowledged. Rates are messages per second as the broker last measured them:
-RabbitMQ refreshes its statistics every 5 s unless `collect_statistics_interval`
-says otherwise, so asking more often shows the same numbers.
+acknowledged. Rates are messages per second over the broker's last statistics
+step: RabbitMQ's counters step every 5 s unless `collect_statistics_interval`
+and the management plugin's `sample_retention_policies` (samples of 5 s) say
+otherwise, so asking more often shows the same numbers.
 
 Press Esc or `?` to close.
 """
