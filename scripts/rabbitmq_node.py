@@ -273,17 +273,30 @@ def start(
     started = node.run(str(RABBITMQ_BIN / "rabbitmq-server"), "-detached", timeout=60)
     if started.returncode != 0:
         raise RuntimeError(f"rabbitmq-server {version} did not start: {started.stderr.strip()}")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 100  # within the test suite's 120 s for a fixture, so the reason is reported
     while True:
-        result = node.ctl("await_startup", timeout=120)
+        try:
+            result = node.ctl("await_startup", "--timeout", "20", timeout=30)
+        except subprocess.TimeoutExpired:
+            result = subprocess.CompletedProcess([], 1, "", "rabbitmqctl await_startup did not answer in 30 s")
         if result.returncode == 0:
             break
         if time.monotonic() > deadline:
+            said = log_tail(host_dir)
             stop(node)
-            raise RuntimeError(f"node {name} did not start: {result.stderr.strip()}")
+            raise RuntimeError(f"node {name} did not start: {result.stderr.strip()}\n{said}")
         time.sleep(0.5)  # the node's pid file may not exist yet
     (host_dir / STATE_FILE).write_text(json.dumps(asdict(node)))
     return node
+
+
+def log_tail(host_dir: Path, lines: int = 30) -> str:
+    """The last lines of a node's logs: why it did not start."""
+    said = []
+    for log in sorted((host_dir / "log").glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        said += [f"--- {log.name}", *tail]
+    return "\n".join(said) or f"(no log in {host_dir / 'log'})"
 
 
 def _tls_config(node: PrivateNode, tls: Path, host_dir: Path) -> str:
