@@ -11,6 +11,8 @@ from textual.screen import Screen
 from textual.widgets import Static
 from textual.widgets._footer import FooterKey
 
+from tests.conftest import wait_for
+
 
 class Other(Screen[None]):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
@@ -49,19 +51,24 @@ def keys(app: App[None]) -> list[FooterKey]:
 async def test_keys_are_not_composed_again_when_nothing_changed_but_follow_a_change() -> None:
     app = FooterApp()
     async with app.run_test(size=(100, 10)) as pilot:
-        await pilot.pause()
+
+        async def showing(*descriptions: str) -> None:
+            await wait_for(lambda: shown(app) == list(descriptions), 10, f"the keys {descriptions}", lambda: shown(app))
+
+        await showing("Other screen", "Help")
         before = keys(app)
-        assert shown(app) == ["Other screen", "Help"]
         await pilot.press("o")
-        await pilot.pause()
-        assert shown(app)[0] == "Back"
+        await wait_for(lambda: shown(app)[:1] == ["Back"], 10, "the other screen's keys", lambda: shown(app))
         await pilot.press("escape")
-        await pilot.pause()
+        await showing("Other screen", "Help")
         assert keys(app) == before  # the very same keys: not composed again
         app.armed = True
         app.refresh_bindings()
-        await pilot.pause()
-        assert shown(app) == ["Other screen", "Fire", "Help"]
+        await showing("Other screen", "Fire", "Help")
         await pilot.resize_terminal(30, 10)
-        await pilot.pause()
-        assert sum(key.region.width for key in keys(app)) <= 30 and "Help" in shown(app)
+        await wait_for(
+            lambda: sum(key.region.width for key in keys(app)) <= 30 and "Help" in shown(app),
+            10,
+            "the keys fitted to 30 columns",
+            lambda: str([(key.description, key.region.width) for key in keys(app)]),
+        )

@@ -89,8 +89,12 @@ class AmqpLabApp(App[None]):
     def get_default_screen(self) -> Screen[None]:
         return OverviewScreen()
 
-    async def on_mount(self) -> None:
+    def on_load(self) -> None:
+        """Connect before the screen is built: the first poll is on its way while Textual composes and lays out
+        the explorer (on a broker with thousands of queues, the first page takes most of a second)."""
         self._start()
+
+    async def on_mount(self) -> None:
         if self._opening is not None:
             self._opening(self)
 
