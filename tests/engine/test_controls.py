@@ -8,6 +8,7 @@ import pytest
 from amqp_lab.config import Settings
 from amqp_lab.engine.cleanup import find_leftovers, remove
 from amqp_lab.engine.run import Run
+from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
 
 from tests.conftest import wait_for
@@ -28,6 +29,24 @@ async def test_producers_say_done_sending_not_paused_while_the_run_drains(settin
         assert client(run.snapshot(), "producer-1").state == "done sending"
     finally:
         await (stopping or run.stop())
+    assert run.last is not None and run.last.ledger.lost == 0
+
+
+async def test_a_controls_effect_goes_to_the_screen_at_once_not_with_the_next_tick(settings: Settings) -> None:
+    """The screen draws what the run's listeners were last given: a worker added, or one crashed, is in it as
+    soon as the control returns (the ticks come every 0.1 s; a control answered between them waited for one)."""
+    run = Run(load("workers", ["workers.workers=1", "workers.rate=20"]), settings)
+    given: list[RunSnapshot] = []
+    run.add_listener(given.append)
+    await run.start()
+    try:
+        for action, target, shown in (("add", "worker", "worker-2"), ("crash", "worker-2", "worker-2")):
+            await run.inject(target, action)
+            states = {c.name: c.state for c in given[-1].clients}
+            assert shown in states, (action, states)
+        assert states["worker-2"] == "crashed"
+    finally:
+        await run.stop()
     assert run.last is not None and run.last.ledger.lost == 0
 
 

@@ -356,6 +356,7 @@ class Run:
             self.ctx.event(EventKind.REFUSED, name, f"{action}: the run is {self.state}, its clients are being stopped")
             return
         await self.roster.act(name, action, value)
+        self._publish_snapshot()  # its effect shows at once, not with the next tick
 
     async def _scheduled(self, action: ScheduledAction) -> None:
         await asyncio.sleep(max(0.0, self._started_at + action.at - time.monotonic()))

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Digits, Input, Static
 
 from amqp_lab.engine.recording import RecordingError, read
@@ -49,6 +50,7 @@ RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a seco
 PARTS = range(4)  # the screen's parts, one drawn per tick (and a live control's on every tick for a while)
 HEADER, CLIENTS, PANELS, TRENDS = PARTS
 HURRIED_FOR = 2.0  # seconds: long enough for the run's process to act on the control and say so
+HURRIED_INTERVAL = 0.02  # seconds between looks for a snapshot that shows a control's effect
 NARROW, SHORT = 110, 36  # below these columns, rows: one column of panels, some folded (see the stylesheet)
 WORKSHOP_WIDTH, WORKSHOP_BESIDE = 40, 120  # the workshop's panel, beside the run from that many columns on
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
@@ -153,7 +155,8 @@ class LiveRunScreen(Screen[None]):
         self._lines: dict[str, int] = {}  # lines each auto-height panel showed last
         self._tick = 0
         self._drawn: dict[int, RunSnapshot] = {}  # the snapshot each part of the screen shows
-        self._hurried: dict[int, float] = {}  # parts drawn on every tick until then (time.monotonic())
+        self._hurried: dict[int, float] = {}  # parts drawn on every new snapshot until then (time.monotonic())
+        self._hurry_timer: Timer | None = None  # looks for those snapshots between the ticks
         self._new_events = False
         self._theme_before: str | None = None  # the theme to go back to after projector mode
         self.recordings: list[Path] = []  # this screen's runs recorded, oldest first (a workshop's reruns)
@@ -242,15 +245,29 @@ class LiveRunScreen(Screen[None]):
 
     def _render_latest(self) -> None:
         """Take the newest snapshot in, and redraw a quarter of the screen: each part once a second, and the
-        parts a live control changes on every frame for a while after it (see `_hurry`).
+        parts a live control changes with every new snapshot for a while after it (see `_hurry`).
 
         A frame that redraws everything holds the event loop for tens of milliseconds, and
         longer while the machine is busy with the run; one part per frame keeps every pause short.
         """
-        snapshot = self.latest
-        now = time.monotonic()
-        parts = {self._tick % len(PARTS)} | {part for part, until in self._hurried.items() if until > now}
+        parts = {self._tick % len(PARTS)} | self._hurried_parts()
         self._tick += 1
+        self._draw_parts(parts)
+
+    def _hurried_parts(self) -> set[int]:
+        now = time.monotonic()
+        return {part for part, until in self._hurried.items() if until > now}
+
+    def _render_hurried(self) -> None:
+        """Between the ticks, while a control is hurried: its parts as soon as a snapshot shows its effect."""
+        parts = self._hurried_parts()
+        if not parts and self._hurry_timer is not None:
+            self._hurry_timer.stop()
+            self._hurry_timer = None
+        self._draw_parts(parts)
+
+    def _draw_parts(self, parts: set[int]) -> None:
+        snapshot = self.latest
         parts = {part for part in parts if self._drawn.get(part) is not snapshot}
         if snapshot is None or not parts:
             return
@@ -524,6 +541,8 @@ class LiveRunScreen(Screen[None]):
         """A control's effect is drawn as soon as the run's process shows it, not when its part's turn comes."""
         until = time.monotonic() + HURRIED_FOR
         self._hurried.update(dict.fromkeys(parts, until))
+        if self._hurry_timer is None:
+            self._hurry_timer = self.set_interval(HURRIED_INTERVAL, self._render_hurried)
 
     def _run_is_live(self) -> bool:
         latest: RunSnapshot | None = self.latest
