@@ -47,7 +47,7 @@ from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment, Rerun
 
 RENDER_INTERVAL = 0.25  # one part of the screen per tick: each part once a second
-PARTS = range(4)  # the screen's parts, one drawn per tick (and a live control's on every tick for a while)
+PARTS = range(4)  # the screen's parts, one drawn per tick (and a live control's with every snapshot for a while)
 HEADER, CLIENTS, PANELS, TRENDS = PARTS
 HURRIED_FOR = 2.0  # seconds: long enough for the run's process to act on the control and say so
 HURRIED_INTERVAL = 0.02  # seconds between looks for a snapshot that shows a control's effect
