@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from amqp_lab.embedded.process import BrokerProcess, free_ports
+from amqp_lab.embedded.process import BrokerProcess
+from rabbitmq_node import free_ports  # below the ephemeral range: no client connection takes them meanwhile
 
 VERSION = "embedded"
 

@@ -25,8 +25,10 @@ skips Debian's su wrapper.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -52,6 +54,10 @@ ONE_SECOND_SAMPLES = "".join(
         ("detailed.10", 1),
     )
 )
+PORTS_FROM = 10000  # free_ports' lowest: above the ports services are usually given
+# RabbitMQ's own (AMQP, AMQPS, management, inter-node, epmd, Prometheus, STOMP, MQTT, streams): a node of ours
+# never takes a port a broker installed here would want.
+STANDARD_PORTS = frozenset({4369, 5551, 5552, 5671, 5672, 15671, 15672, 15692, 25672, 61613, 61614, 1883, 8883})
 CHROOT = Path(os.environ.get("AMQP_LAB_RABBITMQ4_ROOT", "/var/cache/amqp-lab/rabbitmq-4.0"))
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
@@ -194,15 +200,24 @@ def _unmount_proc(root: Path) -> None:
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports: all held open until all are picked, or two could come out the same."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+    """Distinct free loopback ports, below the kernel's ephemeral range: a port from that range (what binding port
+    0 gives) can become the local end of any connection made before the node binds it, and a suite makes many
+    (a 3.10 node failed so: eaddrinuse). Each is held open until all are picked, so no two come out the same."""
+    first, _ = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            # The system's randomness: pytest-randomly seeds `random` alike in every worker of a suite.
+            port = random.SystemRandom().randrange(PORTS_FROM, first)
+            if port in STANDARD_PORTS or port in ports:
+                continue
+            probe = held.enter_context(socket.socket())
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # in use
+                continue
+            ports.append(port)
+        return ports
 
 
 def checked(result: subprocess.CompletedProcess[str], what: str) -> None:
@@ -229,6 +244,30 @@ def start(
     (to find each other) and a `cookie` (to trust each other). `extra_config`: more rabbitmq.conf lines.
     `one_second_samples=False` keeps RabbitMQ's samples of 5 s, as a broker installed with defaults has them.
     """
+    # Within the test suite's 120 s for a fixture, stopping the node included, so that the reason is reported.
+    deadline = time.monotonic() + 95
+    args = (name, version, base_dir, tls, epmd_port, cookie, extra_config, one_second_samples)
+    try:
+        return _boot(*args, deadline)
+    except PortTaken:  # between choosing its ports and binding them: once more, on other ports
+        return _boot(*args, deadline)
+
+
+class PortTaken(RuntimeError):
+    """A port chosen for the node was taken before the node could bind it."""
+
+
+def _boot(
+    name: str,
+    version: str,
+    base_dir: Path | None,
+    tls: Path | None,
+    epmd_port: int | None,
+    cookie: str | None,
+    extra_config: str,
+    one_second_samples: bool,
+    deadline: float,
+) -> PrivateNode:
     root = build_chroot() if version == "4.0" else root_for(version)
     if not installed(version):
         raise RuntimeError("rabbitmq-server is not installed (apt-get install -y rabbitmq-server)")
@@ -273,18 +312,21 @@ def start(
     started = node.run(str(RABBITMQ_BIN / "rabbitmq-server"), "-detached", timeout=60)
     if started.returncode != 0:
         raise RuntimeError(f"rabbitmq-server {version} did not start: {started.stderr.strip()}")
-    deadline = time.monotonic() + 100  # within the test suite's 120 s for a fixture, so the reason is reported
     while True:
+        wait = min(30.0, max(1.0, deadline - time.monotonic()))
         try:
-            result = node.ctl("await_startup", "--timeout", "20", timeout=30)
+            result = node.ctl("await_startup", "--timeout", str(round(wait)), timeout=wait + 5)
         except subprocess.TimeoutExpired:
-            result = subprocess.CompletedProcess([], 1, "", "rabbitmqctl await_startup did not answer in 30 s")
+            result = subprocess.CompletedProcess([], 1, "", f"rabbitmqctl await_startup did not answer in {wait:g} s")
         if result.returncode == 0:
             break
-        if time.monotonic() > deadline:
-            said = log_tail(host_dir)
-            stop(node)
-            raise RuntimeError(f"node {name} did not start: {result.stderr.strip()}\n{said}")
+        said = log_tail(host_dir)
+        taken = "eaddrinuse" in said  # the node then hangs half started: await_startup would wait out its time
+        if taken or time.monotonic() > deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                stop(node, wait=15)
+            failure = PortTaken if taken else RuntimeError
+            raise failure(f"node {name} did not start: {result.stderr.strip()}\n{said}")
         time.sleep(0.5)  # the node's pid file may not exist yet
     (host_dir / STATE_FILE).write_text(json.dumps(asdict(node)))
     return node
@@ -318,9 +360,9 @@ def _tls_config(node: PrivateNode, tls: Path, host_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stop(node: PrivateNode, last: bool = True) -> None:
+def stop(node: PrivateNode, last: bool = True, wait: float = 120) -> None:
     """Stop the node and remove its folder; the last node on its epmd stops that epmd too."""
-    node.ctl("stop", timeout=120)
+    node.ctl("stop", timeout=wait)
     shutil.rmtree(node.host_dir, ignore_errors=True)
     if not last:
         return
