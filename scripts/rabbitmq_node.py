@@ -55,9 +55,9 @@ ONE_SECOND_SAMPLES = "".join(
     )
 )
 PORTS_FROM = 10000  # free_ports' lowest: above the ports services are usually given
-# RabbitMQ's own (AMQP, AMQPS, management, inter-node, epmd, Prometheus, STOMP, MQTT, streams): a node of ours
-# never takes a port a broker installed here would want.
-STANDARD_PORTS = frozenset({4369, 5551, 5552, 5671, 5672, 15671, 15672, 15692, 25672, 61613, 61614, 1883, 8883})
+# RabbitMQ's own (management, Prometheus, inter-node, STOMP): a node of ours never takes a port a broker
+# installed here would want.
+STANDARD_PORTS = frozenset({15671, 15672, 15692, 25672, 61613, 61614})  # those from PORTS_FROM up
 CHROOT = Path(os.environ.get("AMQP_LAB_RABBITMQ4_ROOT", "/var/cache/amqp-lab/rabbitmq-4.0"))
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 

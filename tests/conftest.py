@@ -119,11 +119,7 @@ def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[Any]:
         finally:
             embedded_node.stop(embedded)
         return
-    reason = _unavailable(version)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the broker tests on RabbitMQ {version}, but {reason}")
-        pytest.skip(f"BROKER TESTS SKIPPED on RabbitMQ {version}: {reason}")
+    _require(version, f"the broker tests on RabbitMQ {version}")
     name = f"amqplab-test-{version.replace('.', '')}-{os.getpid()}@localhost"
     node = rabbitmq_node.start(name, version, tls=_server_files(certificates))
     try:
@@ -136,11 +132,7 @@ def rabbit(request: pytest.FixtureRequest, certificates: Path) -> Iterator[Any]:
 def cluster() -> Iterator[Any]:
     """Three private RabbitMQ 3.10 nodes joined into one cluster (scripts/rabbitmq_cluster.py); stopped after the
     module that uses them, so they do not load the machine while the other brokers' tests go on."""
-    reason = _unavailable("3.10")
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the cluster tests, but {reason}")
-        pytest.skip(f"CLUSTER TESTS SKIPPED: {reason}")
+    _require("3.10", "the cluster tests")
     started = rabbitmq_cluster.start(prefix=f"amqplab-cluster-{os.getpid()}")
     try:
         yield started
@@ -153,16 +145,21 @@ def five_second_samples() -> Iterator[Any]:
     """A private RabbitMQ 3.10 node keeping the management plugin's samples of 5 s, as a broker installed with
     defaults does (the other nodes keep samples of 1 s): its counters step every 5 s, and the rates it reports
     read 0 between steps. Stopped after the module that uses it."""
-    reason = _unavailable("3.10")
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the tests on a node with RabbitMQ's default samples, but {reason}")
-        pytest.skip(f"DEFAULT SAMPLES TESTS SKIPPED: {reason}")
+    _require("3.10", "the tests on a node with RabbitMQ's default samples")
     node = rabbitmq_node.start(f"amqplab-samples-{os.getpid()}@localhost", one_second_samples=False)
     try:
         yield node
     finally:
         rabbitmq_node.stop(node)
+
+
+def _require(version: str, tests: str) -> None:
+    """Skip `tests` where RabbitMQ `version` cannot run; in CI, where it must, fail instead."""
+    reason = _unavailable(version)
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run {tests}, but {reason}")
+        pytest.skip(f"SKIPPED {tests}: {reason}")
 
 
 def _server_files(certificates: Path) -> Path:
