@@ -7,19 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aio_pika
 import aiormq.channel
 import aiormq.connection
 import aiormq.exceptions
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from pamqp.commands import Basic
 
-from amqp_lab.amqp.model import DEFAULT_EXCHANGE
 from amqp_lab.engine.context import RunContext
 from amqp_lab.engine.ledger import ID_HEADER, TIME_HEADER, stamp
 from amqp_lab.scenario.plan import PublishMode
 
 NOT_IMPLEMENTED = 540
+PERSISTENT, TRANSIENT = 2, 1  # delivery_mode
 # What a publish raises when the connection went away under it: the broker may or may not have the message.
 LINK_LOST = (ConnectionError, aiormq.exceptions.ChannelInvalidStateError)
 
@@ -70,7 +69,8 @@ class Letter:
     exchange: str
     routing_key: str
     headers: Mapping[str, Any]
-    message: aio_pika.Message
+    body: bytes
+    properties: Basic.Properties
     mandatory: bool
     immediate: bool
     queues: frozenset[str]  # where the ledger expects it
@@ -78,6 +78,9 @@ class Letter:
 
 class Outbox:
     """Publishes on one channel and keeps the ledger right about each message's fate.
+
+    It publishes on aio-pika's channel's aiormq channel: aio-pika's message and exchange objects cost a tenth of
+    a full-speed run's CPU, for nothing the lab uses (profiled; see bench/workers_throughput.py).
 
     aiormq hands a mandatory message's return to the publisher only on a
     channel with publisher confirms (without them it logs and drops it), so a
@@ -89,18 +92,7 @@ class Outbox:
         self.channel = channel
         self.mode = mode
         self.confirms = confirms
-        self._exchanges: dict[str, AbstractExchange] = {}
         self._tx_lock = asyncio.Lock()
-
-    async def _exchange(self, name: str) -> AbstractExchange:
-        found = self._exchanges.get(name)
-        if found is None:
-            if name == DEFAULT_EXCHANGE:
-                found = self.channel.default_exchange
-            else:
-                found = await self.channel.get_exchange(name, ensure=False)
-            self._exchanges[name] = found
-        return found
 
     def letter(
         self,
@@ -119,10 +111,9 @@ class Outbox:
         ledger = self.ctx.ledger
         msg_id = ledger.next_id()
         stamped = {ID_HEADER: msg_id, TIME_HEADER: stamp(), **(headers or {})}
-        message = aio_pika.Message(
-            body,
+        properties = Basic.Properties(
             headers=stamped,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT,
+            delivery_mode=PERSISTENT if persistent else TRANSIENT,
             reply_to=reply_to,
             correlation_id=correlation_id,
             message_id=str(msg_id),
@@ -130,7 +121,7 @@ class Outbox:
         queues = ledger.published(msg_id, exchange, routing_key, stamped, mandatory)
         if self.ctx.on_publish is not None:
             self.ctx.on_publish(exchange, routing_key)
-        return Letter(msg_id, exchange, routing_key, stamped, message, mandatory, immediate, queues)
+        return Letter(msg_id, exchange, routing_key, stamped, body, properties, mandatory, immediate, queues)
 
     def again(self, letter: Letter) -> Letter:
         """The letter, to deliver again after an outage: expected where the topology routes it now."""
@@ -150,18 +141,17 @@ class Outbox:
         decides whether to deliver the same letter again on a new channel.
         """
         ledger = self.ctx.ledger
-        target = await self._exchange(letter.exchange)
-        message, key = letter.message, letter.routing_key
+        key = letter.routing_key
+        channel = await self.channel.get_underlay_channel()
         try:
             if self.mode == "transactions":
                 async with self._tx_lock:
-                    transaction = self.channel.transaction()
-                    await transaction.select()
-                    result = await target.publish(message, key, mandatory=letter.mandatory, immediate=letter.immediate)
-                    await transaction.commit()
+                    await channel.tx_select()
+                    result = await self._publish(channel, letter)
+                    await channel.tx_commit()
             else:
-                result = await target.publish(message, key, mandatory=letter.mandatory, immediate=letter.immediate)
-        except aio_pika.exceptions.DeliveryError:
+                result = await self._publish(channel, letter)
+        except aiormq.exceptions.DeliveryError:
             ledger.nacked(letter.msg_id, letter.exchange, key, letter.headers)
             return "nacked"
         except (aiormq.exceptions.AMQPError, ConnectionError) as exc:
@@ -176,3 +166,14 @@ class Outbox:
             ledger.confirmed()
             return "confirmed"
         return "sent"
+
+    @staticmethod
+    async def _publish(channel: aiormq.abc.AbstractChannel, letter: Letter) -> object:
+        return await channel.basic_publish(
+            letter.body,
+            exchange=letter.exchange,
+            routing_key=letter.routing_key,
+            properties=letter.properties,
+            mandatory=letter.mandatory,
+            immediate=letter.immediate,
+        )

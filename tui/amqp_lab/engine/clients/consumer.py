@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, FieldValue
+from aio_pika.abc import AbstractQueue
+from aiormq.abc import ArgumentsType, DeliveredMessage
+from pamqp.commands import Basic
 
 from amqp_lab.amqp.deaths import newest_death
 from amqp_lab.amqp.model import DEFAULT_EXCHANGE, DIRECT_REPLY_TO
@@ -22,6 +25,20 @@ from amqp_lab.scenario.figures import Count
 from amqp_lab.scenario.plan import ConsumerSpec
 
 
+def headers_of(message: DeliveredMessage) -> dict[str, Any]:
+    return message.header.properties.headers or {}
+
+
+def delivery_of(message: DeliveredMessage) -> Basic.Deliver:
+    """The basic.deliver a consumer's message came with (aiormq types it as any way a message arrives)."""
+    return cast(Basic.Deliver, message.delivery)
+
+
+def tag_of(delivery: Basic.Deliver) -> int:
+    assert delivery.delivery_tag is not None, "a basic.deliver always has its tag"
+    return delivery.delivery_tag
+
+
 class Consumer(Client):
     """Takes messages from a queue one at a time, like a real worker; prefetched ones wait unacked.
 
@@ -34,7 +51,7 @@ class Consumer(Client):
     def __init__(self, spec: ConsumerSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         self._queue: AbstractQueue | None = None
-        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
         self._working = asyncio.Event()
         self._working.set()
         self._held = 0  # delivered and not yet settled
@@ -42,7 +59,6 @@ class Consumer(Client):
         self.slow_factor = 1.0
         self._sink: Sink | None = ctx.sink(spec.sink) if spec.sink else None
         self._latency = ctx.latency_of("delivery")
-        self._acks: set[asyncio.Future[Any]] = set()
         self._read_up_to: int | None = None  # the last stream offset delivered: a reconnect reads on from there
         self._told_of_direct_returns = False
 
@@ -75,8 +91,11 @@ class Consumer(Client):
             self._outbox = Outbox(self.ctx, self._channel, spec.reply_mode, confirms=self._reply_confirms)
         self._inbox = asyncio.Queue()
         offset = self._stream_offset()
-        arguments: dict[str, FieldValue] | None = {"x-stream-offset": offset} if offset is not None else None
-        self._tag = await self._queue.consume(self._delivered, no_ack=spec.auto_ack, arguments=arguments)
+        arguments: ArgumentsType | None = {"x-stream-offset": offset} if offset is not None else None
+        # On aiormq's channel: aio-pika's consumer wraps each delivery in a message object and a second task,
+        # most of what a worker costs beyond aiormq's own (profiled; see bench/workers_throughput.py).
+        channel = await self._channel.get_underlay_channel()
+        await channel.basic_consume(self._queue.name, self._delivered, no_ack=spec.auto_ack, arguments=arguments)
         self._spawn(self._work(), channel_bound=True)
 
     @property
@@ -119,18 +138,18 @@ class Consumer(Client):
             fate = "lost (auto ack)" if self.spec.auto_ack else "back to the queue for redelivery"
             self.ctx.event(EventKind.CRASH, self.name, f"{held} unacked message(s) {fate}")
 
-    async def _delivered(self, message: AbstractIncomingMessage) -> None:
+    async def _delivered(self, message: DeliveredMessage) -> None:
         # Runs once per delivery: keep it small. Work happens in _work, one message at a time.
         self.received += 1
         self._held += 1
-        headers = message.headers
+        headers = headers_of(message)
         msg_id = lab_id(headers)
         position = headers.get("x-stream-offset")
         if isinstance(position, int):
             self._read_up_to = position
         if msg_id is not None:
             death = newest_death(headers)
-            self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered), death)
+            self.ctx.ledger.delivered(msg_id, self.spec.queue, delivery_of(message).redelivered, death)
             waited = age(headers.get(TIME_HEADER))
             if waited is not None:
                 self._latency.record(waited)
@@ -151,23 +170,24 @@ class Consumer(Client):
                     return  # unsettled, so redelivered; recovery starts the work again
                 raise
 
-    async def _settle(self, message: AbstractIncomingMessage) -> None:
-        headers = message.headers
+    async def _settle(self, message: DeliveredMessage) -> None:
+        headers = headers_of(message)
         msg_id = lab_id(headers)
         ledger = self.ctx.ledger
         fault = self.fault
+        delivery = delivery_of(message)
         if fault == "nack" and not self.spec.auto_ack:
-            await message.nack(requeue=True)
+            await message.channel.basic_nack(tag_of(delivery), requeue=True)
             self._held -= 1
             ledger.requeued()
             return
         if fault == "reject" and not self.spec.auto_ack:
-            await message.reject(requeue=False)
+            await message.channel.basic_reject(tag_of(delivery), requeue=False)
             self._held -= 1
             if msg_id is not None:
-                ledger.rejected(msg_id, self.spec.queue, message.routing_key or "", headers)
+                ledger.rejected(msg_id, self.spec.queue, delivery.routing_key or "", headers)
             return
-        if self.spec.reply and message.reply_to:
+        if self.spec.reply and message.header.properties.reply_to:
             await self._reply(message)
         if self._sink is not None:
             self._sink.record(
@@ -180,36 +200,31 @@ class Consumer(Client):
                 }
             )
         if not self.spec.auto_ack:
-            self._acking(message.ack())
+            # basic.ack is one-way: hand it to the connection's writer and go on, as AMQP clients do, rather
+            # than wait for the socket write. On a closed channel the message is redelivered, which the ledger
+            # expects.
+            with contextlib.suppress(*LINK_LOST):
+                await message.channel.basic_ack(tag_of(delivery), wait=False)
         self._held -= 1
         if msg_id is not None:
             ledger.acked(msg_id, self.spec.queue)
 
-    def _acking(self, ack: Any) -> None:
-        """basic.ack is one-way: send it and go on, as AMQP clients do, rather than await the socket write."""
-        task = asyncio.ensure_future(ack)
-        self._acks.add(task)
-        task.add_done_callback(self._ack_sent)
-
-    def _ack_sent(self, task: asyncio.Future[Any]) -> None:
-        self._acks.discard(task)
-        if not task.cancelled():
-            task.exception()  # a closed channel: the message is redelivered, which the ledger expects
-
-    async def _reply(self, message: AbstractIncomingMessage) -> None:
+    async def _reply(self, message: DeliveredMessage) -> None:
         # Answers carry the request's job fields (map-reduce) and its correlation id (RPC).
         headers = {
-            k: v for k, v in message.headers.items() if k.startswith("x-lab-") and k not in (ID_HEADER, TIME_HEADER)
+            k: v for k, v in headers_of(message).items() if k.startswith("x-lab-") and k not in (ID_HEADER, TIME_HEADER)
         }
+        properties = message.header.properties
+        reply_to = properties.reply_to or ""
         headers.setdefault(SHARD, self.name)
         assert self._outbox is not None
         letter = self._outbox.letter(
             DEFAULT_EXCHANGE,
-            message.reply_to or "",
+            reply_to,
             b"done",
             persistent=self.spec.reply_persistent,
             mandatory=self.spec.reply_mandatory,
-            correlation_id=message.correlation_id,
+            correlation_id=properties.correlation_id,
             headers=headers,
         )
         try:
@@ -220,7 +235,7 @@ class Consumer(Client):
             self.ctx.ledger.withdrawn(letter.msg_id, letter.queues)
             raise
         self.sent += 1  # handlers and shards publish each answer: the clients table said "sent 0"
-        if outcome == "returned" and (message.reply_to or "").startswith(DIRECT_REPLY_TO):
+        if outcome == "returned" and reply_to.startswith(DIRECT_REPLY_TO):
             if not self._told_of_direct_returns:  # once: RabbitMQ does it to every answer
                 self._told_of_direct_returns = True
                 self.ctx.event(
@@ -231,7 +246,7 @@ class Consumer(Client):
                 )
         elif outcome == "returned":
             self.ctx.counters[Count.REPLIES_RETURNED] += 1  # part of the ledger's returned: the broker sent it back
-            self.ctx.event(EventKind.RETURN, self.name, f"reply to {message.reply_to} came back: its queue is gone")
+            self.ctx.event(EventKind.RETURN, self.name, f"reply to {reply_to} came back: its queue is gone")
 
     def hang(self) -> None:
         self._working.clear()
