@@ -9,13 +9,14 @@ prefetch 10, manual ack.
   lab       the workers scenario (rate max, processing 0), in this process, every metric on: ids and
             timestamps, the ledger, HDR latencies, depth sampling, snapshots
   lab x8    (with --scaling) the lab with 8 workers: what adding clients costs one process
+  aiormq x8 (with --scaling) the bare aiormq loop with 8 workers: what they cost the library and the broker
   lab procs (with --processes) the lab with --processes auto, against the lab in one process, both with two
             producers and two workers (at least one producer per process, or the spread has nothing to share);
             this mode runs these two sides only. Client CPU is not taken for it: it is spread over processes
 
 Throughput is acked messages per second from the first second to the end of a round; client CPU is this
 process's CPU time per acked message over the same window. Prints min/median/max of each, the ratios taken
-round by round (lab/aiormq, lab/aio-pika, lab x8 / lab), and the load average at each round.
+round by round (lab/aiormq, lab/aio-pika, lab x8 / lab, aiormq x8 / aiormq), and the load average at each round.
 
 Every side runs on uvloop where it is installed (the fast extra), as the lab's runs do; AMQP_LAB_LOOP=asyncio
 measures them on asyncio's own loop.
@@ -220,6 +221,7 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
     if scaling:
         eight = Work(work.seconds, 8, work.persistent, work.queue_type)
         sides["lab x8"] = lambda: lab(settings, eight)
+        sides["aiormq x8"] = lambda: bare_aiormq(node.amqp_url, eight)
     results: dict[str, list[Round]] = {name: [] for name in sides}
     loads: list[float] = []
     for n in range(rounds):
@@ -256,6 +258,7 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
         print(f"    CPU per message lab/aiormq {ratio('lab', 'aiormq', lambda r: r.cpu_us)}")
     if scaling:
         print(f"    throughput lab x8 / lab x{work.workers}  {ratio('lab x8', 'lab', lambda r: r.rate)}")
+        print(f"    throughput aiormq x8 / aiormq x{work.workers}  {ratio('aiormq x8', 'aiormq', lambda r: r.rate)}")
     print(f"  load average (1 min) at the rounds' ends: {spread(loads, 2)}")
 
 
