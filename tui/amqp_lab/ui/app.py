@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -35,14 +35,14 @@ from amqp_lab.ui.screens.overview import OverviewScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.screens.workshop import WorkshopScreen
 from amqp_lab.ui.text import printable
-from amqp_lab.ui.themes import STYLES, THEMES
+from amqp_lab.ui.themes import STYLES, ThemedApp
 from amqp_lab.workshop import Experiment
 
 RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a broker gone silent must not hang quitting
 BUILDER = "builder"  # the installed builder screen's name
 
 
-class AmqpLabApp(App[None]):
+class AmqpLabApp(ThemedApp):
     TITLE = "amqp-lab"
     CSS_PATH = STYLES
     BINDINGS = [
@@ -67,13 +67,10 @@ class AmqpLabApp(App[None]):
         presenting: bool = False,
         served: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(theme)
         self.presenting = presenting  # --present: runs open in projector mode
         self.served = served  # a page of amqp-lab serve: read-only on its broker, for good
         self._opening = opening
-        for lab_theme in THEMES:
-            self.register_theme(lab_theme)
-        self.theme = theme
         self.backoff = backoff
         self.manager: ConnectionManager | None = None
         self.poller: ManagementPoller | None = None

@@ -7,24 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual.app import App
-
 from amqp_lab.broker.connection import ConnectionStatus
 from amqp_lab.broker.errors import ManagementUnavailable
 from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.poller import BrokerSnapshot, ManagementPoller
 from amqp_lab.config import Settings, build
-from amqp_lab.ui.themes import THEMES
+from amqp_lab.ui.themes import ThemedApp
 
 
-class OfflineLab(App[None]):
+class OfflineLab(ThemedApp):
     NO_BROKER = "no broker here"
 
     def __init__(self, theme: str = "lab-dark") -> None:
-        super().__init__()
-        for lab_theme in THEMES:
-            self.register_theme(lab_theme)
-        self.theme = theme
+        super().__init__(theme)
         # Nothing connects: the settings are there for the screens that name a broker.
         self._settings = build({"amqp_url": "amqp://127.0.0.1:1/", "management_url": "", "read_only": True})
         self.export_dir = Path.cwd()

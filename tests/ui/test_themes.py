@@ -1,0 +1,51 @@
+"""A theme change (projector mode, `t`) restyles the screen shown at once, and a screen under it when it is shown
+again: never a screen left in the old theme, and no second of restyling screens nobody sees."""
+
+from __future__ import annotations
+
+from amqp_lab.ui.offline import OfflineLab
+from amqp_lab.ui.themes import LAB_DARK, LAB_LIGHT
+from textual.app import ComposeResult
+from textual.color import Color
+from textual.screen import Screen
+from textual.widgets import Static
+
+from tests.conftest import wait_for
+
+
+class Panel(Screen[None]):
+    def compose(self) -> ComposeResult:
+        yield Static("panel")
+
+
+class TwoScreens(OfflineLab):
+    CSS = "Static { background: $primary; }"
+
+
+def primary(screen: Screen[None]) -> Color:
+    return screen.query_one(Static).styles.background
+
+
+def themes_primary(lab: OfflineLab) -> Color:
+    return Color.parse(lab.get_css_variables()["primary"])  # the theme's, as Textual derives it
+
+
+async def test_a_theme_change_restyles_the_screen_shown_now_and_the_one_under_it_when_shown() -> None:
+    lab = TwoScreens(theme=LAB_DARK.name)
+    async with lab.run_test() as pilot:
+        under, shown = Panel(), Panel()
+        await lab.push_screen(under)
+        await lab.push_screen(shown)
+        dark = themes_primary(lab)
+        assert primary(under) == primary(shown) == dark
+
+        lab.theme = LAB_LIGHT.name
+        light = themes_primary(lab)
+        assert light != dark
+        await wait_for(lambda: primary(shown) == light, what="the shown screen restyled")
+        await pilot.pause()
+        assert primary(under) == dark  # not restyled while nobody sees it
+
+        await lab.pop_screen()
+        # Restyled as it is shown, before it is drawn: no frame in the old theme.
+        assert primary(under) == light
