@@ -96,7 +96,8 @@ def live_keys(screen: str) -> list[tuple[str, str, Shown]]:
     count = len(WORKER_ROW.findall(screen))
     return [
         ("help", "?", has("The explorer (the first screen)")),
-        ("back to the run", "Escape", lambda s: "The explorer (the first screen)" not in s and "Ledger" in s),
+        # the flow's title: the ledger's can be under a toast (a notice stays 5 s) long after the screen is back
+        ("back to the run", "Escape", lambda s: "The explorer (the first screen)" not in s and "╭─ Message flow" in s),
         ("projector", "P", has("┏━ Message flow")),
         ("every panel", "P", has("╭─ Message flow")),
         ("add a worker", "a", workers(count + 1)),
