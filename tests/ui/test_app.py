@@ -14,6 +14,7 @@ from amqp_lab.ui.app import AmqpLabApp, make_app
 from amqp_lab.ui.screens.connection import ConnectionScreen
 from amqp_lab.ui.screens.help import HelpScreen
 from amqp_lab.ui.widgets.queue_table import QueueTable
+from textual.containers import VerticalScroll
 from textual.widgets import Input, Static
 
 from tests.conftest import settings_for, wait_for
@@ -142,8 +143,17 @@ async def test_help_and_read_only_badge(rabbit) -> None:  # type: ignore[no-unty
         assert app.screen.query_one("#read-only-badge").display
         await pilot.press("question_mark")
         await wait_for(lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        first = app.screen
+        text = first.query_one("#help", VerticalScroll)
+        await pilot.press("end")
+        await wait_for(lambda: text.scroll_y > 0, what="help scrolled down")
         await pilot.press("escape")
         await wait_for(lambda: not isinstance(app.screen, HelpScreen), what="help closed")
+
+        await pilot.press("question_mark")  # the same screen again, not built again, and at the top
+        await wait_for(lambda: isinstance(app.screen, HelpScreen), what="the help screen again")
+        assert app.screen is first
+        await wait_for(lambda: text.scroll_y == 0, what="help at its top again")
 
 
 async def test_a_broker_outage_shows_reconnecting_then_connected(rabbit) -> None:  # type: ignore[no-untyped-def]

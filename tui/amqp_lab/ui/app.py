@@ -40,6 +40,7 @@ from amqp_lab.workshop import Experiment
 
 RUN_STOP_TIMEOUT = 60.0  # drain (scenario.drain) and cleanup take seconds; a broker gone silent must not hang quitting
 BUILDER = "builder"  # the installed builder screen's name
+HELP = "help"
 
 
 class AmqpLabApp(ThemedApp):
@@ -293,7 +294,9 @@ class AmqpLabApp(ThemedApp):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            if not self.is_screen_installed(HELP):  # built once: composing it and laying out its text took most of `?`
+                self.install_screen(HelpScreen(), name=HELP)
+            self.push_screen(HELP)
 
     def action_edit_connection(self) -> None:
         if self.served:

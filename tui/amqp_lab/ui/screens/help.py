@@ -134,3 +134,6 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(Markdown(HELP))
+
+    def on_screen_resume(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_home(animate=False)  # kept between opens: each opens at the top
