@@ -135,5 +135,6 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help"):
             yield Static(Markdown(HELP))
 
-    def on_screen_resume(self) -> None:
-        self.query_one("#help", VerticalScroll).scroll_home(animate=False)  # kept between opens: each opens at the top
+    def on_screen_suspend(self) -> None:
+        # Kept between opens, each opens at the top: a scroll still going on (End, PgDn) stops as help closes.
+        self.query_one("#help", VerticalScroll).scroll_home(animate=False, immediate=True)
