@@ -83,8 +83,11 @@ async def test_ctrl_c_cleans_up_reports_and_exits_130(rabbit: PrivateNode, tmp_p
     command = [sys.executable, "-m", "amqp_lab", "run", "workers", "--duration", "5m", "--json", str(report)]
     process = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.PIPE)
     assert process.stdout is not None
-    while b"running" not in await asyncio.wait_for(process.stdout.readline(), deadline(60)):
-        pass
+    while True:
+        line = await asyncio.wait_for(process.stdout.readline(), deadline(60))
+        assert line, f"the run ended before it was running (exit {await process.wait()})"
+        if b"running" in line:
+            break
     process.send_signal(signal.SIGINT)
     output, _ = await asyncio.wait_for(process.communicate(), deadline(60))
     assert process.returncode == 130, output.decode()
