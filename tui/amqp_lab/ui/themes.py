@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual import events, on
-from textual.app import App, ScreenError
+from textual.app import ScreenError
 from textual.screen import Screen
 from textual.theme import Theme
+
+from amqp_lab.ui.terminal import PromptEscapeApp
 
 STYLES = Path(__file__).parent / "styles" / "app.tcss"  # absolute: the apps that use it live elsewhere
 
@@ -61,7 +63,7 @@ LAB_PROJECTOR = Theme(
 THEMES = (LAB_DARK, LAB_LIGHT, LAB_PROJECTOR)
 
 
-class ThemedApp(App[None]):
+class ThemedApp(PromptEscapeApp):
     """An app with the lab's themes, whose theme changes restyle the screen shown and no other.
 
     Textual restyles every screen of the stack on a theme change. Under a live run that is the explorer and the
