@@ -4,7 +4,8 @@ again: never a screen left in the old theme, and no second of restyling screens 
 from __future__ import annotations
 
 from amqp_lab.ui.offline import OfflineLab
-from amqp_lab.ui.themes import LAB_DARK, LAB_LIGHT
+from amqp_lab.ui.themes import LAB_DARK, LAB_LIGHT, StyleKeepingScreen
+from textual import events
 from textual.app import ComposeResult
 from textual.color import Color
 from textual.screen import Screen
@@ -49,3 +50,32 @@ async def test_a_theme_change_restyles_the_screen_shown_now_and_the_one_under_it
         await lab.pop_screen()
         # Restyled as it is shown, before it is drawn: no frame in the old theme.
         assert primary(under) == light
+
+
+class KeptPanel(StyleKeepingScreen[None]):
+    def compose(self) -> ComposeResult:
+        yield Static("kept panel")
+
+
+class FocusAware(OfflineLab):
+    CSS = "Static { background: $primary; } App:blur Static { background: $error; }"
+
+
+async def test_a_screen_shown_again_keeps_its_styles_unless_the_terminal_lost_its_focus_meanwhile() -> None:
+    lab = FocusAware(theme=LAB_DARK.name)
+    async with lab.run_test() as pilot:
+        kept = KeptPanel()
+        lab.install_screen(kept, name="kept")
+        await lab.push_screen("kept")
+        focused = primary(kept)
+        assert focused == themes_primary(lab)
+        await lab.pop_screen()
+
+        lab.post_message(events.AppBlur())  # the terminal reports it lost the focus (another window took it)
+        await wait_for(lambda: not lab.app_focus, what="the app told it lost the focus")
+        await lab.push_screen("kept")
+        await pilot.pause()
+        assert primary(kept) == Color.parse(lab.get_css_variables()["error"])  # `App:blur`, though hidden then
+
+        lab.post_message(events.AppFocus())
+        await wait_for(lambda: primary(kept) == focused, what="the focused style back on the screen shown")

@@ -20,7 +20,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Input, Label, Select, Static, Switch, Tab, Tabs, TextArea
 
 from amqp_lab.scenario.files import PRESETS, ScenarioError, from_text, read_source, save
@@ -31,6 +31,7 @@ from amqp_lab.ui.flow import render_flow
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.run import WIDE_FLOW
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
@@ -189,7 +190,7 @@ class PatternForm(VerticalScroll):
         return scenario, None
 
 
-class PathPrompt(ModalScreen[Path | None]):
+class PathPrompt(ModalScreen[Path | None], StyleKeepingScreen[Path | None]):
     """Ask for a path; `must_exist` for opening, else confirm before replacing a file."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -227,7 +228,7 @@ class PathPrompt(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class BuilderScreen(Screen[None]):
+class BuilderScreen(StyleKeepingScreen[None]):
     BINDINGS = [
         Binding("ctrl+r,f5", "run", "Run", priority=True),
         Binding("ctrl+s", "save", "Save TOML", priority=True),

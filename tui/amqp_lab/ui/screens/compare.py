@@ -11,9 +11,10 @@ from textual.widgets import Static
 
 from amqp_lab.compare import as_tables
 from amqp_lab.engine.recording import Recording
+from amqp_lab.ui.themes import StyleKeepingScreen
 
 
-class CompareScreen(ModalScreen[None]):
+class CompareScreen(ModalScreen[None], StyleKeepingScreen[None]):
     BINDINGS = [Binding("escape,q,c", "dismiss", "Close")]
 
     def __init__(self, a: Recording, b: Recording) -> None:

@@ -14,6 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 from amqp_lab.config import Settings, SettingsError, build
 from amqp_lab.masking import unmask_url
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.themes import StyleKeepingScreen
 
 # The settings the form shows and reads back.
 FORM_FIELDS = frozenset(
@@ -21,7 +22,7 @@ FORM_FIELDS = frozenset(
 )
 
 
-class ConnectionScreen(ModalScreen[Settings | None]):
+class ConnectionScreen(ModalScreen[Settings | None], StyleKeepingScreen[Settings | None]):
     """A form over Settings; dismisses with the new, validated Settings or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "connect", "Connect")]

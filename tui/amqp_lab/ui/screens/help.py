@@ -9,6 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from amqp_lab.ui.themes import StyleKeepingScreen
+
 HELP = """\
 # amqp-lab
 
@@ -128,7 +130,7 @@ Press Esc or `?` to close.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ModalScreen[None], StyleKeepingScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:

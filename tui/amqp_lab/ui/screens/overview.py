@@ -10,7 +10,6 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane, Tree
 
 from amqp_lab.broker.connection import ConnectionState, ConnectionStatus
@@ -29,6 +28,7 @@ from amqp_lab.ui.screens.tap import TapScreen
 from amqp_lab.ui.screens.vhosts import EVERY_VHOST, VhostScreen
 from amqp_lab.ui.screens.whatif import WhatIfScreen
 from amqp_lab.ui.text import inert, printable, rate
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
@@ -85,7 +85,7 @@ class ExchangeActions(ExchangeTree):
         refuse_in_read_only(self, self.BINDINGS, CHANGES, event)
 
 
-class OverviewScreen(Screen[None]):
+class OverviewScreen(StyleKeepingScreen[None]):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),

@@ -16,6 +16,7 @@ from amqp_lab.broker.models import PeekedMessage
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.message_view import MODES, preview, render_message
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.themes import StyleKeepingScreen
 
 PEEK_COUNT = 20
 WARNING = (
@@ -24,7 +25,7 @@ WARNING = (
 )
 
 
-class PeekScreen(ModalScreen[None]):
+class PeekScreen(ModalScreen[None], StyleKeepingScreen[None]):
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close"),
         Binding("m", "mode", "Text/JSON/hex"),

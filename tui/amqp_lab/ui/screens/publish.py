@@ -16,9 +16,10 @@ from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.whatif import HeadersError, parse_headers
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.themes import StyleKeepingScreen
 
 
-class PublishScreen(ModalScreen[None]):
+class PublishScreen(ModalScreen[None], StyleKeepingScreen[None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Close"), Binding("ctrl+s", "send", "Publish")]
 
     def __init__(self, vhost: str, exchange: str, routing_key: str = "") -> None:

@@ -11,7 +11,6 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
@@ -27,6 +26,7 @@ from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.peek import PeekScreen
 from amqp_lab.ui.screens.publish import PublishScreen
 from amqp_lab.ui.text import inert, printable, rate
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.ui.widgets.listings import prefetch_cell
@@ -85,7 +85,7 @@ def consumer_cells(health: ConsumerHealth) -> tuple[Text, ...]:
     )
 
 
-class QueueScreen(Screen[None]):
+class QueueScreen(StyleKeepingScreen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("g", "peek", "Peek"),

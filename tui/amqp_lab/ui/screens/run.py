@@ -19,7 +19,6 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Digits, Input, Static
 
@@ -38,6 +37,7 @@ from amqp_lab.ui.history import RunHistory, main_latency
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.compare import CompareScreen
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
@@ -112,7 +112,7 @@ def count_line(text: Text, label: str, value: int | str, alarm: str) -> None:
     text.append(f"{shown}\n", style=alarm if value else "dim")
 
 
-class LiveRunScreen(Screen[None]):
+class LiveRunScreen(StyleKeepingScreen[None]):
     SHOWS_RATE_SET = True  # the header says the rate the producers were set to (a replay does not know it)
     BINDINGS = [
         Binding("space", "pause", "Pause", tooltip="Pause or resume every producer"),

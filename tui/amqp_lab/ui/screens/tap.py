@@ -11,7 +11,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.coordinate import Coordinate
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from amqp_lab.broker.errors import BrokerError
@@ -20,6 +19,7 @@ from amqp_lab.broker.tap import KEPT, QUEUE_LIMIT, Tap, TappedMessage
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.message_view import MODES, preview, render_message
 from amqp_lab.ui.text import inert, printable
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
 
@@ -27,7 +27,7 @@ DRAW_EVERY = 0.5  # seconds between redraws: a busy exchange never costs one red
 FOLLOW_EVERY = 5.0  # seconds between copies of bindings added to the exchange since the tap started
 
 
-class TapScreen(Screen[None]):
+class TapScreen(StyleKeepingScreen[None]):
     BINDINGS = [
         Binding("escape,s", "stop", "Stop tap"),
         Binding("m", "mode", "Text/JSON/hex"),

@@ -13,11 +13,12 @@ from textual.widgets.option_list import Option
 from amqp_lab.broker.errors import BrokerError
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert, printable
+from amqp_lab.ui.themes import StyleKeepingScreen
 
 EVERY_VHOST = "\x00all"  # option id for every vhost: no vhost name holds a NUL
 
 
-class VhostScreen(ModalScreen[str | None]):
+class VhostScreen(ModalScreen[str | None], StyleKeepingScreen[str | None]):
     """Dismisses with a vhost name, EVERY_VHOST, or None when cancelled."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]

@@ -11,7 +11,6 @@ from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Middle
-from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.engine.remote import RunEnded
@@ -20,6 +19,7 @@ from amqp_lab.engine.watch import Watch, WatchedRun, Watcher
 from amqp_lab.scenario.model import Scenario
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.run import LiveRunScreen
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.status_bar import StatusBar
@@ -71,7 +71,7 @@ class WatchScreen(LiveRunScreen, inherit_bindings=False):
         return False  # the run goes on without its watchers
 
 
-class WatchingScreen(Screen[None]):
+class WatchingScreen(StyleKeepingScreen[None]):
     """Waits for a live run to watch (one by id, or whichever comes), then shows it."""
 
     BINDINGS = [Binding("escape", "leave", "Back", tooltip="Stop watching")]

@@ -19,6 +19,7 @@ from amqp_lab.broker.whatif import Answer, Routes, fetch_routes
 from amqp_lab.ui.colors import BAD, GOOD
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert
+from amqp_lab.ui.themes import StyleKeepingScreen
 
 
 class HeadersError(ValueError):
@@ -86,7 +87,7 @@ def render_answer(routes: Routes, answer: Answer) -> Text:
     return text
 
 
-class WhatIfScreen(ModalScreen[None]):
+class WhatIfScreen(ModalScreen[None], StyleKeepingScreen[None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Close"), Binding("ctrl+r", "reload", "Reload bindings")]
 
     def __init__(self, vhost: str, exchange: str) -> None:

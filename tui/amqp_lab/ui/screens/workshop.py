@@ -11,10 +11,11 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from amqp_lab.ui.themes import StyleKeepingScreen
 from amqp_lab.workshop import EXPERIMENTS, Experiment
 
 
-class WorkshopScreen(ModalScreen[Experiment | None]):
+class WorkshopScreen(ModalScreen[Experiment | None], StyleKeepingScreen[Experiment | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def compose(self) -> ComposeResult:
