@@ -24,6 +24,7 @@ from amqp_lab.ui.screens.compare import CompareScreen
 from amqp_lab.ui.screens.run import LiveRunScreen
 from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
+from amqp_lab.ui.widgets.trends import Trend
 from amqp_lab.workshop import experiment
 from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
@@ -99,6 +100,20 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
         assert "rate 40/s" in header(app)
         await pilot.press("minus", "minus")
         await wait_for(lambda: any("rate set to 10/s" in e for e in events(app)), what="the rate halved twice")
+
+        # Under help the run is not drawn (nobody reads it) but its trends keep their once-a-second points;
+        # back, it shows them at once.
+        run = app.screen
+        assert isinstance(run, LiveRunScreen)
+        published = run.history.series["published/s"].points
+        await pilot.press("question_mark")
+        await wait_for(lambda: app.screen is not run, what="help over the run")
+        taken = len(published)
+        await wait_for(lambda: len(published) >= taken + 2, what="trend points taken under help")
+        await pilot.press("escape")
+        await pilot.pause()
+        drawn = next(t for t in run.query(Trend) if t.series_name == "published/s")
+        assert drawn.points == list(published)
 
         await pilot.press("a")
         await wait_for(lambda: state(app, "worker-4") == "running", what="an added worker")

@@ -146,6 +146,8 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         self.paused = False
         self.rate: float | None = None
         self._rendered: RunSnapshot | None = None
+        self._sampled: RunSnapshot | None = None  # the snapshot of the trends' newest point
+        self._covered = False  # a snapshot came while help or a dialog hid the screen
         self._busy_with_steps = False
         self.held = False  # the presenter holds the step: it does not advance by itself
         # What the step's condition counts from: None counts from the start of the run whose id is _began_run
@@ -222,6 +224,12 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         if lab_of(self).presenting:
             self.action_present()
 
+    def on_screen_resume(self) -> None:
+        if self._covered:  # back from help or a dialog: what changed meanwhile, at once
+            self._covered = False
+            self._drawn.clear()
+            self._draw_parts(set(PARTS))
+
     def on_resize(self, event: events.Resize) -> None:
         width = event.size.width
         stacked = self.experiment is not None and width < WORKSHOP_BESIDE  # the workshop's panel under the run
@@ -278,6 +286,13 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         if snapshot is not self._rendered:
             self._rendered = snapshot
             self._new_events |= self._remember(snapshot)
+        if self.app.screen is not self:
+            # Under help or a dialog: the trends keep their points, and nothing is drawn that nobody reads (each
+            # change redrew the see-through dialog over it, 50 to 250 ms). All of it is drawn as it is shown again.
+            if TRENDS in parts:
+                self._sample(snapshot)
+            self._covered = True
+            return
         for part in parts:
             self._drawn[part] = snapshot
         final = self.ended is not None
@@ -306,8 +321,10 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         return self.history.add(snapshot)
 
     def _sample(self, snapshot: RunSnapshot) -> None:
-        """Once a second: a point of each trend."""
-        self.history.sample(snapshot)
+        """Once a second: a point of each trend, from a snapshot not sampled yet (none while none comes)."""
+        if snapshot is not self._sampled:
+            self._sampled = snapshot
+            self.history.sample(snapshot)
 
     def _show_flow(self, snapshot: RunSnapshot) -> None:
         assert self.plan is not None
