@@ -358,12 +358,12 @@ class LiveRunScreen(StyleKeepingScreen[None]):
     def action_present(self) -> None:
         """Projector mode on or off, the run going on: the flow and five figures large, in the projector theme."""
         presenting = not self.has_class("-present")
-        self.set_class(presenting, "-present")
+        theme = "lab-projector" if presenting else self._theme_before or self.app.theme
         if presenting:
             self._theme_before = self.app.theme
-            self.app.theme = "lab-projector"
-        elif self._theme_before is not None:
-            self.app.theme = self._theme_before
+        # A new theme restyles the whole screen: the class alone would cost one more restyle (80 ms here).
+        self.set_class(presenting, "-present", update=theme == self.app.theme)
+        self.app.theme = theme
         self._drawn.clear()  # every part again, the figures included
         self.notify("Projector mode: P again for every panel." if presenting else "Every panel back.")
 
