@@ -193,3 +193,5 @@ async def test_leaving_and_coming_back_finds_the_options_as_they_were_left() -> 
         await pilot.pause()
         assert app.screen is builder  # kept, not built again
         assert "handler ×4" in preview(app) and field(app, "rpc.handlers").query_one(Input).value == "4"
+        # The other patterns' forms are built while the builder is shown, those left when it was left included.
+        await wait_for(lambda: all(builder._form(p) is not None for p in PRESETS), what="every pattern's form built")

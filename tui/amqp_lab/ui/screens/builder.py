@@ -269,13 +269,16 @@ class BuilderScreen(StyleKeepingScreen[None]):
             pattern = "rpc"
         self._add_form(pattern, where, text)
         self.query_one(Tabs).active = f"tab-{pattern}"
-        self.set_timer(PREBUILD_AFTER, self._build_next_form)
+
+    def on_screen_resume(self) -> None:
+        self.set_timer(PREBUILD_AFTER, self._build_next_form)  # those not built while the builder was shown
 
     def _build_next_form(self) -> None:
-        """The other patterns' forms, one per idle moment, so switching pattern shows its options at once
-        (a form of some twenty fields takes a while to build on a busy machine)."""
+        """The other patterns' forms, one per idle moment while the builder is shown, so switching pattern shows
+        its options at once (a form of some twenty fields takes 300 ms or more to build here: once the user left,
+        each held up a key on the screen they went to)."""
         missing = [p for p in PRESETS if self._form(p) is None]
-        if missing:
+        if missing and self.app.screen is self:
             where, text = read_source(missing[0])
             form = PatternForm(missing[0], where, text)
             form.display = False  # the switcher hides only the children it had when its current one was set
