@@ -6,7 +6,7 @@ A lone Esc byte may be the start of an escape sequence (an arrow key, a mouse re
 a queue's detail. This driver's input thread wakes when the wait is over.
 
 The wait itself is 25 ms unless `ESCDELAY` (milliseconds, as in curses) says otherwise: a terminal writes a
-sequence in one go, and tmux 3.5 waits 10 ms. Over a link that splits sequences, `ESCDELAY=100` is Textual's.
+sequence in one go. Over a link that splits sequences, `ESCDELAY=100` is Textual's own wait.
 """
 
 from __future__ import annotations
