@@ -79,3 +79,24 @@ async def test_a_screen_shown_again_keeps_its_styles_unless_the_terminal_lost_it
 
         lab.post_message(events.AppFocus())
         await wait_for(lambda: primary(kept) == focused, what="the focused style back on the screen shown")
+
+
+class Badge(Static):
+    DEFAULT_CSS = "Badge { color: $error; }"  # default CSS that arrives with the first badge mounted
+
+
+async def test_switching_back_and_forth_styles_from_the_theme_of_the_moment_widgets_mounted_between_included() -> None:
+    lab = TwoScreens(theme=LAB_DARK.name)
+    async with lab.run_test() as pilot:
+        shown = Panel()
+        await lab.push_screen(shown)
+        dark = themes_primary(lab)
+        lab.theme = LAB_LIGHT.name
+        await wait_for(lambda: primary(shown) == themes_primary(lab) != dark, what="light")
+
+        badge = Badge("new")
+        await shown.mount(badge)
+        lab.theme = LAB_DARK.name
+        await wait_for(lambda: primary(shown) == dark, what="dark again")
+        await pilot.pause()
+        assert badge.styles.color == Color.parse(lab.get_css_variables()["error"])  # dark's error, by its own CSS
