@@ -23,12 +23,19 @@ def schedule(*entries: str) -> str:
 
 
 async def test_crash_redelivers_what_the_worker_held(settings: Settings) -> None:
-    # Slow work keeps each worker's prefetch full: at the crash it holds ten, none still on the way to it
-    # (those the client has not seen yet come back redelivered too, but it cannot count them as held).
-    _, s = await run_scenario(
-        settings, "workers", "duration=2.5s", "workers.processing=200ms", "workers.rate=60",
-        schedule('{at="1s", action="crash", client="worker-1"}'),
-    )  # fmt: skip
+    # Slow work keeps each worker's prefetch full. The crash comes once the worker holds some: a crash at a fixed
+    # second found it holding none yet on a busy machine (those the client has not seen come back redelivered
+    # too, but it cannot count them as held, and said nothing).
+    run = Run(load("workers", ["duration=60s", "workers.processing=200ms", "workers.rate=60"]), settings)
+    await run.start()
+    try:
+        await wait_for(lambda: client(run.snapshot(), "worker-1").unacked >= 2, what="worker-1 holding tasks")
+        await run.inject("worker-1", "crash")
+        await wait_for(lambda: client(run.snapshot(), "worker-1").state == "crashed", what="worker-1 crashed")
+    finally:
+        await run.stop()
+    s = run.last
+    assert s is not None
     assert client(s, "worker-1").state == "stopped"  # crashed, then closed by cleanup
     assert client(s, "worker-1").unacked == 0  # the broker took back what it held
     assert s.ledger.redelivered > 0  # its unacked tasks went to the other workers
