@@ -147,7 +147,6 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         self.rate: float | None = None
         self._rendered: RunSnapshot | None = None
         self._sampled: RunSnapshot | None = None  # the snapshot of the trends' newest point
-        self._covered = False  # a snapshot came while help or a dialog hid the screen
         self._busy_with_steps = False
         self.held = False  # the presenter holds the step: it does not advance by itself
         # What the step's condition counts from: None counts from the start of the run whose id is _began_run
@@ -225,10 +224,8 @@ class LiveRunScreen(StyleKeepingScreen[None]):
             self.action_present()
 
     def on_screen_resume(self) -> None:
-        if self._covered:  # back from help or a dialog: what changed meanwhile, at once
-            self._covered = False
-            self._drawn.clear()
-            self._draw_parts(set(PARTS))
+        if self._drawn:  # back from help or a dialog: the parts a newer snapshot came for, at once (not before
+            self._draw_parts(set(PARTS))  # the first layout: the flow's drawing depends on its width)
 
     def on_resize(self, event: events.Resize) -> None:
         width = event.size.width
@@ -291,7 +288,6 @@ class LiveRunScreen(StyleKeepingScreen[None]):
             # change redrew the see-through dialog over it, 50 to 250 ms). All of it is drawn as it is shown again.
             if TRENDS in parts:
                 self._sample(snapshot)
-            self._covered = True
             return
         for part in parts:
             self._drawn[part] = snapshot
