@@ -11,7 +11,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,25 +65,28 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self.master, text.encode())
 
-    def keys(self) -> list[str]:
+    def lines(self) -> list[str]:
         return self.log.read_text().split() if self.log.exists() else []
 
-    def wait_for_keys(self, expected: list[str], timeout: float = 20.0) -> None:
+    def keys(self) -> list[str]:
+        return self.lines()[1:]  # after "ready"
+
+    def wait_until(self, condition: Callable[[], bool], failure: Callable[[], str], timeout: float = 20.0) -> None:
         give_up = time.monotonic() + timeout * busy_factor()
-        while self.keys()[1:] != expected:
+        while not condition():
             if time.monotonic() > give_up or self.process.poll() is not None:
-                raise AssertionError(f"keys read: {self.keys()[1:]}, expected {expected}")
+                raise AssertionError(failure())
             time.sleep(0.02)
+
+    def wait_for_keys(self, expected: list[str]) -> None:
+        self.wait_until(lambda: self.keys() == expected, lambda: f"keys read: {self.keys()}, expected {expected}")
 
 
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Terminal]:
     term = Terminal(tmp_path / "keys.log")
     try:
-        give_up = time.monotonic() + 20 * busy_factor()
-        while term.keys()[:1] != ["ready"]:
-            assert time.monotonic() < give_up and term.process.poll() is None, "the app never started"
-            time.sleep(0.02)
+        term.wait_until(lambda: term.lines()[:1] == ["ready"], lambda: "the app never started")
         yield term
     finally:
         term.type("q")
