@@ -45,12 +45,8 @@ class PromptEscapeDriver(LinuxDriver):
 
         def read(ready: list[tuple[selectors.SelectorKey, int]], final: bool = False) -> None:
             nonlocal escape_due
-            for index, (_key, mask) in enumerate(ready):
-                if not mask & selectors.EVENT_READ:
-                    continue
-                text = decode(os.read(self.fileno, 4096), final=final and index == len(ready) - 1)
-                if not text:
-                    break  # stdin piped and at its end
+            text = decode(os.read(self.fileno, 4096), final=final) if ready else ""  # one file: stdin
+            if text:  # none either when stdin is piped and at its end
                 for event in parser.feed(text):
                     self.process_message(event)
                 if ESC in text:
