@@ -26,6 +26,7 @@ from amqp_lab.ui.screens.whatif import WhatIfScreen
 from amqp_lab.ui.widgets.exchange_tree import ExchangeTree
 from amqp_lab.ui.widgets.keyed_table import KeyedTable
 from amqp_lab.ui.widgets.queue_table import QueueTable
+from amqp_lab.ui.widgets.trends import Trend
 from textual.app import App
 from textual.widgets import Input, OptionList
 
@@ -270,6 +271,61 @@ async def test_hostile_names_headers_and_payloads_are_shown_inert(settings: Sett
                 assert "\x1b" not in detail
         finally:
             await admin.delete(path)
+
+
+async def test_a_second_queue_shows_nothing_of_the_first(settings: Settings, rabbit) -> None:  # type: ignore[no-untyped-def]
+    """The queue screen is kept between visits: the one left stops being polled, and the next starts blank. The
+    second queue is deleted after it was listed, so no answer about it ever comes to cover what the first left."""
+    first, second = "lab-detail-first", "lab-detail-second"
+    async with httpx.AsyncClient(base_url=rabbit.management_url, auth=("guest", "guest")) as admin:
+        for name, limit in ((first, 111), (second, 222)):
+            body = {"durable": False, "auto_delete": False, "arguments": {"x-max-length": limit}}
+            (await admin.put(f"api/queues/%2F/{name}", json=body)).raise_for_status()
+        message = {"properties": {}, "routing_key": first, "payload": "x", "payload_encoding": "string"}
+        for _ in range(3):
+            (await admin.post("api/exchanges/%2F/amq.default/publish", json=message)).raise_for_status()
+        try:
+            app = make_app(replace(settings, refresh=60))  # the listing keeps the deleted queue until asked again
+            async with app.run_test(size=SIZE) as pilot:
+
+                async def list_alone(name: str) -> None:
+                    await wait_for(lambda: isinstance(app.screen, OverviewScreen), what="the explorer")
+                    await pilot.press("slash")
+                    app.screen.query_one("#filter", Input).value = name
+                    await wait_for(lambda: queue_rows(app) == [name], what=f"{name} listed alone")
+
+                async def open_listed() -> QueueScreen:
+                    await pilot.press("enter", "enter")  # keep the filter, then open the queue
+                    await wait_for(lambda: isinstance(app.screen, QueueScreen), what="the queue's detail")
+                    assert isinstance(app.screen, QueueScreen)
+                    return app.screen
+
+                def polling() -> bool:
+                    return any(w.group == "queue-detail" and w.is_running for w in app.workers)
+
+                await list_alone(first)
+                screen = await open_listed()
+                await wait_for(lambda: "3 ready" in shown_text(screen.query_one("#queue-title")), what="its 3 ready")
+                assert "max length: 111" in shown_text(screen.query_one("#queue-settings"))
+                assert any(trend.points for trend in screen.query(Trend))
+                await pilot.press("escape")
+                await wait_for(lambda: not polling(), what="the queue left to stop being polled")
+
+                await list_alone(second)
+                (await admin.delete(f"api/queues/%2F/{second}")).raise_for_status()
+                screen = await open_listed()
+                notice = lambda: shown_text(screen.query_one("#queue-notice"))  # noqa: E731
+                await wait_for(lambda: "Esc goes back" in notice(), what="the second queue said gone")
+                assert second in notice()
+                title = shown_text(screen.query_one("#queue-title"))
+                assert second in title and first not in title and "ready" not in title
+                assert "111" not in shown_text(screen.query_one("#queue-settings"))
+                assert "→ key" not in shown_text(screen.query_one("#queue-bindings"))
+                assert not any(trend.points for trend in screen.query(Trend))
+                assert screen.query_one(KeyedTable).row_count == 0
+        finally:
+            for name in (first, second):
+                await admin.delete(f"api/queues/%2F/{name}")
 
 
 async def test_the_connections_tab_names_each_client_and_what_it_negotiated(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.read_only import refuse_in_read_only
 from amqp_lab.ui.screens.confirm import ConfirmScreen
 from amqp_lab.ui.screens.publish import PublishScreen
-from amqp_lab.ui.screens.queue import QueueScreen
+from amqp_lab.ui.screens.queue import open_queue
 from amqp_lab.ui.screens.tap import TapScreen
 from amqp_lab.ui.screens.vhosts import EVERY_VHOST, VhostScreen
 from amqp_lab.ui.screens.whatif import WhatIfScreen
@@ -317,7 +317,7 @@ class OverviewScreen(StyleKeepingScreen[None]):
     @on(DataTable.RowSelected, "#queue-table")
     def _queue_chosen(self, event: DataTable.RowSelected) -> None:
         vhost, _, name = str(event.row_key.value).partition("\x00")
-        self.app.push_screen(QueueScreen(vhost, name))
+        open_queue(self.app, vhost, name)
 
     @on(Tree.NodeExpanded, "#exchange-tree")
     def _exchange_expanded(self, event: Tree.NodeExpanded[object]) -> None:

@@ -8,7 +8,7 @@ from collections import deque
 
 from rich.text import Text
 from textual import events, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Static
@@ -45,6 +45,8 @@ CONSUMER_COLUMNS = ("consumer", "health", "prefetch", "unacked", "ack/s", "acks"
 
 
 NARROW = 120  # columns under which the queue's facts go above its figures
+ASKING = "Asking the management API…"
+KEPT = "queue"  # the installed queue screen's name
 
 
 def stuck_after(refresh: float) -> float:
@@ -86,6 +88,8 @@ def consumer_cells(health: ConsumerHealth) -> tuple[Text, ...]:
 
 
 class QueueScreen(StyleKeepingScreen[None]):
+    """Built once and kept (see `open_queue`): composing and laying it out anew took half of what Enter cost."""
+
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("g", "peek", "Peek"),
@@ -99,20 +103,38 @@ class QueueScreen(StyleKeepingScreen[None]):
 
     def __init__(self, vhost: str, name: str) -> None:
         super().__init__()
+        self._forget(vhost, name)
+
+    def _forget(self, vhost: str, name: str) -> None:
+        """Start over on a queue: nothing of the one shown before stays, not a figure nor a point of a trend."""
         self.vhost = vhost
         self.queue_name = name
         self.series: dict[str, deque[float]] = {key: deque(maxlen=HISTORY) for key, _ in SERIES}
         self.detail: QueueDetail | None = None
         self.bound_by: list[BrokerBinding] = []
         self.fresh_at: float | None = None
-        self.watch_progress: ProgressWatch  # made on mount, from the app's refresh
+        self.watch_progress = ProgressWatch(stuck_after(lab_of(self).settings.refresh))
+
+    def show_queue(self, vhost: str, name: str) -> None:
+        """The kept screen, on another queue (or the same one again, anew): its parts emptied, a new poll begun."""
+        self._forget(vhost, name)
+        if not self.is_mounted:
+            return  # composed from the fields above when first shown
+        self.query_one("#queue-title", Static).update(inert(f"queue {name}"))
+        self.query_one("#queue-settings", Static).update(ASKING)
+        self.query_one("#queue-bindings", Static).update("")
+        for trend in self.query(Trend):
+            trend.show([])
+        self.query_one(KeyedTable).show({})
+        self._notice(Text(""))
+        self._poll()
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield Static(inert(f"queue {self.queue_name}"), id="queue-title")
         with Horizontal(id="queue-body"):
             with VerticalScroll(id="queue-facts"):
-                yield Static("Asking the management API…", id="queue-settings")
+                yield Static(ASKING, id="queue-settings")
                 yield Static(id="queue-bindings")
             with Vertical(id="queue-live"):
                 with Vertical(id="queue-trends"):
@@ -126,7 +148,6 @@ class QueueScreen(StyleKeepingScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one(StatusBar).follow(self)
-        self.watch_progress = ProgressWatch(stuck_after(lab_of(self).settings.refresh))
         self.query_one(KeyedTable).focus()
         self._poll()
 
@@ -143,7 +164,7 @@ class QueueScreen(StyleKeepingScreen[None]):
     @work(exclusive=True, group="queue-detail", exit_on_error=False)
     async def _poll(self) -> None:
         watch: QueueWatch | None = None
-        while True:
+        while self._shown():
             started = time.monotonic()
             try:
                 watch = watch or QueueWatch(lab_of(self).management, self.vhost, self.queue_name)
@@ -152,11 +173,11 @@ class QueueScreen(StyleKeepingScreen[None]):
                 self._notice(inert(f"{exc}. Esc goes back.", BAD))
                 return
             except BrokerError as exc:
-                if not self.is_attached:
+                if not self._shown():
                     return
                 self._notice(inert(f"{exc} — showing figures from {self._age()}; trying again", BAD))
             else:
-                if not self.is_attached:  # the user left while the answer was on its way
+                if not self._shown():  # the user left while the answer was on its way
                     return
                 self.fresh_at = time.monotonic()
                 self.bound_by = look.bound_by
@@ -166,6 +187,10 @@ class QueueScreen(StyleKeepingScreen[None]):
             if wait > lab_of(self).settings.refresh:
                 self._notice(inert(f"management API slow: next look in {wait:.0f} s", WARN))
             await asyncio.sleep(wait)
+
+    def _shown(self) -> bool:
+        """On screen, or under a dialog of its own: kept after Esc, it stops polling then."""
+        return self in self.app.screen_stack
 
     def _age(self) -> str:
         if self.fresh_at is None:
@@ -299,3 +324,14 @@ class QueueScreen(StyleKeepingScreen[None]):
             poller.refresh_now()
         if what == "delete":
             self.dismiss(None)
+
+
+def open_queue(app: App[object], vhost: str, name: str) -> None:
+    """Push the queue screen on `name`, the kept one if there is one."""
+    if app.is_screen_installed(KEPT):
+        kept = app.get_screen(KEPT)
+        assert isinstance(kept, QueueScreen)
+        kept.show_queue(vhost, name)
+    else:
+        app.install_screen(QueueScreen(vhost, name), name=KEPT)
+    app.push_screen(KEPT)
