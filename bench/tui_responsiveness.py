@@ -15,7 +15,7 @@ on the same screens:
 
 Prints p50/p95/max per key, idle and under load, and the ratio of the p95s, with the load average.
 
-    python3 bench/tui_responsiveness.py [--rounds 8] [--version 4.0]
+    python3 bench/tui_responsiveness.py [--rounds 8] [--version 4.0] [--processes N|auto] [--only live]
 
 Targets: every key's p95 at most 100 ms idle and 150 ms under load.
 """
@@ -161,11 +161,11 @@ def explorer(node: rabbitmq_node.PrivateNode, connect: list[str], rounds: int, s
     report(f"Explorer, {rounds} rounds; load: a full-speed run beside it (load average {max(loads):.2f})", idle, load)
 
 
-def live_run(connect: list[str], rounds: int, scenario: Path) -> None:
+def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) -> None:
     idle: dict[str, list[float]] = {}
     load: dict[str, list[float]] = {}
     loads = []
-    with terminal([LAB, "build", str(scenario), *connect]):
+    with terminal([LAB, "build", str(scenario), *connect, "--processes", processes]):
         until(has("Topology preview"))
         subprocess.run(["tmux", "send-keys", "-t", SESSION, "C-r"], check=True)
         until(has("RUNNING"))
@@ -183,7 +183,9 @@ def live_run(connect: list[str], rounds: int, scenario: Path) -> None:
                     loads.append(os.getloadavg()[0])
         subprocess.run(["tmux", "send-keys", "-t", SESSION, "s"], check=True)
         until(has("FINISHED"), timeout=60)
-    title = f"Live run, {rounds} rounds; load: the run at full speed (load average {max(loads):.2f})"
+    where = "in the app's process" if processes == "0" else f"in {processes} processes beside the app"
+    title = f"Live run, {rounds} rounds; load: the run at full speed, its clients {where}"
+    title += f" (load average {max(loads):.2f})"
     report(title, idle, load)
     print(f"  pause (from full speed) p50 {statistics.median(pace['pause']):.0f} ms, max {max(pace['pause']):.0f} ms;"
           f" resume p50 {statistics.median(pace['resume']):.0f} ms, max {max(pace['resume']):.0f} ms")  # fmt: skip
@@ -193,6 +195,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
+    parser.add_argument("--processes", default="0", help="the live run's --processes (default 0: in the app)")
+    parser.add_argument("--only", choices=("explorer", "live"), help="one of the two parts")
     args = parser.parse_args()
     node = rabbitmq_node.start("amqplab-bench-tui@localhost", args.version)
     try:
@@ -201,8 +205,10 @@ def main() -> int:
             scenario = Path(folder) / "full-speed.toml"
             scenario.write_text(FULL_SPEED)
             print(f"RabbitMQ {node.version}, amqp-lab in tmux at 140x40, refresh 1 s")
-            explorer(node, connect, args.rounds, scenario)
-            live_run(connect, args.rounds, scenario)
+            if args.only != "live":
+                explorer(node, connect, args.rounds, scenario)
+            if args.only != "explorer":
+                live_run(connect, args.rounds, scenario, args.processes)
     finally:
         rabbitmq_node.stop(node)
     return 0
