@@ -64,6 +64,27 @@ async def test_a_run_spreads_its_clients_over_its_own_processes_and_they_end_wit
     assert await nothing_left(settings, run.run_id) == []
 
 
+async def test_a_worker_added_beside_the_processes_gets_a_name_and_a_row_of_its_own(settings: Settings) -> None:
+    """`a` in the TUI: the new worker runs here, and must not take the name of one the processes run."""
+    scenario = load("workers", ["duration=60s", "workers.workers=2", "workers.rate=25"])
+    run = Run(scenario, replace(settings, processes=1))
+    await run.start()
+    try:
+        await wait_for(lambda: any(c.received > 0 for c in run.snapshot().clients), what="the processes' workers busy")
+        await run.inject("worker", "add")
+        rows = lambda: [c.name for c in run.snapshot().clients]  # noqa: E731
+        await wait_for(lambda: "worker-3" in rows(), what="the added worker's row", explain=lambda: str(rows()))
+        assert sorted(rows()) == ["producer-1", "worker-1", "worker-2", "worker-3"]
+        where = {c.name: c.detail for c in run.snapshot().clients}
+        assert where["worker-1"] == where["worker-2"] == "in process 1" and where["worker-3"] != "in process 1"
+        await wait_for(
+            lambda: next(c.received for c in run.snapshot().clients if c.name == "worker-3") > 0,
+            what="the added worker taking tasks",
+        )
+    finally:
+        await run.stop()
+
+
 async def test_a_process_that_cannot_serve_fails_the_run_saying_why(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

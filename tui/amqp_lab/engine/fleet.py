@@ -206,6 +206,10 @@ class Fleet:
         """Where a client runs, short enough for the clients table: the run's own processes by number."""
         return f"in process {self._named.index(agent) + 1}" if agent in self._named else f"on agent {agent}"
 
+    def client_names(self) -> set[str]:
+        """Every client the agents run."""
+        return {name for agent in self.agents.values() for name in agent.clients}
+
     def holder(self, client: str) -> str | None:
         """The agent running `client`."""
         return next((agent.name for agent in self.agents.values() if client in agent.clients), None)
