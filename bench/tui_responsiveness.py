@@ -183,7 +183,7 @@ def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) ->
                     loads.append(os.getloadavg()[0])
         subprocess.run(["tmux", "send-keys", "-t", SESSION, "s"], check=True)
         until(has("FINISHED"), timeout=60)
-    where = "in the app's process" if processes == "0" else f"in {processes} processes beside the app"
+    where = "in the app's process" if processes == "0" else f"in the processes of --processes {processes}"
     title = f"Live run, {rounds} rounds; load: the run at full speed, its clients {where}"
     title += f" (load average {max(loads):.2f})"
     report(title, idle, load)
