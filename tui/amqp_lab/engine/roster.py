@@ -80,7 +80,7 @@ class Roster:
         """A new client of `role` here, named after every one there is, here or in the run's agents: a name
         taken twice would show two clients as one row."""
         taken = set(self.clients) | (self.fleet.client_names() if self.fleet else set())
-        n = 1 + sum(1 for name in taken if name.startswith(f"{role}-"))
+        n = 1 + sum(1 for c in self.clients.values() if c.role == role)
         while f"{role}-{n}" in taken:
             n += 1
         spec = self.plan.clone(role, f"{role}-{n}")
