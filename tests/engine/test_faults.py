@@ -23,13 +23,14 @@ def schedule(*entries: str) -> str:
 
 
 async def test_crash_redelivers_what_the_worker_held(settings: Settings) -> None:
-    # Slow work keeps each worker's prefetch full. The crash comes once the worker holds some: a crash at a fixed
-    # second found it holding none yet on a busy machine (those the client has not seen come back redelivered
-    # too, but it cannot count them as held, and said nothing).
+    # Slow work keeps each worker's prefetch full. The crash comes once the worker holds all its prefetch allows:
+    # a crash at a fixed second found it holding none yet on a busy machine, and one while its prefetch filled
+    # sent back copies on their way to it, which come back redelivered but which it never saw, so never held.
     run = Run(load("workers", ["duration=60s", "workers.processing=200ms", "workers.rate=60"]), settings)
     await run.start()
     try:
-        await wait_for(lambda: client(run.snapshot(), "worker-1").unacked >= 2, what="worker-1 holding tasks")
+        full = next(spec.prefetch for spec in run.plan.clients if spec.name == "worker-1")  # type: ignore[union-attr]
+        await wait_for(lambda: client(run.snapshot(), "worker-1").unacked >= full, what="worker-1's prefetch full")
         await run.inject("worker-1", "crash")
         await wait_for(lambda: client(run.snapshot(), "worker-1").state == "crashed", what="worker-1 crashed")
     finally:
