@@ -284,6 +284,11 @@ async def test_a_second_queue_shows_nothing_of_the_first(settings: Settings, rab
         message = {"properties": {}, "routing_key": first, "payload": "x", "payload_encoding": "string"}
         for _ in range(3):
             (await admin.post("api/exchanges/%2F/amq.default/publish", json=message)).raise_for_status()
+
+        async def counted() -> bool:  # the app asks once a minute here: its one answer must carry the count
+            return (await admin.get(f"api/queues/%2F/{first}")).json().get("messages_ready") == 3
+
+        await wait_for(counted, what="the broker's statistics to count the 3 messages")
         try:
             app = make_app(replace(settings, refresh=60))  # the listing keeps the deleted queue until asked again
             async with app.run_test(size=SIZE) as pilot:

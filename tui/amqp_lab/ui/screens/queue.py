@@ -151,6 +151,10 @@ class QueueScreen(StyleKeepingScreen[None]):
         self.query_one(KeyedTable).focus()
         self._poll()
 
+    def on_screen_suspend(self) -> None:
+        if not self._shown():  # left, not covered by a dialog of its own: no look waits out its interval
+            self.workers.cancel_group(self, "queue-detail")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.CHANGES and lab_of(self).settings.read_only:
             return None  # shown dimmed in the footer: read-only mode
