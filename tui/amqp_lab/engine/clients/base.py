@@ -297,8 +297,10 @@ class Client:
         until the broker answers (a duplicate if the first copy made it: the ledger counts it). Otherwise
         a lost connection loses the message, which the ledger shows at the end: None."""
         while True:
-            if not self._online.is_set():  # the connection is lost, or its new channel not open yet: the outbox
-                await self._online.wait()  # would be the old one, whose channel only fails or hangs
+            # While the connection is lost, or its new channel not open yet, the outbox is the old one, whose channel
+            # only fails or hangs. Asked again once woken: the new link can be lost before this task runs.
+            while not self._online.is_set():
+                await self._online.wait()
             gone = self._gone
             assert self._outbox is not None
             linked = asyncio.timeout(None)  # `lost` ends it: see _delivering
