@@ -71,6 +71,9 @@ async def test_a_worker_added_beside_the_processes_gets_a_name_and_a_row_of_its_
     await run.start()
     try:
         await wait_for(lambda: any(c.received > 0 for c in run.snapshot().clients), what="the processes' workers busy")
+        with pytest.raises(RunError) as refused:  # `d`: none here to remove, and the reason is where they run
+            await run.inject("worker", "remove")
+        assert f"the run's workers run on process-1-{run.run_id}" in str(refused.value)
         await run.inject("worker", "add")
         rows = lambda: [c.name for c in run.snapshot().clients]  # noqa: E731
         await wait_for(lambda: "worker-3" in rows(), what="the added worker's row", explain=lambda: str(rows()))
@@ -81,6 +84,8 @@ async def test_a_worker_added_beside_the_processes_gets_a_name_and_a_row_of_its_
             lambda: next(c.received for c in run.snapshot().clients if c.name == "worker-3") > 0,
             what="the added worker taking tasks",
         )
+        await run.inject("worker", "remove")
+        assert sorted(rows()) == ["producer-1", "worker-1", "worker-2"]  # the one added here
     finally:
         await run.stop()
 

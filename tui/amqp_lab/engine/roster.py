@@ -94,6 +94,13 @@ class Roster:
     async def remove(self, role: str) -> Client:
         candidates = [c for c in self.clients.values() if c.role == role and c.active]
         if not candidates:
+            holders = (self.fleet.holder(spec.name) for spec in self.plan.clients if spec.role == role and self.fleet)
+            elsewhere = sorted({holder for holder in holders if holder is not None})
+            if elsewhere:
+                raise RunError(
+                    f"no {role} on this machine to remove: the run's {role}s run on {', '.join(elsewhere)}, "
+                    "and controls reach the clients on this machine only"
+                )
             raise RunError(f"no running {role} to remove")
         client = candidates[-1]
         await client.close()
