@@ -139,7 +139,7 @@ class QueueScreen(StyleKeepingScreen[None]):
             with Vertical(id="queue-live"):
                 with Vertical(id="queue-trends"):
                     for key, label in SERIES:
-                        yield Trend(key, label)
+                        yield Trend(key, label, HISTORY)
                 yield KeyedTable(
                     CONSUMER_COLUMNS, giving=("consumer", "channel"), folding=("acks",), narrow=70, id="queue-consumers"
                 )

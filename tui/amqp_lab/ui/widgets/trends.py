@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 
-from textual.app import ComposeResult
+from rich.console import Console, ConsoleOptions
+from rich.segment import Segment
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.renderables.sparkline import Sparkline as SparklineRenderable
 from textual.widgets import Sparkline, Static
 
-from amqp_lab.ui.history import RunHistory
+from amqp_lab.ui.history import POINTS, RunHistory
 
 DEPTH_SERIES = 4  # the deepest queues get a line; the flow diagram shows every queue's depth
 
@@ -43,22 +47,62 @@ def distinct_parts(names: list[str]) -> list[str]:
     return [".".join(w[common:]) for w in words]
 
 
+class _Indented:
+    """A renderable's lines, each after `blank` spaces."""
+
+    def __init__(self, blank: int, inner: SparklineRenderable[float]) -> None:
+        self.blank = blank
+        self.inner = inner
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        yield Segment(" " * self.blank)
+        for segment in console.render(self.inner, options):
+            yield segment
+            if segment.text == "\n":
+                yield Segment(" " * self.blank)
+
+
+class WindowSparkline(Sparkline):
+    """A sparkline whose width stands for its whole window (`span` points): the points so far fill its right
+    part, and the time before the first is blank. Textual's stretches whatever points it has over the width:
+    a queue watched for two seconds drew a line as long as two minutes of history."""
+
+    def __init__(self, data: Sequence[float], span: int) -> None:
+        super().__init__(data, summary_function=max)
+        self.span = span
+        self.known = len(data)  # points that are samples (a lone one is drawn twice: see _drawn)
+
+    def render(self) -> RenderResult:
+        width = self.size.width
+        if not self.known:
+            return " " * width  # no sample yet: no line, and no number beside it
+        drawn = super().render()
+        used = min(width, max(2, math.ceil(width * self.known / self.span)))
+        if not isinstance(drawn, SparklineRenderable) or used >= width:
+            return drawn
+        drawn.width = used
+        return _Indented(width - used, drawn)
+
+
 class Trend(Horizontal):
-    def __init__(self, name: str, label: str) -> None:
+    def __init__(self, name: str, label: str, span: int) -> None:
         super().__init__(classes="trend")
         self.series_name = name
         self.label = label
+        self.span = span  # points the width stands for
         self.points: list[float | None] = []
 
     def compose(self) -> ComposeResult:
         yield Static(self.label, classes="trend-label")
-        yield Sparkline(_drawn(self.points), summary_function=max)
+        yield WindowSparkline(_drawn(self.points), self.span)
         yield Static(_last(self.points), classes="trend-value")
 
     def show(self, points: list[float | None]) -> None:
         self.points = points
         if self.is_mounted:
-            self.query_one(Sparkline).data = _drawn(points)
+            sparkline = self.query_one(WindowSparkline)
+            sparkline.known = len(points)
+            sparkline.data = _drawn(points)
             self.query_one(".trend-value", Static).update(_last(points), layout=False)
 
 
@@ -85,7 +129,7 @@ class Trends(VerticalScroll):
             found = present.get(name)
             if found is None:
                 label = "depth " + shown[queues.index(name)] if name in queues else name
-                found = Trend(name, label)
+                found = Trend(name, label, POINTS)
                 found.show(list(history.series[name].points))
                 self.mount(found)
             else:
