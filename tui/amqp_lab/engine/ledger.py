@@ -53,7 +53,7 @@ MEANINGS = {
     "delivered": "to consumers, redeliveries included",
     "redelivered": "delivered again: a crash, a nack, a peek",
     "acked": "acknowledged by a consumer: done",
-    "requeued": "nacked or rejected, requeued: will come again",
+    "requeued": "back in the queue: a nack, or held at a crash",
     "rejected": "rejected, no dead-letter exchange: dropped",
     "dead_lettered": "moved by the broker to a dead-letter exchange",
     "expired": "of those, because a TTL ran out",
