@@ -6,7 +6,8 @@ broker's own statistics for the run's queues and exchanges are read from the man
 the lab's figures: what each exchange took in and routed out, what each queue was sent, delivered, acked and
 still holds. The clients are still connected then on purpose: RabbitMQ drops the statistics a channel had not
 emitted yet when it closes (a closed publisher's last second was missing from publish_in). After the cleanup, the
-ledger must balance and have lost nothing.
+ledger must balance and have lost nothing. A workers run spread over two processes of its own (`--processes`) is
+held to the same figures: its ledger is their reports, replayed in the run's process.
 
 Where the broker cannot give an exact figure, the test says why and checks a bound:
 - a delivery to a client that crashed before it saw it is counted by the broker and not by the lab; it went back
@@ -25,7 +26,7 @@ Where the broker cannot give an exact figure, the test says why and checks a bou
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -107,7 +108,7 @@ def disagreements(run: Observed, view: BrokerView) -> list[str]:
     topology = run.plan.topology
     found: list[str] = []
     exclusive = {c.own_queue.name for c in run.plan.clients if getattr(c, "own_queue", None) and c.own_queue.exclusive}
-    crashed_spec = next(c for c in run.plan.clients if c.name == run.crashed)
+    crashed_spec = next((c for c in run.plan.clients if c.name == run.crashed), None)
     crashed_queue = own.name if (own := getattr(crashed_spec, "own_queue", None)) else None
     missed = int(run.snapshot().counters.get("missed", 0))
 
@@ -193,7 +194,7 @@ class Observed(Run):
     with the lab's and hold still over a statistics interval (the management API lags by that interval and more
     on a busy machine; a tolerated shortfall must be one the broker has finished with, not one still coming)."""
 
-    def __init__(self, node: PrivateNode, crashed: str, *args: Any) -> None:
+    def __init__(self, node: PrivateNode, crashed: str | None, *args: Any) -> None:
         super().__init__(*args)
         self.node = node
         self.crashed = crashed
@@ -242,3 +243,19 @@ async def test_every_pattern_in_both_modes_agrees_with_the_broker(rabbit: Privat
         if not any(e.kind == "crash" for e in s.events):
             report.append(f"{name}: no crash was logged: the faults did not happen")
     assert report == [], "\n".join(report)
+
+
+async def test_a_run_over_its_own_processes_agrees_with_the_broker(rabbit: PrivateNode) -> None:
+    """--processes: the run's ledger is the processes' reports replayed in one place; the broker's own figures
+    must give it as they give a run in one process. No fault: the controls reach this machine's clients only."""
+    if rabbit.version != "3.10":
+        pytest.skip("the processes are the client's: one broker version is enough")
+    settings = replace(settings_for(rabbit), processes=2)
+    text = 'preset = "workers"\nduration = 4\nworkers.rate = 20\nworkers.producers = 2\nworkers.workers = 2\n'
+    run = Observed(rabbit, None, from_text(text, "workers over processes"), settings)
+    final = await run.execute()
+    assert [a.name for a in final.agents] == [f"process-1-{run.run_id}", f"process-2-{run.run_id}"]
+    assert run.differences == []
+    ledger = final.ledger
+    assert ledger.published > 0 and ledger.copies == ledger.accounted
+    assert ledger.lost == ledger.unchecked == 0
