@@ -21,13 +21,15 @@ class TrendApp(App[None]):
 async def drawn(points: list[float | None]) -> str:
     app = TrendApp()
     async with app.run_test(size=(60, 5)) as pilot:
+        await pilot.pause()  # drawn before its first sample, as on a screen that waits for its first answer
         app.query_one(Trend).show(points)
         await pilot.pause()
         return app.query_one(Sparkline).render_line(0).text
 
 
 async def test_a_lone_sample_draws_a_flat_line_and_no_sample_nothing() -> None:
-    assert FULL not in await drawn([0.0])
+    lone = await drawn([0.0])
+    assert FULL not in lone and lone.strip() != ""
     assert (await drawn([])).strip() == ""
     assert FULL not in await drawn([None])
     assert FULL not in await drawn([0.0, 0.0, 0.0])
@@ -47,3 +49,10 @@ async def test_the_width_stands_for_the_whole_window_as_it_fills() -> None:
     assert len(half.lstrip(" ")) == math.ceil(width / 2)
     full = await drawn([float(n % 7) for n in range(SPAN)])
     assert len(full) == width and not full.startswith(" ")
+
+
+async def test_a_trend_before_its_first_sample_draws_nothing() -> None:
+    app = TrendApp()
+    async with app.run_test(size=(60, 5)) as pilot:
+        await pilot.pause()
+        assert app.query_one(Sparkline).render_line(0).text.strip() == ""

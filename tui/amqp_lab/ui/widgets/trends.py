@@ -67,10 +67,15 @@ class WindowSparkline(Sparkline):
     part, and the time before the first is blank. Textual's stretches whatever points it has over the width:
     a queue watched for two seconds drew a line as long as two minutes of history."""
 
-    def __init__(self, data: Sequence[float], span: int) -> None:
-        super().__init__(data, summary_function=max)
+    def __init__(self, points: Sequence[float | None], span: int) -> None:
+        super().__init__(_drawn(points), summary_function=max)
         self.span = span
-        self.known = len(data)  # points that are samples (a lone one is drawn twice: see _drawn)
+        self.known = len(points)  # the points drawn may be more: a lone one is drawn twice (see _drawn)
+
+    def show(self, points: Sequence[float | None]) -> None:
+        self.known = len(points)
+        self.data = _drawn(points)
+        self.refresh()  # more samples take more width, even where the values drawn are the same as before
 
     def render(self) -> RenderResult:
         width = self.size.width
@@ -94,15 +99,13 @@ class Trend(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(self.label, classes="trend-label")
-        yield WindowSparkline(_drawn(self.points), self.span)
+        yield WindowSparkline(self.points, self.span)
         yield Static(_last(self.points), classes="trend-value")
 
     def show(self, points: list[float | None]) -> None:
         self.points = points
         if self.is_mounted:
-            sparkline = self.query_one(WindowSparkline)
-            sparkline.known = len(points)
-            sparkline.data = _drawn(points)
+            self.query_one(WindowSparkline).show(points)
             self.query_one(".trend-value", Static).update(_last(points), layout=False)
 
 
