@@ -30,6 +30,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -323,8 +324,10 @@ def _boot(
         said = log_tail(host_dir)
         taken = "eaddrinuse" in said  # the node then hangs half started: await_startup would wait out its time
         if taken or time.monotonic() > deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 stop(node, wait=15)
+            except subprocess.TimeoutExpired:
+                kill(node)  # too loaded to stop in time: a node left running would outlive the tests
             failure = PortTaken if taken else RuntimeError
             raise failure(f"node {name} did not start: {result.stderr.strip()}\n{said}")
         time.sleep(0.5)  # the node's pid file may not exist yet
@@ -370,6 +373,45 @@ def stop(node: PrivateNode, last: bool = True, wait: float = 120) -> None:
     deadline = time.monotonic() + 30
     while "not allowed" in node.run("epmd", "-kill", timeout=30).stdout and time.monotonic() < deadline:
         time.sleep(0.2)
+    _unmount_proc(Path(node.root))
+
+
+def running_from(folder: str) -> list[int]:
+    """The processes with `folder`, or a path in it, as an argument (a node names its folder as its -home)."""
+    folder_bytes = folder.rstrip("/").encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):  # ended while we looked, or not ours to read
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            if any(arg == folder_bytes or arg.startswith(folder_bytes + b"/") for arg in args):
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running: neither gone nor ended and waiting for its parent to read its status."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill(node: PrivateNode) -> None:
+    """End a node that would not stop: every process running from its folder (the node and its helpers), then
+    its epmd, then the folder."""
+    killed = running_from(node.base_dir)
+    for pid in killed:
+        with contextlib.suppress(OSError):  # ended meanwhile
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
+        time.sleep(0.1)  # its sockets close as it exits
+    # epmd refuses -kill while the node is still registered, for a moment after it ended.
+    while "not allowed" in node.run("epmd", "-kill", timeout=30).stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    shutil.rmtree(node.host_dir, ignore_errors=True)
     _unmount_proc(Path(node.root))
 
 
