@@ -45,6 +45,9 @@ def cluster_badge(cluster_name: str, nodes: Sequence[NodeStatus] | None) -> tupl
     return label, "-bad" if alarmed or not running else "-busy" if troubled else "-ok"
 
 
+PARTS = 6  # what StatusBar.compose yields
+
+
 class StatusBar(Horizontal):
     settings: reactive[Settings | None] = reactive(None, init=False)
     amqp: reactive[ConnectionStatus | None] = reactive(None, init=False)
@@ -69,14 +72,23 @@ class StatusBar(Horizontal):
         self.set_interval(1.0, self._tick)
 
     def _tick(self) -> None:
-        if self.amqp is not None and self.amqp.state is ConnectionState.RECONNECTING:
+        if self.amqp is not None and not self._taken_down() and self.amqp.state is ConnectionState.RECONNECTING:
             self._show_amqp()
 
+    def _taken_down(self) -> bool:
+        """Its screen is going: Textual removes the bar's parts first, and a snapshot that came then raised in
+        the management poller, which stopped polling for good."""
+        return len(self.children) < PARTS
+
     def watch_settings(self) -> None:
+        if self._taken_down():
+            return
         self._show_broker()
         self.query_one("#read-only-badge").display = bool(self.settings and self.settings.read_only)
 
     def watch_snapshot(self) -> None:
+        if self._taken_down():
+            return
         self._show_broker()
         badge = self.query_one("#management-badge", Static)
         snapshot = self.snapshot
@@ -100,7 +112,8 @@ class StatusBar(Horizontal):
                 badge.update(inert(label))
 
     def watch_amqp(self) -> None:
-        self._show_amqp()
+        if not self._taken_down():
+            self._show_amqp()
 
     def _show_broker(self) -> None:
         if self.settings is None:
