@@ -366,11 +366,15 @@ def _tls_config(node: PrivateNode, tls: Path, host_dir: Path) -> str:
 def stop(node: PrivateNode, last: bool = True, wait: float = 120) -> None:
     """Stop the node and remove its folder; the last node on its epmd stops that epmd too."""
     node.ctl("stop", timeout=wait)
+    _release(node, time.monotonic() + 30, last)
+
+
+def _release(node: PrivateNode, deadline: float, last: bool = True) -> None:
+    """What an ended node leaves: its folder, and (the last node on it) its epmd and the chroot's /proc."""
     shutil.rmtree(node.host_dir, ignore_errors=True)
     if not last:
         return
-    # epmd refuses -kill while the node is still registered, for a moment after stop.
-    deadline = time.monotonic() + 30
+    # epmd refuses -kill while the node is still registered, for a moment after it ended.
     while "not allowed" in node.run("epmd", "-kill", timeout=30).stdout and time.monotonic() < deadline:
         time.sleep(0.2)
     _unmount_proc(Path(node.root))
@@ -408,11 +412,7 @@ def kill(node: PrivateNode) -> None:
     deadline = time.monotonic() + 30
     while any(_alive(pid) for pid in killed) and time.monotonic() < deadline:
         time.sleep(0.1)  # its sockets close as it exits
-    # epmd refuses -kill while the node is still registered, for a moment after it ended.
-    while "not allowed" in node.run("epmd", "-kill", timeout=30).stdout and time.monotonic() < deadline:
-        time.sleep(0.2)
-    shutil.rmtree(node.host_dir, ignore_errors=True)
-    _unmount_proc(Path(node.root))
+    _release(node, deadline)
 
 
 def load(base_dir: Path) -> PrivateNode:
