@@ -53,9 +53,13 @@ class Roster:
     def of_kind(self, kind: type[C]) -> list[C]:
         return [c for c in self.clients.values() if isinstance(c, kind)]
 
+    def _holder(self, name: str) -> str | None:
+        """The agent (or process of the run's own) running client `name`; None for this machine's."""
+        return self.fleet.holder(name) if self.fleet else None
+
     def client(self, name: str) -> Client:
         found = self.clients.get(name)
-        remote = self.fleet.holder(name) if self.fleet else None
+        remote = self._holder(name)
         if found is None and remote is not None:
             raise RunError(f"{name} runs on agent {remote}: controls reach the clients on this machine only")
         if found is None:
@@ -94,8 +98,8 @@ class Roster:
     async def remove(self, role: str) -> Client:
         candidates = [c for c in self.clients.values() if c.role == role and c.active]
         if not candidates:
-            holders = (self.fleet.holder(spec.name) for spec in self.plan.clients if spec.role == role and self.fleet)
-            elsewhere = sorted({holder for holder in holders if holder is not None})
+            holders = {self._holder(spec.name) for spec in self.plan.clients if spec.role == role}
+            elsewhere = sorted(holder for holder in holders if holder is not None)
             if elsewhere:
                 raise RunError(
                     f"no {role} on this machine to remove: the run's {role}s run on {', '.join(elsewhere)}, "
