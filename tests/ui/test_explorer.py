@@ -313,6 +313,8 @@ async def test_a_second_queue_shows_nothing_of_the_first(settings: Settings, rab
                 await wait_for(lambda: "3 ready" in shown_text(screen.query_one("#queue-title")), what="its 3 ready")
                 assert "max length: 111" in shown_text(screen.query_one("#queue-settings"))
                 assert any(trend.points for trend in screen.query(Trend))
+                # a look a minute: the trends' 120 points reach two hours back, and the screen says so
+                assert "trends over the last 2 h (120 looks)" in shown_text(screen.query_one("#queue-notice"))
                 await pilot.press("escape")
                 await wait_for(lambda: not polling(), what="the queue left to stop being polled")
 

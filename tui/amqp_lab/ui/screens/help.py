@@ -50,8 +50,9 @@ order the table is sorted, so sorting by *Ready* finds the deepest queues.
 
 ## A queue up close
 
-Depth and rates over two minutes; each consumer's prefetch against what its
-channel holds unacked, its ack rate, and **stuck** when unacked messages sit
+Depth and rates over its last 120 looks (ten minutes at the default
+`--refresh`; the line at the bottom says how long); each consumer's
+prefetch against what its channel holds unacked, its ack rate, and **stuck** when unacked messages sit
 while the channel acks nothing (the time shown is a lower bound of the
 oldest delivery's age), with a warning once that nears the *consumer
 timeout* (30 min unless the queue or a policy says otherwise), after which

@@ -54,6 +54,16 @@ def stuck_after(refresh: float) -> float:
     return max(3 * refresh, 5.0)
 
 
+def trend_span(refresh: float) -> str:
+    """How far back the trends reach when every look comes on time (a slow management API spaces them out)."""
+    seconds = HISTORY * refresh
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -225,7 +235,8 @@ class QueueScreen(StyleKeepingScreen[None]):
         self.query_one("#queue-title", Static).update(self._title(detail))
         self.query_one("#queue-settings", Static).update(self._settings(detail, settings, timeout_ms, timeout_source))
         self.query_one("#queue-bindings", Static).update(self._bindings_text())
-        note = f"refreshed every {lab_of(self).settings.refresh:g} s"
+        refresh = lab_of(self).settings.refresh
+        note = f"refreshed every {refresh:g} s · trends over the last {trend_span(refresh)} ({HISTORY} looks)"
         if len(detail.consumers) > CONSUMERS_SHOWN:
             note += f" · progress of the first {CONSUMERS_SHOWN} consumers' channels"
         if lab_of(self).settings.read_only:
