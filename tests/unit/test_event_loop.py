@@ -1,9 +1,11 @@
 """Headless runs and agents take uvloop where it is installed, asyncio's own loop where it is not or where
-AMQP_LAB_LOOP=asyncio asks for it; a loop that cannot be had is said, never a traceback."""
+AMQP_LAB_LOOP=asyncio asks for it; a loop that cannot be had is said, never a traceback. What the process loaded
+before stays out of the collector's full passes while the loop runs."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 
@@ -55,3 +57,18 @@ def test_the_command_says_a_bad_loop_before_anything_starts(
     assert main(["run", "workers"]) == 2
     said = capsys.readouterr()
     assert "AMQP_LAB_LOOP must be uvloop or asyncio, not 'trio'" in said.err and "Traceback" not in said.err
+
+
+def test_a_full_collection_during_a_run_walks_only_what_the_run_made() -> None:
+    """What the process loaded before (the libraries) is out of the collector's full passes while the run goes: a
+    full pass over all of it stopped every client of a run for 100 ms and more, which the run measured as latency.
+    Once the run is over the collector has it all again: nothing it holds is kept from ever being freed."""
+    walked_before = len(gc.get_objects())
+
+    async def walked_now() -> int:
+        return len(gc.get_objects())
+
+    walked_during = event_loop.run(walked_now())
+    assert walked_during < walked_before / 4, (walked_during, walked_before)
+    assert gc.get_freeze_count() == 0
+    assert len(gc.get_objects()) >= walked_before * 0.9
