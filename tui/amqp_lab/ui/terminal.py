@@ -24,6 +24,8 @@ from textual.app import App
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 
+from amqp_lab.ui.heap import SteadyHeapApp
+
 ESCAPE_DELAY = 0.025
 IDLE_WAIT = 0.1  # Textual's: how often the input thread looks at whether the app is exiting
 ESC = "\x1b"
@@ -73,7 +75,7 @@ class PromptEscapeDriver(LinuxDriver):
                 pass
 
 
-class PromptEscapeApp(App[None]):
+class PromptEscapeApp(SteadyHeapApp):
     """An app that runs on `PromptEscapeDriver` in a terminal (not when `TEXTUAL_DRIVER` names another, as for
     a browser, nor on Windows)."""
 
