@@ -23,11 +23,11 @@ from textual import events, on
 from textual.app import App
 
 FULL_PASS_EVERY = 10  # CPython's own third threshold: a full pass after this many passes over the middle generation
-NEVER = 1 << 30
+NEVER = 1 << 30  # a third threshold never reached: CPython starts no full pass of its own
 QUIET = 2.0  # seconds without input before a due full pass runs: a user reading, not typing
 OVERDUE = 30.0  # seconds a due full pass waits at most
 CHECK = 0.25  # seconds between looks at whether a full pass is due
-RECLAIM_EVERY = 10
+RECLAIM_EVERY = 10  # every so many full passes, one over the frozen objects too (see above)
 
 
 class _FullPasses:
