@@ -335,6 +335,39 @@ async def test_a_second_queue_shows_nothing_of_the_first(settings: Settings, rab
                 await admin.delete(f"api/queues/%2F/{name}")
 
 
+async def test_enter_brings_a_queue_up_whole_in_its_first_frame(settings: Settings, rabbit) -> None:  # type: ignore[no-untyped-def]
+    """A broker that answers at once: the first frame laid out after Enter already holds what applies to the
+    queue's messages, never a screen saying it is asking that is redrawn a moment later."""
+    name = "lab-detail-whole"
+    async with httpx.AsyncClient(base_url=rabbit.management_url, auth=("guest", "guest")) as admin:
+        body = {"durable": False, "auto_delete": False, "arguments": {"x-max-length": 333}}
+        (await admin.put(f"api/queues/%2F/{name}", json=body)).raise_for_status()
+        try:
+            app = make_app(settings)
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.press("slash")
+                app.screen.query_one("#filter", Input).value = name
+                await wait_for(lambda: queue_rows(app) == [name], what="the queue listed alone")
+                await pilot.press("enter", "enter")  # the first visit builds the screen, kept from then on
+                await wait_for(lambda: isinstance(app.screen, QueueScreen), what="the queue's detail")
+                screen = app.screen
+                assert isinstance(screen, QueueScreen)
+                settings_shown = lambda: shown_text(screen.query_one("#queue-settings"))  # noqa: E731
+                await wait_for(lambda: "max length: 333" in settings_shown(), what="its length limit")
+                await pilot.press("escape")
+                await wait_for(lambda: isinstance(app.screen, OverviewScreen), what="the explorer again")
+
+                frames: list[str] = []
+                screen.screen_layout_refresh_signal.subscribe(
+                    app, lambda _: frames.append(settings_shown()) if screen.is_current else None, immediate=True
+                )
+                await pilot.press("enter")
+                await wait_for(lambda: bool(frames), what="the queue's screen laid out again")
+                assert "What applies to its messages" in frames[0] and "max length: 333" in frames[0], frames[0]
+        finally:
+            await admin.delete(f"api/queues/%2F/{name}")
+
+
 async def test_the_connections_tab_names_each_client_and_what_it_negotiated(rabbit, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     named = "inventory-service worker 3"
     connection = await aio_pika.connect(rabbit.amqp_url + "?heartbeat=7", client_properties={"connection_name": named})

@@ -317,7 +317,7 @@ class OverviewScreen(StyleKeepingScreen[None]):
     @on(DataTable.RowSelected, "#queue-table")
     def _queue_chosen(self, event: DataTable.RowSelected) -> None:
         vhost, _, name = str(event.row_key.value).partition("\x00")
-        open_queue(self.app, vhost, name)
+        self.run_worker(open_queue(self.app, vhost, name), group="open-queue", exclusive=True)
 
     @on(Tree.NodeExpanded, "#exchange-tree")
     def _exchange_expanded(self, event: Tree.NodeExpanded[object]) -> None:

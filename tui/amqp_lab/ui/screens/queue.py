@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual import events, work
@@ -15,10 +16,11 @@ from textual.widgets import Static
 
 from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
 from amqp_lab.broker.errors import BrokerError, ManagementObjectGone
+from amqp_lab.broker.management import ManagementClient
 from amqp_lab.broker.models import Binding as BrokerBinding
 from amqp_lab.broker.models import ChannelActivity, QueueDetail
 from amqp_lab.broker.queue_settings import Setting, consumer_timeout_ms, effective_settings
-from amqp_lab.broker.queue_watch import CONSUMERS_SHOWN, QueueWatch
+from amqp_lab.broker.queue_watch import CONSUMERS_SHOWN, QueueLook, QueueWatch
 from amqp_lab.ui.colors import BAD, GOOD, WARN
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.read_only import refuse_in_read_only
@@ -47,6 +49,9 @@ CONSUMER_COLUMNS = ("consumer", "health", "prefetch", "unacked", "ack/s", "acks"
 NARROW = 120  # columns under which the queue's facts go above its figures
 ASKING = "Asking the management API…"
 KEPT = "queue"  # the installed queue screen's name
+# How long Enter waits for a queue's first look: an answer this quick comes up with the screen, in one frame; a
+# slower management API gets the screen at once, saying it is asking.
+FIRST_LOOK_WAIT = 0.1
 
 
 def stuck_after(refresh: float) -> float:
@@ -111,23 +116,25 @@ class QueueScreen(StyleKeepingScreen[None]):
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-wide")]  # Textual sets the class as the width changes
 
-    def __init__(self, vhost: str, name: str) -> None:
+    def __init__(self, vhost: str, name: str, first: FirstLook | None = None) -> None:
         super().__init__()
-        self._forget(vhost, name)
+        self._forget(vhost, name, first)
 
-    def _forget(self, vhost: str, name: str) -> None:
+    def _forget(self, vhost: str, name: str, first: FirstLook | None) -> None:
         """Start over on a queue: nothing of the one shown before stays, not a figure nor a point of a trend."""
         self.vhost = vhost
         self.queue_name = name
+        self.queue_watch = first.watch if first else None
+        self.first_look = first.look if first else None
         self.series: dict[str, deque[float]] = {key: deque(maxlen=HISTORY) for key, _ in SERIES}
         self.detail: QueueDetail | None = None
         self.bound_by: list[BrokerBinding] = []
         self.fresh_at: float | None = None
         self.watch_progress = ProgressWatch(stuck_after(lab_of(self).settings.refresh))
 
-    def show_queue(self, vhost: str, name: str) -> None:
+    def show_queue(self, vhost: str, name: str, first: FirstLook | None = None) -> None:
         """The kept screen, on another queue (or the same one again, anew): its parts emptied, a new poll begun."""
-        self._forget(vhost, name)
+        self._forget(vhost, name, first)
         if not self.is_mounted:
             return  # composed from the fields above when first shown
         self.query_one("#queue-title", Static).update(inert(f"queue {name}"))
@@ -177,12 +184,11 @@ class QueueScreen(StyleKeepingScreen[None]):
 
     @work(exclusive=True, group="queue-detail", exit_on_error=False)
     async def _poll(self) -> None:
-        watch: QueueWatch | None = None
         while self._shown():
             started = time.monotonic()
+            first, self.first_look = self.first_look, None
             try:
-                watch = watch or QueueWatch(lab_of(self).management, self.vhost, self.queue_name)
-                look = await watch.look()
+                look = await (first or self._watch().look())
             except ManagementObjectGone as exc:
                 self._notice(inert(f"{exc}. Esc goes back.", BAD))
                 return
@@ -201,6 +207,11 @@ class QueueScreen(StyleKeepingScreen[None]):
             if wait > lab_of(self).settings.refresh:
                 self._notice(inert(f"management API slow: next look in {wait:.0f} s", WARN))
             await asyncio.sleep(wait)
+
+    def _watch(self) -> QueueWatch:
+        if self.queue_watch is None:
+            self.queue_watch = QueueWatch(lab_of(self).management, self.vhost, self.queue_name)
+        return self.queue_watch
 
     def _shown(self) -> bool:
         """On screen, or under a dialog of its own: kept after Esc, it stops polling then."""
@@ -341,12 +352,38 @@ class QueueScreen(StyleKeepingScreen[None]):
             self.dismiss(None)
 
 
-def open_queue(app: App[object], vhost: str, name: str) -> None:
-    """Push the queue screen on `name`, the kept one if there is one."""
+@dataclass(frozen=True)
+class FirstLook:
+    """A queue's watch and its first look, asked before the screen is shown."""
+
+    watch: QueueWatch
+    look: asyncio.Task[QueueLook]
+
+    @classmethod
+    def ask(cls, management: ManagementClient, vhost: str, name: str) -> FirstLook:
+        watch = QueueWatch(management, vhost, name)
+        look = asyncio.ensure_future(watch.look())
+        look.add_done_callback(lambda done: done.cancelled() or done.exception())  # its error is the screen's to show
+        return cls(watch, look)
+
+
+async def open_queue(app: App[object], vhost: str, name: str) -> None:
+    """Push the queue screen on `name` (the kept one if there is one), with its first look in it if that comes
+    within FIRST_LOOK_WAIT: one layout and one frame, not a screen saying it is asking redrawn a moment later."""
+    try:
+        first: FirstLook | None = FirstLook.ask(lab_of(app).management, vhost, name)
+    except BrokerError:
+        first = None  # no management API client: the screen says so
+    if first is not None:
+        try:
+            await asyncio.wait([first.look], timeout=FIRST_LOOK_WAIT)
+        except asyncio.CancelledError:  # another Enter came first
+            first.look.cancel()
+            raise
     if app.is_screen_installed(KEPT):
         kept = app.get_screen(KEPT)
         assert isinstance(kept, QueueScreen)
-        kept.show_queue(vhost, name)
+        kept.show_queue(vhost, name, first)
     else:
-        app.install_screen(QueueScreen(vhost, name), name=KEPT)
+        app.install_screen(QueueScreen(vhost, name, first), name=KEPT)
     app.push_screen(KEPT)
