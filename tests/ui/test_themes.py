@@ -4,10 +4,11 @@ again: never a screen left in the old theme, and no second of restyling screens 
 from __future__ import annotations
 
 from amqp_lab.ui.offline import OfflineLab
-from amqp_lab.ui.themes import LAB_DARK, LAB_LIGHT, StyleKeepingScreen
+from amqp_lab.ui.themes import LAB_DARK, LAB_LIGHT, LAB_PROJECTOR, StyleKeepingScreen
 from textual import events
 from textual.app import ComposeResult
 from textual.color import Color
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -100,3 +101,38 @@ async def test_switching_back_and_forth_styles_from_the_theme_of_the_moment_widg
         await wait_for(lambda: primary(shown) == dark, what="dark again")
         await pilot.pause()
         assert badge.styles.color == Color.parse(lab.get_css_variables()["error"])  # dark's error, by its own CSS
+
+
+class Scrolling(Screen[None]):
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("\n".join(f"line {n}" for n in range(100)))
+
+
+def scrollbar_colours(screen: Screen[None]) -> list[tuple[Color, ...]]:
+    return [
+        (
+            w.styles.scrollbar_color,
+            w.styles.scrollbar_color_hover,
+            w.styles.scrollbar_color_active,
+            w.styles.scrollbar_background,
+            w.styles.scrollbar_background_hover,
+            w.styles.scrollbar_background_active,
+            w.styles.scrollbar_corner_color,
+        )
+        for w in screen.walk_children(with_self=True)
+    ]
+
+
+async def test_projector_mode_keeps_the_scrollbars_of_the_dark_theme_and_changes_the_rest() -> None:
+    """Projector mode (`P`) from the dark theme: every colour the projector has its own of changes, but no scrollbar
+    colour, each of which would repaint all of a widget's descendants once more."""
+    lab = TwoScreens(theme=LAB_DARK.name)
+    async with lab.run_test() as pilot:
+        shown = Scrolling()
+        await lab.push_screen(shown)
+        await pilot.pause()
+        dark, dark_primary = scrollbar_colours(shown), primary(shown)
+        lab.theme = LAB_PROJECTOR.name
+        await wait_for(lambda: primary(shown) == themes_primary(lab) != dark_primary, what="the projector's colours")
+        assert scrollbar_colours(shown) == dark

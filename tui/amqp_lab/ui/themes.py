@@ -17,6 +17,18 @@ from amqp_lab.ui.terminal import PromptEscapeApp
 
 STYLES = Path(__file__).parent / "styles" / "app.tcss"  # absolute: the apps that use it live elsewhere
 
+# lab-dark's scrollbars (as Textual would derive them from its colours), the projector's too: on a theme change each
+# scrollbar colour that changes repaints all of a widget's descendants, seven colours on every widget, half of `P`.
+DARK_SCROLLBARS = {
+    "scrollbar": "#1F4E64",
+    "scrollbar-hover": "#27617C",
+    "scrollbar-active": "#4FC3F7",
+    "scrollbar-background": "#000002",
+    "scrollbar-background-hover": "#000002",
+    "scrollbar-background-active": "#000002",
+    "scrollbar-corner-color": "#000002",
+}
+
 LAB_DARK = Theme(
     name="lab-dark",
     primary="#4FC3F7",
@@ -30,6 +42,7 @@ LAB_DARK = Theme(
     warning="#FFA726",
     error="#EF5350",
     dark=True,
+    variables=DARK_SCROLLBARS,
 )
 
 LAB_LIGHT = Theme(
@@ -61,6 +74,7 @@ LAB_PROJECTOR = Theme(
     warning="#FF9100",
     error="#FF3D3D",
     dark=True,
+    variables=DARK_SCROLLBARS,
 )
 
 THEMES = (LAB_DARK, LAB_LIGHT, LAB_PROJECTOR)
