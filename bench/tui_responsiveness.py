@@ -183,7 +183,7 @@ def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) ->
                     loads.append(os.getloadavg()[0])
         subprocess.run(["tmux", "send-keys", "-t", SESSION, "s"], check=True)
         until(has("FINISHED"), timeout=60)
-    where = "in the app's process" if processes == "0" else f"in the processes of --processes {processes}"
+    where = "in the run's own process" if processes == "0" else f"in the processes of --processes {processes}"
     title = f"Live run, {rounds} rounds; load: the run at full speed, its clients {where}"
     title += f" (load average {max(loads):.2f})"
     report(title, idle, load)
@@ -195,7 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
-    parser.add_argument("--processes", default="0", help="the live run's --processes (default 0: in the app)")
+    parser.add_argument("--processes", default="0", help="the live run's --processes (default 0: its own one process)")
     parser.add_argument("--only", choices=("explorer", "live"), help="one of the two parts")
     args = parser.parse_args()
     node = rabbitmq_node.start("amqplab-bench-tui@localhost", args.version)
