@@ -317,7 +317,7 @@ class OverviewScreen(StyleKeepingScreen[None]):
     @on(DataTable.RowSelected, "#queue-table")
     def _queue_chosen(self, event: DataTable.RowSelected) -> None:
         vhost, _, name = str(event.row_key.value).partition("\x00")
-        self.run_worker(open_queue(self.app, vhost, name), group="open-queue", exclusive=True)
+        self.run_worker(open_queue(self, vhost, name), group="open-queue", exclusive=True)
 
     @on(Tree.NodeExpanded, "#exchange-tree")
     def _exchange_expanded(self, event: Tree.NodeExpanded[object]) -> None:

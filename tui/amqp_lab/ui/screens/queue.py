@@ -6,12 +6,14 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual import events, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
 from textual.widgets import Static
 
 from amqp_lab.broker.consumer_health import ConsumerHealth, ProgressWatch
@@ -367,9 +369,11 @@ class FirstLook:
         return cls(watch, look)
 
 
-async def open_queue(app: App[object], vhost: str, name: str) -> None:
-    """Push the queue screen on `name` (the kept one if there is one), with its first look in it if that comes
-    within FIRST_LOOK_WAIT: one layout and one frame, not a screen saying it is asking redrawn a moment later."""
+async def open_queue(asking: Screen[Any], vhost: str, name: str) -> None:
+    """Push the queue screen on `name` (the kept one if there is one) over `asking`, with its first look in it if
+    that comes within FIRST_LOOK_WAIT: one layout and one frame, not a screen saying it is asking redrawn a moment
+    later. A key that took the user elsewhere meanwhile wins: the queue screen does not come up over it."""
+    app = asking.app
     try:
         first: FirstLook | None = FirstLook.ask(lab_of(app).management, vhost, name)
     except BrokerError:
@@ -380,6 +384,9 @@ async def open_queue(app: App[object], vhost: str, name: str) -> None:
         except asyncio.CancelledError:  # another Enter came first
             first.look.cancel()
             raise
+        if app.screen is not asking:
+            first.look.cancel()
+            return
     if app.is_screen_installed(KEPT):
         kept = app.get_screen(KEPT)
         assert isinstance(kept, QueueScreen)
