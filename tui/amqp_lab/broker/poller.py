@@ -100,9 +100,12 @@ class ManagementPoller:
 
     @wanted.setter
     def wanted(self, wanted: Wanted) -> None:
-        """A change is asked for at once, not at the next interval."""
-        if wanted != self._wanted:
-            self._wanted = wanted
+        """A change that asks for something the last look did not fetch is asked for at once, not at the next
+        interval; one that only drops listings (a screen left, a tab that shows fewer) waits for it: a look
+        now would cost the broker a listing nobody waits for (with 20,000 queues, a sorted page of them)."""
+        before, self._wanted = self._wanted, wanted
+        only_fewer = wanted.listings <= before.listings and replace(wanted, listings=before.listings) == before
+        if not only_fewer:
             self.refresh_now()
 
     def refresh_now(self) -> None:
