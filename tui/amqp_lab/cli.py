@@ -384,6 +384,7 @@ def run_broker(args: argparse.Namespace, console: Console, error_console: Consol
 
     try:
         options = broker_options(args)
+        # asyncio's own loop, never uvloop (event_loop.run): the broker's protocols take asyncio's transports.
         asyncio.run(serve(options, ready, args.until_stdin_closes))
     except BrokerSetupError as exc:
         error_console.print(Text(f"amqp-lab broker: {exc}", style="red"), soft_wrap=True)
