@@ -17,18 +17,6 @@ from amqp_lab.ui.terminal import PromptEscapeApp
 
 STYLES = Path(__file__).parent / "styles" / "app.tcss"  # absolute: the apps that use it live elsewhere
 
-# lab-dark's scrollbars (as Textual would derive them from its colours), the projector's too: on a theme change each
-# scrollbar colour that changes repaints all of a widget's descendants, seven colours on every widget, half of `P`.
-DARK_SCROLLBARS = {
-    "scrollbar": "#1F4E64",
-    "scrollbar-hover": "#27617C",
-    "scrollbar-active": "#4FC3F7",
-    "scrollbar-background": "#000002",
-    "scrollbar-background-hover": "#000002",
-    "scrollbar-background-active": "#000002",
-    "scrollbar-corner-color": "#000002",
-}
-
 LAB_DARK = Theme(
     name="lab-dark",
     primary="#4FC3F7",
@@ -42,7 +30,6 @@ LAB_DARK = Theme(
     warning="#FFA726",
     error="#EF5350",
     dark=True,
-    variables=DARK_SCROLLBARS,
 )
 
 LAB_LIGHT = Theme(
@@ -60,6 +47,12 @@ LAB_LIGHT = Theme(
     dark=False,
 )
 
+
+def scrollbars_of(theme: Theme) -> dict[str, str]:
+    """A theme's scrollbar colours, as Textual derives them from its colours."""
+    return {name: value for name, value in theme.to_color_system().generate().items() if name.startswith("scrollbar")}
+
+
 # Projector mode: pure black and white, saturated colours only, nothing mid-grey that a beamer washes out.
 LAB_PROJECTOR = Theme(
     name="lab-projector",
@@ -74,7 +67,9 @@ LAB_PROJECTOR = Theme(
     warning="#FF9100",
     error="#FF3D3D",
     dark=True,
-    variables=DARK_SCROLLBARS,
+    # lab-dark's scrollbars: on a theme change each scrollbar colour that changes repaints all of a widget's
+    # descendants, seven colours on every widget, half of `P`.
+    variables=scrollbars_of(LAB_DARK),
 )
 
 THEMES = (LAB_DARK, LAB_LIGHT, LAB_PROJECTOR)
