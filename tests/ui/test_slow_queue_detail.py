@@ -7,35 +7,27 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from amqp_lab.broker.management import ManagementClient
-from amqp_lab.config import build
-from amqp_lab.ui.offline import OfflineLab
 from amqp_lab.ui.screens.queue import ASKING, QueueScreen, open_queue
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
 
 from tests.conftest import shown_text, wait_for
+from tests.ui.fake_management import FakeManagementLab
 
 
-class HeldAnswersLab(OfflineLab):
+class HeldAnswersLab(FakeManagementLab):
     """A lab whose management API holds every answer until `answer` is set, then says the queue is not there."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(self._answer, timeout=60)
         self.answer = asyncio.Event()
         self.asked: list[str] = []
-        settings = build({"amqp_url": "amqp://guest:guest@rabbit:5672/", "timeout": 60})
-        self._client = ManagementClient(settings, transport=httpx.MockTransport(self._answer))
 
     async def _answer(self, request: httpx.Request) -> httpx.Response:
         self.asked.append(request.url.raw_path.decode().partition("?")[0])
         await self.answer.wait()
         return httpx.Response(404, json={"error": "Object Not Found", "reason": "Not Found"})
-
-    @property
-    def management(self) -> ManagementClient:
-        return self._client
 
 
 async def test_the_screen_comes_at_once_saying_it_asks_and_shows_the_answer_when_it_comes() -> None:

@@ -5,14 +5,12 @@ a real RabbitMQ will not give on demand: a fake transport gives it.)"""
 from __future__ import annotations
 
 import httpx
-from amqp_lab.broker.management import ManagementClient
-from amqp_lab.config import build
-from amqp_lab.ui.offline import OfflineLab
 from amqp_lab.ui.screens import whatif
 from amqp_lab.ui.screens.whatif import WhatIfScreen
 from textual.widgets import Input
 
 from tests.conftest import shown_text, wait_for
+from tests.ui.fake_management import FakeManagementLab
 
 SHOP = {"name": "shop", "vhost": "/", "type": "topic", "durable": True, "arguments": {}}
 BINDINGS = [
@@ -21,14 +19,12 @@ BINDINGS = [
 ]
 
 
-class BusyBrokerLab(OfflineLab):
+class BusyBrokerLab(FakeManagementLab):
     """A lab whose management API answers 503 while `busy`, then the shop's exchange and bindings."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(self._answer, timeout=2)
         self.busy = True
-        settings = build({"amqp_url": "amqp://guest:guest@rabbit:5672/", "timeout": 2})
-        self._client = ManagementClient(settings, transport=httpx.MockTransport(self._answer))
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         if self.busy:
@@ -36,10 +32,6 @@ class BusyBrokerLab(OfflineLab):
         if request.url.path.endswith("/bindings/source"):
             return httpx.Response(200, json=BINDINGS)
         return httpx.Response(200, json=SHOP)
-
-    @property
-    def management(self) -> ManagementClient:
-        return self._client
 
 
 async def test_a_failed_read_is_tried_again_and_the_answer_comes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
