@@ -29,6 +29,7 @@ from amqp_lab.workshop import experiment
 from fault_proxy import FaultProxy
 from rabbitmq_node import VERSIONS, PrivateNode
 from textual.widgets import Input, Static
+from textual.widgets._footer import FooterKey
 
 from tests.conftest import busy_factor, settings_for, shown_text, wait_for
 from tests.engine.conftest import nothing_left
@@ -38,6 +39,11 @@ SIZE = (140, 40)
 
 def header(app: AmqpLabApp) -> str:
     return shown_text(app.screen.query_one("#run-header"))
+
+
+def footer(app: AmqpLabApp) -> set[str]:
+    """The keys the footer offers, by what it calls them."""
+    return {str(key.description) for key in app.screen.query(FooterKey)}
 
 
 def state(app: AmqpLabApp, client: str) -> str | None:
@@ -142,6 +148,8 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
 
         await pilot.press("escape")
         assert isinstance(app.screen, LiveRunScreen)  # a running run is not left behind by accident
+        steering = {"Pause", "Stop", "Rate+", "Add", "Crash", "Record"}
+        assert steering <= footer(app)
         await pilot.press("s")
         # The last snapshot says FINISHED a moment before the run's end (its report and cleanup) arrives.
         await wait_for(
@@ -161,6 +169,9 @@ async def test_every_live_control_shows_its_effect_and_stop_cleans_up(settings: 
         flow_title = str(app.screen.query_one("#flow").border_title)
         assert flow_title.startswith("Message flow: last sample, at ") and flow_title.endswith("before the cleanup")
         assert await nothing_left(settings, run_id) == []
+        # Nothing is left to steer: the footer offers what still applies.
+        await wait_for(lambda: not steering & footer(app), what="the run's controls gone from the footer")
+        assert {"Export", "Projector"} <= footer(app)
         await pilot.press("escape")
         await wait_for(lambda: isinstance(app.screen, BuilderScreen), what="back in the builder")
 

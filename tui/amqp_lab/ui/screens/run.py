@@ -56,6 +56,8 @@ WORKSHOP_WIDTH, WORKSHOP_BESIDE = 40, 120  # the workshop's panel, beside the ru
 WIDE_FLOW = 118  # columns the flow diagram needs to draw each lane on one line
 SCALING = {"rpc": "handler", "workers": "worker", "pub-sub": "subscriber", "map-reduce": "shard"}
 CONSUMER_ROLES = ("handler", "worker", "subscriber", "shard", "consumer")
+# Actions that steer a run going on; once it has ended the footer leaves them out.
+LIVE_CONTROLS = frozenset({"pause", "stop", "rate", "scale", "fault", "record"})
 # The problems each pattern can show: a "Timeouts" panel on a workers run would promise what cannot happen there.
 PROBLEMS_TITLE = {
     "rpc": "Timeouts and returns",
@@ -242,6 +244,7 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         self._rendered = None
         self._drawn.clear()
         lab_of(self).begin_run(scenario)
+        self.refresh_bindings()  # a workshop's rerun: the live controls again
         if self.experiment is not None:  # a workshop keeps each run, to replay or compare them after
             self._start_recording()
         self.query_one("#run-header", Static).update(Text.assemble((scenario.title, "bold"), "  starting…"))
@@ -640,6 +643,8 @@ class LiveRunScreen(StyleKeepingScreen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "compare":  # offered once a workshop has a run before and after a rerun
             return len(self.recordings) > 1
+        if action in LIVE_CONTROLS:  # the footer offers what applies: a finished run has nothing to steer
+            return self.ended is None
         return True
 
     @work(group="compare", exclusive=True)
