@@ -48,3 +48,25 @@ async def test_a_worker_added_shows_on_the_next_frame_not_at_its_parts_turn() ->
             # The next frame, or the one after on a stalled machine; at its turn it could be four frames on.
             assert screen._tick - reported_at <= 2, "drawn only at its part's turn"
             await pilot.pause(0.25 * (round_ + 1))  # the next report falls in another part's turn
+
+
+async def test_a_long_header_takes_another_line_between_its_parts_never_cut_off() -> None:
+    """A workshop's title and large figures run past a line: the header folds between its parts (the figures
+    whole, `outstanding` beside its count), to as many lines as it needs, and again when the terminal is resized."""
+    app = frozen_lab()
+    title = "A node fails: quorum queues carry on, a classic queue waits"
+    figures = "published 1,234,567  acked 1,234,500  outstanding 67"
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settled(pilot)
+        screen = LiveRunScreen(load("workers"))
+        await app.push_screen(screen)
+        ledger = replace(FROZEN.ledger, published=1_234_567, acked=1_234_500, outstanding=67)
+        app.run_latest = replace(FROZEN, title=title, ledger=ledger)
+        header = lambda: shown_text(screen.query_one("#run-header")).splitlines()  # noqa: E731
+        for width, lines in ((160, 2), (80, 3), (220, 1)):
+            await pilot.resize_terminal(width, 40)
+            await wait_for(lambda lines=lines: len(header()) == lines, what=f"the header on {lines} line(s)")
+            shown = header()
+            assert shown[0].strip().startswith(title), shown
+            assert any(figures in line for line in shown), shown
+            assert shown[-1].endswith(f"rate {screen.rate:g}/s"), shown  # the last part, whole

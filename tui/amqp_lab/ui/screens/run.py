@@ -42,6 +42,7 @@ from amqp_lab.ui.widgets.clients_table import ClientsTable
 from amqp_lab.ui.widgets.event_log import EventLog
 from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.ui.widgets.ledger_panel import ledger_lines
+from amqp_lab.ui.widgets.run_header import RunHeader
 from amqp_lab.ui.widgets.status_bar import StatusBar
 from amqp_lab.ui.widgets.trends import Trends
 from amqp_lab.workshop import Experiment, Rerun
@@ -183,7 +184,7 @@ class LiveRunScreen(StyleKeepingScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield Static(id="run-header")
+        yield RunHeader(id="run-header")
         with Horizontal(id="run-body"):
             with Vertical(id="run-main"):
                 with Horizontal(id="present"):
@@ -247,7 +248,7 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         self.refresh_bindings()  # a workshop's rerun: the live controls again
         if self.experiment is not None:  # a workshop keeps each run, to replay or compare them after
             self._start_recording()
-        self.query_one("#run-header", Static).update(Text.assemble((scenario.title, "bold"), "  starting…"))
+        self.query_one(RunHeader).show(("", Text(scenario.title, style="bold")), ("  ", Text("starting…")))
 
     # -- rendering -----------------------------------------------------------
 
@@ -374,36 +375,34 @@ class LiveRunScreen(StyleKeepingScreen[None]):
     def _show_header(self, s: RunSnapshot) -> None:
         ended = self.ended
         ledger = s.ledger
-        line = Text.assemble((s.title, "bold"), f"  ·  run {s.run_id}  ")
+        parts = [("", Text.assemble((s.title, "bold"), f"  ·  run {s.run_id}"))]
         if ended is not None:
             verdict = ended.report and ended.report.get("passed")
-            line.append(" FINISHED " if verdict else " FINISHED WITH PROBLEMS ", style="bold reverse")
+            state = Text.assemble((" FINISHED " if verdict else " FINISHED WITH PROBLEMS ", "bold reverse"))
             left = (
                 "nothing left on the broker"
                 if not ended.leftovers
                 else f"LEFT ON THE BROKER: {', '.join(ended.leftovers)}"
             )
-            line.append(f"  {left}")
+            parts.append(("  ", state.append(f"  {left}")))
             queued = ended.report and ended.report.get("backlog")
             if queued:
-                line.append(f" · {queued['short']}", style=WARN)  # the summary and the report say the rest
-            line.append(" · e export · Esc back")
+                parts.append((" · ", Text(queued["short"], style=WARN)))  # the summary and the report say the rest
+        elif s.outage is not None:
+            state = Text.assemble((" RECONNECTING ", f"bold reverse {BAD}"))
+            parts.append(("  ", state.append(f" broker gone for {s.outage:.0f} s; clients resume when it is back")))
         else:
-            if s.outage is not None:
-                line.append(" RECONNECTING ", style=f"bold reverse {BAD}")
-                line.append(f" broker gone for {s.outage:.0f} s; clients resume when it is back")
-            else:
-                state = "PAUSED" if self.paused and s.state == "running" else s.state.upper()  # a drain is no pause
-                line.append(f" {state} ", style="bold reverse")
-                line.append(f" {s.elapsed:.0f} s")
-                if s.duration < 3600:
-                    line.append(f" of {s.duration:g} s")
-        line.append("  ")
-        line.append(f"lost {ledger.lost:,}", style=BAD if ledger.lost else GOOD)
-        line.append(f"  · published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}")
+            shown = "PAUSED" if self.paused and s.state == "running" else s.state.upper()  # a drain is no pause
+            state = Text.assemble((f" {shown} ", "bold reverse"), f" {s.elapsed:.0f} s")
+            parts.append(("  ", state.append(f" of {s.duration:g} s") if s.duration < 3600 else state))
+        parts.append(("  ", Text(f"lost {ledger.lost:,}", style=BAD if ledger.lost else GOOD)))
+        figures = f"published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}"
+        parts.append(("  · ", Text(figures)))
         if ended is None and self.SHOWS_RATE_SET:
-            line.append(f"  · rate {'max' if self.rate is None else f'{self.rate:g}/s'}")
-        self.query_one("#run-header", Static).update(line, layout=False)
+            parts.append(("  · ", Text(f"rate {'max' if self.rate is None else f'{self.rate:g}/s'}")))
+        if ended is not None:
+            parts.append(("  · ", Text("e export · Esc back")))
+        self.query_one(RunHeader).show(*parts)
 
     def _show_ledger(self, s: RunSnapshot) -> None:
         ended = self.ended
@@ -440,9 +439,8 @@ class LiveRunScreen(StyleKeepingScreen[None]):
             self._drawn.clear()
             self._render_latest()
         if ended.error:
-            self.query_one("#run-header", Static).update(
-                Text.assemble(("Run failed: ", BAD), inert(ended.error), "  · Esc back")
-            )
+            failed = Text.assemble(("Run failed: ", BAD), inert(ended.error))
+            self.query_one(RunHeader).show(("", failed), ("  · ", Text("Esc back")))
         elif len(self.recordings) > 1:
             self.notify("Both runs are recorded: c puts them side by side.", title="Compare")
         self.refresh_bindings()
