@@ -8,7 +8,7 @@ agent and two; each prints tasks acked per second over the run (the ledger's ack
 the time producers sent). Prints the median of each and the ratio two/one (ideal: 2; one
 machine's cores and the broker it also runs cap it), and what each run lost (target 0).
 
-    python3 bench/agents.py [--seconds 10] [--rounds 3] [--version 4.0]
+    .venv/bin/python bench/agents.py [--seconds 10] [--rounds 3] [--version 4.0]
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@
 
 Prints min/median/max of each, and the load average at each round.
 
-    python3 bench/embedded_broker.py [--seconds 8] [--rounds 3] [--workers 3] [--version 4.0] [--persistent]
+    .venv/bin/python bench/embedded_broker.py [--seconds 8] [--rounds 3] [--workers 3] [--version 4.0] [--persistent]
 """
 
 from __future__ import annotations

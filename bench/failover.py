@@ -10,7 +10,7 @@ The quorum queue elects a new leader on a node still up; the classic queue can o
 wait for its node, which is started again after `--down` seconds. Each round also says
 what the ledger lost (target: 0 for both).
 
-    python3 bench/failover.py [--rounds 3] [--rate 200] [--down 10]
+    .venv/bin/python bench/failover.py [--rounds 3] [--rate 200] [--down 10]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Side by side, rounds alternating:
 Prints min/median/max of each, the bytes of a poll and of the whole list, the ratios whole list /
 first rows and whole list / lab poll, and the load average.
 
-    python3 bench/queue_listing.py [--queues 20000] [--rounds 5] [--version 4.0]
+    .venv/bin/python bench/queue_listing.py [--queues 20000] [--rounds 5] [--version 4.0]
 """
 
 from __future__ import annotations

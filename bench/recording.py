@@ -9,7 +9,7 @@ Throughput is acked messages per second after the first second of each round, as
 it. Prints min/median/max of each side, recorded/plain (target >= 0.95), the recording's size per minute of run,
 and the load average beside each round.
 
-    python3 bench/recording.py [--seconds 10] [--rounds 3] [--version 3.10]
+    .venv/bin/python bench/recording.py [--seconds 10] [--rounds 3] [--version 3.10]
 """
 
 from __future__ import annotations

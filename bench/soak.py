@@ -13,7 +13,7 @@ the warm-up to the last. Target: under 10 %.
 
 Not part of the test suite: it takes half an hour.
 
-    python3 bench/soak.py [--minutes 30] [--every 60] [--warmup 5] [--rate 200] [--version 4.0]
+    .venv/bin/python bench/soak.py [--minutes 30] [--every 60] [--warmup 5] [--rate 200] [--version 4.0]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ on the same screens:
 
 Prints p50/p95/max per key, idle and under load, and the ratio of the p95s, with the load average.
 
-    python3 bench/tui_responsiveness.py [--rounds 8] [--version 4.0] [--processes N|auto] [--only live]
+    .venv/bin/python bench/tui_responsiveness.py [--rounds 8] [--version 4.0] [--processes N|auto] [--only live]
 
 Targets: every key's p95 at most 100 ms idle and 150 ms under load.
 """

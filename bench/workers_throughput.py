@@ -21,7 +21,7 @@ round by round (lab/aiormq, lab/aio-pika, lab x8 / lab, aiormq x8 / aiormq), and
 Every side runs on uvloop where it is installed (the fast extra), as the lab's runs do; AMQP_LAB_LOOP=asyncio
 measures them on asyncio's own loop.
 
-    python3 bench/workers_throughput.py [--seconds 8] [--rounds 5] [--workers 1] [--queue-type classic]
+    .venv/bin/python bench/workers_throughput.py [--seconds 8] [--rounds 5] [--workers 1] [--queue-type classic]
                                         [--version 4.0] [--transient] [--scaling | --processes]
 """
 

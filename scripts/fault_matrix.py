@@ -10,7 +10,7 @@ pattern, reliable and not) for about 25 s, the fault strikes after 5 s:
 Prints a Markdown table: what the lab showed (outage, reconnects), and the ledger's
 lost, duplicates, publishes sent again and lost, RPC timeouts.
 
-    python3 scripts/fault_matrix.py [--version 4.0] [--heartbeat 2]
+    .venv/bin/python scripts/fault_matrix.py [--version 4.0] [--heartbeat 2]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerate screenshots/*.svg from the real app against a private RabbitMQ node.
 
-    python3 scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py
 
 Starts its own node, declares a small shop's queues, keeps traffic flowing
 through them while it takes the pictures of the overview; then the explorer's
@@ -13,6 +13,7 @@ projector mode and the audience's watch; then stops the node.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import sys
@@ -257,6 +258,7 @@ async def shoot(node: rabbitmq_node.PrivateNode) -> None:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     OUT.mkdir(exist_ok=True)
     node = rabbitmq_node.start("amqplab-shots@localhost")
     try:

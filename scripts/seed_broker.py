@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seed a broker with something to explore: many idle queues and a few busy ones, kept busy until Ctrl-C.
 
-    python3 scripts/seed_broker.py --url amqp://guest:guest@127.0.0.1:5672/ [--queues 5000]
+    .venv/bin/python scripts/seed_broker.py --url amqp://guest:guest@127.0.0.1:5672/ [--queues 5000]
 
 Declares `seed.idle.NNNNN` queues (durable, empty) and a small shop:
   seed.orders (topic) → seed.orders.eu (orders.eu.#) and seed.orders.all (#)
