@@ -481,7 +481,7 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         line = Text()
         if self.held:
             line.append(" HELD ", style="bold reverse")
-            line.append(" H lets it go on · ")
+            line.append(" H lets it go on\n")  # what the step waits for on a line of its own, never broken
         line.append(waiting or "next step now", style="bold")
         self.query_one("#workshop-advance", Static).update(line)
         if waiting is None and not self.held and s.state == "running":
