@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import signal
 
 import aio_pika
 
@@ -106,9 +107,13 @@ async def main() -> None:
     parser.add_argument("--queues", type=int, default=5000, help="idle queues to declare (default 5000)")
     parser.add_argument("--rate", type=float, default=50.0, help="orders published per second (default 50)")
     args = parser.parse_args()
+    stop = asyncio.Event()
+    # Ctrl-C or a kill ends the shop and deletes everything, even run in the background (`&`), where the shell
+    # has SIGINT ignored; one that comes while the queues are declared ends it as soon as they are.
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
     print(f"declaring {args.queues:,} idle queues…", flush=True)
     await declare_idle(args.url, args.queues)
-    stop = asyncio.Event()
     print("seeded; the shop is busy. Ctrl-C deletes everything.", flush=True)
     try:
         await shop(args.url, args.rate, stop)
@@ -118,5 +123,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    asyncio.run(main())
