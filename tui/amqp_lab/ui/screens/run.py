@@ -394,7 +394,9 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         else:
             shown = "PAUSED" if self.paused and s.state == "running" else s.state.upper()  # a drain is no pause
             state = Text.assemble((f" {shown} ", "bold reverse"), f" {s.elapsed:.0f} s")
-            parts.append(("  ", state.append(f" of {s.duration:g} s") if s.duration < 3600 else state))
+            if s.duration < 3600:
+                state.append(f" of {s.duration:g} s")
+            parts.append(("  ", state))
         parts.append(("  ", Text(f"lost {ledger.lost:,}", style=BAD if ledger.lost else GOOD)))
         figures = f"published {ledger.published:,}  acked {ledger.acked:,}  outstanding {ledger.outstanding:,}"
         parts.append(("  · ", Text(figures)))
@@ -560,7 +562,7 @@ class LiveRunScreen(StyleKeepingScreen[None]):
 
     def _run_is_live(self) -> bool:
         latest: RunSnapshot | None = self.latest
-        if self.ended is not None or latest is None:
+        if latest is None:  # once it has ended, check_action leaves these keys out
             self.notify("The run is not running.", severity="warning")
             return False
         if latest.state != "running":
@@ -633,7 +635,7 @@ class LiveRunScreen(StyleKeepingScreen[None]):
             path = lab_of(self).recording
             lab_of(self).record(False)
             self.notify(f"Recording stopped: {path}", title="Recording")
-        elif self.ended is not None or self.latest is None:
+        elif self.latest is None:
             self.notify("Nothing to record: the run is not going.", severity="warning")
         else:
             self._start_recording()
@@ -660,9 +662,8 @@ class LiveRunScreen(StyleKeepingScreen[None]):
         self.app.push_screen(CompareScreen(a, b))
 
     def action_stop(self) -> None:
-        if self.ended is None:
-            lab_of(self).run_control(StopRun())
-            self.notify("Stopping: producers stop, consumers drain, then everything the run declared is deleted.")
+        lab_of(self).run_control(StopRun())
+        self.notify("Stopping: producers stop, consumers drain, then everything the run declared is deleted.")
 
     def action_leave(self) -> None:
         box = self.query_one("#event-filter", Input)

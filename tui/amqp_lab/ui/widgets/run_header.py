@@ -4,6 +4,7 @@ next, or a figure past the right edge, where a projector's audience cannot see i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.cells import cell_len
@@ -20,17 +21,14 @@ def fold(parts: Sequence[Part], width: int) -> Text:
     line = Text()
     used = 0
     for gap, part in parts:
-        if not used:
-            line.append_text(part)
-            used = part.cell_len
-        elif used + len(gap) + part.cell_len <= width:
-            line.append(gap)
-            line.append_text(part)
-            used += len(gap) + part.cell_len
-        else:
+        if used and used + len(gap) + part.cell_len > width:
             line.append("\n")
-            line.append_text(part)
-            used = part.cell_len
+            used = 0
+        if used:
+            line.append(gap)
+            used += len(gap)
+        line.append_text(part)
+        used += part.cell_len
     return line
 
 
@@ -44,7 +42,7 @@ class RunHeader(Static):
         self._parts = parts
         width = self.content_size.width or 10**6  # before the first layout: at once, folded after it
         text = fold(parts, width)
-        lines = sum(max(1, -(-cell_len(line) // width)) for line in text.plain.split("\n"))
+        lines = sum(max(1, math.ceil(cell_len(line) / width)) for line in text.plain.split("\n"))
         self.update(text, layout=lines != self._lines)  # the same height: no layout of the screen each second
         self._lines = lines
 
