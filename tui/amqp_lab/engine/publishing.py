@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -168,8 +168,10 @@ class Outbox:
         return "sent"
 
     @staticmethod
-    async def _publish(channel: aiormq.abc.AbstractChannel, letter: Letter) -> object:
-        return await channel.basic_publish(
+    def _publish(channel: aiormq.abc.AbstractChannel, letter: Letter) -> Awaitable[object]:
+        # Not a coroutine of its own: each coroutine between the publisher and aiormq is resumed at every step
+        # of every publish.
+        return channel.basic_publish(
             letter.body,
             exchange=letter.exchange,
             routing_key=letter.routing_key,
