@@ -12,11 +12,15 @@ prefetch 10, manual ack.
   aiormq x8 (with --scaling) the bare aiormq loop with 8 workers: what they cost the library and the broker
   lab procs (with --processes) the lab with --processes auto, against the lab in one process, both with two
             producers and two workers (at least one producer per process, or the spread has nothing to share);
-            this mode runs these two sides only. Client CPU is not taken for it: it is spread over processes
+            this mode runs these two sides only. Client CPU is not taken for it: it is spread over processes.
+            It also prints the machine's ceiling for the spread: its cores over the client's and the broker's
+            CPU per message in one process, against the rate in one (the clients cannot use more than the
+            broker leaves them)
 
 Throughput is acked messages per second from the first second to the end of a round; client CPU is this
-process's CPU time per acked message over the same window. Prints min/median/max of each, the ratios taken
-round by round (lab/aiormq, lab/aio-pika, lab x8 / lab, aiormq x8 / aiormq), and the load average at each round.
+process's CPU time per acked message over the same window, broker CPU the node's processes' (/proc). Prints
+min/median/max of each, the ratios taken round by round (lab/aiormq, lab/aio-pika, lab x8 / lab, aiormq x8 /
+aiormq), and the load average at each round.
 
 Every side runs on uvloop where it is installed (the fast extra), as the lab's runs do; AMQP_LAB_LOOP=asyncio
 measures them on asyncio's own loop.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import os
 import sys
@@ -70,23 +75,45 @@ class Work:
 class Round:
     rate: float  # acked messages per second
     cpu_us: float  # this process's CPU microseconds per acked message
+    broker_us: float  # the broker's CPU microseconds per acked message (every process of the node)
+
+
+class BrokerCpu:
+    """The CPU seconds the node's processes have used: what the broker costs beside the clients."""
+
+    def __init__(self, node: rabbitmq_node.PrivateNode) -> None:
+        self._stats = [Path(f"/proc/{pid}/stat") for pid in rabbitmq_node.running_from(str(node.host_dir))]
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def __call__(self) -> float:
+        ticks = 0
+        for stat in self._stats:
+            with contextlib.suppress(OSError):  # a helper process that ended
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / self._tick
 
 
 class Window:
-    """Acked count and CPU time from the end of the warm-up to the end of the round."""
+    """Acked count, this process's CPU time and the broker's from the end of the warm-up to the end of the round."""
 
-    def __init__(self) -> None:
+    def __init__(self, broker: BrokerCpu) -> None:
         self.acked = 0
-        self._from: tuple[float, float, int] | None = None
+        self._broker = broker
+        self._from: tuple[float, float, float, int] | None = None
 
     def mark(self) -> None:
-        self._from = (time.monotonic(), time.process_time(), self.acked)
+        self._from = (time.monotonic(), time.process_time(), self._broker(), self.acked)
 
     def result(self) -> Round:
         assert self._from is not None, "the round ended before its warm-up"
-        wall, cpu, acked = self._from
+        wall, cpu, broker, acked = self._from
         counted = max(self.acked - acked, 1)
-        return Round(counted / (time.monotonic() - wall), (time.process_time() - cpu) * 1e6 / counted)
+        return Round(
+            counted / (time.monotonic() - wall),
+            (time.process_time() - cpu) * 1e6 / counted,
+            (self._broker() - broker) * 1e6 / counted,
+        )
 
 
 async def publish_for(work: Work, window: Window, publish: Callable[[], Awaitable[object]]) -> None:
@@ -124,8 +151,8 @@ async def finish(window: Window, connections: Sequence[Any], setup: Any) -> Roun
     return result
 
 
-async def bare_aiormq(url: str, work: Work) -> Round:
-    window = Window()
+async def bare_aiormq(url: str, work: Work, broker: BrokerCpu) -> Round:
+    window = Window(broker)
     connections = [await aiormq.connect(url) for _ in range(work.workers + 1)]
     try:
         setup = await connections[0].channel()
@@ -155,8 +182,8 @@ async def bare_aiormq(url: str, work: Work) -> Round:
             await connection.close()
 
 
-async def bare_aio_pika(url: str, work: Work) -> Round:
-    window = Window()
+async def bare_aio_pika(url: str, work: Work, broker: BrokerCpu) -> Round:
+    window = Window(broker)
     connections = [await aio_pika.connect(url) for _ in range(work.workers + 1)]
     try:
         setup = await connections[0].channel()
@@ -184,7 +211,7 @@ async def bare_aio_pika(url: str, work: Work) -> Round:
             await connection.close()
 
 
-async def lab(settings: Settings, work: Work) -> Round:
+async def lab(settings: Settings, work: Work, broker: BrokerCpu) -> Round:
     scenario = load(
         "workers",
         [f"duration={work.seconds}", "workers.rate=max", "workers.processing=0ms", f"workers.workers={work.workers}",
@@ -192,36 +219,37 @@ async def lab(settings: Settings, work: Work) -> Round:
          f"workers.prefetch={PREFETCH}", "workers.publish_mode=confirms", f"workers.queue_type={work.queue_type}",
          f"workers.persistent={work.persistent}".lower()],
     )  # fmt: skip
-    samples: list[tuple[float, float, int]] = []  # elapsed, CPU seconds, acked
+    samples: list[tuple[float, float, float, int]] = []  # elapsed, CPU seconds, the broker's, acked
 
     def sample(snapshot: RunSnapshot) -> None:
         if snapshot.state == "running":
-            samples.append((snapshot.elapsed, time.process_time(), snapshot.ledger.acked))
+            samples.append((snapshot.elapsed, time.process_time(), broker(), snapshot.ledger.acked))
 
     run = Run(scenario, settings)
     run.add_listener(sample)
     await run.execute()
     first = next(s for s in samples if s[0] >= WARMUP)
     last = samples[-1]
-    counted = max(last[2] - first[2], 1)
+    counted = max(last[3] - first[3], 1)
     cpu_us = (last[1] - first[1]) * 1e6 / counted if not settings.processes else float("nan")
-    return Round(counted / (last[0] - first[0]), cpu_us)
+    return Round(counted / (last[0] - first[0]), cpu_us, (last[2] - first[2]) * 1e6 / counted)
 
 
 async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool, processes: bool) -> None:
     settings = build({"amqp_url": node.amqp_url, "management_url": node.management_url, "timeout": 30})
+    broker = BrokerCpu(node)
     sides: dict[str, Callable[[], Awaitable[Round]]] = {
-        "aiormq": lambda: bare_aiormq(node.amqp_url, work),
-        "aio-pika": lambda: bare_aio_pika(node.amqp_url, work),
-        "lab": lambda: lab(settings, work),
+        "aiormq": lambda: bare_aiormq(node.amqp_url, work, broker),
+        "aio-pika": lambda: bare_aio_pika(node.amqp_url, work, broker),
+        "lab": lambda: lab(settings, work, broker),
     }
     if processes:
         spread_out = replace(settings, processes=auto_processes(settings.primary.host))
-        sides = {"lab": lambda: lab(settings, work), "lab procs": lambda: lab(spread_out, work)}
+        sides = {"lab": lambda: lab(settings, work, broker), "lab procs": lambda: lab(spread_out, work, broker)}
     if scaling:
         eight = Work(work.seconds, 8, work.persistent, work.queue_type)
-        sides["lab x8"] = lambda: lab(settings, eight)
-        sides["aiormq x8"] = lambda: bare_aiormq(node.amqp_url, eight)
+        sides["lab x8"] = lambda: lab(settings, eight, broker)
+        sides["aiormq x8"] = lambda: bare_aiormq(node.amqp_url, eight, broker)
     results: dict[str, list[Round]] = {name: [] for name in sides}
     loads: list[float] = []
     for n in range(rounds):
@@ -239,11 +267,12 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
         f"{work.producers} producer(s), {work.workers} worker(s), prefetch {PREFETCH}, "
         f"confirms ({WINDOW} in flight), {kind}; {rounds} rounds of {work.seconds:g} s, min / median / max"
     )
-    print(f"  {'':10} {'acked msg/s':>26}   {'client CPU µs per message':>28}")
+    print(f"  {'':10} {'acked msg/s':>26}   {'client CPU µs per message':>28}   {'broker CPU µs per message':>28}")
     for name, rounds_of in results.items():
         cpu = [r.cpu_us for r in rounds_of if not math.isnan(r.cpu_us)]
         shown_cpu = spread(cpu, 1) if cpu else "over processes: not taken"
-        print(f"  {name:10} {spread([r.rate for r in rounds_of]):>26}   {shown_cpu:>28}")
+        shown_broker = spread([r.broker_us for r in rounds_of], 1)
+        print(f"  {name:10} {spread([r.rate for r in rounds_of]):>26}   {shown_cpu:>28}   {shown_broker:>28}")
 
     def ratio(a: str, b: str, of: Callable[[Round], float]) -> str:
         return spread([of(x) / of(y) for x, y in zip(results[a], results[b], strict=True)], 2)
@@ -252,6 +281,11 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
     if processes:
         spread_ratio = ratio("lab procs", "lab", lambda r: r.rate)
         print(f"    throughput lab procs ({spread_out.processes}) / lab in one  {spread_ratio}")
+        # Spread over processes, the clients can use at most what the broker leaves of the machine's cores.
+        cores = os.cpu_count() or 1
+        ceiling = spread([cores * 1e6 / (r.cpu_us + r.broker_us) / r.rate for r in results["lab"]], 2)
+        print(f"    the machine's ceiling for that: {cores} cores / (client + broker CPU per message in one), "
+              f"against the rate in one  {ceiling}")  # fmt: skip
     else:
         print(f"    throughput lab/aiormq   {ratio('lab', 'aiormq', lambda r: r.rate)}")
         print(f"    throughput lab/aio-pika {ratio('lab', 'aio-pika', lambda r: r.rate)}")
