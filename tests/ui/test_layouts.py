@@ -43,11 +43,13 @@ TEXT_COLUMNS = {"name", "vhost", "leader", "client", "detail", "connection", "cl
 def fits(app: AmqpLabApp) -> None:
     """What the user would see cut, said as a failure."""
     screen = app.screen
-    footers = list(screen.query(FittingFooter)) or list(app.screen_stack[-2].query(FittingFooter))
-    for footer in footers:
+    for footer in screen.query(FittingFooter):
         keys = list(footer.query_children(FooterKey))
         assert sum(taken(key) for key in keys) <= footer.size.width, [key.description for key in keys]
-        assert any(key.action in ("help", "app.help") for key in keys), "the footer lost ? Help"
+        if screen.is_modal:  # a dialog's footer: how to leave it
+            assert any(key.key == "escape" for key in keys), "the dialog's footer lost Esc"
+        else:
+            assert any(key.action in ("help", "app.help") for key in keys), "the footer lost ? Help"
     for table in screen.query(DataTable):
         if not table.row_count or not table.size.width:  # empty, or in a tab not shown
             continue

@@ -207,6 +207,7 @@ class PathPrompt(ModalScreen[Path | None], StyleKeepingScreen[Path | None]):
             yield Static(self.title_text, classes="title")
             yield Input(self.default, id="path")
             yield Static("Enter to confirm, Esc to cancel", id="path-hint")
+        yield FittingFooter()
 
     @on(Input.Submitted, "#path")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -12,6 +12,7 @@ from textual.widgets import Static
 from amqp_lab.compare import as_tables
 from amqp_lab.engine.recording import Recording
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 
 class CompareScreen(ModalScreen[None], StyleKeepingScreen[None]):
@@ -27,3 +28,4 @@ class CompareScreen(ModalScreen[None], StyleKeepingScreen[None]):
             yield Static(as_tables(self.a, self.b), id="compare-tables")
             command = f"amqp-lab compare {self.a.path} {self.b.path} --json FILE"
             yield Static(f"The same from a shell, as JSON too: {command}\nEsc closes.", classes="hint")
+        yield FittingFooter()

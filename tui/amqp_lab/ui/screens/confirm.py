@@ -12,6 +12,7 @@ from textual.widgets import Button, Static
 
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 
 class ConfirmScreen(ModalScreen[bool], StyleKeepingScreen[bool]):
@@ -32,6 +33,7 @@ class ConfirmScreen(ModalScreen[bool], StyleKeepingScreen[bool]):
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.verb} (y)", variant="error", id="yes")
                 yield Button("Cancel (n, Esc)", id="no")
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()  # Enter on its own never destroys anything

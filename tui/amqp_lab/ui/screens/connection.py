@@ -15,6 +15,7 @@ from amqp_lab.config import Settings, SettingsError, build
 from amqp_lab.masking import unmask_url
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 # The settings the form shows and reads back.
 FORM_FIELDS = frozenset(
@@ -57,6 +58,7 @@ class ConnectionScreen(ModalScreen[Settings | None], StyleKeepingScreen[Settings
                 yield Button("Connect", variant="primary", id="connect")
                 yield Button("Cancel", id="cancel")
             yield Static("ctrl+s connect · Esc cancel · Tab next field · **** keeps the password", classes="hint")
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#form-error").display = False

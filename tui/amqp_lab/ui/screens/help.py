@@ -10,6 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 HELP = """\
 # amqp-lab
@@ -137,6 +138,7 @@ class HelpScreen(ModalScreen[None], StyleKeepingScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(Markdown(HELP))
+        yield FittingFooter()
 
     def on_screen_suspend(self) -> None:
         # Kept between opens, each opens at the top: a scroll still going on (End, PgDn) stops as help closes.

@@ -17,6 +17,7 @@ from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.message_view import MODES, preview, render_message
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 PEEK_COUNT = 20
 WARNING = (
@@ -50,6 +51,7 @@ class PeekScreen(ModalScreen[None], StyleKeepingScreen[None]):
                 with VerticalScroll(id="peek-detail-box"):
                     yield Static(id="peek-detail")
             yield Static(id="peek-status", classes="hint")
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

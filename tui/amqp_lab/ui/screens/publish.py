@@ -17,6 +17,7 @@ from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.screens.whatif import HeadersError, parse_headers
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 
 class PublishScreen(ModalScreen[None], StyleKeepingScreen[None]):
@@ -47,6 +48,7 @@ class PublishScreen(ModalScreen[None], StyleKeepingScreen[None]):
             with Horizontal(id="publish-buttons"):
                 yield Button("Publish (ctrl+s)", variant="primary", id="publish-send")
                 yield Static(id="publish-result")
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#publish-key", Input).focus()

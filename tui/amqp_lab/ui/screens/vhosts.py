@@ -14,6 +14,7 @@ from amqp_lab.broker.errors import BrokerError
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert, printable
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 EVERY_VHOST = "\x00all"  # option id for every vhost: no vhost name holds a NUL
 
@@ -28,6 +29,7 @@ class VhostScreen(ModalScreen[str | None], StyleKeepingScreen[str | None]):
             yield Static("Show which vhost?", classes="title")
             yield OptionList(Option("every vhost", id=EVERY_VHOST), id="vhost-list")
             yield Static("Asking the broker for its vhosts…", classes="hint", id="vhost-hint")
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

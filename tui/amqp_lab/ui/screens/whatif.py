@@ -20,6 +20,7 @@ from amqp_lab.ui.colors import BAD, GOOD
 from amqp_lab.ui.lab import lab_of
 from amqp_lab.ui.text import inert
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 
 
 class HeadersError(ValueError):
@@ -111,6 +112,7 @@ class WhatIfScreen(ModalScreen[None], StyleKeepingScreen[None]):
                 "ctrl+r reads the bindings again, Esc closes.",
                 classes="hint",
             )
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#whatif-key", Input).focus()

@@ -12,6 +12,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from amqp_lab.ui.themes import StyleKeepingScreen
+from amqp_lab.ui.widgets.fitting_footer import FittingFooter
 from amqp_lab.workshop import EXPERIMENTS, Experiment
 
 
@@ -31,6 +32,7 @@ class WorkshopScreen(ModalScreen[Experiment | None], StyleKeepingScreen[Experime
             yield Static(
                 "Enter starts it (a run on the broker, cleaned up when you stop it) · Esc closes", classes="hint"
             )
+        yield FittingFooter()
 
     @on(OptionList.OptionSelected, "#experiments")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
