@@ -118,8 +118,13 @@ class Distribution(BaseModel):
             return {"kind": kind or "fixed", "mean": mean}
         return value
 
+    @property
+    def takes_no_time(self) -> bool:
+        """No time at all, whatever the kind: every sample is 0."""
+        return self.mean == 0
+
     def sample(self, rng: random.Random) -> float:
-        if self.kind == "fixed" or self.mean == 0:
+        if self.kind == "fixed" or self.takes_no_time:
             return self.mean
         if self.kind == "uniform":
             return max(0.0, rng.uniform(self.mean - self.spread, self.mean + self.spread))

@@ -56,7 +56,7 @@ class Consumer(Client):
         self._working.set()
         self._busy = False  # the work loop has a message in hand
         # No processing time and nothing to send back: settling is one ack (see _delivered).
-        self._instant = spec.processing.mean == 0 and not spec.reply
+        self._instant = spec.processing.takes_no_time and not spec.reply
         self._held = 0  # delivered and not yet settled
         self.fault: str | None = None
         self.slow_factor = 1.0
