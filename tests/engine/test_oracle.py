@@ -1,7 +1,8 @@
 """The oracle: the lab's figures held against an account it does not keep itself.
 
-Each pattern runs in its reliable and its fast mode, all eight at once, each with a client crashed (and restarted
-a second later) and another hung (and healed). When the run has drained, and before its clients close, the
+Each pattern runs in its reliable and its fast mode, and workers once more with no processing time (a worker then
+settles each message as it arrives), all nine at once, each with a client crashed (and restarted a second later)
+and another hung (and healed). When the run has drained, and before its clients close, the
 broker's own statistics for the run's queues and exchanges are read from the management API, raw, and must give
 the lab's figures: what each exchange took in and routed out, what each queue was sent, delivered, acked and
 still holds. The clients are still connected then on purpose: RabbitMQ drops the statistics a channel had not
@@ -50,6 +51,8 @@ SCENARIOS = {
     ("workers", "reliable"): ("workers.rate = 20", "worker-1", "worker-2"),
     ("workers", "fast"): ('workers.rate = 20\nworkers.persistent = false\nworkers.publish_mode = "none"', "worker-1",
                           "worker-2"),
+    # No processing time: a worker settles each message as it arrives, in aiormq's delivery task, not its loop.
+    ("workers", "at once"): ('workers.rate = 20\nworkers.processing = "0ms"', "worker-1", "worker-2"),
     ("pub-sub", "reliable"): ("pub-sub.rate = 10", "orders", "eu-audit"),
     ("pub-sub", "fast"): ("pub-sub.rate = 10\npub-sub.reliable = false", "orders", "eu-audit"),
 }  # fmt: skip
