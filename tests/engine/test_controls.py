@@ -50,6 +50,37 @@ async def test_a_controls_effect_goes_to_the_screen_at_once_not_with_the_next_ti
     assert run.last is not None and run.last.ledger.lost == 0
 
 
+async def test_what_a_worker_stopped_at_full_speed_was_delivered_as_it_closed_goes_back_to_the_queue(
+    settings: Settings,
+) -> None:
+    """A worker crashed and restarted, or removed, while messages stream in: what its channel delivers as it closes
+    is the broker's again, unacked, and comes back to a worker flagged redelivered. The lab counts each such copy
+    requeued once and acked once, by the worker that took it next, and no duplicate: every delivery flagged
+    redelivered is a copy the lab counted requeued. (A worker that acked such a copy reached a closed channel: the
+    broker closed the connection (504), the restart failed with it, and the lab counted acked a message it then
+    saw again, as a duplicate.)"""
+    full_speed = ["workers.workers=3", "workers.rate=max", "workers.processing=0ms", "workers.persistent=false"]
+    run = Run(load("workers", full_speed), settings)
+    await run.start()
+    try:
+        for _round in range(3):
+            for target, stop, start in (("worker-1", "crash", "restart"), ("worker", "remove", "add")):
+                taken = client(run.snapshot(), "worker-1").received
+                await wait_for(
+                    lambda taken=taken: client(run.snapshot(), "worker-1").received > taken + 200,  # type: ignore[misc]
+                    30,
+                    "worker-1 to take messages at full speed",
+                )
+                await run.inject(target, stop)
+                await run.inject(target, start)
+    finally:
+        await run.stop()
+    assert run.last is not None
+    counts = run.last.ledger
+    assert (counts.duplicates, counts.lost) == (0, 0), counts
+    assert counts.requeued == counts.redelivered > 0, counts
+
+
 async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> None:
     run = Run(load("workers", ["workers.workers=1", "workers.rate=40", "workers.processing=1ms"]), settings)
     await run.start()

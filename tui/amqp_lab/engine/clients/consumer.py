@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from aio_pika.abc import AbstractQueue
-from aiormq.abc import ArgumentsType, DeliveredMessage
+from aiormq.abc import AbstractChannel, ArgumentsType, DeliveredMessage
 from pamqp.commands import Basic
 
 from amqp_lab.amqp.deaths import newest_death
@@ -55,6 +55,7 @@ class Consumer(Client):
         self._working = asyncio.Event()
         self._working.set()
         self._busy = False  # the work loop has a message in hand
+        self._consuming: AbstractChannel | None = None  # the channel it consumes on; None as that one closes
         # No processing time and nothing to send back: settling is one ack (see _delivered).
         self._instant = spec.processing.takes_no_time and not spec.reply
         self._held = 0  # delivered and not yet settled
@@ -97,7 +98,7 @@ class Consumer(Client):
         arguments: ArgumentsType | None = {"x-stream-offset": offset} if offset is not None else None
         # On aiormq's channel: aio-pika's consumer wraps each delivery in a message object and a second task,
         # most of what a worker costs beyond aiormq's own (profiled; see bench/workers_throughput.py).
-        channel = await self._channel.get_underlay_channel()
+        channel = self._consuming = await self._channel.get_underlay_channel()
         await channel.basic_consume(self._queue.name, self._delivered, no_ack=spec.auto_ack, arguments=arguments)
         self._spawn(self._work(), channel_bound=True)
 
@@ -118,6 +119,7 @@ class Consumer(Client):
         return offset
 
     def _channel_gone(self) -> None:
+        self._consuming = None
         requeued = 0 if self.spec.auto_ack else self._held
         self._held = 0
         self._inbox = asyncio.Queue()
@@ -144,7 +146,6 @@ class Consumer(Client):
     async def _delivered(self, message: DeliveredMessage) -> None:
         # Runs once per delivery: keep it small. Work happens in _work, one message at a time.
         self.received += 1
-        self._held += 1
         headers = headers_of(message)
         msg_id = lab_id(headers)
         position = headers.get("x-stream-offset")
@@ -156,6 +157,14 @@ class Consumer(Client):
             waited = age(headers.get(TIME_HEADER))
             if waited is not None:
                 self._latency.record(waited)
+        if message.channel is not self._consuming:
+            # Delivered as its channel closes (a stop, a crash, a lost link): the broker takes it back with the
+            # channel, unacked. An ack now would reach a closed channel, which closes the connection (504), and
+            # the lab would count acked a message the broker delivers again.
+            if not self.spec.auto_ack:
+                self.ctx.ledger.requeued()
+            return
+        self._held += 1
         if self._instant and not self._busy and self._inbox.empty() and self._working.is_set() and not self.fault:
             await self._settle_at_once(message)
             return
