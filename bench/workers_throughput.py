@@ -8,6 +8,9 @@ prefetch 10, manual ack.
   aio-pika  the same loop on aio-pika
   lab       the workers scenario (rate max, processing 0), in this process, every metric on: ids and
             timestamps, the ledger, HDR latencies, depth sampling, snapshots
+  lab unmeasured (with --unmeasured) the lab with its per-message measurement off: messages carry no id and
+            no timestamp, so the ledger, the latencies and the per-message events pass them by, as they pass by a
+            message the lab did not publish; counted by the workers' own tally. What the figures cost the lab
   lab x8    (with --scaling) the lab with 8 workers: what adding clients costs one process
   aiormq x8 (with --scaling) the bare aiormq loop with 8 workers: what they cost the library and the broker
   lab procs (with --processes) the lab with --processes auto, against the lab in one process, both with two
@@ -26,7 +29,7 @@ Every side runs on uvloop where it is installed (the fast extra), as the lab's r
 measures them on asyncio's own loop.
 
     .venv/bin/python bench/workers_throughput.py [--seconds 8] [--rounds 5] [--workers 1] [--queue-type classic]
-                                        [--version 4.0] [--transient] [--scaling | --processes]
+                                        [--version 4.0] [--transient] [--scaling | --processes | --unmeasured]
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import rabbitmq_node
 from amqp_lab import event_loop
 from amqp_lab.config import Settings, auto_processes, build
+from amqp_lab.engine.publishing import Letter, Outbox
 from amqp_lab.engine.run import Run
 from amqp_lab.engine.snapshot import RunSnapshot
 from amqp_lab.scenario.files import load
@@ -211,7 +215,35 @@ async def bare_aio_pika(url: str, work: Work, broker: BrokerCpu) -> Round:
             await connection.close()
 
 
-async def lab(settings: Settings, work: Work, broker: BrokerCpu) -> Round:
+@contextlib.contextmanager
+def unmeasured() -> Iterator[None]:
+    """The lab's publishers send letters without the ledger's id and timestamp headers, entered nowhere."""
+    numbered = iter(range(1, sys.maxsize))
+
+    def letter(outbox: Outbox, exchange: str, routing_key: str, body: bytes, *, persistent: bool, **_: Any) -> Letter:
+        properties = Basic.Properties(delivery_mode=2 if persistent else 1)
+        return Letter(next(numbered), exchange, routing_key, {}, body, properties, False, False, frozenset())
+
+    measured = Outbox.letter
+    Outbox.letter = letter  # type: ignore[method-assign, assignment]
+    try:
+        yield
+    finally:
+        Outbox.letter = measured  # type: ignore[method-assign]
+
+
+async def lab_unmeasured(settings: Settings, work: Work, broker: BrokerCpu) -> Round:
+    with unmeasured():
+        return await lab(settings, work, broker, lambda s: sum(c.received for c in s.clients if c.role == "worker"))
+
+
+def ledger_acked(snapshot: RunSnapshot) -> int:
+    return snapshot.ledger.acked
+
+
+async def lab(
+    settings: Settings, work: Work, broker: BrokerCpu, count: Callable[[RunSnapshot], int] = ledger_acked
+) -> Round:
     scenario = load(
         "workers",
         [f"duration={work.seconds}", "workers.rate=max", "workers.processing=0ms", f"workers.workers={work.workers}",
@@ -219,11 +251,11 @@ async def lab(settings: Settings, work: Work, broker: BrokerCpu) -> Round:
          f"workers.prefetch={PREFETCH}", "workers.publish_mode=confirms", f"workers.queue_type={work.queue_type}",
          f"workers.persistent={work.persistent}".lower()],
     )  # fmt: skip
-    samples: list[tuple[float, float, float, int]] = []  # elapsed, CPU seconds, the broker's, acked
+    samples: list[tuple[float, float, float, int]] = []  # elapsed, CPU seconds, the broker's, messages counted
 
     def sample(snapshot: RunSnapshot) -> None:
         if snapshot.state == "running":
-            samples.append((snapshot.elapsed, time.process_time(), broker(), snapshot.ledger.acked))
+            samples.append((snapshot.elapsed, time.process_time(), broker(), count(snapshot)))
 
     run = Run(scenario, settings)
     run.add_listener(sample)
@@ -235,7 +267,9 @@ async def lab(settings: Settings, work: Work, broker: BrokerCpu) -> Round:
     return Round(counted / (last[0] - first[0]), cpu_us, (last[2] - first[2]) * 1e6 / counted)
 
 
-async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool, processes: bool) -> None:
+async def measure(
+    node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scaling: bool, processes: bool, unmeasured: bool
+) -> None:
     settings = build({"amqp_url": node.amqp_url, "management_url": node.management_url, "timeout": 30})
     broker = BrokerCpu(node)
     sides: dict[str, Callable[[], Awaitable[Round]]] = {
@@ -246,6 +280,8 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
     if processes:
         spread_out = replace(settings, processes=auto_processes(settings.primary.host))
         sides = {"lab": lambda: lab(settings, work, broker), "lab procs": lambda: lab(spread_out, work, broker)}
+    if unmeasured:
+        sides["lab unmeasured"] = lambda: lab_unmeasured(settings, work, broker)
     if scaling:
         eight = Work(work.seconds, 8, work.persistent, work.queue_type)
         sides["lab x8"] = lambda: lab(settings, eight, broker)
@@ -267,12 +303,13 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
         f"{work.producers} producer(s), {work.workers} worker(s), prefetch {PREFETCH}, "
         f"confirms ({WINDOW} in flight), {kind}; {rounds} rounds of {work.seconds:g} s, min / median / max"
     )
-    print(f"  {'':10} {'acked msg/s':>26}   {'client CPU µs per message':>28}   {'broker CPU µs per message':>28}")
+    width = max(map(len, results))
+    print(f"  {'':{width}} {'acked msg/s':>26}   {'client CPU µs per message':>28}   {'broker CPU µs per message':>28}")
     for name, rounds_of in results.items():
         cpu = [r.cpu_us for r in rounds_of if not math.isnan(r.cpu_us)]
         shown_cpu = spread(cpu, 1) if cpu else "over processes: not taken"
         shown_broker = spread([r.broker_us for r in rounds_of], 1)
-        print(f"  {name:10} {spread([r.rate for r in rounds_of]):>26}   {shown_cpu:>28}   {shown_broker:>28}")
+        print(f"  {name:{width}} {spread([r.rate for r in rounds_of]):>26}   {shown_cpu:>28}   {shown_broker:>28}")
 
     def ratio(a: str, b: str, of: Callable[[Round], float]) -> str:
         return spread([of(x) / of(y) for x, y in zip(results[a], results[b], strict=True)], 2)
@@ -290,6 +327,9 @@ async def measure(node: rabbitmq_node.PrivateNode, work: Work, rounds: int, scal
         print(f"    throughput lab/aiormq   {ratio('lab', 'aiormq', lambda r: r.rate)}")
         print(f"    throughput lab/aio-pika {ratio('lab', 'aio-pika', lambda r: r.rate)}")
         print(f"    CPU per message lab/aiormq {ratio('lab', 'aiormq', lambda r: r.cpu_us)}")
+    if unmeasured:
+        print(f"    throughput lab unmeasured/aiormq {ratio('lab unmeasured', 'aiormq', lambda r: r.rate)}")
+        print(f"    CPU per message lab unmeasured/aiormq {ratio('lab unmeasured', 'aiormq', lambda r: r.cpu_us)}")
     if scaling:
         print(f"    throughput lab x8 / lab x{work.workers}  {ratio('lab x8', 'lab', lambda r: r.rate)}")
         print(f"    throughput aiormq x8 / aiormq x{work.workers}  {ratio('aiormq x8', 'aiormq', lambda r: r.rate)}")
@@ -309,12 +349,13 @@ def main() -> int:
     shown.add_argument(
         "--processes", action="store_true", help="the lab with --processes auto against one process (only)"
     )
+    shown.add_argument("--unmeasured", action="store_true", help="also the lab with its per-message measurement off")
     args = parser.parse_args()
     clients = max(2, args.workers) if args.processes else args.workers
     work = Work(args.seconds, clients, not args.transient, args.queue_type, 2 if args.processes else 1)
     node = rabbitmq_node.start("amqplab-bench@localhost", args.version)
     try:
-        event_loop.run(measure(node, work, args.rounds, args.scaling, args.processes))
+        event_loop.run(measure(node, work, args.rounds, args.scaling, args.processes, args.unmeasured))
     finally:
         rabbitmq_node.stop(node)
     return 0
