@@ -12,10 +12,15 @@ on the same screens:
   live run  `?` help and Esc back, `P` projector and back, `a` a worker added and `d` removed (the row in
             the clients table: the run's own process does it), `space` pause and resume; idle: the
             producers paused, load: the workers scenario at full speed (rate max, processing 0, 3 workers)
+  plain     bench/plain_textual_app.py, a plain Textual app shaped like the live run screen: `?` help (the
+            lab's text) and Esc back, `P` a class that hides and recolours panels and back, `a` a table row
+            added and `d` removed; load: a headless full-speed run beside it, as for the explorer. What Textual
+            itself costs here for the live run's kinds of change: with the live run, the two side by side
 
 Prints p50/p95/max per key, idle and under load, and the ratio of the p95s, with the load average.
 
-    .venv/bin/python bench/tui_responsiveness.py [--rounds 8] [--version 4.0] [--processes N|auto] [--only live]
+    .venv/bin/python bench/tui_responsiveness.py [--rounds 8] [--version 4.0] [--processes N|auto]
+                                                 [--only explorer live plain]
 
 Targets: every key's p95 at most 100 ms idle and 150 ms under load.
 """
@@ -41,9 +46,11 @@ import rabbitmq_node
 SESSION = "amqplab-bench-keys"
 QUEUE = "bench.orders"
 LAB = str(Path(sys.executable).with_name("amqp-lab"))
+PLAIN = [sys.executable, str(Path(__file__).with_name("plain_textual_app.py"))]
 FULL_SPEED = 'preset = "workers"\nduration = "3600s"\n\n[workers]\nworkers = 3\nrate = "max"\nprocessing = "0ms"\n'
 WORKER_ROW = re.compile(r"│ worker-\d+ +worker ")
 Shown = Callable[[str], bool]
+Timings = dict[str, list[float]]
 
 
 def pane() -> str:
@@ -105,6 +112,23 @@ def live_keys(screen: str) -> list[tuple[str, str, Shown]]:
     ]
 
 
+PLAIN_KEYS: list[tuple[str, str, Shown]] = [
+    ("help", "?", has("The explorer (the first screen)")),
+    ("back from help", "Escape", lambda s: "The explorer (the first screen)" not in s and "RUNNING 12 s" in s),
+    ("projector", "P", lacks("added a worker")),
+    ("every panel", "P", has("added a worker")),
+]
+# The live run's keys, and the plain app's key making the same kind of change
+LIVE_AGAINST_PLAIN = {
+    "help": "help",
+    "back to the run": "back from help",
+    "projector": "projector",
+    "every panel": "every panel",
+    "add a worker": "add a row",
+    "remove it": "remove it",
+}
+
+
 @contextmanager
 def terminal(command: list[str]) -> Iterator[None]:
     subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
@@ -125,7 +149,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 2 else max(values)
 
 
-def report(title: str, idle: dict[str, list[float]], load: dict[str, list[float]]) -> None:
+def report(title: str, idle: Timings, load: Timings) -> None:
     print(f"\n{title}: milliseconds from send-keys to the effect on screen, p50 / p95 / max")
     print(f"  {'key':<24} {'idle':>22}   {'under load':>22}   p95 load/idle")
     for name in idle:
@@ -161,9 +185,9 @@ def explorer(node: rabbitmq_node.PrivateNode, connect: list[str], rounds: int, s
     report(f"Explorer, {rounds} rounds; load: a full-speed run beside it (load average {max(loads):.2f})", idle, load)
 
 
-def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) -> None:
-    idle: dict[str, list[float]] = {}
-    load: dict[str, list[float]] = {}
+def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) -> tuple[Timings, Timings]:
+    idle: Timings = {}
+    load: Timings = {}
     loads = []
     with terminal([LAB, "build", str(scenario), *connect, "--processes", processes]):
         until(has("Topology preview"))
@@ -189,6 +213,58 @@ def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) ->
     report(title, idle, load)
     print(f"  pause (from full speed) p50 {statistics.median(pace['pause']):.0f} ms, max {max(pace['pause']):.0f} ms;"
           f" resume p50 {statistics.median(pace['resume']):.0f} ms, max {max(pace['resume']):.0f} ms")  # fmt: skip
+    return idle, load
+
+
+def plain_textual(
+    node: rabbitmq_node.PrivateNode, connect: list[str], rounds: int, scenario: Path
+) -> tuple[Timings, Timings]:
+    idle: Timings = {}
+    load: Timings = {}
+    loads = []
+    with terminal(PLAIN):
+        widgets = re.search(r"ready: (\d+) widgets", until(has("ready:"))).group(1)  # type: ignore[union-attr]
+        rows = len(WORKER_ROW.findall(pane()))
+        keys = [*PLAIN_KEYS, ("add a row", "a", workers(rows + 1)), ("remove it", "d", workers(rows))]
+        for n in range(rounds):
+            for phase in ("idle", "load") if n % 2 == 0 else ("load", "idle"):
+                if phase == "idle":
+                    timed(keys, idle)
+                    continue
+                run = subprocess.Popen([LAB, "run", str(scenario), *connect], stdout=subprocess.DEVNULL)
+                try:
+                    going(node)
+                    timed(keys, load)
+                    loads.append(os.getloadavg()[0])
+                finally:
+                    run.terminate()
+                    run.wait(timeout=60)
+    report(f"A plain Textual app shaped like the live run ({widgets} widgets), {rounds} rounds; load: a full-speed "
+           f"run beside it (load average {max(loads):.2f})", idle, load)  # fmt: skip
+    return idle, load
+
+
+def going(node: rabbitmq_node.PrivateNode) -> None:
+    """Until a run's queue has its consumers, and a second more: the run is at full speed."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        queues = httpx.get(f"{node.management_url}api/queues", auth=("guest", "guest")).json()
+        if any(q["name"].startswith("lab.") and q.get("consumers", 0) for q in queues):
+            time.sleep(1)
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the full-speed run never started")
+
+
+def against_plain(live: tuple[Timings, Timings], plain: tuple[Timings, Timings]) -> None:
+    print("\nThe live run against the plain Textual app, the same kind of change: p95 in ms, and the ratio")
+    print(f"  {'key':<24} {'idle':>22}   {'under load':>22}")
+    for key, plain_key in LIVE_AGAINST_PLAIN.items():
+        shown = []
+        for lab_side, plain_side in zip(live, plain, strict=True):
+            a, b = p95(lab_side[key]), p95(plain_side[plain_key])
+            shown.append(f"{a:5.0f} / {b:5.0f}  {a / b:4.2f}")
+        print(f"  {key:<24} {shown[0]:>22}   {shown[1]:>22}")
 
 
 def main() -> int:
@@ -196,7 +272,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--version", choices=rabbitmq_node.VERSIONS, default="3.10")
     parser.add_argument("--processes", default="0", help="the live run's --processes (default 0: its own one process)")
-    parser.add_argument("--only", choices=("explorer", "live"), help="one of the two parts")
+    parts = ("explorer", "live", "plain")
+    parser.add_argument("--only", nargs="+", choices=parts, default=parts, help="some of the three parts")
     args = parser.parse_args()
     node = rabbitmq_node.start("amqplab-bench-tui@localhost", args.version)
     try:
@@ -205,10 +282,15 @@ def main() -> int:
             scenario = Path(folder) / "full-speed.toml"
             scenario.write_text(FULL_SPEED)
             print(f"RabbitMQ {node.version}, amqp-lab in tmux at 140x40, refresh 1 s")
-            if args.only != "live":
+            if "explorer" in args.only:
                 explorer(node, connect, args.rounds, scenario)
-            if args.only != "explorer":
-                live_run(connect, args.rounds, scenario, args.processes)
+            live = plain = None
+            if "live" in args.only:
+                live = live_run(connect, args.rounds, scenario, args.processes)
+            if "plain" in args.only:
+                plain = plain_textual(node, connect, args.rounds, scenario)
+            if live and plain:
+                against_plain(live, plain)
     finally:
         rabbitmq_node.stop(node)
     return 0
