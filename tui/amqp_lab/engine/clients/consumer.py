@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -32,6 +33,10 @@ def headers_of(message: DeliveredMessage) -> dict[str, Any]:
 def delivery_of(message: DeliveredMessage) -> Basic.Deliver:
     """The basic.deliver a consumer's message came with (aiormq types it as any way a message arrives)."""
     return cast(Basic.Deliver, message.delivery)
+
+
+async def _nothing() -> None:
+    """What a delivery leaves aiormq's task to do when the work loop takes it, or the broker takes it back."""
 
 
 def tag_of(delivery: Basic.Deliver) -> int:
@@ -143,8 +148,10 @@ class Consumer(Client):
             fate = "lost (auto ack)" if self.spec.auto_ack else "back to the queue for redelivery"
             self.ctx.event(EventKind.CRASH, self.name, f"{held} unacked message(s) {fate}")
 
-    async def _delivered(self, message: DeliveredMessage) -> None:
-        # Runs once per delivery: keep it small. Work happens in _work, one message at a time.
+    def _delivered(self, message: DeliveredMessage) -> Coroutine[Any, Any, None]:
+        """aiormq calls this as it reads a delivery, and runs what it returns in a task of its own. The count is
+        taken here, at once: a task the closing channel cancels before it starts would have missed it. Runs once
+        per delivery: keep it small. Work happens in _work, one message at a time."""
         self.received += 1
         headers = headers_of(message)
         msg_id = lab_id(headers)
@@ -163,18 +170,21 @@ class Consumer(Client):
             # the lab would count acked a message the broker delivers again.
             if not self.spec.auto_ack:
                 self.ctx.ledger.requeued()
-            return
+            return _nothing()
         self._held += 1
         if self._instant and not self._busy and self._inbox.empty() and self._working.is_set() and not self.fault:
-            await self._settle_at_once(message)
-            return
+            return self._settle_at_once(message)
         self._inbox.put_nowait(message)
+        return _nothing()
 
     async def _settle_at_once(self, message: DeliveredMessage) -> None:
         """A worker with nothing in hand takes the message as it arrives, as the work loop would a task switch later
         (that switch was about 6 % of a full-speed run's client CPU). Its ack cannot fail (see _settle), but it can
         wait for room in the connection's write queue: bound to the channel meanwhile, like the work loop, so a
-        crash or a lost link cancels it before counting what the channel held."""
+        crash or a lost link cancels it before counting what the channel held. A channel that closed before this
+        task ran took the message back, counted with what it held."""
+        if message.channel is not self._consuming:
+            return
         delivering = asyncio.current_task()
         assert delivering is not None, "aiormq calls a consumer in a task of its own"
         self._tasks.add(delivering)
