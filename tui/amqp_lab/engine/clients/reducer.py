@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from functools import partial
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from amqp_lab.amqp.model import DEFAULT_EXCHANGE
 from amqp_lab.engine.clients.base import REMEMBERED, Client
@@ -32,12 +33,15 @@ class Reducer(Client):
     def __init__(self, spec: ReducerSpec, ctx: RunContext) -> None:
         super().__init__(spec, ctx)
         self._jobs: dict[str, dict[str, AbstractIncomingMessage]] = {}
+        self._combining: dict[str, dict[str, AbstractIncomingMessage]] = {}  # complete jobs' results, not acked yet
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._latency = ctx.latency_of("job")
 
     @property
     def unacked(self) -> int:
-        return sum(len(parts) for parts in self._jobs.values()) if self.spec.policy == "wait-for-all" else 0
+        if self.spec.policy != "wait-for-all":
+            return 0
+        return sum(len(parts) for held in (self._jobs, self._combining) for parts in held.values())
 
     async def _open(self) -> None:
         assert self.connection is not None
@@ -47,7 +51,7 @@ class Reducer(Client):
         self._outbox = Outbox(self.ctx, channel, spec.publish_mode, confirms=self._confirms)
         self._jobs.clear()
         queue = await channel.get_queue(spec.queue, ensure=False)
-        await queue.consume(self._result, no_ack=False)
+        await queue.consume(partial(self._result, channel), no_ack=False)
         if spec.policy == "deadline":
             self._spawn(self._sweep(), channel_bound=True)
 
@@ -59,16 +63,22 @@ class Reducer(Client):
     def _channel_gone(self) -> None:
         held = self.unacked
         self._jobs.clear()
+        self._combining.clear()
         if held:
             self.ctx.ledger.requeued(held)
 
-    async def _result(self, message: AbstractIncomingMessage) -> None:
+    async def _result(self, channel: AbstractChannel, message: AbstractIncomingMessage) -> None:
         # Bookkeeping first, without awaiting, so concurrent deliveries cannot close a job twice.
         self.received += 1
         headers = message.headers
         msg_id = lab_id(headers)
         if msg_id is not None:
             self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered))
+        if channel is not self._channel:
+            # Delivered as its channel closes (a stop, a crash, a lost link): the broker takes it back, unacked.
+            # An ack now would reach a closed channel, which closes the connection (504).
+            self.ctx.ledger.requeued()
+            return
         job = str(headers.get(JOB, ""))
         late = job in self._closed
         finished: dict[str, AbstractIncomingMessage] | None = None
@@ -83,13 +93,24 @@ class Reducer(Client):
         if late or self.spec.policy == "deadline":
             await self._ack(message)
         if finished is not None:
+            if self.spec.policy == "wait-for-all":
+                self._combining[job] = finished
             await self._combine(job, finished, complete=True)
+            if self.spec.policy == "wait-for-all":
+                await self._ack_parts(channel, job, finished)
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
         msg_id = lab_id(message.headers)
         if msg_id is not None:
             self.ctx.ledger.acked(msg_id, self.spec.queue)
+
+    async def _ack_parts(self, channel: AbstractChannel, job: str, parts: dict[str, AbstractIncomingMessage]) -> None:
+        """A complete job's results, held unacked until it was combined. Should their channel have closed meanwhile,
+        they are the broker's again, counted so as the channel went (_channel_gone)."""
+        while parts and channel is self._channel:
+            await self._ack(parts.popitem()[1])
+        self._combining.pop(job, None)
 
     def _close(self, job: str) -> dict[str, AbstractIncomingMessage]:
         self._closed[job] = None
@@ -120,9 +141,6 @@ class Reducer(Client):
                 correlation_id=job,
                 headers={JOB: job, COMPLETE: complete, SHARDS: len(parts)},
             )
-        if self.spec.policy == "wait-for-all":
-            for message in parts.values():
-                await self._ack(message)
 
     async def _sweep(self) -> None:
         while True:
