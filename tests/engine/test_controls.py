@@ -112,6 +112,38 @@ async def test_a_reducer_crashed_as_results_stream_in_acks_none_of_what_came_as_
     assert 0 < counts.requeued <= counts.redelivered, counts
 
 
+@pytest.mark.parametrize(
+    ("pattern", "waiter", "going"),
+    [
+        ("rpc", "requester-1", ["rpc.rate=500", "rpc.processing=0ms", 'rpc.reply_queue="server-named"']),
+        ("map-reduce", "submitter-1", ["map-reduce.rate=400", "map-reduce.processing=0ms"]),
+    ],
+)
+async def test_a_client_stopped_as_its_answers_stream_in_counts_none_of_them_twice(
+    settings: Settings, pattern: str, waiter: str, going: list[str]
+) -> None:
+    """An RPC requester, or a map-reduce submitter, stopped and restarted as answers stream into its exclusive reply
+    queue: the queue goes with its channel, and the answers in it with it (discarded). Those the channel delivered
+    as it closed are among them: the client takes no more (counted acked as well, each was a duplicate)."""
+    run = Run(load(pattern, going), settings)
+    await run.start()
+    try:
+        for _round in range(4):
+            taken = client(run.snapshot(), waiter).received
+            await wait_for(
+                lambda taken=taken: client(run.snapshot(), waiter).received > taken + 100,  # type: ignore[misc]
+                30,
+                f"{waiter} to get answers",
+            )
+            await run.inject(waiter, "stop")
+            await run.inject(waiter, "restart")
+    finally:
+        await run.stop()
+    assert run.last is not None
+    counts = run.last.ledger
+    assert (counts.duplicates, counts.lost) == (0, 0), counts
+
+
 async def test_add_remove_rate_and_pause_while_running(settings: Settings) -> None:
     run = Run(load("workers", ["workers.workers=1", "workers.rate=40", "workers.processing=1ms"]), settings)
     await run.start()

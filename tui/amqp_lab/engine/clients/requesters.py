@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from amqp_lab.amqp.model import DIRECT_REPLY_TO, Queue
 from amqp_lab.engine.clients.base import REMEMBERED
@@ -47,7 +48,7 @@ class ReplyWaiter(Producer):
             queue = await channel.declare_queue(name, durable=False, exclusive=True, auto_delete=True)
             self.reply_queue = queue.name
             self.ctx.queue_declared(Queue(queue.name, durable=False, exclusive=True, auto_delete=True))
-        await queue.consume(self._answered, no_ack=True)
+        await queue.consume(partial(self._answered, channel), no_ack=True)
         self._outbox = Outbox(self.ctx, channel, self._mode, self._confirms)
 
     @property
@@ -80,11 +81,16 @@ class ReplyWaiter(Producer):
             await self._send_one(self.sent)
         self.done.set()
 
-    async def _answered(self, message: AbstractIncomingMessage) -> None:
+    async def _answered(self, channel: AbstractChannel, message: AbstractIncomingMessage) -> None:
         self.received += 1
         msg_id = lab_id(message.headers)
-        if msg_id is not None:  # consumed no-ack: delivered is settled
+        if msg_id is not None:
             self.ctx.ledger.delivered(msg_id, self.reply_queue, bool(message.redelivered))
+        if channel is not self._channel and self.reply_queue != DIRECT_REPLY_TO:
+            # Delivered as its channel closes: the reply queue went with it, its answers counted discarded, and this
+            # client takes no more (counting it acked as well made it a duplicate).
+            return
+        if msg_id is not None:  # consumed no-ack: delivered is settled
             self.ctx.ledger.acked(msg_id, self.reply_queue)
         self._on_answer(message)
 
