@@ -159,28 +159,49 @@ def report(title: str, idle: Timings, load: Timings) -> None:
         print(f"  {name:<24} {spread_a:>22}   {spread_b:>22}   {p95(b) / p95(a):5.2f}")
 
 
-def explorer(node: rabbitmq_node.PrivateNode, connect: list[str], rounds: int, scenario: Path) -> None:
-    idle: dict[str, list[float]] = {}
-    load: dict[str, list[float]] = {}
+def beside_a_run(
+    rounds: int,
+    connect: list[str],
+    scenario: Path,
+    keys: list[tuple[str, str, Shown]],
+    going: Callable[[], object],
+    gone: Callable[[], object],
+) -> tuple[Timings, Timings, list[float]]:
+    """The keys each round idle and beside a headless full-speed run, which first alternating; the load average at
+    each loaded round. `going` waits for the run to be under way, `gone` for the screen to be back to idle."""
+    idle: Timings = {}
+    load: Timings = {}
     loads = []
+    for n in range(rounds):
+        for phase in ("idle", "load") if n % 2 == 0 else ("load", "idle"):
+            if phase == "idle":
+                timed(keys, idle)
+                continue
+            run = subprocess.Popen([LAB, "run", str(scenario), *connect], stdout=subprocess.DEVNULL)
+            try:
+                going()
+                timed(keys, load)
+                loads.append(os.getloadavg()[0])
+            finally:
+                run.terminate()  # Ctrl-C's path: it stops, drains and cleans up
+                run.wait(timeout=60)
+            gone()
+    return idle, load, loads
+
+
+def explorer(node: rabbitmq_node.PrivateNode, connect: list[str], rounds: int, scenario: Path) -> None:
     queue = f"{node.management_url}api/queues/%2F/{QUEUE}"
     httpx.put(queue, json={"durable": False}, auth=("guest", "guest")).raise_for_status()
     with terminal([LAB, *connect]):
         until(has(QUEUE))  # the first row, before the run's lab.* queues: Enter opens it
-        for n in range(rounds):
-            for phase in ("idle", "load") if n % 2 == 0 else ("load", "idle"):
-                if phase == "idle":
-                    timed(EXPLORER_KEYS, idle)
-                    continue
-                run = subprocess.Popen([LAB, "run", str(scenario), *connect], stdout=subprocess.DEVNULL)
-                try:
-                    until(has("lab."), timeout=60)  # the run's queue listed: it is going
-                    timed(EXPLORER_KEYS, load)
-                    loads.append(os.getloadavg()[0])
-                finally:
-                    run.terminate()  # Ctrl-C's path: it stops, drains and cleans up
-                    run.wait(timeout=60)
-                until(lacks("lab."), timeout=60)
+        idle, load, loads = beside_a_run(
+            rounds,
+            connect,
+            scenario,
+            EXPLORER_KEYS,
+            going=lambda: until(has("lab."), timeout=60),  # the run's queue listed: it is going
+            gone=lambda: until(lacks("lab."), timeout=60),
+        )
     httpx.delete(queue, auth=("guest", "guest")).raise_for_status()
     report(f"Explorer, {rounds} rounds; load: a full-speed run beside it (load average {max(loads):.2f})", idle, load)
 
@@ -219,26 +240,11 @@ def live_run(connect: list[str], rounds: int, scenario: Path, processes: str) ->
 def plain_textual(
     node: rabbitmq_node.PrivateNode, connect: list[str], rounds: int, scenario: Path
 ) -> tuple[Timings, Timings]:
-    idle: Timings = {}
-    load: Timings = {}
-    loads = []
     with terminal(PLAIN):
         widgets = re.search(r"ready: (\d+) widgets", until(has("ready:"))).group(1)  # type: ignore[union-attr]
         rows = len(WORKER_ROW.findall(pane()))
         keys = [*PLAIN_KEYS, ("add a row", "a", workers(rows + 1)), ("remove it", "d", workers(rows))]
-        for n in range(rounds):
-            for phase in ("idle", "load") if n % 2 == 0 else ("load", "idle"):
-                if phase == "idle":
-                    timed(keys, idle)
-                    continue
-                run = subprocess.Popen([LAB, "run", str(scenario), *connect], stdout=subprocess.DEVNULL)
-                try:
-                    going(node)
-                    timed(keys, load)
-                    loads.append(os.getloadavg()[0])
-                finally:
-                    run.terminate()
-                    run.wait(timeout=60)
+        idle, load, loads = beside_a_run(rounds, connect, scenario, keys, going=lambda: going(node), gone=lambda: None)
     report(f"A plain Textual app shaped like the live run ({widgets} widgets), {rounds} rounds; load: a full-speed "
            f"run beside it (load average {max(loads):.2f})", idle, load)  # fmt: skip
     return idle, load
