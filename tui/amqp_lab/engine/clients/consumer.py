@@ -182,8 +182,11 @@ class Consumer(Client):
         (that switch was about 6 % of a full-speed run's client CPU). Its ack cannot fail (see _settle), but it can
         wait for room in the connection's write queue: bound to the channel meanwhile, like the work loop, so a
         crash or a lost link cancels it before counting what the channel held. A channel that closed before this
-        task ran took the message back, counted with what it held."""
+        task ran took the message back, counted with what it held; a fault that came meanwhile is the loop's."""
         if message.channel is not self._consuming:
+            return
+        if not self._working.is_set() or self.fault:
+            self._inbox.put_nowait(message)
             return
         delivering = asyncio.current_task()
         assert delivering is not None, "aiormq calls a consumer in a task of its own"
