@@ -146,7 +146,16 @@ class Client:
     async def start(self) -> None:
         if self.connection is None or self.connection.is_closed:
             self._watch(await connect_first(self.ctx.settings, self.connection_name))
-        await self._open()
+        try:
+            await self._open()
+        except ATTEMPT_FAILED:
+            # The connection went as the channel opened: on a restart, the broker can close the connection the
+            # old channel's close left behind (aiormq sends a second channel.close when its close RPC is
+            # cancelled under it: 504). Once more, on a new connection.
+            if not connection_gone(self.connection) or _being_cancelled():
+                raise
+            self._watch(await connect_first(self.ctx.settings, self.connection_name))
+            await self._open()
         self._online.set()
         self.state = State.RUNNING
         self._begin()
