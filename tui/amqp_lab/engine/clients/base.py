@@ -250,6 +250,13 @@ class Client:
     def _channel_gone(self) -> None:
         """The channel is closed, or about to be: settle what it held in the ledger (no network here)."""
 
+    def _came_as_it_closed(self, channel: object) -> bool:
+        """Whether a delivery consumed on `channel` came as that channel closed (a stop, a crash, a lost link): the
+        client's channel is another by then (none, or the next one), and _channel_gone has settled what it held.
+        The broker takes such a message back with the channel, unacked: an ack would reach a closed channel, which
+        closes the connection (504), and count acked a message the broker delivers again."""
+        return channel is not self._channel
+
     async def _close_channels(self) -> None:
         self._channel_gone()
         await self._close_channel()

@@ -7,10 +7,11 @@ import contextlib
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
-from aio_pika.abc import AbstractQueue
-from aiormq.abc import AbstractChannel, ArgumentsType, DeliveredMessage
+from aio_pika.abc import AbstractChannel, AbstractQueue
+from aiormq.abc import ArgumentsType, DeliveredMessage
 from pamqp.commands import Basic
 
 from amqp_lab.amqp.deaths import newest_death
@@ -60,7 +61,6 @@ class Consumer(Client):
         self._working = asyncio.Event()
         self._working.set()
         self._busy = False  # the work loop has a message in hand
-        self._consuming: AbstractChannel | None = None  # the channel it consumes on; None as that one closes
         # No processing time and nothing to send back: settling is one ack (see _delivered).
         self._instant = spec.processing.takes_no_time and not spec.reply
         self._held = 0  # delivered and not yet settled
@@ -103,8 +103,9 @@ class Consumer(Client):
         arguments: ArgumentsType | None = {"x-stream-offset": offset} if offset is not None else None
         # On aiormq's channel: aio-pika's consumer wraps each delivery in a message object and a second task,
         # most of what a worker costs beyond aiormq's own (profiled; see bench/workers_throughput.py).
-        channel = self._consuming = await self._channel.get_underlay_channel()
-        await channel.basic_consume(self._queue.name, self._delivered, no_ack=spec.auto_ack, arguments=arguments)
+        channel = await self._channel.get_underlay_channel()
+        delivered = partial(self._delivered, self._channel)
+        await channel.basic_consume(self._queue.name, delivered, no_ack=spec.auto_ack, arguments=arguments)
         self._spawn(self._work(), channel_bound=True)
 
     @property
@@ -124,7 +125,6 @@ class Consumer(Client):
         return offset
 
     def _channel_gone(self) -> None:
-        self._consuming = None
         requeued = 0 if self.spec.auto_ack else self._held
         self._held = 0
         self._inbox = asyncio.Queue()
@@ -148,7 +148,7 @@ class Consumer(Client):
             fate = "lost (auto ack)" if self.spec.auto_ack else "back to the queue for redelivery"
             self.ctx.event(EventKind.CRASH, self.name, f"{held} unacked message(s) {fate}")
 
-    def _delivered(self, message: DeliveredMessage) -> Coroutine[Any, Any, None]:
+    def _delivered(self, channel: AbstractChannel, message: DeliveredMessage) -> Coroutine[Any, Any, None]:
         """aiormq calls this as it reads a delivery, and runs what it returns in a task of its own. The count is
         taken here, at once: a task the closing channel cancels before it starts would have missed it. Runs once
         per delivery: keep it small. Work happens in _work, one message at a time."""
@@ -164,26 +164,23 @@ class Consumer(Client):
             waited = age(headers.get(TIME_HEADER))
             if waited is not None:
                 self._latency.record(waited)
-        if message.channel is not self._consuming:
-            # Delivered as its channel closes (a stop, a crash, a lost link): the broker takes it back with the
-            # channel, unacked. An ack now would reach a closed channel, which closes the connection (504), and
-            # the lab would count acked a message the broker delivers again.
+        if self._came_as_it_closed(channel):
             if not self.spec.auto_ack:
                 self.ctx.ledger.requeued()
             return _nothing()
         self._held += 1
         if self._instant and not self._busy and self._inbox.empty() and self._working.is_set() and not self.fault:
-            return self._settle_at_once(message)
+            return self._settle_at_once(channel, message)
         self._inbox.put_nowait(message)
         return _nothing()
 
-    async def _settle_at_once(self, message: DeliveredMessage) -> None:
+    async def _settle_at_once(self, channel: AbstractChannel, message: DeliveredMessage) -> None:
         """A worker with nothing in hand takes the message as it arrives, as the work loop would a task switch later
         (that switch was about 6 % of a full-speed run's client CPU). Its ack cannot fail (see _settle), but it can
         wait for room in the connection's write queue: bound to the channel meanwhile, like the work loop, so a
         crash or a lost link cancels it before counting what the channel held. A channel that closed before this
         task ran took the message back, counted with what it held; a fault that came meanwhile is the loop's."""
-        if message.channel is not self._consuming:
+        if self._came_as_it_closed(channel):
             return
         if not self._working.is_set() or self.fault:
             self._inbox.put_nowait(message)

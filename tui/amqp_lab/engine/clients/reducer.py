@@ -74,9 +74,7 @@ class Reducer(Client):
         msg_id = lab_id(headers)
         if msg_id is not None:
             self.ctx.ledger.delivered(msg_id, self.spec.queue, bool(message.redelivered))
-        if channel is not self._channel:
-            # Delivered as its channel closes (a stop, a crash, a lost link): the broker takes it back, unacked.
-            # An ack now would reach a closed channel, which closes the connection (504).
+        if self._came_as_it_closed(channel):
             self.ctx.ledger.requeued()
             return
         job = str(headers.get(JOB, ""))
@@ -97,7 +95,7 @@ class Reducer(Client):
                 self._combining[job] = finished
             await self._combine(job, finished, complete=True)
             if self.spec.policy == "wait-for-all":
-                await self._ack_parts(channel, job, finished)
+                await self._ack_parts(channel, job)
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
@@ -105,10 +103,11 @@ class Reducer(Client):
         if msg_id is not None:
             self.ctx.ledger.acked(msg_id, self.spec.queue)
 
-    async def _ack_parts(self, channel: AbstractChannel, job: str, parts: dict[str, AbstractIncomingMessage]) -> None:
+    async def _ack_parts(self, channel: AbstractChannel, job: str) -> None:
         """A complete job's results, held unacked until it was combined. Should their channel have closed meanwhile,
         they are the broker's again, counted so as the channel went (_channel_gone)."""
-        while parts and channel is self._channel:
+        parts = self._combining.get(job, {})
+        while parts and not self._came_as_it_closed(channel):
             await self._ack(parts.popitem()[1])
         self._combining.pop(job, None)
 

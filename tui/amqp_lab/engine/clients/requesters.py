@@ -86,9 +86,9 @@ class ReplyWaiter(Producer):
         msg_id = lab_id(message.headers)
         if msg_id is not None:
             self.ctx.ledger.delivered(msg_id, self.reply_queue, bool(message.redelivered))
-        if channel is not self._channel and self.reply_queue != DIRECT_REPLY_TO:
-            # Delivered as its channel closes: the reply queue went with it, its answers counted discarded, and this
-            # client takes no more (counting it acked as well made it a duplicate).
+        if self._came_as_it_closed(channel) and self.reply_queue != DIRECT_REPLY_TO:
+            # The reply queue went with the channel, its answers counted discarded: this one among them, taken by
+            # no one (counted acked as well, it was a duplicate).
             return
         if msg_id is not None:  # consumed no-ack: delivered is settled
             self.ctx.ledger.acked(msg_id, self.reply_queue)
